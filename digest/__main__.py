@@ -1,0 +1,5 @@
+"""``python -m digest``: the same as the ``digest`` command."""
+
+from digest.entry import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The ``digest`` command line: a thin layer over the library.
+
+Each command is a few lines that load the config, call one library function and
+print its result; tests call the same functions directly. Every error is one
+line on stderr (``digest: PATH:LINE: message``) and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from digest import __version__
+from digest.config import Config, default_config, find_config_path, load_config
+from digest.errors import DigestError
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except DigestError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: never show a traceback
+        if os.environ.get("DIGEST_DEBUG"):
+            raise
+        _error(f"internal error: {exc.__class__.__name__}: {exc} (set DIGEST_DEBUG=1 for details)")
+        return 70
+
+
+def _error(message: str) -> None:
+    print(f"digest: {message}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _config_or_default(args: argparse.Namespace) -> Config:
+    """parse and lint work on loose files too: without any config they use the defaults."""
+    if find_config_path(args.config) is None:
+        return default_config()
+    return load_config(args.config)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from digest.errors import ParseError
+    from digest.parse import ParseOptions, read_issue
+    from digest.serialize import issue_to_dict
+
+    options = ParseOptions.from_config(_config_or_default(args))
+    failed = 0
+    for name in args.files:
+        try:
+            issue = read_issue(Path(name), options)
+        except ParseError as exc:
+            _error(str(exc))
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps(issue_to_dict(issue), ensure_ascii=False), flush=True)
+        else:
+            items = sum(len(s.items) for s in issue.sections)
+            print(f"{name}: {issue.date} {issue.full_title} ({items} items, {len(issue.findings)} findings)")
+    return 1 if failed else 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from digest.discover import issue_paths
+    from digest.lint import count_by_severity, lint_files
+    from digest.parse import ParseOptions
+
+    config = _config_or_default(args)
+    paths = [Path(f) for f in args.files] or issue_paths(config.paths.issues)
+    reports = lint_files(paths, ParseOptions.from_config(config))
+    findings = [f for report in reports for f in report.findings]
+    for report in reports:
+        for line in report.lines():
+            print(line)
+    counts = count_by_severity(findings)
+    summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())
+    print(f"{len(reports)} file(s): {summary}", file=sys.stderr)
+    return 1 if any(report.blocking for report in reports) else 0
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+_COMMANDS: list[tuple[str, Handler, str, str]] = [
+    (
+        "parse",
+        cmd_parse,
+        "Parse issue files and print what was read.",
+        "example: digest parse examples/issues/*.md --json | jq .headline",
+    ),
+    (
+        "lint",
+        cmd_lint,
+        "Check issue files; exit 1 on any fatal finding or error.",
+        "example: digest lint               # every issue in [paths] issues\n"
+        "         digest lint drafts/2024-05-01.md",
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digest",
+        description="Turn a markdown newsletter into Atom/RSS feeds and an email digest.",
+        epilog="example: digest run    # one idempotent pass, made for cron",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"digest {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $DIGEST_CONFIG, else ./digest.toml)",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = {}
+    for name, handler, help_text, example in _COMMANDS:
+        command = sub.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=example,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.set_defaults(handler=handler)
+        commands[name] = command
+    commands["parse"].add_argument("files", nargs="+", metavar="FILE", help="issue files")
+    commands["parse"].add_argument("--json", action="store_true", help="one JSON object per line per file")
+    commands["lint"].add_argument("files", nargs="*", metavar="FILE", help="issue files (default: all)")
+    return parser

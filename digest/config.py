@@ -1,0 +1,332 @@
+"""Configuration: what the editor sets, loaded once from ``digest.toml`` and validated.
+
+The file is found from ``--config PATH``, else ``$DIGEST_CONFIG``, else
+``./digest.toml``. Relative paths in it are relative to the file. Every table is
+described by a frozen dataclass below; unknown keys and wrong types are errors
+that name the key and the file, so nothing runs on a config that is not right.
+Secrets (``DIGEST_SECRET``, ``DIGEST_SMTP_PASSWORD``) never live here: they come
+from the environment when they are needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SECTION_SLUGS",
+    "Config",
+    "DkimConfig",
+    "EmailConfig",
+    "FeedsConfig",
+    "PathsConfig",
+    "ReleaseConfig",
+    "ServeConfig",
+    "SiteConfig",
+    "default_config",
+    "find_config_path",
+    "load_config",
+]
+
+CONFIG_ENV = "DIGEST_CONFIG"
+CONFIG_NAME = "digest.toml"
+
+DEFAULT_SECTION_SLUGS: Mapping[str, str] = types.MappingProxyType(
+    {"业界新闻": "news", "论文": "papers", "开源项目": "projects", "博文": "blogs", "应用": "apps"}
+)
+
+PERMALINK_FIELDS = ("base_url", "stem", "date", "year", "month", "day")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "Newsletter"
+    base_url: str = "https://example.org/"
+    language: str = "zh-CN"
+    timezone: ZoneInfo = field(default=ZoneInfo("UTC"), metadata={"convert": "zone"})
+    author: str = ""
+    email: str = ""
+    permalink: str = "{base_url}{stem}.html"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    issues: Path = field(default=Path("issues"), metadata={"convert": "path"})
+    feeds: Path = field(default=Path("feeds"), metadata={"convert": "path"})
+    state: Path = field(default=Path("var/state"), metadata={"convert": "path"})
+    subscribers: Path = field(default=Path("subscribers.csv"), metadata={"convert": "path"})
+    previews: Path = field(default=Path("var/previews"), metadata={"convert": "path"})
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    limit: int = 20
+    sections: Mapping[str, str] = field(
+        default_factory=lambda: DEFAULT_SECTION_SLUGS, metadata={"convert": "slugs"}
+    )
+    tag_authority: str = ""
+    stylesheet: bool = True
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    selector: str
+    domain: str
+    key_file: Path = field(metadata={"convert": "path"})
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    sender: str = field(default="", metadata={"key": "from"})
+    subject: str = "{{ issue.full_title }}"
+    transport: str = "maildir:var/maildir"
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    base_url: str = ""
+    templates: Path | None = field(default=None, metadata={"convert": "path"})
+    reply_to: str = ""
+    concurrency: int = 8
+    rate: float = 0.0
+    max_per_connection: int = 100
+    max_attempts: int = 5
+    retry_base: float = 1.0
+    bounce_after: int = 3
+    max_errors: int = 5
+    timeout: float = 30.0
+    starttls: str = "auto"
+    username: str = ""
+    ca_file: Path | None = field(default=None, metadata={"convert": "path"})
+    max_html_bytes: int = 100_000
+    dkim: DkimConfig | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    mode: str = "manual"
+    since: dt.date | None = None
+    settle_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    subscribe_per_hour: int = 5
+    confirm_window_minutes: int = 10
+    confirm_ttl_hours: int = 48
+    max_body_bytes: int = 4096
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration; ``path`` is the file it came from."""
+
+    path: Path
+    site: SiteConfig = field(default_factory=SiteConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def section_slug(self, name: str) -> str | None:
+        """The configured slug of a section name, or None when the name is not in the table."""
+        return self.feeds.sections.get(name)
+
+
+def _table_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "path"}
+
+
+_TABLES = _table_types()
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Where the config is: the explicit path, else ``$DIGEST_CONFIG``, else ``./digest.toml``.
+
+    Returns None only when nothing was asked for and ``./digest.toml`` does not exist.
+    """
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path.cwd() / CONFIG_NAME
+    return local if local.exists() else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config; raise :class:`ConfigError` naming the file and key."""
+    found = find_config_path(path)
+    if found is None:
+        raise ConfigError(f"no {CONFIG_NAME} in {Path.cwd()}; pass --config PATH or set {CONFIG_ENV}")
+    try:
+        raw = found.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=found) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError("config is not UTF-8", path=found) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=found) from None
+    return config_from_mapping(data, found.resolve())
+
+
+def default_config(base: Path | None = None) -> Config:
+    """The configuration used by ``parse``/``lint`` when no config file exists."""
+    return config_from_mapping({}, (base or Path.cwd()) / CONFIG_NAME)
+
+
+def config_from_mapping(data: Mapping[str, object], path: Path) -> Config:
+    """Validate an already-parsed TOML mapping (tests build configs this way)."""
+    reader = _Reader(path)
+    unknown = sorted(set(data) - set(_TABLES))
+    if unknown:
+        reader.fail(f"unknown table [{unknown[0]}] (known: {', '.join(_TABLES)})")
+    built: dict[str, object] = {}
+    for name, cls in _TABLES.items():
+        table = data.get(name, {})
+        if not isinstance(table, Mapping):
+            reader.fail(f"[{name}] must be a table")
+        built[name] = reader.build(cls, table, name)
+    config = Config(path=path, **built)  # type: ignore[arg-type]
+    _check(config, reader)
+    return config
+
+
+class _Reader:
+    """Builds one dataclass from one TOML table, checking keys and types."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, message: str) -> typing.NoReturn:
+        raise ConfigError(message, path=self.path)
+
+    def build(self, cls: type, table: Mapping[str, object], where: str) -> object:
+        hints = typing.get_type_hints(cls)
+        fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in fields:
+                known = ", ".join(fields)
+                self.fail(f"unknown key '{key}' in [{where}] (known: {known})")
+        values: dict[str, object] = {}
+        for key, fld in fields.items():
+            if key not in table:
+                if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+                    self.fail(f"[{where}] needs '{key}'")
+                if fld.metadata.get("convert") == "path" and isinstance(fld.default, Path):
+                    values[fld.name] = self.path.parent / fld.default
+                continue
+            values[fld.name] = self.value(table[key], hints[fld.name], fld, f"{where}.{key}")
+        return cls(**values)
+
+    def value(self, raw: object, hint: object, fld: dataclasses.Field[object], key: str) -> object:
+        convert = fld.metadata.get("convert")
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        if optional:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(raw, Mapping):
+                self.fail(f"[{key}] must be a table")
+            return self.build(hint, raw, key)  # type: ignore[arg-type]
+        if convert == "path":
+            return self.path.parent / self.expect(raw, str, key)
+        if convert == "zone":
+            name = self.expect(raw, str, key)
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.fail(f"'{key}' = {name!r} is not a timezone name such as 'Asia/Shanghai'")
+        if convert == "slugs":
+            table = self.expect(raw, Mapping, key)
+            slugs = dict(DEFAULT_SECTION_SLUGS)
+            for name, slug in table.items():
+                if not isinstance(slug, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
+                    self.fail(f"'{key}.{name}' must be a lowercase ASCII slug like 'papers'")
+                slugs[name] = slug
+            return types.MappingProxyType(slugs)
+        if hint is dt.date:
+            if isinstance(raw, dt.datetime):
+                return raw.date()
+            if isinstance(raw, str):
+                try:
+                    return dt.date.fromisoformat(raw)
+                except ValueError:
+                    pass
+            return self.expect(raw, dt.date, key)
+        if hint is float:
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                self.fail(f"'{key}' must be a number, not {_kind(raw)}")
+            return float(raw)  # type: ignore[arg-type]
+        return self.expect(raw, hint, key)  # type: ignore[arg-type]
+
+    def expect(self, raw: object, kind: type, key: str) -> typing.Any:
+        ok = isinstance(raw, kind) and not (kind is int and isinstance(raw, bool))
+        if not ok:
+            self.fail(f"'{key}' must be {_article(kind)}, not {_kind(raw)}")
+        return raw
+
+
+def _kind(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _article(kind: type) -> str:
+    names = {int: "an integer", str: "a string", bool: "a boolean", dt.date: "a date (YYYY-MM-DD)"}
+    return names.get(kind, "a table" if kind is Mapping else f"a {kind.__name__}")
+
+
+def _check(config: Config, reader: _Reader) -> None:
+    """Cross-field checks: values each of the right type but not right together."""
+    site, email, release = config.site, config.email, config.release
+    if urlsplit(site.base_url).scheme not in ("http", "https"):
+        reader.fail("'site.base_url' must be an http(s) URL")
+    if not site.base_url.endswith("/"):
+        reader.fail("'site.base_url' must end with '/'")
+    try:
+        site.permalink.format(**dict.fromkeys(PERMALINK_FIELDS, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        known = ", ".join("{" + f + "}" for f in PERMALINK_FIELDS)
+        reader.fail(f"'site.permalink' has an unknown field {exc} (known: {known})")
+    if config.feeds.limit < 1:
+        reader.fail("'feeds.limit' must be at least 1")
+    if release.mode not in ("manual", "auto"):
+        reader.fail('\'release.mode\' must be "manual" or "auto"')
+    if release.settle_minutes < 0:
+        reader.fail("'release.settle_minutes' must not be negative")
+    if email.starttls not in ("auto", "required", "off"):
+        reader.fail('\'email.starttls\' must be "auto", "required" or "off"')
+    for key in ("concurrency", "max_per_connection", "max_attempts", "bounce_after", "max_errors"):
+        if getattr(email, key) < 1:
+            reader.fail(f"'email.{key}' must be at least 1")
+    if email.rate < 0:
+        reader.fail("'email.rate' must not be negative (0 means no limit)")
+    if not email.transport.startswith(("smtp://", "smtps://", "maildir:")):
+        reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
+    for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
+        value = getattr(email, key)
+        if "\r" in value or "\n" in value:
+            name = "from" if key == "sender" else key
+            reader.fail(f"'email.{name}' must be one line (no CR/LF)")

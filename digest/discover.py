@@ -1,0 +1,45 @@
+"""Finding issue files on disk, and turning an ISSUE argument into one of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digest.errors import IssueNotFound
+
+__all__ = ["ISSUE_SUFFIXES", "issue_paths", "resolve_issue"]
+
+ISSUE_SUFFIXES = (".md", ".markdown")
+_NOT_ISSUES = ("readme", "index", "license", "changelog")
+
+
+def issue_paths(directory: Path) -> list[Path]:
+    """The issue files of a directory, by name; README, index and hidden files are not issues."""
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        raise IssueNotFound(
+            "the issues directory does not exist; check [paths] issues", path=directory
+        ) from None
+    except OSError as exc:
+        raise IssueNotFound(f"cannot list issues: {exc.strerror or exc}", path=directory) from None
+    return sorted(
+        path
+        for path in entries
+        if path.suffix.lower() in ISSUE_SUFFIXES
+        and not path.name.startswith((".", "_"))
+        and path.stem.lower() not in _NOT_ISSUES
+        and path.is_file()
+    )
+
+
+def resolve_issue(directory: Path, ref: str) -> Path:
+    """An ISSUE argument: a file's stem in the issues directory (``2022-07-01``) or a path."""
+    candidate = Path(ref)
+    if candidate.suffix.lower() in ISSUE_SUFFIXES or "/" in ref:
+        if candidate.is_file():
+            return candidate
+        raise IssueNotFound("no such issue file", path=candidate)
+    for path in issue_paths(directory):
+        if path.stem == ref:
+            return path
+    raise IssueNotFound(f"no issue '{ref}' in {directory} (digest status lists them)")

@@ -1,0 +1,128 @@
+"""Files that survive crashes: atomic writes, append-only logs and advisory locks.
+
+Every file digest writes goes through here. A write lands whole or not at all
+(temp file in the same directory, fsync, rename, fsync the directory), so a
+SIGKILL never leaves half a feed, half a state file or half a subscriber list.
+Locks are ``flock`` locks on a sibling ``.lock`` file: they vanish with the
+process that held them, so a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from digest.errors import LockBusy, StateError
+
+__all__ = [
+    "atomic_write",
+    "file_lock",
+    "fsync_directory",
+    "read_json",
+    "write_if_changed",
+    "write_json",
+]
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` all at once: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(path.parent)
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write atomically unless the file already holds exactly ``data``; True when written."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
+def read_json(path: Path, *, what: str) -> Any | None:
+    """Read a JSON state file; None when absent; :class:`StateError` when unreadable or corrupt."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read {what}: {exc.strerror or exc}", path=path) from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{what} is corrupt ({exc.__class__.__name__})", path=path) from None
+
+
+def write_json(path: Path, value: Any) -> bool:
+    """Write JSON state atomically (sorted keys, so unchanged state is byte-identical)."""
+    data = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+    return write_if_changed(path, data)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, what: str, wait: float | None = 0.0) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed).
+
+    ``wait``: seconds to wait for another holder (None: forever, 0: not at all).
+    Raises :class:`LockBusy` naming ``what`` when the lock stays taken.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, path, what, wait)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, path: Path, what: str, wait: float | None) -> None:
+    if wait is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise StateError(f"cannot lock: {exc.strerror}", path=path) from None
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"{what} is busy in another digest process; try again when it ends", path=path)
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.2)

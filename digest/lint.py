@@ -1,0 +1,57 @@
+"""Lint: the findings of each issue file, and what they mean for release.
+
+The same findings feed ``digest lint``, the preview report and the release
+guard: a ``fatal`` file is not an issue yet (neither fed nor mailed); an
+``error`` may be fed but is mailed only when the editor forces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from digest.errors import ParseError
+from digest.model import Finding, Issue, Severity
+from digest.parse import ParseOptions, UndatedIssue, read_issue
+
+__all__ = ["LintReport", "count_by_severity", "lint_file", "lint_files"]
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The findings of one file, and the parsed issue when it is one."""
+
+    path: Path
+    findings: tuple[Finding, ...]
+    issue: Issue | None
+
+    @property
+    def blocking(self) -> bool:
+        """True when lint should fail: a fatal finding or an error."""
+        return any(f.severity in (Severity.FATAL, Severity.ERROR) for f in self.findings)
+
+    def lines(self) -> list[str]:
+        return [f.format(self.path) for f in self.findings]
+
+
+def lint_file(path: Path, options: ParseOptions) -> LintReport:
+    """Parse one file and collect its findings; an unreadable file is one fatal finding."""
+    try:
+        issue = read_issue(path, options)
+    except UndatedIssue as exc:
+        return LintReport(path, exc.findings, None)
+    except ParseError as exc:
+        return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None)
+    return LintReport(path, issue.findings, issue)
+
+
+def lint_files(paths: Iterable[Path], options: ParseOptions) -> list[LintReport]:
+    return [lint_file(path, options) for path in paths]
+
+
+def count_by_severity(findings: Sequence[Finding]) -> dict[Severity, int]:
+    counts = dict.fromkeys(Severity, 0)
+    for finding in findings:
+        counts[finding.severity] += 1
+    return counts

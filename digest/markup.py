@@ -1,0 +1,174 @@
+"""Markdown to safe HTML, the one way every output gets HTML from an issue.
+
+Issues are written by people and pasted from WeChat, so their markdown carries
+raw HTML, images that only load inside WeChat, and bare URLs glued to Chinese
+punctuation. Everything goes through :func:`markdown_to_html` (CommonMark, a
+newline is a line break, CJK-aware autolinks) and then :func:`sanitize_html`
+(an allowlist: no script, no event handlers, no ``javascript:`` URLs).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+__all__ = [
+    "SAFE_SCHEMES",
+    "absolutize_links",
+    "find_urls",
+    "html_to_text",
+    "inline_markdown_to_html",
+    "is_safe_url",
+    "markdown_to_html",
+    "sanitize_html",
+    "strip_xml_illegal",
+]
+
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "b", "blockquote", "br", "code", "del", "em", "h3", "h4", "h5", "h6", "hr",
+        "i", "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td",
+        "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "td": {"align"}, "th": {"align"}}
+
+# A URL ends at whitespace, quotes, angle brackets, or any CJK character or
+# full-width punctuation: editors glue "（https://x.org/），" into running text.
+_URL_RE = re.compile(
+    r"https?://[^\s<>\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
+)
+_TRAILING_PUNCT = ".,;:!?*_~'\""
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_HREF_RE = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")')
+_TAG_RE = re.compile(r"<[^>]+>")
+_BLOCK_END_RE = re.compile(r"</(p|li|h[3-6]|blockquote|tr|pre)>|<br\s*/?>", re.I)
+
+
+def find_urls(text: str) -> Iterator[tuple[int, int, str]]:
+    """Yield (start, end, url) for every http(s) URL in plain text, trailing punctuation trimmed."""
+    for match in _URL_RE.finditer(text):
+        url = match.group(0)
+        while url and (url[-1] in _TRAILING_PUNCT or (url[-1] == ")" and url.count("(") < url.count(")"))):
+            url = url[:-1]
+        if len(url) > len("https://"):
+            yield match.start(), match.start() + len(url), url
+
+
+def is_safe_url(url: str) -> bool:
+    """True for http(s)/mailto URLs and relative references; False for javascript: and the like."""
+    scheme = urlsplit(url.strip()).scheme.lower()
+    return scheme in SAFE_SCHEMES or scheme == ""
+
+
+@functools.cache
+def _renderer():  # type: ignore[no-untyped-def]
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"breaks": True, "html": True}).enable(["strikethrough", "table"])
+    md.core.ruler.push("cjk_autolink", _autolink_rule)
+    md.add_render_rule("image", _image_as_link)
+    return md
+
+
+def _autolink_rule(state) -> None:  # type: ignore[no-untyped-def]
+    """Turn bare URLs in text into links, stopping at CJK text and full-width punctuation."""
+    from markdown_it.token import Token
+
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        depth = 0
+        for token in block.children:
+            if token.type == "link_open":
+                depth += 1
+            elif token.type == "link_close":
+                depth -= 1
+            if token.type != "text" or depth > 0 or "http" not in token.content:
+                children.append(token)
+                continue
+            pos = 0
+            for start, end, url in find_urls(token.content):
+                if start > pos:
+                    children.append(_text_token(token.content[pos:start]))
+                link = Token("link_open", "a", 1)
+                link.attrs = {"href": url}
+                children.extend([link, _text_token(url), Token("link_close", "a", -1)])
+                pos = end
+            if pos < len(token.content):
+                children.append(_text_token(token.content[pos:]))
+        block.children = children
+
+
+def _text_token(content: str):  # type: ignore[no-untyped-def]
+    from markdown_it.token import Token
+
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+def _image_as_link(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
+    """Images pasted from WeChat do not load outside it: show a link to the picture instead."""
+    token = tokens[idx]
+    alt = html.escape(token.content or "图片")
+    return f'<a href="{html.escape(token.attrGet("src") or "")}">[图：{alt}]</a>'
+
+
+def markdown_to_html(markdown: str) -> str:
+    """Render block markdown (summaries) to sanitised HTML."""
+    if not markdown.strip():
+        return ""
+    return sanitize_html(_renderer().render(markdown))
+
+
+def inline_markdown_to_html(markdown: str) -> str:
+    """Render one line of markdown (a warm-up entry) to sanitised inline HTML."""
+    if not markdown.strip():
+        return ""
+    return sanitize_html(_renderer().renderInline(markdown))
+
+
+def sanitize_html(fragment: str) -> str:
+    """Keep only an allowlist of tags and attributes, and only http(s)/mailto/relative URLs."""
+    import nh3
+
+    return nh3.clean(
+        strip_xml_illegal(fragment),
+        tags=set(ALLOWED_TAGS),
+        attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(SAFE_SCHEMES),
+        link_rel="noopener noreferrer",
+    ).strip()
+
+
+def absolutize_links(fragment: str, base_url: str) -> str:
+    """Make every relative href absolute against ``base_url`` (RSS-to-email tools ignore xml:base)."""
+
+    def fix(match: re.Match[str]) -> str:
+        href = html.unescape(match.group(2))
+        if urlsplit(href).scheme:
+            return match.group(0)
+        return f"{match.group(1)}{html.escape(urljoin(base_url, href), quote=True)}{match.group(3)}"
+
+    return _HREF_RE.sub(fix, fragment)
+
+
+def strip_xml_illegal(text: str) -> str:
+    """Remove characters XML 1.0 forbids (control characters, lone surrogates, U+FFFE/FFFF)."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of sanitised HTML, one line per block, for the text/plain part and previews."""
+    text = _BLOCK_END_RE.sub("\n", fragment)
+    text = re.sub(r"<li[^>]*>", "- ", text)
+    text = html.unescape(_TAG_RE.sub("", text))
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)

@@ -1,0 +1,147 @@
+"""The parsed newsletter: frozen dataclasses that every later stage reads.
+
+Parsing produces an :class:`Issue`; feeds, email, preview and release read it and
+never change it. Markdown is kept next to its sanitised HTML so each output can
+pick the form it needs without parsing again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = [
+    "Field",
+    "Finding",
+    "Issue",
+    "Item",
+    "Link",
+    "Section",
+    "Severity",
+]
+
+
+class Severity(StrEnum):
+    """How bad a lint finding is, and so what the release guard does with the issue.
+
+    ``fatal``: not an issue yet, neither fed nor mailed.
+    ``error``: a reader would see something broken; fed, but mailed only when forced.
+    ``warning``: worth a look; nothing is held back.
+    """
+
+    FATAL = "fatal"
+    ERROR = "error"
+    WARNING = "warning"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.FATAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One lint finding at one line of an issue file (line 0: the file as a whole)."""
+
+    line: int
+    code: str
+    severity: Severity
+    message: str
+
+    def format(self, path: Path | str) -> str:
+        where = f"{path}:{self.line}" if self.line else str(path)
+        return f"{where}: {self.severity} {self.code}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An extra labelled link of an item (代码, 论文, [[报道原文]] ...)."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A labelled line of an item that is text, not a link (标题：the paper's own title)."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One linked entry of a section, with its source, labels and 摘要 summary."""
+
+    title: str
+    url: str
+    source: str
+    labels: tuple[str, ...]
+    summary: str
+    summary_html: str
+    links: tuple[Link, ...]
+    fields: tuple[Field, ...]
+    line: int
+
+    @property
+    def href(self) -> str:
+        """Where the item's title should point: its URL, else its first extra link."""
+        if self.url:
+            return self.url
+        return self.links[0].url if self.links else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A ``## name`` section: 业界新闻, 论文, 开源项目, 博文 or any other."""
+
+    name: str
+    slug: str
+    items: tuple[Item, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One issue file, parsed.
+
+    ``published`` is the issue date at midnight in the site's timezone unless the
+    front matter gives a time. ``findings`` are the lint findings of the file.
+    """
+
+    path: Path
+    stem: str
+    date: dt.date
+    published: dt.datetime
+    title: str
+    headline: str
+    tagline: str
+    intro: str
+    warmup: tuple[str, ...]
+    warmup_html: tuple[str, ...]
+    sections: tuple[Section, ...]
+    findings: tuple[Finding, ...]
+    draft: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def full_title(self) -> str:
+        """The title with its headline, as feeds and subjects show it."""
+        return f"{self.title}：{self.headline}" if self.headline else self.title
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(item for section in self.sections for item in section.items)
+
+    def worst(self) -> Severity | None:
+        """The most severe finding, or None when lint is clean."""
+        if not self.findings:
+            return None
+        return min((f.severity for f in self.findings), key=lambda s: s.rank)
+
+    def has(self, severity: Severity) -> bool:
+        return any(f.severity == severity for f in self.findings)

@@ -1,0 +1,64 @@
+"""The JSON shape of a parsed issue, as ``digest parse --json`` prints it.
+
+Kept apart from the model so the model stays plain data and the public JSON
+keys are spelled out in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from digest.model import Finding, Issue, Item, Section
+
+__all__ = ["finding_to_dict", "issue_to_dict"]
+
+
+def issue_to_dict(issue: Issue) -> dict[str, Any]:
+    return {
+        "path": str(issue.path),
+        "stem": issue.stem,
+        "date": issue.date.isoformat(),
+        "published": issue.published.isoformat(),
+        "title": issue.title,
+        "headline": issue.headline,
+        "tagline": issue.tagline,
+        "intro": issue.intro,
+        "draft": issue.draft,
+        "warmup": list(issue.warmup),
+        "warmup_html": list(issue.warmup_html),
+        "sections": [_section(section) for section in issue.sections],
+        "notes": list(issue.notes),
+        "warnings": [finding_to_dict(f) for f in issue.findings],
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "line": finding.line,
+        "code": finding.code,
+        "severity": str(finding.severity),
+        "message": finding.message,
+    }
+
+
+def _section(section: Section) -> dict[str, Any]:
+    return {
+        "name": section.name,
+        "slug": section.slug,
+        "line": section.line,
+        "items": [_item(item) for item in section.items],
+    }
+
+
+def _item(item: Item) -> dict[str, Any]:
+    return {
+        "title": item.title,
+        "url": item.url,
+        "source": item.source,
+        "labels": list(item.labels),
+        "summary": item.summary,
+        "summary_html": item.summary_html,
+        "links": [{"label": link.label, "url": link.url} for link in item.links],
+        "fields": [{"label": f.label, "text": f.text} for f in item.fields],
+        "line": item.line,
+    }

@@ -1,0 +1,77 @@
+"""Shared fixtures: the real corpus (when ../shared is present) and small issue builders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS_ISSUES = sorted((CORPUS / "embedded-ai-report").glob("*.md"))
+CORPUS_SEEDS = sorted((CORPUS / "seeds").glob("*"))
+EXAMPLES = ROOT / "examples"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "corpus" in item.keywords and not CORPUS_ISSUES:
+            item.add_marker(pytest.mark.skip(reason="../shared/corpus is not present"))
+
+
+@pytest.fixture
+def corpus_issues() -> list[Path]:
+    return CORPUS_ISSUES
+
+
+# Hard line breaks (two trailing spaces) are spelled \x20\x20 so editors keep them.
+ISSUE = """\
+---
+layout: default
+---
+
+# 简报 (2024-03-01)：芯片/编译器
+
+**关注模型压缩、部署**\x20\x20
+
+> 导读：本期三条。
+
+好了，先是一些热身小新闻：
+
+- 甲公司：发布新芯片；
+- 乙公司：完成融资。
+
+## 业界新闻
+
+- [新芯片发布 | 某媒体](https://example.com/a)\x20\x20
+摘要：第一行。\x20\x20
+第二行。
+
+## 论文
+
+- [2403.00001] [A Paper](https://arxiv.org/abs/2403.00001) [[代码]](https://github.com/x/y)\x20\x20
+摘要：论文摘要。
+"""
+
+
+@pytest.fixture
+def issue_text() -> str:
+    """A small, clean issue in the newsletter's format."""
+    return ISSUE
+
+
+def digest_cmd() -> list[str]:
+    """The installed ``digest`` command, run as a real subprocess."""
+    exe = shutil.which("digest", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "digest"]
+
+
+@pytest.fixture
+def run_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DIGEST_CONFIG", None)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return env

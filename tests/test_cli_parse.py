@@ -1,0 +1,98 @@
+"""``digest parse`` and ``digest lint`` as a user runs them: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT, digest_cmd
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*digest_cmd(), *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_parse_json_prints_one_object_per_file_in_order(run_env, tmp_path):
+    good = tmp_path / "2024-03-01.md"
+    good.write_text(
+        "# 简报 (2024-03-01)：题\n## 论文\n- [T | S](https://a.org)\n摘要：一。\n", encoding="utf-8"
+    )
+    empty = tmp_path / "draft.md"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.md"
+    result = run(["parse", "--json", str(good), str(empty), str(missing), str(good)], run_env, cwd=tmp_path)
+    assert result.returncode == 1
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["path"] for o in objects] == [str(good), str(good)]
+    first = objects[0]
+    assert {"path", "date", "title", "headline", "tagline", "intro", "warmup", "sections", "warnings"} <= set(
+        first
+    )
+    assert first["date"] == "2024-03-01" and first["headline"] == "题"
+    item = first["sections"][0]["items"][0]
+    assert item == {
+        **item,
+        "title": "T",
+        "source": "S",
+        "url": "https://a.org",
+        "labels": [],
+        "summary": "一。",
+        "links": [],
+    }
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"digest: {empty}") and "no date" in errors[0]
+    assert errors[1].startswith(f"digest: {missing}") and "cannot read" in errors[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_lint_defaults_to_every_issue_of_the_config(run_env):
+    result = run(["lint"], run_env)
+    assert "Traceback" not in result.stderr
+    assert "file(s)" in result.stderr
+    assert result.returncode == 0, result.stdout  # the bundled examples are publishable
+
+
+def test_lint_reports_file_line_code_and_severity_and_exits_1(run_env, tmp_path):
+    draft = tmp_path / "2024-05-01.md"
+    draft.write_text("# 简报 (2024-05-01)：<标题>\n\n- 三星：\n\n## 论文\n- [a | b]()\n", encoding="utf-8")
+    result = run(["lint", str(draft)], run_env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    title = "简报 (2024-05-01)：<标题>"
+    assert f"{draft}:1: fatal placeholder-title: the title still has placeholder text: '{title}'" in lines
+    assert any(line.startswith(f"{draft}:3: error empty-warmup-entry") for line in lines)
+    assert any(line.startswith(f"{draft}:6: error empty-link-target") for line in lines)
+
+
+def test_lint_exit_0_with_only_warnings(run_env, tmp_path):
+    issue = tmp_path / "2024-05-01.md"
+    issue.write_text("# 简报 (2024-05-01)：题\n## 论文\n- [a](https://a.org)\n## 博文\n", encoding="utf-8")
+    result = run(["lint", str(issue)], run_env, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "warning empty-section" in result.stdout
+
+
+def test_invalid_config_is_one_line_and_nothing_runs(run_env, tmp_path):
+    config = tmp_path / "digest.toml"
+    config.write_text("[feeds]\nlimit = 'x'\n", encoding="utf-8")
+    result = run(["lint", "--config", str(config)], run_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"digest: {config}: 'feeds.limit' must be an integer, not a string"
+
+
+def test_every_command_has_help_with_an_example(run_env):
+    top = run(["--help"], run_env)
+    assert top.returncode == 0
+    commands = [
+        line.split()[0]
+        for line in top.stdout.split("commands:")[1].splitlines()[2:]
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
+    assert {"parse", "lint"} <= set(commands)
+    for command in commands:
+        result = run([command, "--help"], run_env)
+        assert result.returncode == 0
+        assert "example:" in result.stdout, command

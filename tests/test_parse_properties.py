@@ -1,0 +1,83 @@
+"""Property tests: the parser never crashes, and never loses a linked item."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digest.errors import ParseError
+from digest.parse import UndatedIssue, parse_issue
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+markdownish = st.lists(
+    st.one_of(
+        st.text(max_size=80),
+        st.sampled_from(
+            ["---", "# 简报 (2024-01-01)：x", "## 论文", "## ", "- [", "- [a](", "](", "摘要：",
+             "> 导读：", "    1. x", "- 三星：", "[x]()", "```", "<font>", "\r", "\ufeff", "\x00",
+             "## [往期回顾](x)", "Editor: y", "代码：https://a.org", "（https://a.org）"]
+        ),
+    ),
+    max_size=40,
+).map("\n".join)  # fmt: skip
+
+
+@SETTINGS
+@given(markdownish)
+def test_any_text_in_a_dated_file_parses(text):
+    issue = parse_issue(text, Path("2024-01-01.md"))
+    assert issue.date.isoformat() == "2024-01-01"
+
+
+@SETTINGS
+@given(st.binary(max_size=400))
+def test_any_bytes_give_an_issue_or_an_undated_error(data):
+    try:
+        parse_issue(data, Path("notes.md"))
+    except UndatedIssue as exc:
+        error: ParseError = exc
+    else:
+        return
+    assert any(f.code == "no-date" for f in error.findings)
+
+
+title_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="[]\\`"),
+    min_size=1,
+    max_size=30,
+).filter(lambda s: s.strip() != "")
+urls = st.from_regex(r"https://[a-z]{1,10}\.(com|org|cn)(/[A-Za-z0-9_\-.~/?=&%#]{0,30})?", fullmatch=True)
+prose = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=60).filter(
+    lambda s: (
+        not re.match(
+            r"^\s*([-*+#]|_{3,}|(editor|project|wechat id|license)\s*[:：]|!\[wechat|<a rel)", s, re.I
+        )
+    )
+)
+item = st.tuples(title_text, urls, st.lists(prose, max_size=3))
+sections = st.lists(
+    st.tuples(
+        st.sampled_from(["业界新闻", "论文", "开源项目", "博文", "应用", "观点"]), st.lists(item, max_size=4)
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@SETTINGS
+@given(sections)
+def test_every_top_level_link_bullet_yields_exactly_one_item(spec):
+    lines = ["# 简报 (2024-01-01)：x", ""]
+    for name, items in spec:
+        lines.append(f"## {name}")
+        for title, url, summary in items:
+            lines.append(f"- [{title}]({url})  ")
+            lines.extend(["摘要：" + summary[0], *summary[1:]] if summary else [])
+    issue = parse_issue("\n".join(lines), Path("x.md"))
+    assert [s.name for s in issue.sections] == [name for name, _ in spec]
+    for section, (_, items) in zip(issue.sections, spec, strict=True):
+        assert [i.url for i in section.items] == [url for _, url, _ in items]
