@@ -104,6 +104,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if any(report.blocking for report in reports) else 0
 
 
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from digest.feeds import describe
+    from digest.pipeline import build_feeds_now
+
+    config = _config(args)
+    build = build_feeds_now(config)
+    print(describe(build))
+    for path in build.written:
+        print(f"  wrote {path}")
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------------------
 
 _COMMANDS: list[tuple[str, Handler, str, str]] = [
@@ -112,6 +124,12 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         cmd_parse,
         "Parse issue files and print what was read.",
         "example: digest parse examples/issues/*.md --json | jq .headline",
+    ),
+    (
+        "feeds",
+        cmd_feeds,
+        "Build Atom and RSS feeds (whole newsletter and per section) into [paths] feeds.",
+        "example: digest feeds && ls feeds/    # atom.xml rss.xml papers.atom.xml ...",
     ),
     (
         "lint",

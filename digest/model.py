@@ -121,6 +121,7 @@ class Issue:
     headline: str
     tagline: str
     intro: str
+    intro_html: str
     warmup: tuple[str, ...]
     warmup_html: tuple[str, ...]
     sections: tuple[Section, ...]

@@ -190,6 +190,7 @@ class _Parser:
             headline=headline,
             tagline=walker.tagline or "",
             intro=intro,
+            intro_html=inline_markdown_to_html(intro),
             warmup=tuple(w for w, _ in warmup),
             warmup_html=tuple(h for _, h in warmup),
             sections=sections,

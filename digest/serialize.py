@@ -23,6 +23,7 @@ def issue_to_dict(issue: Issue) -> dict[str, Any]:
         "headline": issue.headline,
         "tagline": issue.tagline,
         "intro": issue.intro,
+        "intro_html": issue.intro_html,
         "draft": issue.draft,
         "warmup": list(issue.warmup),
         "warmup_html": list(issue.warmup_html),

@@ -75,3 +75,55 @@ def run_env(tmp_path: Path) -> dict[str, str]:
     env.pop("DIGEST_CONFIG", None)
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     return env
+
+
+class Site:
+    """A newsletter in a temporary directory: a config, an issues folder and helpers."""
+
+    def __init__(self, root: Path, extra: str = ""):
+        self.root = root
+        self.issues = root / "issues"
+        self.issues.mkdir(parents=True, exist_ok=True)
+        self.config_path = root / "digest.toml"
+        self.extra = extra
+        self.write_config(extra)
+
+    def write_config(self, extra: str = "") -> None:
+        self.config_path.write_text(
+            "[site]\n"
+            'title = "简报"\n'
+            'base_url = "https://news.example.org/"\n'
+            'timezone = "Asia/Shanghai"\n'
+            'author = "编辑部"\n'
+            'language = "zh-CN"\n'
+            "[paths]\n"
+            'issues = "issues"\nfeeds = "feeds"\nstate = "state"\n'
+            'subscribers = "subscribers.csv"\npreviews = "previews"\n' + extra,
+            encoding="utf-8",
+        )
+
+    @property
+    def config(self):
+        from digest.config import load_config
+
+        return load_config(self.config_path)
+
+    def write_issue(self, name: str, text: str) -> Path:
+        path = self.issues / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def copy_examples(self) -> list[Path]:
+        return [Path(shutil.copy(p, self.issues)) for p in sorted((EXAMPLES / "issues").glob("*.md"))]
+
+    def parsed(self):
+        from digest.discover import issue_paths
+        from digest.parse import ParseOptions, read_issue
+
+        options = ParseOptions.from_config(self.config)
+        return [read_issue(p, options) for p in issue_paths(self.issues)]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path / "site")

@@ -1,0 +1,439 @@
+"""Atom and RSS 2.0 feeds: one for the whole newsletter, one per section.
+
+Readers re-show an entry whose id or date changes, so both come from stable
+data only. Ids are RFC 4151 tag URIs made from the issue date and the item URL,
+never from file names, mtimes or positions. ``updated`` comes from the feed
+state: an entry keeps its time until its content changes, so rebuilding
+unchanged issues (after a ``git checkout`` reset every mtime, say) produces
+byte-identical files, and :func:`write_feeds` then writes nothing.
+
+The stages are pure until the last: :func:`collect_feeds` turns issues into
+:class:`Feed` values, :func:`stamp_feeds` gives each entry its ``updated`` from
+the state, :func:`render_outputs` renders every feed in every format (the
+sections x formats table) plus the index page, OPML list and XSLT stylesheet,
+and :func:`write_feeds` writes the files that changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+from digest.config import Config
+from digest.fsutil import read_json, write_if_changed, write_json
+from digest.markup import absolutize_links, html_to_text, sanitize_html, strip_xml_illegal
+from digest.model import Issue, Item
+from digest.templating import builtin_templates, render_template
+
+__all__ = [
+    "FORMATS",
+    "Entry",
+    "Feed",
+    "FeedFormat",
+    "FeedState",
+    "build_feeds",
+    "collect_feeds",
+    "issue_html",
+    "permalink",
+    "render_outputs",
+    "stamp_feeds",
+    "write_feeds",
+]
+
+STATE_FILE = "feeds.json"
+STYLESHEET = "feed.xsl"
+WHOLE = "all"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed entry: an issue (whole feed) or an item (section feed)."""
+
+    id: str
+    title: str
+    link: str
+    published: dt.datetime
+    content_html: str
+    summary: str
+    categories: tuple[str, ...]
+    digest: str  # hash of everything a reader sees; a change moves ``updated``
+    updated: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed before rendering: ``key`` is ``all`` or a section slug."""
+
+    key: str
+    title: str
+    subtitle: str
+    entries: tuple[Entry, ...]
+
+    @property
+    def updated(self) -> dt.datetime:
+        stamps = [e.updated or e.published for e in self.entries]
+        return max(stamps) if stamps else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class FeedFormat:
+    """One output format: how a feed's file is named and rendered."""
+
+    name: str
+    media_type: str
+    suffix: str
+    render: Callable[[Any], bytes]
+
+    def filename(self, key: str) -> str:
+        return self.suffix if key == WHOLE else f"{key}.{self.suffix}"
+
+
+FORMATS: tuple[FeedFormat, ...] = (
+    FeedFormat("atom", "application/atom+xml", "atom.xml", lambda fg: fg.atom_str(pretty=True)),
+    FeedFormat("rss", "application/rss+xml", "rss.xml", lambda fg: fg.rss_str(pretty=True)),
+)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the feeds remember between builds: each entry's content digest and ``updated``."""
+
+    entries: Mapping[str, tuple[str, str]]
+
+    @classmethod
+    def load(cls, state_dir: Path) -> FeedState:
+        data = read_json(state_dir / STATE_FILE, what="feed state") or {}
+        entries = data.get("entries", {}) if isinstance(data, dict) else {}
+        return cls({k: (v["digest"], v["updated"]) for k, v in entries.items() if _valid(v)})
+
+    def save(self, state_dir: Path) -> bool:
+        entries = {k: {"digest": d, "updated": u} for k, (d, u) in sorted(self.entries.items())}
+        return write_json(state_dir / STATE_FILE, {"version": 1, "entries": entries})
+
+
+def _valid(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("digest"), str)
+        and isinstance(value.get("updated"), str)
+    )
+
+
+# -- stage 1: issues to feeds -------------------------------------------------------------------
+
+
+def permalink(config: Config, issue: Issue) -> str:
+    """The issue's web address, from ``[site] permalink``."""
+    return config.site.permalink.format(
+        base_url=config.site.base_url,
+        stem=issue.stem,
+        date=issue.date.isoformat(),
+        year=f"{issue.date.year:04d}",
+        month=f"{issue.date.month:02d}",
+        day=f"{issue.date.day:02d}",
+    )
+
+
+def feeds_base_url(config: Config) -> str:
+    return f"{config.site.base_url}feeds/"
+
+
+def tag_authority(config: Config) -> str:
+    return config.feeds.tag_authority or (urlsplit(config.site.base_url).hostname or "localhost")
+
+
+def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
+    """The whole-newsletter feed and one feed per section, newest issue first, ``limit`` issues each.
+
+    ``issues`` must be the published issues, newest first. Every section slug
+    ever seen keeps its feed, even when the newest issues lack that section.
+    """
+    recent = list(issues[: config.feeds.limit])
+    authority = tag_authority(config)
+    issue_ids = _issue_ids(recent, authority)
+    whole = Feed(
+        key=WHOLE,
+        title=config.site.title,
+        subtitle=config.site.description or config.site.title,
+        entries=tuple(_issue_entry(issue, issue_ids[issue.stem], config) for issue in recent),
+    )
+    names = _section_names(issues, config)
+    feeds = [whole]
+    for slug, name in names.items():
+        entries: list[Entry] = []
+        for issue in recent:
+            seen: set[str] = set()
+            for section in issue.sections:
+                if section.slug == slug:
+                    entries.extend(
+                        _item_entry(item, issue, name, seen, authority, config) for item in section.items
+                    )
+        feeds.append(
+            Feed(key=slug, title=f"{config.site.title} · {name}", subtitle=name, entries=tuple(entries))
+        )
+    return feeds
+
+
+def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
+    """slug -> section name, for the configured sections and every section in the issues."""
+    names = {slug: name for name, slug in config.feeds.sections.items()}
+    for issue in issues:
+        for section in issue.sections:
+            names.setdefault(section.slug, section.name)
+    return names
+
+
+def _issue_ids(issues: Sequence[Issue], authority: str) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for issue in sorted(issues, key=lambda i: (i.date, i.stem)):
+        base = f"tag:{authority},{issue.date.isoformat()}:issue"
+        ident = base if base not in taken else f"{base}:{issue.stem}"
+        taken.add(ident)
+        ids[issue.stem] = ident
+    return ids
+
+
+def _issue_entry(issue: Issue, ident: str, config: Config) -> Entry:
+    link = permalink(config, issue)
+    content = issue_html(issue, config)
+    return _entry(
+        id=ident,
+        title=issue.full_title,
+        link=link,
+        published=issue.published,
+        content_html=content,
+        summary=html_to_text(issue.intro_html),
+        categories=tuple(section.name for section in issue.sections if section.items),
+    )
+
+
+def _item_entry(
+    item: Item, issue: Issue, section_name: str, seen: set[str], authority: str, config: Config
+) -> Entry:
+    issue_link = permalink(config, issue)
+    key = item.url or item.href or item.title
+    if key in seen:  # the same link twice in one section: tell the two apart by title
+        key = f"{key}\n{item.title}"
+    seen.add(key)
+    ident = f"tag:{authority},{issue.date.isoformat()}:item:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+    content = render_template(
+        "feed_item.html.j2",
+        item=item,
+        issue=issue,
+        issue_link=issue_link,
+        summary_html=_markup(item.summary_html),
+    )
+    return _entry(
+        id=ident,
+        title=item.title or item.href or section_name,
+        link=item.href or issue_link,
+        published=issue.published,
+        content_html=absolutize_links(sanitize_html(content), issue_link),
+        summary="",
+        categories=tuple(c for c in (item.source, *item.labels) if c),
+    )
+
+
+def _entry(**fields: Any) -> Entry:
+    fields["title"] = strip_xml_illegal(fields["title"])
+    fields["summary"] = strip_xml_illegal(fields["summary"])
+    fields["categories"] = tuple(strip_xml_illegal(c) for c in fields["categories"])
+    seen = {k: fields[k] for k in ("title", "link", "content_html", "summary", "categories")}
+    seen["published"] = fields["published"].isoformat()
+    fields["digest"] = hashlib.sha256(
+        json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()
+    ).hexdigest()
+    return Entry(**fields)
+
+
+def issue_html(issue: Issue, config: Config) -> str:
+    """The whole issue as sanitised HTML with absolute links (feed content, online preview)."""
+    link = permalink(config, issue)
+    rendered = render_template(
+        "issue.html.j2",
+        issue=issue,
+        intro=_markup(issue.intro_html),
+        warmup=[_markup(h) for h in issue.warmup_html],
+        sections=[(s, [(i, _markup(i.summary_html)) for i in s.items]) for s in issue.sections if s.items],
+    )
+    return absolutize_links(sanitize_html(rendered), link)
+
+
+def _markup(fragment: str) -> Any:
+    from markupsafe import Markup
+
+    return Markup(fragment)  # already sanitised by digest.markup
+
+
+# -- stage 2: updated times from the state ------------------------------------------------------
+
+
+def stamp_feeds(feeds: Sequence[Feed], state: FeedState, now: dt.datetime) -> tuple[list[Feed], FeedState]:
+    """Give every entry its ``updated``: unchanged content keeps its time, a change takes ``now``.
+
+    A new entry starts at its ``published`` time, so a first build over an archive
+    gives each issue its own date rather than the build time.
+    """
+    now = now.replace(microsecond=0)
+    remembered = dict(state.entries)
+    stamped: list[Feed] = []
+    for feed in feeds:
+        entries = []
+        for entry in feed.entries:
+            key = f"{feed.key} {entry.id}"  # one URL may sit in two sections of an issue
+            known = remembered.get(key)
+            if known and known[0] == entry.digest:
+                updated = dt.datetime.fromisoformat(known[1])
+            elif known:
+                updated = max(now.astimezone(entry.published.tzinfo), entry.published)
+            else:
+                updated = entry.published
+            remembered[key] = (entry.digest, updated.isoformat())
+            entries.append(dataclasses.replace(entry, updated=updated))
+        stamped.append(dataclasses.replace(feed, entries=tuple(entries)))
+    return stamped, FeedState(remembered)
+
+
+# -- stage 3: render every feed in every format -------------------------------------------------
+
+
+def render_outputs(feeds: Sequence[Feed], config: Config) -> dict[str, bytes]:
+    """File name -> bytes for every feed in every format, the index page, the OPML list and the XSLT."""
+    outputs: dict[str, bytes] = {}
+    for feed in feeds:
+        for fmt in FORMATS:
+            outputs[fmt.filename(feed.key)] = _render(feed, fmt, config)
+    outputs["index.html"] = _index_page(feeds, config).encode("utf-8")
+    outputs["feeds.opml"] = _opml(feeds, config)
+    if config.feeds.stylesheet:
+        outputs[STYLESHEET] = (builtin_templates() / STYLESHEET).read_bytes()
+    return outputs
+
+
+def _render(feed: Feed, fmt: FeedFormat, config: Config) -> bytes:
+    from feedgen.feed import FeedGenerator
+
+    base = feeds_base_url(config)
+    site = config.site
+    fg = FeedGenerator()
+    fg.id(base + fmt.filename(feed.key))
+    fg.title(strip_xml_illegal(feed.title))
+    fg.subtitle(strip_xml_illegal(feed.subtitle))
+    fg.author({"name": site.author or site.title, **({"email": site.email} if site.email else {})})
+    fg.link(href=base + fmt.filename(feed.key), rel="self", type=fmt.media_type)
+    fg.link(href=site.base_url, rel="alternate", type="text/html")  # RSS <link> takes the last one
+    fg.language(site.language)
+    fg.generator("digest", uri="https://example.org/digest")
+    fg.updated(feed.updated)
+    fg.lastBuildDate(feed.updated)
+    for entry in feed.entries:
+        fe = fg.add_entry(order="append")
+        fe.id(entry.id)
+        fe.guid(entry.id, permalink=False)
+        fe.title(entry.title)
+        # One link only: feedgen 1.0 drops rel= on entry links, so a second link would
+        # read as another alternate. The way back to the issue is in the content.
+        fe.link(href=entry.link, rel="alternate", type="text/html")
+        fe.published(entry.published)
+        fe.updated(entry.updated or entry.published)
+        fe.author({"name": site.author or site.title})
+        fe.content(entry.content_html, type="html")  # escaped, never CDATA: "]]>" stays harmless
+        fe.summary(entry.summary or _plain_summary(entry.content_html))
+        for term in entry.categories:
+            fe.category(term=term)
+    return _with_stylesheet(fmt.render(fg), config)
+
+
+def _plain_summary(content_html: str, limit: int = 280) -> str:
+    text = " ".join(html_to_text(content_html).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _with_stylesheet(xml: bytes, config: Config) -> bytes:
+    """feedgen has no hook for ``<?xml-stylesheet?>``: insert it after the XML declaration."""
+    if not config.feeds.stylesheet:
+        return xml
+    declaration_end = xml.index(b"?>") + 2
+    pi = f'\n<?xml-stylesheet type="text/xsl" href="{STYLESHEET}"?>'.encode()
+    return xml[:declaration_end] + pi + xml[declaration_end:]
+
+
+def _index_page(feeds: Sequence[Feed], config: Config) -> str:
+    base = feeds_base_url(config)
+    rows = [
+        {
+            "key": feed.key,
+            "title": feed.title,
+            "entries": len(feed.entries),
+            "links": [(fmt.name, fmt.media_type, fmt.filename(feed.key)) for fmt in FORMATS],
+        }
+        for feed in feeds
+    ]
+    return render_template("feeds_index.html.j2", site=config.site, rows=rows, base=base)
+
+
+def _opml(feeds: Sequence[Feed], config: Config) -> bytes:
+    base = feeds_base_url(config)
+    atom = FORMATS[0]
+    root = ElementTree.Element("opml", version="2.0")
+    head = ElementTree.SubElement(root, "head")
+    ElementTree.SubElement(head, "title").text = config.site.title
+    body = ElementTree.SubElement(root, "body")
+    group = ElementTree.SubElement(body, "outline", text=config.site.title, title=config.site.title)
+    for feed in feeds:
+        ElementTree.SubElement(
+            group,
+            "outline",
+            type="rss",
+            text=feed.title,
+            title=feed.title,
+            xmlUrl=base + atom.filename(feed.key),
+            htmlUrl=config.site.base_url,
+        )
+    ElementTree.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, encoding="utf-8") + b"\n"
+
+
+# -- stage 4: write -----------------------------------------------------------------------------
+
+
+def write_feeds(outputs: Mapping[str, bytes], directory: Path) -> list[Path]:
+    """Write the files whose bytes changed; return the paths written."""
+    written = []
+    for name, data in sorted(outputs.items()):
+        path = directory / name
+        if write_if_changed(path, data):
+            written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class FeedBuild:
+    """What a build did: files written, how many feeds and entries."""
+
+    written: tuple[Path, ...]
+    feeds: int
+    entries: int
+
+
+def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> FeedBuild:
+    """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
+    state = FeedState.load(config.paths.state)
+    feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
+    written = write_feeds(render_outputs(feeds, config), config.paths.feeds)
+    new_state.save(config.paths.state)
+    return FeedBuild(tuple(written), len(feeds), sum(len(f.entries) for f in feeds))
+
+
+def describe(build: FeedBuild) -> str:
+    changed = f"{len(build.written)} file(s) written" if build.written else "nothing changed"
+    return f"feeds: {build.feeds} feeds, {build.entries} entries; {changed}"
