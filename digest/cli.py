@@ -116,6 +116,29 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from digest.pipeline import load_issue, now_in
+    from digest.preview import PreviewServer, write_preview
+
+    config = _config(args)
+    issue = load_issue(config, args.issue)
+    preview = write_preview(config, issue, now_in(config))
+    print(preview.report, end="")
+    print(f"wrote {preview.directory}/email.html, email.txt, email.eml, report.txt")
+    if args.to:
+        from digest.pipeline import send_test
+
+        print(send_test(config, issue, args.to))
+    if args.serve:
+        server = PreviewServer(preview, args.host, args.port)
+        print(f"previewing at {server.url} (Ctrl-C to stop)", flush=True)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------------------
 
 _COMMANDS: list[tuple[str, Handler, str, str]] = [
@@ -130,6 +153,14 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         cmd_feeds,
         "Build Atom and RSS feeds (whole newsletter and per section) into [paths] feeds.",
         "example: digest feeds && ls feeds/    # atom.xml rss.xml papers.atom.xml ...",
+    ),
+    (
+        "preview",
+        cmd_preview,
+        "Write the digest of one issue as a subscriber gets it, with a report; optionally serve or send it.",
+        "example: digest preview 2026-11-01            # writes var/previews/2026-11-01/\n"
+        "         digest preview 2026-11-01 --serve    # open the printed URL\n"
+        "         digest preview 2026-11-01 --to me@example.org",
     ),
     (
         "lint",
@@ -171,4 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands["parse"].add_argument("files", nargs="+", metavar="FILE", help="issue files")
     commands["parse"].add_argument("--json", action="store_true", help="one JSON object per line per file")
     commands["lint"].add_argument("files", nargs="*", metavar="FILE", help="issue files (default: all)")
+    preview = commands["preview"]
+    preview.add_argument("issue", metavar="ISSUE", help="the issue's file stem (2026-11-01) or a path")
+    preview.add_argument("--serve", action="store_true", help="show the preview on a local web page")
+    preview.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    preview.add_argument(
+        "--port", type=int, default=8000, help="port to serve on (default: 8000; 0 picks one)"
+    )
+    preview.add_argument("--to", metavar="ADDRESS", help="send one copy marked [TEST] to ADDRESS")
     return parser

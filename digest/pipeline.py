@@ -52,3 +52,11 @@ def build_feeds_now(config: Config, now: dt.datetime | None = None):  # type: ig
 
     now = now or now_in(config)
     return build_feeds(published_issues(load_catalog(config).issues, now), config, now)
+
+
+def load_issue(config: Config, ref: str) -> Issue:
+    """One issue by stem or path; a file that is not an issue yet is a clear error."""
+    from digest.discover import resolve_issue
+    from digest.parse import read_issue
+
+    return read_issue(resolve_issue(config.paths.issues, ref), ParseOptions.from_config(config))

@@ -1,0 +1,187 @@
+"""The editor's preview: the digest as a subscriber gets it, before anything is sent.
+
+``digest preview ISSUE`` writes ``[paths] previews/<ISSUE>/`` with ``email.html``,
+``email.txt``, ``email.eml`` (one whole message, as a sample subscriber gets it)
+and ``report.txt`` (size, items per section, lint findings, feed entries).
+``--serve`` shows all of it on a local page, the email at desktop and phone
+widths side by side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import http.server
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from digest.config import Config
+from digest.feeds import collect_feeds, feeds_base_url, permalink
+from digest.fsutil import write_if_changed
+from digest.lint import count_by_severity
+from digest.message import MessageFactory
+from digest.model import Issue
+from digest.release import is_published
+from digest.render import DigestRenderer, RenderedDigest
+from digest.templating import render_template
+from digest.tokens import load_secret
+
+__all__ = ["SAMPLE_ADDRESS", "Preview", "PreviewServer", "render_preview", "write_preview"]
+
+SAMPLE_ADDRESS = "reader@example.com"
+SAMPLE_NAME = "读者"
+GMAIL_CLIP_BYTES = 102 * 1024
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A written preview: where it is, and what the report says."""
+
+    issue: Issue
+    directory: Path
+    html: str
+    text: str
+    eml: bytes
+    report: str
+    digest: RenderedDigest
+    feed_entries: tuple[tuple[str, str, str], ...]  # (feed, entry title, link) the issue adds
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
+    """Render everything a preview shows, without writing it."""
+    renderer = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config))
+    digest = renderer.variant()
+    if digest is None:
+        from digest.errors import ReleaseError
+
+        raise ReleaseError("the issue has no items to mail", path=issue.path)
+    secret = load_secret(config.paths.state)
+    factory = MessageFactory(issue, config, secret, email.utils.format_datetime(now))
+    values = {**factory.links(SAMPLE_ADDRESS), "name": SAMPLE_NAME}
+    html, text = digest.personalise(values)
+    eml = factory.build(SAMPLE_ADDRESS, SAMPLE_NAME, digest).data
+    directory = config.paths.previews / issue.stem
+    report = _report(config, issue, digest, html, text, now)
+    entries = tuple(
+        (feed.title, entry.title, entry.link)
+        for feed in collect_feeds([issue], config)
+        for entry in feed.entries
+    )
+    return Preview(issue, directory, html, text, eml, report, digest, entries)
+
+
+def write_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
+    """Render and write ``email.html``, ``email.txt``, ``email.eml`` and ``report.txt``."""
+    preview = render_preview(config, issue, now)
+    files = {
+        "email.html": preview.html.encode("utf-8"),
+        "email.txt": preview.text.encode("utf-8"),
+        "email.eml": preview.eml,
+        "report.txt": preview.report.encode("utf-8"),
+    }
+    for name, data in files.items():
+        write_if_changed(preview.directory / name, data)
+    return preview
+
+
+def _report(
+    config: Config, issue: Issue, digest: RenderedDigest, html: str, text: str, now: dt.datetime
+) -> str:
+    size = len(html.encode("utf-8"))
+    counts = count_by_severity(issue.findings)
+    lines = [
+        f"issue:     {issue.full_title}",
+        f"file:      {issue.path}",
+        f"subject:   {digest.subject}",
+        f"status:    {_status(issue, now)}",
+        f"html:      {size / 1024:.1f} KB (budget {config.email.max_html_bytes / 1024:.1f} KB; "
+        f"Gmail clips at {GMAIL_CLIP_BYTES // 1024} KB)",
+    ]
+    if digest.shortened:
+        lines.append(f"           summaries shortened to {digest.summary_limit} characters to fit")
+    lines += [
+        f"text:      {len(text.encode('utf-8')) / 1024:.1f} KB",
+        f"items:     {digest.items} (" + ", ".join(f"{s.name} {len(s.items)}" for s in issue.sections) + ")",
+        f"warm-up:   {len(issue.warmup)} entries",
+        f"feeds:     1 entry in atom.xml/rss.xml, {len(issue.items)} in the section feeds",
+        "lint:      " + ", ".join(f"{n} {severity}" for severity, n in counts.items()),
+        *(f"  {f.format(issue.path)}" for f in issue.findings),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _status(issue: Issue, now: dt.datetime) -> str:
+    if is_published(issue, now):
+        return "published (in the feeds)"
+    if issue.draft:
+        return "draft (not in the feeds)"
+    if issue.date > now.date():
+        return f"scheduled for {issue.date} (not in the feeds yet)"
+    return "not publishable: fix the fatal findings"
+
+
+# -- the local preview page ---------------------------------------------------------------------
+
+
+class PreviewServer(http.server.ThreadingHTTPServer):
+    """Serves one preview on 127.0.0.1: the page, the email parts and the .eml."""
+
+    daemon_threads = True
+
+    def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 0):
+        self.pages = {
+            "/": ("text/html; charset=utf-8", _page(preview).encode("utf-8")),
+            "/email.html": ("text/html; charset=utf-8", preview.html.encode("utf-8")),
+            "/email.txt": ("text/plain; charset=utf-8", preview.text.encode("utf-8")),
+            "/email.eml": ("message/rfc822", preview.eml),
+            "/report.txt": ("text/plain; charset=utf-8", preview.report.encode("utf-8")),
+        }
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="digest-preview", daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: PreviewServer
+
+    def do_GET(self) -> None:
+        page = self.server.pages.get(self.path.split("?", 1)[0])
+        if page is None:
+            self.send_error(404)
+            return
+        content_type, body = page
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: the CLI prints the URL
+        return
+
+
+def _page(preview: Preview) -> str:
+    findings = preview.issue.findings
+    return render_template(
+        "preview.html.j2",
+        issue=preview.issue,
+        report=preview.report,
+        text=preview.text,
+        findings=[f.format(preview.issue.path) for f in findings],
+        severities=[str(f.severity) for f in findings],
+        entries=preview.feed_entries,
+    )

@@ -1,0 +1,227 @@
+"""The email digest: jinja2 -> MJML -> responsive HTML, plus the plain-text part.
+
+MJML compiles once per *variant* (the set of sections a subscriber chose), not
+once per subscriber: per-subscriber values (address, unsubscribe and preference
+links) are placeholders in the compiled output, filled in by :meth:`Fill.fill`.
+So 10,000 personalised messages cost one compile per variant and 10,000 string
+joins.
+
+Gmail clips messages over 102 KB, and Chinese text takes 3 bytes a character.
+The HTML is minified; when it is still over ``[email] max_html_bytes``, summaries
+are shortened step by step (with a link to the full issue) until it fits.
+"""
+
+from __future__ import annotations
+
+import html as htmlmod
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from digest.config import Config
+from digest.errors import TemplateError
+from digest.markup import html_to_text
+from digest.model import Issue, Item
+from digest.templating import render_template
+
+__all__ = [
+    "FIELD_NAMES",
+    "DigestRenderer",
+    "Fill",
+    "RenderedDigest",
+    "render_subject",
+]
+
+FIELD_NAMES = ("name", "email", "unsubscribe_url", "preferences_url")
+SUMMARY_LIMITS: tuple[int | None, ...] = (None, 600, 300, 150, 60, 0)
+# Room kept for the per-subscriber values when checking the size budget.
+FIELD_ALLOWANCE = 1200
+_PLACEHOLDER = "%%DIGEST-{}%%"
+_PLACEHOLDER_RE = re.compile(r"%%DIGEST-([a-z_]+)%%")
+_PLACEHOLDERS = {name: _PLACEHOLDER.format(name) for name in FIELD_NAMES}
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Rendered text with holes: ``parts`` around the field ``names`` that go between them."""
+
+    parts: tuple[str, ...]
+    names: tuple[str, ...]
+    escape: bool
+
+    @classmethod
+    def split(cls, text: str, *, escape: bool) -> Fill:
+        pieces = _PLACEHOLDER_RE.split(text)
+        return cls(tuple(pieces[0::2]), tuple(pieces[1::2]), escape)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        out = [self.parts[0]]
+        for name, part in zip(self.names, self.parts[1:], strict=True):
+            value = values.get(name, "")
+            out.append(htmlmod.escape(value, quote=True) if self.escape else value)
+            out.append(part)
+        return "".join(out)
+
+    @property
+    def template_size(self) -> int:
+        return sum(len(part.encode("utf-8")) for part in self.parts)
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One variant of an issue's digest, ready to be personalised."""
+
+    subject: str
+    preheader: str
+    html: Fill
+    text: Fill
+    sections: tuple[str, ...]
+    items: int
+    summary_limit: int | None
+
+    @property
+    def shortened(self) -> bool:
+        return self.summary_limit is not None
+
+    def personalise(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """(html, text) for one subscriber."""
+        return self.html.fill(values), self.text.fill(values)
+
+
+def render_subject(issue: Issue, config: Config) -> str:
+    """The subject from ``[email] subject`` (a jinja2 template); one line, never empty."""
+    import jinja2
+
+    try:
+        subject = (
+            jinja2.Environment(autoescape=False)
+            .from_string(config.email.subject)
+            .render(issue=issue, site=config.site)
+        )
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"[email] subject does not render: {exc}", path=config.path) from None
+    subject = " ".join(subject.split())
+    if not subject:
+        raise TemplateError("[email] subject renders empty", path=config.path)
+    return subject
+
+
+@dataclass
+class DigestRenderer:
+    """Renders an issue's digest, caching one :class:`RenderedDigest` per variant."""
+
+    issue: Issue
+    config: Config
+    permalink: str
+    feeds_url: str
+    compiles: int = 0
+    _cache: dict[frozenset[str] | None, RenderedDigest | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.subject = render_subject(self.issue, self.config)
+        intro = html_to_text(self.issue.intro_html).replace("\n", " ")
+        self.preheader = (intro or self.issue.headline or self.subject)[:150]
+
+    def variant(self, sections: frozenset[str] | None = None) -> RenderedDigest | None:
+        """The digest for subscribers of ``sections`` (None: all); None when it has no items."""
+        if sections is not None and not sections:
+            sections = None
+        if sections not in self._cache:
+            self._cache[sections] = self._render(sections)
+        return self._cache[sections]
+
+    def _render(self, sections: frozenset[str] | None) -> RenderedDigest | None:
+        chosen = [s for s in self.issue.sections if s.items and (sections is None or s.slug in sections)]
+        if not chosen:
+            return None
+        budget = self.config.email.max_html_bytes - FIELD_ALLOWANCE
+        for limit in SUMMARY_LIMITS:
+            context = self._context(chosen, limit)
+            html = self._compile(render_template("digest.mjml.j2", self.config.email.templates, **context))
+            if len(html.encode("utf-8")) <= budget or limit == SUMMARY_LIMITS[-1]:
+                break
+        text = render_template("digest.txt.j2", self.config.email.templates, autoescape=False, **context)
+        return RenderedDigest(
+            subject=self.subject,
+            preheader=self.preheader,
+            html=Fill.split(html, escape=True),
+            text=Fill.split(_tidy_text(text), escape=False),
+            sections=tuple(s.slug for s in chosen),
+            items=sum(len(s.items) for s in chosen),
+            summary_limit=limit,
+        )
+
+    def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
+        from markupsafe import Markup
+
+        views = [_SectionView(s.name, s.slug, tuple(self._item(i, limit) for i in s.items)) for s in sections]
+        return {
+            "issue": self.issue,
+            "site": self.config.site,
+            "subject": self.subject,
+            "preheader": self.preheader,
+            "permalink": self.permalink,
+            "feeds_url": self.feeds_url,
+            "intro": Markup(self.issue.intro_html),
+            "warmup": [Markup(h) for h in self.issue.warmup_html],
+            "sections": views,
+            "shortened": limit is not None,
+            "fields": _PLACEHOLDERS,
+        }
+
+    def _item(self, item: Item, limit: int | None) -> _ItemView:
+        from markupsafe import Markup, escape
+
+        text = html_to_text(item.summary_html)
+        flat = " ".join(text.split())
+        if limit is None or len(flat) <= limit:
+            summary, lines = Markup(item.summary_html), text.splitlines()
+        elif limit == 0:
+            summary, lines = Markup(""), []
+        else:
+            cut = flat[:limit].rstrip() + "…"
+            summary = Markup('<p>{}<a href="{}">阅读全文</a></p>').format(escape(cut), self.permalink)
+            lines = [cut]
+        return _ItemView(item, summary, tuple(lines))
+
+    def _compile(self, mjml: str) -> str:
+        import minify_html
+        from mjml import mjml2html
+
+        self.compiles += 1
+        try:
+            html = mjml2html(mjml, disable_comments=True)
+        except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
+            raise TemplateError(f"digest.mjml.j2 is not valid MJML: {exc}") from None
+        return minify_html.minify(
+            html,
+            keep_comments=True,  # Outlook's <!--[if mso]> conditionals
+            keep_closing_tags=True,
+            keep_html_and_head_opening_tags=True,
+            minify_css=True,
+        )
+
+
+@dataclass(frozen=True)
+class _ItemView:
+    """An item as the templates see it: its summary possibly shortened."""
+
+    item: Item
+    summary: Any
+    summary_lines: tuple[str, ...]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.item, name)
+
+
+@dataclass(frozen=True)
+class _SectionView:
+    name: str
+    slug: str
+    items: tuple[_ItemView, ...]
+
+
+def _tidy_text(text: str) -> str:
+    """Collapse runs of blank lines the template leaves behind."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,112 @@
+"""Signed tokens for unsubscribe, preference and confirmation links.
+
+A token is ``payload.signature`` in URL-safe base64: the payload names the
+address, the purpose and (for confirmations) an expiry; the signature is an
+HMAC-SHA256 over it keyed by ``DIGEST_SECRET``. A token made for one purpose
+never works for another, and any change to it breaks the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from digest.errors import TokenError
+
+__all__ = ["SECRET_ENV", "TokenPayload", "load_secret", "make_token", "read_token", "stable_hash"]
+
+SECRET_ENV = "DIGEST_SECRET"
+SECRET_FILE = "secret.key"
+PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
+
+
+@dataclass(frozen=True)
+class TokenPayload:
+    email: str
+    purpose: str
+    expires: int | None = None
+    sections: tuple[str, ...] | None = None
+
+
+def load_secret(state_dir: Path) -> bytes:
+    """The signing key: ``$DIGEST_SECRET``, else a random key kept in the state directory.
+
+    The generated key (mode 0600) lets the bundled example run with no set-up; a
+    deployment sets ``DIGEST_SECRET`` so every digest process shares one key.
+    """
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        if len(env) < 16:
+            raise TokenError(f"{SECRET_ENV} is too short: use at least 16 random characters")
+        return env.encode("utf-8")
+    path = state_dir / SECRET_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    from digest.fsutil import atomic_write
+
+    key = secrets.token_urlsafe(32).encode()
+    atomic_write(path, key + b"\n", mode=0o600)
+    return key
+
+
+def make_token(secret: bytes, payload: TokenPayload) -> str:
+    if payload.purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {payload.purpose!r}")
+    body = {"e": payload.email, "p": payload.purpose}
+    if payload.expires is not None:
+        body["x"] = payload.expires
+    if payload.sections is not None:
+        body["s"] = list(payload.sections)
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+    return f"{_b64(raw)}.{_b64(_sign(secret, raw))}"
+
+
+def read_token(secret: bytes, token: str, *, purpose: str, now: float) -> TokenPayload:
+    """Check a token's signature, purpose and expiry; raise :class:`TokenError` if any is wrong."""
+    try:
+        raw_b64, sig_b64 = token.split(".")
+        raw, signature = _unb64(raw_b64), _unb64(sig_b64)
+    except (ValueError, TypeError):
+        raise TokenError("this link is malformed") from None
+    if not hmac.compare_digest(signature, _sign(secret, raw)):
+        raise TokenError("this link is not valid")
+    try:
+        body = json.loads(raw)
+        payload = TokenPayload(
+            email=str(body["e"]),
+            purpose=str(body["p"]),
+            expires=int(body["x"]) if "x" in body else None,
+            sections=tuple(body["s"]) if "s" in body else None,
+        )
+    except (ValueError, KeyError, TypeError):
+        raise TokenError("this link is not valid") from None
+    if payload.purpose != purpose:
+        raise TokenError("this link is for something else")
+    if payload.expires is not None and now > payload.expires:
+        raise TokenError("this link has expired")
+    return payload
+
+
+def stable_hash(secret: bytes, *parts: str) -> str:
+    """A keyed, stable hex digest (Message-IDs, rate-limit keys) that reveals nothing of its input."""
+    return hmac.new(secret, "\x00".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _sign(secret: bytes, raw: bytes) -> bytes:
+    return hmac.new(secret, b"digest-token\x00" + raw, hashlib.sha256).digest()[:20]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

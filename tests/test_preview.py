@@ -1,0 +1,92 @@
+"""``digest preview``: the files, the report and the local page (over real HTTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import subprocess
+import urllib.request
+
+from conftest import digest_cmd
+
+from digest.pipeline import load_issue
+from digest.preview import PreviewServer, write_preview
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+WITH_EMAIL = (
+    '[email]\nfrom = "简报 <digest@news.example.org>"\nunsubscribe_url = "https://news.example.org/u"\n'
+)
+
+
+def test_preview_writes_the_email_parts_and_a_report(site):
+    site.write_config(WITH_EMAIL)
+    site.copy_examples()
+    issue = load_issue(site.config, "2026-10-15")
+    preview = write_preview(site.config, issue, NOW)
+    directory = site.config.paths.previews / "2026-10-15"
+    assert preview.directory == directory
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "email.eml",
+        "email.html",
+        "email.txt",
+        "report.txt",
+    ]
+    message = email.message_from_bytes((directory / "email.eml").read_bytes(), policy=email.policy.default)
+    assert str(message["To"]) == "读者 <reader@example.com>"
+    assert message.get_body(("html",)).get_content() == (directory / "email.html").read_text(encoding="utf-8")
+    report = (directory / "report.txt").read_text(encoding="utf-8")
+    assert f"html:      {preview.html_bytes / 1024:.1f} KB" in report
+    assert "业界新闻 " in report and "应用 2" in report
+    assert "lint:      0 fatal, 0 error, 1 warning" in report
+    assert "url-from-title" in report
+    assert "status:    published" in report
+
+
+def test_preview_of_a_future_issue_says_so(site):
+    site.write_config(WITH_EMAIL)
+    site.write_issue(
+        "2026-12-24.md", "# 简报 (2026-12-24)：圣诞\n## 论文\n- [a | b](https://a.org)\n摘要：x。\n"
+    )
+    preview = write_preview(site.config, load_issue(site.config, "2026-12-24"), NOW)
+    assert "scheduled for 2026-12-24" in preview.report
+
+
+def test_preview_server_serves_every_part_on_loopback(site):
+    site.write_config(WITH_EMAIL)
+    site.copy_examples()
+    preview = write_preview(site.config, load_issue(site.config, "2026-11-01"), NOW)
+    server = PreviewServer(preview)
+    server.start()
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        page = urllib.request.urlopen(server.url).read().decode()
+        assert '<iframe id="desktop" src="/email.html"' in page and '<iframe id="phone"' in page
+        assert "Feed entries this issue adds (15)" in page
+        assert urllib.request.urlopen(server.url + "email.html").read().decode() == preview.html
+        eml = urllib.request.urlopen(server.url + "email.eml")
+        assert eml.headers["Content-Type"] == "message/rfc822" and eml.read() == preview.eml
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_preview_command(site, run_env):
+    site.write_config(WITH_EMAIL)
+    site.copy_examples()
+    result = subprocess.run(
+        [*digest_cmd(), "preview", "2026-11-01", "--config", str(site.config_path)],
+        capture_output=True,
+        text=True,
+        env=run_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote " in result.stdout and "subject:" in result.stdout
+    missing = subprocess.run(
+        [*digest_cmd(), "preview", "1999-01-01", "--config", str(site.config_path)],
+        capture_output=True,
+        text=True,
+        env=run_env,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("digest: no issue '1999-01-01'")
