@@ -126,9 +126,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     print(preview.report, end="")
     print(f"wrote {preview.directory}/email.html, email.txt, email.eml, report.txt")
     if args.to:
-        from digest.pipeline import send_test
+        from digest.delivery import send_test_copy
 
-        print(send_test(config, issue, args.to))
+        print(send_test_copy(config, issue, args.to, now_in(config)))
     if args.serve:
         server = PreviewServer(preview, args.host, args.port)
         print(f"previewing at {server.url} (Ctrl-C to stop)", flush=True)
@@ -136,6 +136,61 @@ def cmd_preview(args: argparse.Namespace) -> int:
             server.serve_forever()
         finally:
             server.server_close()
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from digest.pipeline import send, subscriber_problems
+
+    config = _config(args)
+    problems = subscriber_problems(config)
+    for line in problems:
+        _error(f"{line} (this line is skipped)")
+    report = send(config, args.issue, resend=args.resend, force=args.force, progress=False if args.no_progress else None)
+    print(report.summary())
+    if problems:
+        _error(f"{len(problems)} line(s) of {config.paths.subscribers} were skipped; fix them and send again")
+        return 1
+    return 75 if report.deferred else 0
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from digest import subscribers as subs
+    from digest.pipeline import known_sections
+
+    config = _config(args)
+    path, known = config.paths.subscribers, known_sections(config)
+    today = dt.datetime.now(config.site.timezone).date()
+    action = args.action
+    if action == "add":
+        sections = subs.parse_sections(args.sections or "", known)
+        added = subs.add_subscriber(path, known, args.email, name=args.name or "", sections=sections, today=today)
+        print(f"added {added.email}")
+    elif action == "remove":
+        removed = subs.remove_subscriber(path, known, args.email, purge=args.purge)
+        print(f"{'erased' if args.purge else 'unsubscribed'} {removed.email}")
+    elif action == "import":
+        result = subs.import_subscribers(path, known, Path(args.file), today=today)
+        for problem in result.problems:
+            _error(f"{problem.format(Path(args.file))} (skipped)")
+        print(f"imported {len(result.added)}, {len(result.present)} already on the list")
+        return 1 if result.problems else 0
+    else:
+        listing = subs.read_subscribers(path, known)
+        for problem in listing.problems:
+            _error(f"{problem.format(path)} (skipped)")
+        statuses = None if args.status == "all" else {args.status}
+        if action == "export":
+            sys.stdout.write(subs.export_csv(listing.subscribers, statuses))
+        else:
+            shown = [s for s in listing.subscribers if statuses is None or s.status in statuses]
+            for s in shown:
+                sections = ";".join(sorted(s.sections)) or "all"
+                print(f"{s.email}\t{s.name}\t{sections}\t{s.status}\t{s.since}")
+            print(f"{len(shown)} subscriber(s)", file=sys.stderr)
+        return 1 if listing.problems else 0
     return 0
 
 
@@ -163,6 +218,21 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "         digest preview 2026-11-01 --to me@example.org",
     ),
     (
+        "send",
+        cmd_send,
+        "Mail one issue to every active subscriber not yet sent (resumes an interrupted send).",
+        "example: digest send 2026-11-01\n"
+        "         digest send 2026-11-01 --resend    # everyone again, on purpose",
+    ),
+    (
+        "subscribers",
+        cmd_subscribers,
+        "Add, remove, list, import or export subscribers (safe while a send runs).",
+        "example: digest subscribers add reader@example.org --name 读者 --sections papers;projects\n"
+        "         digest subscribers remove reader@example.org\n"
+        "         digest subscribers export --status all > backup.csv",
+    ),
+    (
         "lint",
         cmd_lint,
         "Check issue files; exit 1 on any fatal finding or error.",
@@ -170,6 +240,29 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "         digest lint drafts/2024-05-01.md",
     ),
 ]
+
+
+def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = command.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    status_choices = ["active", "unsubscribed", "bounced", "all"]
+    table = [
+        ("add", "Subscribe an address.", "example: digest subscribers add a@example.org --name 张三"),
+        ("remove", "Unsubscribe an address (--purge erases it).", "example: digest subscribers remove a@example.org"),
+        ("list", "Show subscribers, tab-separated.", "example: digest subscribers list --status bounced"),
+        ("import", "Add the addresses of another CSV.", "example: digest subscribers import old-list.csv"),
+        ("export", "Write the list as CSV to stdout.", "example: digest subscribers export > backup.csv"),
+    ]
+    parsers = {}
+    for name, help_text, example in table:
+        parsers[name] = actions.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=example)
+    parsers["add"].add_argument("email")
+    parsers["add"].add_argument("--name", default="")
+    parsers["add"].add_argument("--sections", default="", help="';'-separated slugs such as papers;projects")
+    parsers["remove"].add_argument("email")
+    parsers["remove"].add_argument("--purge", action="store_true", help="erase the line instead of unsubscribing")
+    parsers["import"].add_argument("file")
+    for name, default in (("list", "active"), ("export", "all")):
+        parsers[name].add_argument("--status", choices=status_choices, default=default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,4 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8000, help="port to serve on (default: 8000; 0 picks one)"
     )
     preview.add_argument("--to", metavar="ADDRESS", help="send one copy marked [TEST] to ADDRESS")
+    send = commands["send"]
+    send.add_argument("issue", metavar="ISSUE", help="the issue's file stem (2026-11-01) or a path")
+    send.add_argument("--resend", action="store_true", help="start a new round: mail everyone again")
+    send.add_argument("--force", action="store_true", help="mail despite lint errors or a future date")
+    send.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    _subscriber_actions(commands["subscribers"], common)
     return parser

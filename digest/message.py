@@ -116,6 +116,7 @@ class MessageFactory:
     config: Config
     secret: bytes
     date: str  # RFC 5322 date, for every message of this send
+    round: int = 1  # a deliberate resend is a new message, with a new Message-ID
 
     def __post_init__(self) -> None:
         email_cfg = self.config.email
@@ -140,9 +141,8 @@ class MessageFactory:
         self._dkim_key = _read_dkim_key(dkim_cfg.key_file) if dkim_cfg is not None else b""
 
     def message_id(self, address: str) -> str:
-        return (
-            f"<{stable_hash(self.secret, 'message-id', self.issue.stem, address.lower())[:32]}@{self.domain}>"
-        )
+        parts = [self.issue.stem, address.lower()] + ([str(self.round)] if self.round > 1 else [])
+        return f"<{stable_hash(self.secret, 'message-id', *parts)[:32]}@{self.domain}>"
 
     def links(self, address: str) -> dict[str, str]:
         """The subscriber's own unsubscribe and preference links."""

@@ -60,3 +60,24 @@ def load_issue(config: Config, ref: str) -> Issue:
     from digest.parse import read_issue
 
     return read_issue(resolve_issue(config.paths.issues, ref), ParseOptions.from_config(config))
+
+
+def known_sections(config: Config) -> set[str]:
+    """The section slugs a subscriber may choose."""
+    return set(config.feeds.sections.values())
+
+
+def subscriber_problems(config: Config) -> list[str]:
+    """Every line of the subscriber list that cannot be read, as 'path:line: message'."""
+    from digest.subscribers import read_subscribers
+
+    listing = read_subscribers(config.paths.subscribers, known_sections(config))
+    return [problem.format(config.paths.subscribers) for problem in listing.problems]
+
+
+def send(config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None):  # type: ignore[no-untyped-def]
+    """``digest send ISSUE``: mail one issue to every active subscriber not yet done."""
+    from digest.delivery import send_issue
+
+    issue = load_issue(config, ref)
+    return send_issue(config, issue, now_in(config), resend=resend, force=force, progress=progress)

@@ -154,3 +154,44 @@ def browser():
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def smtp():
+    """A plain SMTP server on 127.0.0.1 (ephemeral port) recording what it accepts."""
+    from smtpserver import start_server
+
+    controller, recorder = start_server()
+    recorder.port = controller.port
+    yield recorder
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory):
+    """A throwaway CA (trustme) and a certificate for 127.0.0.1; the CA file the client trusts."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return ca, cert, ca_file
+
+
+def write_subscribers(path: Path, rows: list[tuple[str, ...]]) -> None:
+    lines = ["email,name,sections,status,since"] + [",".join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def smtp_config(port: int, extra: str = "", transport: str | None = None) -> str:
+    """[email] settings for a test server: fast retries, no real waiting."""
+    return (
+        "[email]\n"
+        'from = "简报 <digest@news.example.org>"\n'
+        f'transport = "{transport or f"smtp://127.0.0.1:{port}"}"\n'
+        'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
+        'unsubscribe_mailto = "unsubscribe@news.example.org"\n'
+        'base_url = "https://news.example.org/"\n'
+        "retry_base = 0.01\n" + extra
+    )

@@ -1,0 +1,202 @@
+"""The delivery ledger: one append-only file per issue, one line per recipient outcome.
+
+A line is written only after the server has answered for that message, and is
+flushed and fsynced before the worker that sent it takes the next recipient.
+So after a crash the ledger knows every message that was accepted, except at
+most the ones in flight (one per connection), and a re-run skips the rest.
+Lines are JSON; a torn last line (the crash came mid-write) is cut off on open.
+
+Statuses: ``sent`` (accepted), ``failed`` (permanently refused, 5xx),
+``deferred`` (temporary failures exhausted the retries; tried again next run),
+``skipped`` (nothing to send: the subscriber's sections have no items).
+``sent``, ``failed`` and ``skipped`` are final for the round; ``--resend``
+starts a new round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digest.errors import StateError
+from digest.fsutil import file_lock
+
+__all__ = ["FINAL", "Ledger", "LedgerSummary", "Outcome", "ledger_path", "read_ledger"]
+
+FINAL = frozenset({"sent", "failed", "skipped"})
+LEDGER_DIR = "ledger"
+
+
+def ledger_path(state_dir: Path, stem: str) -> Path:
+    return state_dir / LEDGER_DIR / f"{stem}.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One recipient's result."""
+
+    to: str
+    status: str
+    code: int | None = None
+    message_id: str = ""
+    detail: str = ""
+    round: int = 1
+    at: str = ""
+
+    def line(self) -> bytes:
+        record: dict[str, Any] = {"to": self.to, "status": self.status, "round": self.round, "at": self.at}
+        if self.code is not None:
+            record["code"] = self.code
+        if self.message_id:
+            record["message_id"] = self.message_id
+        if self.detail:
+            record["detail"] = self.detail[:300]
+        return json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """What the ledger says about the current round."""
+
+    round: int
+    outcomes: dict[str, Outcome]  # recipient (lower case) -> latest outcome this round
+    rounds_started: tuple[str, ...]
+
+    def done(self) -> set[str]:
+        return {to for to, o in self.outcomes.items() if o.status in FINAL}
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes.values() if o.status == status)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.outcomes) or bool(self.rounds_started)
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue  # a torn line from a crash: that message counts as not done
+        if isinstance(record, dict):
+            yield record
+
+
+def read_ledger(path: Path) -> LedgerSummary:
+    """The latest outcome of every recipient in the latest round."""
+    current = 1
+    outcomes: dict[str, Outcome] = {}
+    starts: list[str] = []
+    for record in _records(path):
+        if "start_round" in record:
+            current = int(record["start_round"])
+            starts.append(str(record.get("at", "")))
+            outcomes = {}
+            continue
+        try:
+            outcome = Outcome(
+                to=str(record["to"]).lower(),
+                status=str(record["status"]),
+                code=record.get("code"),
+                message_id=str(record.get("message_id", "")),
+                detail=str(record.get("detail", "")),
+                round=int(record.get("round", 1)),
+                at=str(record.get("at", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if outcome.round == current:
+            outcomes[outcome.to] = outcome
+    return LedgerSummary(current, outcomes, tuple(starts))
+
+
+class Ledger:
+    """The open ledger of one send: the lock against a second sender, and group-committed appends."""
+
+    def __init__(self, state_dir: Path, stem: str):
+        self.path = ledger_path(state_dir, stem)
+        self._lock = file_lock(self.path.with_suffix(".lock"), what=f"sending {stem}", wait=0)
+        self._fd = -1
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flushing = False
+
+    def __enter__(self) -> Ledger:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.__enter__()
+        try:
+            self._repair()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._lock.__exit__(None, None, None)
+
+    def _repair(self) -> None:
+        """Cut a torn last line so the next append starts on a line of its own."""
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def summary(self) -> LedgerSummary:
+        return read_ledger(self.path)
+
+    def start_round(self, number: int, now: dt.datetime) -> None:
+        self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    async def record(self, outcome: Outcome) -> None:
+        """Append one outcome; returns once it is on disk (group commit with concurrent callers)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome.line(), future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
+                except OSError as exc:
+                    error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
+                    for _, future in batch:
+                        future.set_exception(error)
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._flushing = False

@@ -1,0 +1,391 @@
+"""The subscriber list: a CSV file people edit by hand, changed safely by digest.
+
+Header: ``email,name,sections,status,since``. ``status`` is active, unsubscribed
+or bounced (empty means active); ``sections`` is ``;``-separated feed slugs
+(empty means all). Reading reports every bad line with its number and skips only
+that line. Changes go through :func:`update_subscribers`: under a lock, read,
+change, write atomically, keeping every line it did not change byte for byte,
+including the ones it could not parse, in their place.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from digest.errors import SubscriberError
+from digest.fsutil import atomic_write, file_lock
+
+__all__ = [
+    "HEADER",
+    "STATUSES",
+    "ImportReport",
+    "Problem",
+    "Subscriber",
+    "SubscriberList",
+    "add_subscriber",
+    "check_email",
+    "export_csv",
+    "import_subscribers",
+    "iter_subscribers",
+    "list_signature",
+    "parse_sections",
+    "read_subscribers",
+    "remove_subscriber",
+    "set_sections",
+    "set_status",
+    "update_subscribers",
+]
+
+HEADER = ("email", "name", "sections", "status", "since")
+STATUSES = ("active", "unsubscribed", "bounced")
+MAX_NAME = 100
+LOCK_WAIT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str
+    name: str
+    sections: frozenset[str]
+    status: str
+    since: str
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def wants(self) -> frozenset[str] | None:
+        """The sections to mail, or None for all."""
+        return self.sections or None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    message: str
+
+    def format(self, path: Path) -> str:
+        return f"{path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One physical line: its text as read, and the subscriber when it parsed."""
+
+    text: str
+    subscriber: Subscriber | None
+
+
+@dataclass(frozen=True)
+class SubscriberList:
+    path: Path
+    header: tuple[str, ...]
+    rows: tuple[_Row, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        return [row.subscriber for row in self.rows if row.subscriber is not None]
+
+    def find(self, email: str) -> Subscriber | None:
+        key = email.strip().lower()
+        return next((s for s in self.subscribers if s.key == key), None)
+
+    # -- changes: each returns a new list; update_subscribers() writes it --------------------
+
+    def with_subscriber(self, subscriber: Subscriber) -> SubscriberList:
+        """Add a subscriber, or replace the one with the same address in its place."""
+        rows = list(self.rows)
+        for index, row in enumerate(rows):
+            if row.subscriber is not None and row.subscriber.key == subscriber.key:
+                rows[index] = _Row(self._format(subscriber), replace(subscriber, line=row.subscriber.line))
+                return replace(self, rows=tuple(rows))
+        rows.append(_Row(self._format(subscriber), replace(subscriber, line=len(rows) + 2)))
+        return replace(self, rows=tuple(rows))
+
+    def without(self, email: str) -> SubscriberList:
+        key = email.strip().lower()
+        rows = tuple(r for r in self.rows if r.subscriber is None or r.subscriber.key != key)
+        return replace(self, rows=rows)
+
+    def render(self) -> bytes:
+        lines = [",".join(self.header)] + [row.text for row in self.rows]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def _format(self, subscriber: Subscriber) -> str:
+        values = {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "sections": ";".join(sorted(subscriber.sections)),
+            "status": subscriber.status,
+            "since": subscriber.since,
+        }
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([values.get(column, "") for column in self.header])
+        return buffer.getvalue()
+
+
+def check_email(address: str) -> str:
+    """The address as it should be stored, or :class:`SubscriberError` saying what is wrong."""
+    from email_validator import EmailNotValidError, validate_email
+
+    address = address.strip()
+    if any(ch in address for ch in "\r\n\x00,;<>"):
+        raise SubscriberError(f"invalid address {address!r}: it contains a separator or line break")
+    try:
+        valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"invalid address {address!r}: {exc}") from None
+    return valid.ascii_email or valid.normalized
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if any(ord(ch) < 32 for ch in name):
+        raise SubscriberError("the name contains a line break or control character")
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"the name is longer than {MAX_NAME} characters")
+    return name
+
+
+def read_subscribers(path: Path, known_sections: Collection[str]) -> SubscriberList:
+    """Read the whole list; a missing file is an empty list."""
+    scan = _Scan(path, known_sections)
+    rows, problems = [], []
+    for row, problem in scan:
+        rows.append(row)
+        if problem:
+            problems.append(problem)
+    return SubscriberList(path, scan.header, tuple(rows), tuple(problems))
+
+
+def iter_subscribers(path: Path, known_sections: Collection[str]) -> Iterator[Subscriber]:
+    """Stream the valid subscribers without holding the whole list (for large sends)."""
+    for row, _ in _Scan(path, known_sections):
+        if row.subscriber is not None:
+            yield row.subscriber
+
+
+class _Scan:
+    """Iterates (row, problem) over the lines after the header; ``header`` is known once started."""
+
+    def __init__(self, path: Path, known: Collection[str]):
+        self.path = path
+        self.known = known
+        self.header: tuple[str, ...] = HEADER
+
+    def __iter__(self) -> Iterator[tuple[_Row, Problem | None]]:
+        try:
+            handle = self.path.open(encoding="utf-8-sig", newline="")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SubscriberError(f"cannot read the subscriber list: {exc.strerror or exc}", path=self.path) from None
+        seen: set[str] = set()
+        with handle:
+            try:
+                first = next(handle, None)
+                if first is None:
+                    return
+                self.header = _header(first.rstrip("\r\n"), self.path)
+                for number, raw in enumerate(handle, start=2):
+                    yield self._row(raw.rstrip("\r\n"), number, seen)
+            except UnicodeDecodeError:
+                raise SubscriberError("the subscriber list is not UTF-8; save it as UTF-8", path=self.path) from None
+
+    def _row(self, text: str, number: int, seen: set[str]) -> tuple[_Row, Problem | None]:
+        if not text.strip():
+            return _Row(text, None), None
+        try:
+            subscriber = _parse(text, self.header, number, self.known)
+        except SubscriberError as exc:
+            return _Row(text, None), Problem(number, exc.message)
+        if subscriber.key in seen:
+            return _Row(text, None), Problem(number, f"{subscriber.email} is listed twice; this line is skipped")
+        seen.add(subscriber.key)
+        return _Row(text, subscriber), None
+
+
+def _header(text: str, path: Path) -> tuple[str, ...]:
+    columns = tuple(c.strip().lower() for c in next(csv.reader([text])))
+    if "email" not in columns:
+        raise SubscriberError(f"the first line must be the header {','.join(HEADER)}", path=path, line=1)
+    return columns
+
+
+def _parse(text: str, header: tuple[str, ...], number: int, known: Collection[str]) -> Subscriber:
+    try:
+        fields = next(csv.reader([text]))
+    except csv.Error as exc:
+        raise SubscriberError(f"not a CSV line: {exc}") from None
+    if len(fields) > len(header):
+        raise SubscriberError(f"{len(fields)} columns, but the header has {len(header)}")
+    values = dict(zip(header, [f.strip() for f in fields], strict=False))
+    email = check_email(values.get("email", ""))
+    sections = frozenset(s.strip() for s in values.get("sections", "").split(";") if s.strip())
+    unknown = sorted(sections - set(known))
+    if unknown:
+        raise SubscriberError(f"unknown section '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    status = values.get("status", "").lower() or "active"
+    if status not in STATUSES:
+        raise SubscriberError(f"status '{status}' must be one of {', '.join(STATUSES)}")
+    since = values.get("since", "")
+    if since:
+        try:
+            dt.date.fromisoformat(since[:10])
+        except ValueError:
+            raise SubscriberError(f"since '{since}' is not a date (YYYY-MM-DD)") from None
+    return Subscriber(email, _check_name(values.get("name", "")), sections, status, since, number)
+
+
+def update_subscribers(
+    path: Path, known_sections: Collection[str], change: Callable[[SubscriberList], SubscriberList]
+) -> SubscriberList:
+    """Apply ``change`` under the list's lock and write the result atomically.
+
+    Every writer (the CLI, the web endpoints, a send marking bounces) goes
+    through here, so concurrent changes are serialised and none is lost.
+    """
+    with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
+        current = read_subscribers(path, known_sections)
+        updated = change(current)
+        if updated.render() != current.render() or not path.exists():
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+            atomic_write(path, updated.render(), mode=mode)
+        return updated
+
+
+def list_signature(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of the list: changes whenever it is rewritten."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# -- the operations behind ``digest subscribers`` and the web endpoints ------------------------
+
+
+def parse_sections(text: str, known: Collection[str]) -> frozenset[str]:
+    sections = frozenset(s.strip() for s in text.replace(",", ";").split(";") if s.strip())
+    unknown = sorted(sections - set(known))
+    if unknown:
+        raise SubscriberError(f"unknown section '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    return sections
+
+
+def add_subscriber(
+    path: Path, known: Collection[str], email: str, *, name: str = "", sections: frozenset[str] = frozenset(), today: dt.date
+) -> Subscriber:
+    """Add an address, or re-activate one that left; an active address is an error."""
+    address = check_email(email)
+    new = Subscriber(address, _check_name(name), frozenset(sections), "active", today.isoformat())
+
+    def change(current: SubscriberList) -> SubscriberList:
+        existing = current.find(address)
+        if existing is not None and existing.active:
+            raise SubscriberError(f"{address} is already subscribed", path=path, line=existing.line)
+        return current.with_subscriber(new)
+
+    update_subscribers(path, known, change)
+    return new
+
+
+def set_status(path: Path, known: Collection[str], email: str, status: str) -> Subscriber | None:
+    """Change one address's status; None when it is not on the list (nothing changes)."""
+    key = email.strip().lower()
+    result: list[Subscriber] = []
+
+    def change(current: SubscriberList) -> SubscriberList:
+        existing = current.find(key)
+        if existing is None or existing.status == status:
+            result.extend([existing] if existing else [])
+            return current
+        updated = replace(existing, status=status)
+        result.append(updated)
+        return current.with_subscriber(updated)
+
+    update_subscribers(path, known, change)
+    return result[0] if result else None
+
+
+def set_sections(path: Path, known: Collection[str], email: str, sections: frozenset[str]) -> Subscriber | None:
+    key = email.strip().lower()
+    result: list[Subscriber] = []
+
+    def change(current: SubscriberList) -> SubscriberList:
+        existing = current.find(key)
+        if existing is None:
+            return current
+        updated = replace(existing, sections=frozenset(sections))
+        result.append(updated)
+        return current.with_subscriber(updated)
+
+    update_subscribers(path, known, change)
+    return result[0] if result else None
+
+
+def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: bool = False) -> Subscriber:
+    """Unsubscribe an address (kept as ``unsubscribed``), or with ``purge`` erase its line."""
+    key = email.strip().lower()
+    found: list[Subscriber] = []
+
+    def change(current: SubscriberList) -> SubscriberList:
+        existing = current.find(key)
+        if existing is None:
+            raise SubscriberError(f"{email} is not on the list", path=path)
+        found.append(existing)
+        return current.without(key) if purge else current.with_subscriber(replace(existing, status="unsubscribed"))
+
+    update_subscribers(path, known, change)
+    return found[0]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: tuple[str, ...]
+    present: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+
+def import_subscribers(path: Path, known: Collection[str], source: Path, *, today: dt.date) -> ImportReport:
+    """Add every valid address of another CSV (with an ``email`` column); existing ones stay as they are."""
+    incoming = read_subscribers(source, known)
+    added: list[str] = []
+    present: list[str] = []
+
+    def change(current: SubscriberList) -> SubscriberList:
+        updated = current
+        for subscriber in incoming.subscribers:
+            if updated.find(subscriber.key) is not None:
+                present.append(subscriber.email)
+                continue
+            since = subscriber.since or today.isoformat()
+            updated = updated.with_subscriber(replace(subscriber, since=since))
+            added.append(subscriber.email)
+        return updated
+
+    update_subscribers(path, known, change)
+    return ImportReport(tuple(added), tuple(present), incoming.problems)
+
+
+def export_csv(subscribers: Collection[Subscriber], statuses: Collection[str] | None = None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    for s in subscribers:
+        if statuses is None or s.status in statuses:
+            writer.writerow([s.email, s.name, ";".join(sorted(s.sections)), s.status, s.since])
+    return buffer.getvalue()

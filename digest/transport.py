@@ -1,0 +1,291 @@
+"""Mail transports: SMTP (aiosmtplib, STARTTLS or implicit TLS) and a local Maildir.
+
+``[email] transport`` picks one: ``smtp://host:port`` (STARTTLS when the server
+offers it; ``[email] starttls = "required"`` to insist, ``"off"`` never),
+``smtps://host:port`` (implicit TLS) or ``maildir:PATH``. The password comes
+from ``$DIGEST_SMTP_PASSWORD``; certificates are always verified, against
+``[email] ca_file`` when set.
+
+A :class:`Connection` sends many messages; its errors are sorted into what the
+sender should do next (see :class:`SendFailure`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from digest.config import Config
+from digest.errors import TransportError
+from digest.fsutil import fsync_directory
+
+__all__ = [
+    "PASSWORD_ENV",
+    "Connection",
+    "MaildirConnection",
+    "SendFailure",
+    "SmtpConnection",
+    "TransportSpec",
+    "transport_spec",
+]
+
+PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+
+
+class SendFailure(Exception):
+    """Why one message was not accepted, and what to do about it.
+
+    ``kind``: ``permanent`` (5xx for this recipient: do not retry), ``temporary``
+    (4xx, timeout, dropped connection: retry later, reconnecting if
+    ``reconnect``), ``connect`` (could not connect: counts towards
+    ``max_errors``), ``fatal`` (authentication, TLS or a refused sender: stop
+    the whole send, nothing will work until the config is fixed).
+    """
+
+    def __init__(self, kind: str, code: int | None, message: str, *, reconnect: bool = False):
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.reconnect = reconnect
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}" if self.code else self.message
+
+
+class Connection(Protocol):
+    async def connect(self) -> None: ...
+    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]: ...
+    async def close(self) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """A parsed ``[email] transport``; :meth:`connection` opens a new connection object."""
+
+    scheme: str
+    host: str = ""
+    port: int = 0
+    maildir: Path | None = None
+    starttls: str = "auto"
+    username: str = ""
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+    def connection(self) -> Connection:
+        if self.scheme == "maildir":
+            assert self.maildir is not None
+            return MaildirConnection(self.maildir)
+        return SmtpConnection(self)
+
+    def describe(self) -> str:
+        return f"maildir {self.maildir}" if self.scheme == "maildir" else f"{self.scheme}://{self.host}:{self.port}"
+
+
+def transport_spec(config: Config) -> TransportSpec:
+    email = config.email
+    value = email.transport
+    if value.startswith("maildir:"):
+        path = Path(value[len("maildir:") :])
+        return TransportSpec("maildir", maildir=path if path.is_absolute() else config.root / path)
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise TransportError(f"[email] transport {value!r} must be smtp://host:port or smtps://host:port")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError:
+        raise TransportError(f"[email] transport {value!r} has an invalid port") from None
+    return TransportSpec(
+        parts.scheme,
+        host=parts.hostname,
+        port=port,
+        starttls=email.starttls,
+        username=email.username,
+        ca_file=email.ca_file,
+        timeout=email.timeout,
+    )
+
+
+class SmtpConnection:
+    """One SMTP session, reused for many messages."""
+
+    def __init__(self, spec: TransportSpec):
+        self.spec = spec
+        self._smtp = None
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None and self._smtp.is_connected
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.spec.ca_file) if self.spec.ca_file else None)
+
+    async def connect(self) -> None:
+        import aiosmtplib
+
+        spec = self.spec
+        implicit = spec.scheme == "smtps"
+        start_tls = None if spec.starttls == "auto" else spec.starttls == "required"
+        smtp = aiosmtplib.SMTP(
+            hostname=spec.host,
+            port=spec.port,
+            use_tls=implicit,
+            start_tls=False if implicit else start_tls,
+            tls_context=self._tls_context(),
+            timeout=spec.timeout,
+        )
+        try:
+            await smtp.connect()
+            if spec.username:
+                password = os.environ.get(PASSWORD_ENV)
+                if password is None:
+                    await smtp.quit()
+                    raise SendFailure("fatal", None, f"[email] username is set but ${PASSWORD_ENV} is not")
+                await smtp.login(spec.username, password)
+        except SendFailure:
+            raise
+        except Exception as exc:
+            raise _classify_connect(exc, spec) from None
+        self._smtp = smtp
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+        import aiosmtplib
+
+        if self._smtp is None:
+            await self.connect()
+        smtp = self._smtp
+        assert smtp is not None
+        try:
+            responses, message = await smtp.sendmail(sender, [recipient], data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0]
+            await self._reset()
+            raise _reply_failure(refusal.code, refusal.message) from None
+        except aiosmtplib.SMTPSenderRefused as exc:
+            await self._reset()
+            if 500 <= exc.code < 600:
+                raise SendFailure("fatal", exc.code, f"the server refuses the sender {sender}: {exc.message}") from None
+            raise _reply_failure(exc.code, exc.message) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421 or isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+                await self._drop()
+                raise SendFailure("temporary", exc.code, exc.message, reconnect=True) from None
+            await self._reset()
+            raise _reply_failure(exc.code, exc.message) from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
+            await self._drop()
+            raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
+        except aiosmtplib.SMTPException as exc:
+            await self._drop()
+            raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
+        return 250, message
+
+    async def _reset(self) -> None:
+        """RSET after a refused transaction, so the next message starts clean."""
+        if self._smtp is None:
+            return
+        try:
+            await self._smtp.rset()
+        except Exception:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except Exception:
+                pass
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            await smtp.quit()
+        except Exception:
+            smtp.close()
+
+
+def _reply_failure(code: int, message: str) -> SendFailure:
+    if 500 <= code < 600:
+        return SendFailure("permanent", code, message)
+    return SendFailure("temporary", code, message, reconnect=code == 421)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return " ".join(text.split())
+
+
+def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
+    import aiosmtplib
+
+    where = f"{spec.host}:{spec.port}"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return SendFailure(
+            "fatal", exc.code, f"{where} refused the login for {spec.username}: check ${PASSWORD_ENV} ({exc.message})"
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(cause, ssl.SSLCertVerificationError):
+        detail = getattr(exc, "verify_message", None) or getattr(cause, "verify_message", None) or _describe(exc)
+        return SendFailure("fatal", None, f"TLS certificate of {where} is not trusted ({detail}); set [email] ca_file")
+    if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError):
+        return SendFailure("fatal", None, f"TLS with {where} failed: {_describe(exc)}")
+    if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
+        return SendFailure("fatal", None, f"{where} does not offer STARTTLS, and [email] starttls = \"required\"")
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
+        return SendFailure("fatal", exc.code, f"{where} refused the session: {exc.message}")
+    if isinstance(exc, socket.gaierror):
+        return SendFailure("connect", None, f"cannot resolve {spec.host}: {_describe(exc)}")
+    return SendFailure("connect", getattr(exc, "code", None), f"cannot connect to {where}: {_describe(exc)}")
+
+
+class MaildirConnection:
+    """Delivers into a Maildir (``new/``): what a local MTA or mail client picks up."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._counter = 0
+        self._ready = False
+
+    @property
+    def connected(self) -> bool:
+        return self._ready
+
+    async def connect(self) -> None:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SendFailure("fatal", None, f"cannot create the Maildir {self.root}: {exc.strerror}") from None
+        self._ready = True
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+        if not self._ready:
+            await self.connect()
+        self._counter += 1
+        name = f"{time.time_ns()}.P{os.getpid()}Q{self._counter}.{socket.gethostname().replace('/', '_')}"
+        tmp, new = self.root / "tmp" / name, self.root / "new" / name
+        envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
+        try:
+            with open(tmp, "xb") as handle:
+                handle.write((envelope + data).replace(b"\r\n", b"\n"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(tmp, new)
+            fsync_directory(new.parent)
+        except OSError as exc:
+            raise SendFailure("fatal", None, f"cannot write to the Maildir {self.root}: {exc.strerror}") from None
+        return 250, f"delivered to {new.name}"
+
+    async def close(self) -> None:
+        self._ready = False

@@ -1,0 +1,120 @@
+"""``digest send`` as a real process: SIGKILL mid-send and re-run, and bad input ending cleanly."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import signal
+import subprocess
+
+from conftest import digest_cmd, smtp_config, write_subscribers
+from digest.ledger import ledger_path, read_ledger
+
+CONCURRENCY = 8
+
+
+def send_cmd(site, *extra):
+    return [*digest_cmd(), "send", "2026-11-01", "--no-progress", "--config", str(site.config_path), *extra]
+
+
+def test_sigkill_a_third_of_the_way_then_rerun_gives_everyone_one_copy(site, smtp, run_env):
+    site.write_config(smtp_config(smtp.port, f"concurrency = {CONCURRENCY}\n"))
+    site.copy_examples()
+    active = [f"reader{n}@example.com" for n in range(3000)]
+    rows = [(address, f"读者{n}", "", "active", "2026-01-01") for n, address in enumerate(active)]
+    rows += [(f"gone{n}@example.com", "", "", "unsubscribed", "") for n in range(100)]
+    rows += [(f"dead{n}@example.com", "", "", "bounced", "") for n in range(50)]
+    rows.insert(1500, ("broken-line", "", "", "active", ""))
+    write_subscribers(site.root / "subscribers.csv", rows)
+
+    third = smtp.notify_at(1000)
+    process = subprocess.Popen(send_cmd(site), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env)
+    assert third.wait(timeout=300), "the send never reached a third of the list"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+
+    ledger = read_ledger(ledger_path(site.root / "state", "2026-11-01"))
+    recorded = {to for to, o in ledger.outcomes.items() if o.status == "sent"}
+    accepted = smtp.per_recipient()
+    assert 1000 <= sum(accepted.values()) < 3000
+    assert recorded <= set(accepted)
+    assert len(set(accepted) - recorded) <= CONCURRENCY  # only the messages in flight are unrecorded
+
+    rerun = subprocess.run(send_cmd(site), capture_output=True, text=True, env=run_env)
+    assert rerun.returncode == 1  # the broken line was skipped, and said so
+    skipped = next(line for line in rerun.stderr.splitlines() if "broken-line" in line)
+    assert "subscribers.csv:1502: invalid address 'broken-line'" in skipped and skipped.endswith("(this line is skipped)")
+    assert "Traceback" not in rerun.stderr
+
+    counts = smtp.per_recipient()
+    assert set(counts) == set(active)  # every active subscriber, nobody unsubscribed or bounced
+    duplicates = {to: n for to, n in counts.items() if n > 1}
+    assert sum(n - 1 for n in duplicates.values()) <= CONCURRENCY
+    ids: dict[str, set[str]] = {}
+    for received in smtp.received:
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        ids.setdefault(received.rcpt, set()).add(message["Message-ID"])
+    assert all(len(v) == 1 for v in ids.values())  # a re-sent copy carries the same Message-ID
+    final = read_ledger(ledger_path(site.root / "state", "2026-11-01"))
+    assert {to for to, o in final.outcomes.items() if o.status == "sent"} == set(active)
+
+
+def run_send(site, env):
+    return subprocess.run(send_cmd(site), capture_output=True, text=True, env=env)
+
+
+def assert_one_clear_line(result, *needles):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("digest: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def prepare(site, port, extra=""):
+    site.write_config(smtp_config(port, "max_errors = 2\n" + extra))
+    site.copy_examples()
+    write_subscribers(site.root / "subscribers.csv", [("a@example.com", "", "", "active", "")])
+
+
+def test_unreachable_server(site, run_env):
+    prepare(site, 1)
+    assert_one_clear_line(run_send(site, run_env), "cannot connect to 127.0.0.1:1", "the ledger keeps it")
+
+
+def test_wrong_password(site, run_env):
+    from smtpserver import password_authenticator, start_server
+
+    controller, _ = start_server(authenticator=password_authenticator("u", "right"), auth_require_tls=False)
+    try:
+        prepare(site, controller.port, 'username = "u"\n')
+        result = run_send(site, {**run_env, "DIGEST_SMTP_PASSWORD": "wrong"})
+        assert_one_clear_line(result, "refused the login for u", "DIGEST_SMTP_PASSWORD")
+    finally:
+        controller.stop()
+
+
+def test_tls_failure(site, run_env, tls_ca):
+    import ssl
+
+    from smtpserver import start_server
+
+    _, cert, _ = tls_ca
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    controller, _ = start_server(tls_context=context, require_starttls=True)
+    try:
+        prepare(site, controller.port, 'starttls = "required"\n')
+        assert_one_clear_line(run_send(site, run_env), "TLS certificate", "ca_file")
+    finally:
+        controller.stop()
+
+
+def test_list_without_a_header(site, smtp, run_env):
+    prepare(site, smtp.port)
+    (site.root / "subscribers.csv").write_text("a@example.com,,,active,\n", encoding="utf-8")
+    assert_one_clear_line(run_send(site, run_env), "subscribers.csv:1:", "header")
+    assert smtp.received == []

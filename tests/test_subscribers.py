@@ -1,0 +1,167 @@
+"""The subscriber list: hand-edited CSV read line by line, changed under a lock, never losing a line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import subprocess
+
+import pytest
+
+from conftest import digest_cmd
+from digest.errors import SubscriberError
+from digest.subscribers import (
+    add_subscriber,
+    export_csv,
+    import_subscribers,
+    read_subscribers,
+    remove_subscriber,
+    set_status,
+)
+
+KNOWN = {"news", "papers", "projects", "blogs", "apps"}
+TODAY = dt.date(2026, 11, 22)
+
+MESSY = """\
+email,name,sections,status,since
+good@example.com,好人,,active,2026-01-01
+not-an-address,坏,,active,
+dup@example.com,甲,papers,active,
+DUP@example.com,乙,,active,
+sec@example.com,丙,papers;gossip,active,
+stat@example.com,丁,,paused,
+x@example.com,a,,active,2026-01-01,extra
+"quoted, name"@example.com,,,active,
+fine@example.com,"Lastname, Firstname",papers;blogs,,
+when@example.com,,,active,yesterday
+
+left@example.com,,,unsubscribed,2025-01-01
+"""
+
+
+def write(tmp_path, text=MESSY):
+    path = tmp_path / "subscribers.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_bad_line_is_reported_with_its_number_and_only_it_is_skipped(tmp_path):
+    listing = read_subscribers(write(tmp_path), KNOWN)
+    assert [s.email for s in listing.subscribers] == [
+        "good@example.com",
+        "dup@example.com",
+        "fine@example.com",
+        "left@example.com",
+    ]
+    problems = {p.line: p.message for p in listing.problems}
+    assert sorted(problems) == [3, 5, 6, 7, 8, 9, 11]
+    assert "invalid address 'not-an-address'" in problems[3]
+    assert "listed twice" in problems[5]
+    assert "unknown section 'gossip'" in problems[6]
+    assert "status 'paused'" in problems[7]
+    assert "columns" in problems[8]
+    assert "since 'yesterday'" in problems[11]
+    fine = listing.find("FINE@example.com")
+    assert fine.name == "Lastname, Firstname" and fine.sections == {"papers", "blogs"} and fine.active
+
+
+def test_changes_keep_every_other_line_byte_for_byte(tmp_path):
+    path = write(tmp_path)
+    before = path.read_text(encoding="utf-8").splitlines()
+    add_subscriber(path, KNOWN, "new@example.com", name="新", sections=frozenset({"papers"}), today=TODAY)
+    remove_subscriber(path, KNOWN, "good@example.com")
+    after = path.read_text(encoding="utf-8").splitlines()
+    assert after[0] == before[0]
+    assert after[1] == "good@example.com,好人,,unsubscribed,2026-01-01"
+    assert after[2:13] == before[2:13]  # the bad lines too, in their place
+    assert after[13] == "new@example.com,新,papers,active,2026-11-22"
+    assert len(after) == len(before) + 1
+
+
+def test_add_remove_purge_and_reactivate(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\n")
+    add_subscriber(path, KNOWN, "A@Example.com", today=TODAY)
+    with pytest.raises(SubscriberError, match="already subscribed"):
+        add_subscriber(path, KNOWN, "a@example.com", today=TODAY)
+    remove_subscriber(path, KNOWN, "a@example.com")
+    assert read_subscribers(path, KNOWN).find("a@example.com").status == "unsubscribed"
+    add_subscriber(path, KNOWN, "a@example.com", name="回来", today=TODAY)
+    assert read_subscribers(path, KNOWN).find("a@example.com").active
+    remove_subscriber(path, KNOWN, "a@example.com", purge=True)
+    assert read_subscribers(path, KNOWN).subscribers == []
+    with pytest.raises(SubscriberError, match="not on the list"):
+        remove_subscriber(path, KNOWN, "a@example.com")
+
+
+@pytest.mark.parametrize(
+    ("address", "name"),
+    [("bad", ""), ("a@b.c\nBcc: x@y.z", ""), ("ok@example.com", "Eve\nBcc: x"), ("用户@example.com", "")],
+)
+def test_invalid_input_is_refused(tmp_path, address, name):
+    path = write(tmp_path, "email,name,sections,status,since\n")
+    with pytest.raises(SubscriberError):
+        add_subscriber(path, KNOWN, address, name=name, today=TODAY)
+    assert path.read_text(encoding="utf-8") == "email,name,sections,status,since\n"
+
+
+def test_import_and_export(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\nold@example.com,旧,,active,2025-01-01\n")
+    source = tmp_path / "other.csv"
+    source.write_text("email,name\nold@example.com,Other\nfresh@example.com,新人\nbroken,\n", encoding="utf-8")
+    result = import_subscribers(path, KNOWN, source, today=TODAY)
+    assert result.added == ("fresh@example.com",) and result.present == ("old@example.com",)
+    assert [p.line for p in result.problems] == [4]
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("old@example.com").name == "旧"
+    assert export_csv(listing.subscribers).splitlines() == [
+        "email,name,sections,status,since",
+        "old@example.com,旧,,active,2025-01-01",
+        "fresh@example.com,新人,,active,2026-11-22",
+    ]
+
+
+def _add_many(args):
+    path, start = args
+    from digest.subscribers import add_subscriber
+
+    for n in range(start, start + 25):
+        add_subscriber(path, KNOWN, f"user{n}@example.com", today=TODAY)
+
+
+def test_concurrent_edits_from_several_processes_lose_nothing(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\n")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_add_many, [(path, n * 100) for n in range(4)])
+    emails = {s.email for s in read_subscribers(path, KNOWN).subscribers}
+    assert emails == {f"user{n * 100 + i}@example.com" for n in range(4) for i in range(25)}
+
+
+def test_status_change_of_an_unknown_address_changes_nothing(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\na@example.com,,,active,\n")
+    assert set_status(path, KNOWN, "b@example.com", "unsubscribed") is None
+    assert set_status(path, KNOWN, "a@example.com", "bounced").status == "bounced"
+
+
+def test_cli(site, run_env):
+    def run(*args):
+        return subprocess.run([*digest_cmd(), "subscribers", *args, "--config", str(site.config_path)],
+                              capture_output=True, text=True, env=run_env)  # fmt: skip
+
+    assert run("add", "a@example.com", "--name", "甲", "--sections", "papers;blogs").returncode == 0
+    assert run("add", "b@example.com").returncode == 0
+    again = run("add", "a@example.com")
+    assert again.returncode == 1 and "already subscribed" in again.stderr
+    bad = run("add", "a@example.com", "--sections", "gossip")
+    assert bad.returncode == 1 and "unknown section 'gossip'" in bad.stderr
+    assert run("remove", "b@example.com").returncode == 0
+    listed = run("list")
+    assert listed.stdout == "a@example.com\t甲\tblogs;papers\tactive\t" + listed.stdout.split("\t")[-1]
+    exported = run("export", "--status", "all")
+    assert exported.stdout.splitlines()[2].startswith("b@example.com,,,unsubscribed,")
+    (site.root / "subscribers.csv").write_text(
+        (site.root / "subscribers.csv").read_text() + "broken-line\n", encoding="utf-8"
+    )
+    listed = run("list")
+    assert listed.returncode == 1
+    assert f"{site.root / 'subscribers.csv'}:4: invalid address 'broken-line'" in listed.stderr
+    assert "Traceback" not in listed.stderr
