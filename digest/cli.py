@@ -140,16 +140,18 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from digest.pipeline import send, subscriber_problems
+    from digest.pipeline import send
 
     config = _config(args)
-    problems = subscriber_problems(config)
-    for line in problems:
-        _error(f"{line} (this line is skipped)")
-    report = send(config, args.issue, resend=args.resend, force=args.force, progress=False if args.no_progress else None)
+    report = send(
+        config, args.issue, resend=args.resend, force=args.force, progress=False if args.no_progress else None
+    )
     print(report.summary())
-    if problems:
-        _error(f"{len(problems)} line(s) of {config.paths.subscribers} were skipped; fix them and send again")
+    for line in report.list_problems:
+        _error(f"{line} (this line is skipped)")
+    if report.list_problems:
+        skipped = len(report.list_problems)
+        _error(f"{skipped} line(s) of {config.paths.subscribers} were skipped; fix them and send again")
         return 1
     return 75 if report.deferred else 0
 
@@ -166,7 +168,9 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
     action = args.action
     if action == "add":
         sections = subs.parse_sections(args.sections or "", known)
-        added = subs.add_subscriber(path, known, args.email, name=args.name or "", sections=sections, today=today)
+        added = subs.add_subscriber(
+            path, known, args.email, name=args.name or "", sections=sections, today=today
+        )
         print(f"added {added.email}")
     elif action == "remove":
         removed = subs.remove_subscriber(path, known, args.email, purge=args.purge)
@@ -247,19 +251,27 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
     status_choices = ["active", "unsubscribed", "bounced", "all"]
     table = [
         ("add", "Subscribe an address.", "example: digest subscribers add a@example.org --name 张三"),
-        ("remove", "Unsubscribe an address (--purge erases it).", "example: digest subscribers remove a@example.org"),
+        (
+            "remove",
+            "Unsubscribe an address (--purge erases it).",
+            "example: digest subscribers remove a@example.org",
+        ),
         ("list", "Show subscribers, tab-separated.", "example: digest subscribers list --status bounced"),
         ("import", "Add the addresses of another CSV.", "example: digest subscribers import old-list.csv"),
         ("export", "Write the list as CSV to stdout.", "example: digest subscribers export > backup.csv"),
     ]
     parsers = {}
     for name, help_text, example in table:
-        parsers[name] = actions.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=example)
+        parsers[name] = actions.add_parser(
+            name, parents=[common], help=help_text, description=help_text, epilog=example
+        )
     parsers["add"].add_argument("email")
     parsers["add"].add_argument("--name", default="")
     parsers["add"].add_argument("--sections", default="", help="';'-separated slugs such as papers;projects")
     parsers["remove"].add_argument("email")
-    parsers["remove"].add_argument("--purge", action="store_true", help="erase the line instead of unsubscribing")
+    parsers["remove"].add_argument(
+        "--purge", action="store_true", help="erase the line instead of unsubscribing"
+    )
     parsers["import"].add_argument("file")
     for name, default in (("list", "active"), ("export", "all")):
         parsers[name].add_argument("--status", choices=status_choices, default=default)

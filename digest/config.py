@@ -99,6 +99,7 @@ class EmailConfig:
     templates: Path | None = field(default=None, metadata={"convert": "path"})
     reply_to: str = ""
     concurrency: int = 8
+    processes: int = 0  # 0: one per core (up to 4) for large sends, else one
     rate: float = 0.0
     max_per_connection: int = 100
     max_attempts: int = 5
@@ -321,6 +322,8 @@ def _check(config: Config, reader: _Reader) -> None:
     for key in ("concurrency", "max_per_connection", "max_attempts", "bounce_after", "max_errors"):
         if getattr(email, key) < 1:
             reader.fail(f"'email.{key}' must be at least 1")
+    if email.processes < 0:
+        reader.fail("'email.processes' must not be negative (0 means automatic)")
     if email.rate < 0:
         reader.fail("'email.rate' must not be negative (0 means no limit)")
     if not email.transport.startswith(("smtp://", "smtps://", "maildir:")):

@@ -2,13 +2,18 @@
 
 The shape is a campaign manager's: a producer streams recipients from the list
 into a bounded queue; ``[email] concurrency`` workers each own one connection
-and reuse it for up to ``max_per_connection`` messages; one shared rate
-limiter; retries with exponential backoff and jitter for 4xx replies, timeouts
-and dropped connections; a 5xx marks that recipient failed without stopping the
+and reuse it for up to ``max_per_connection`` messages; one rate limiter;
+retries with exponential backoff and jitter for 4xx replies, timeouts and
+dropped connections; a 5xx marks that recipient failed without stopping the
 others. Progress is checkpointed as results come back, not as work is fetched:
 a worker appends its outcome to the ledger, fsynced, before it takes the next
 recipient, so a crash re-sends at most one message per connection, and that
 message keeps its Message-ID.
+
+A large send is split over ``[email] processes`` (one per core by default):
+each process takes the recipients whose address hashes to its shard, keeps its
+own ledger file, and dies with the parent, so a SIGKILL of ``digest send``
+stops all of it at once.
 """
 
 from __future__ import annotations
@@ -16,27 +21,42 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import math
+import multiprocessing
+import os
 import random
+import signal
 import sys
 import time
+import zlib
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from digest.config import Config
 from digest.errors import DeliveryError, ReleaseError
 from digest.feeds import feeds_base_url, permalink
-from digest.ledger import Ledger, LedgerSummary, Outcome, ledger_path, read_ledger
+from digest.ledger import LedgerWriter, Outcome, ledger_path, ledger_stems, read_ledger, send_lock
 from digest.message import MessageFactory, Outgoing
 from digest.model import Issue, Severity
 from digest.render import DigestRenderer
-from digest.subscribers import Subscriber, iter_subscribers, list_signature, update_subscribers
+from digest.subscribers import (
+    Subscriber,
+    SubscriberList,
+    address_key,
+    iter_subscribers,
+    list_signature,
+    update_subscribers,
+)
 from digest.tokens import load_secret
-from digest.transport import Connection, SendFailure, TransportSpec, transport_spec
+from digest.transport import Connection, SendFailure, transport_spec
 
 __all__ = ["RateLimiter", "SendReport", "check_sendable", "mark_bounces", "send_issue", "send_test_copy"]
 
 MAX_BACKOFF = 60.0
+AUTO_PROCESSES_FROM = 1000  # recipients: below this one process is quicker than forking
+COUNTERS = ("sent", "failed", "deferred", "skipped", "unsubscribed_during")
 
 
 @dataclass
@@ -52,10 +72,9 @@ class SendReport:
     unsubscribed_during: int = 0
     already_done: int = 0
     seconds: float = 0.0
+    processes: int = 1
     bounced: list[str] = field(default_factory=list)
-
-    def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+    list_problems: list[str] = field(default_factory=list)  # lines of the subscriber list skipped
 
     @property
     def rate(self) -> float:
@@ -78,7 +97,7 @@ class SendReport:
 
 
 class RateLimiter:
-    """One limiter shared by all workers: at most ``rate`` messages a second (0: no limit)."""
+    """One limiter shared by a process's workers: at most ``rate`` messages a second (0: no limit)."""
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate if rate > 0 else 0.0
@@ -99,7 +118,9 @@ class RateLimiter:
 def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:
     """Refuse to mail what is not ready: a draft, a future issue, fatal findings; errors unless forced."""
     if issue.has(Severity.FATAL):
-        raise ReleaseError("not an issue yet (fatal lint findings): it can be neither fed nor mailed", path=issue.path)
+        raise ReleaseError(
+            "not an issue yet (fatal lint findings): it can be neither fed nor mailed", path=issue.path
+        )
     if issue.draft:
         raise ReleaseError("is a draft (front matter draft/published); publish it first", path=issue.path)
     if issue.date > now.astimezone(issue.published.tzinfo).date() and not force:
@@ -115,22 +136,36 @@ def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> No
 
 
 class _Recipients:
-    """Active subscribers not yet done, streamed; statuses re-read whenever the list file changes."""
+    """One shard's active subscribers not yet done, streamed; statuses re-read when the list changes."""
 
-    def __init__(self, path: Path, sections: Collection[str], done: set[str]):
+    def __init__(
+        self, path: Path, sections: Collection[str], done: set[str], shard: int = 0, shards: int = 1
+    ):
         self.path = path
         self.sections = sections
         self.done = done
+        self.shard = shard
+        self.shards = shards
         self._signature = list_signature(path)
         self._active: set[str] | None = None  # None: unchanged since the send began
 
+    def mine(self, address: str) -> bool:
+        """Whether this shard sends to ``address`` (as written in the list)."""
+        return zlib.crc32(address_key(address).encode()) % self.shards == self.shard
+
     def __iter__(self) -> Iterator[Subscriber]:
-        for subscriber in iter_subscribers(self.path, self.sections):
+        keep = self.mine if self.shards > 1 else None
+        for subscriber in iter_subscribers(self.path, self.sections, keep):
             if subscriber.active and subscriber.key not in self.done:
                 yield subscriber
 
-    def count(self) -> int:
-        return sum(1 for _ in self)
+    def survey(self) -> tuple[int, list[str]]:
+        """One pass before sending: how many to send, and every unreadable line of the list."""
+        from digest.subscribers import read_subscribers
+
+        listing = read_subscribers(self.path, self.sections)
+        count = sum(1 for s in listing.subscribers if s.active and s.key not in self.done)
+        return count, [problem.format(self.path) for problem in listing.problems]
 
     def still_active(self, subscriber: Subscriber) -> bool:
         """False once the subscriber left the list or stopped being active (checked per message)."""
@@ -141,44 +176,68 @@ class _Recipients:
         return self._active is None or subscriber.key in self._active
 
 
+@dataclass
+class _Shared:
+    """What the processes of one send share: outcome counters, the stop flag, and stop reasons."""
+
+    counters: Any  # multiprocessing.Array of COUNTERS
+    stop: Any  # multiprocessing.Event
+    reasons: Any  # multiprocessing.SimpleQueue of (shard, reason)
+
+    @classmethod
+    def create(cls, context: Any) -> _Shared:
+        return cls(context.Array("q", len(COUNTERS)), context.Event(), context.SimpleQueue())
+
+    def add(self, name: str) -> None:
+        with self.counters.get_lock():
+            self.counters[COUNTERS.index(name)] += 1
+
+    def totals(self) -> dict[str, int]:
+        with self.counters.get_lock():
+            return dict(zip(COUNTERS, self.counters[:], strict=True))
+
+
 class _Progress:
     """A rich progress bar on a terminal; a plain line every 10 s otherwise."""
 
-    def __init__(self, total: int, report: SendReport, enabled: bool | None):
-        self.report = report
+    def __init__(self, name: str, total: int, shared: _Shared, enabled: bool | None):
+        self.name = name
         self.total = total
+        self.shared = shared
         self.started = time.monotonic()
         self._last_line = self.started
-        self._bar = None
-        interactive = sys.stderr.isatty() if enabled is None else enabled
-        if interactive and total:
+        self._bar: Any = None
+        if (sys.stderr.isatty() if enabled is None else enabled) and total:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("sent {task.fields[sent]} failed {task.fields[failed]} · {task.fields[rate]} msg/s"),
+                TextColumn(
+                    "sent {task.fields[sent]} failed {task.fields[failed]} · {task.fields[rate]} msg/s"
+                ),
                 TimeRemainingColumn(),
                 transient=True,
             )
-            self._task = self._bar.add_task(report.issue, total=total, sent=0, failed=0, rate=0)
+            self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)
             self._bar.start()
 
-    def advance(self) -> None:
-        report = self.report
-        done = report.sent + report.failed + report.deferred + report.skipped + report.unsubscribed_during
+    def refresh(self) -> None:
+        totals = self.shared.totals()
+        done = sum(totals.values())
         elapsed = time.monotonic() - self.started
-        rate = int(report.sent / elapsed) if elapsed > 0 else 0
+        rate = int(totals["sent"] / elapsed) if elapsed > 0 else 0
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, sent=report.sent, failed=report.failed, rate=rate)
+            self._bar.update(
+                self._task, completed=done, sent=totals["sent"], failed=totals["failed"], rate=rate
+            )
         elif time.monotonic() - self._last_line >= 10:
             self._last_line = time.monotonic()
-            remaining = self.total - done
-            eta = f", about {remaining / rate:.0f}s left" if rate else ""
+            eta = f", about {(self.total - done) / rate:.0f}s left" if rate else ""
+            counts = f"sent {totals['sent']}, failed {totals['failed']}"
             print(
-                f"{report.issue}: {done}/{self.total}, sent {report.sent}, failed {report.failed}, "
-                f"{rate} msg/s{eta}",
+                f"{self.name}: {done}/{self.total}, {counts}, {rate} msg/s{eta}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -188,41 +247,62 @@ class _Progress:
             self._bar.stop()
 
 
-class _Sender:
-    """One send of one issue: the queue, the workers and the shared counters."""
+@dataclass(frozen=True)
+class _Job:
+    """Everything one shard needs to send (passed to a forked process as is)."""
 
-    def __init__(self, config: Config, issue: Issue, ledger: Ledger, spec: TransportSpec, round_: int, now: dt.datetime):
+    config: Config
+    issue: Issue
+    round: int
+    date: str
+    secret: bytes
+    done: frozenset[str]
+    shard: int
+    shards: int
+
+
+class _Sender:
+    """One shard of one send: its queue, workers, connections and ledger file."""
+
+    def __init__(self, job: _Job, ledger: LedgerWriter, shared: _Shared, progress: _Progress | None):
+        config = job.config
+        self.job = job
         self.config = config
-        self.issue = issue
         self.ledger = ledger
-        self.spec = spec
-        self.round = round_
-        secret = load_secret(config.paths.state)
-        self.factory = MessageFactory(issue, config, secret, email.utils.format_datetime(now), round_)
-        self.renderer = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config))
-        self.limiter = RateLimiter(config.email.rate)
-        self.stop = asyncio.Event()
+        self.shared = shared
+        self.progress = progress
+        self.spec = transport_spec(config)
+        self.factory = MessageFactory(job.issue, config, job.secret, job.date, job.round)
+        self.renderer = DigestRenderer(
+            job.issue, config, permalink(config, job.issue), feeds_base_url(config)
+        )
+        self.concurrency = max(1, config.email.concurrency // job.shards)
+        self.limiter = RateLimiter(config.email.rate / job.shards)
         self.stop_reason: str | None = None
         self.connection_failures = 0
-        self.now = now
 
     def halt(self, reason: str) -> None:
-        if not self.stop.is_set():
+        if self.stop_reason is None:
             self.stop_reason = reason
-            self.stop.set()
+        self.shared.stop.set()
 
-    async def run(self, recipients: _Recipients, report: SendReport, progress: _Progress) -> None:
-        concurrency = self.config.email.concurrency
-        queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=concurrency * 2)
+    def count(self, name: str) -> None:
+        self.shared.add(name)
+        if self.progress is not None:
+            self.progress.refresh()
+
+    async def run(self, recipients: _Recipients) -> None:
+        queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        stop = self.shared.stop
 
         async def produce() -> None:
             try:
                 for subscriber in recipients:
-                    if self.stop.is_set():
+                    if stop.is_set():
                         break
                     await queue.put(subscriber)
             finally:
-                for _ in range(concurrency):
+                for _ in range(self.concurrency):
                     await queue.put(None)
 
         async def work() -> None:
@@ -230,18 +310,16 @@ class _Sender:
             used = 0
             try:
                 while (subscriber := await queue.get()) is not None:
-                    if self.stop.is_set():
+                    if stop.is_set():
                         continue
                     if not recipients.still_active(subscriber):
-                        report.unsubscribed_during += 1
-                        progress.advance()
+                        self.count("unsubscribed_during")
                         continue
                     outcome = await self.deliver(connection, subscriber)
                     if outcome is None:
                         continue
                     await self.ledger.record(outcome)
-                    report.add(outcome)
-                    progress.advance()
+                    self.count(outcome.status)
                     if outcome.status == "sent":
                         used += 1
                         if used >= self.config.email.max_per_connection:
@@ -250,19 +328,18 @@ class _Sender:
             finally:
                 await connection.close()
 
-        await asyncio.gather(produce(), *(work() for _ in range(concurrency)))
+        await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)))
 
     async def deliver(self, connection: Connection, subscriber: Subscriber) -> Outcome | None:
         """Send one message with retries; None when the send stopped before it was done."""
         digest = self.renderer.variant(subscriber.wants())
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         if digest is None:
-            return Outcome(subscriber.key, "skipped", detail="no items in the chosen sections", round=self.round, at=at)
-        message: Outgoing = self.factory.build(subscriber.email, subscriber.name, digest)
+            return self._outcome(subscriber, "skipped", None, None, "no items in the chosen sections")
+        message = self.factory.build(subscriber.email, subscriber.name, digest)
         email_cfg = self.config.email
         last: SendFailure | None = None
         for attempt in range(1, email_cfg.max_attempts + 1):
-            if self.stop.is_set():
+            if self.shared.stop.is_set():
                 return None
             await self.limiter.acquire()
             try:
@@ -293,16 +370,60 @@ class _Sender:
         detail = f"gave up after {email_cfg.max_attempts} attempts: {last}"
         return self._outcome(subscriber, "deferred", last.code if last else None, message, detail)
 
-    def _outcome(self, subscriber: Subscriber, status: str, code: int | None, message: Outgoing, detail: str) -> Outcome:
+    def _outcome(
+        self, subscriber: Subscriber, status: str, code: int | None, message: Outgoing | None, detail: str
+    ) -> Outcome:
         return Outcome(
             to=subscriber.key,
             status=status,
             code=code,
-            message_id=message.message_id,
+            message_id=message.message_id if message else "",
             detail=detail,
-            round=self.round,
+            round=self.job.round,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
+
+
+def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) -> str | None:
+    """Send one shard to the end (or until stopped); the stop reason, if any."""
+    config = job.config
+    recipients = _Recipients(
+        config.paths.subscribers, set(config.feeds.sections.values()), set(job.done), job.shard, job.shards
+    )
+    with LedgerWriter(ledger_path(config.paths.state, job.issue.stem, job.shard)) as ledger:
+        sender = _Sender(job, ledger, shared, progress)
+        asyncio.run(sender.run(recipients))
+    return sender.stop_reason
+
+
+def _child(job: _Job, shared: _Shared, parent: int) -> None:
+    """A forked shard process: it dies with its parent, and reports why it stopped."""
+    _die_with_parent(parent)
+    try:
+        reason = _run_shard(job, shared)
+    except Exception as exc:  # reported by the parent as one line
+        reason = f"{exc.__class__.__name__}: {exc}"
+        shared.stop.set()
+    if reason:
+        shared.reasons.put((job.shard, reason))
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _process_count(config: Config, recipients: int) -> int:
+    wanted = config.email.processes
+    if not wanted:
+        if recipients < AUTO_PROCESSES_FROM or not sys.platform.startswith("linux"):
+            return 1
+        wanted = min(os.cpu_count() or 1, 4)
+    return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))
 
 
 def send_issue(
@@ -316,38 +437,73 @@ def send_issue(
 ) -> SendReport:
     """Send (or resume sending) an issue to every active subscriber not yet done."""
     check_sendable(issue, now, force=force)
-    spec = transport_spec(config)
-    sections = set(config.feeds.sections.values())
-    with Ledger(config.paths.state, issue.stem) as ledger:
-        summary = ledger.summary()
+    transport_spec(config)  # a bad transport is an error before anything starts
+    state = config.paths.state
+    with send_lock(state, issue.stem):
+        summary = read_ledger(state, issue.stem)
         round_ = summary.round + 1 if resend and summary.exists else summary.round
-        if resend and summary.exists:
-            ledger.start_round(round_, now)
-            summary = LedgerSummary(round_, {}, summary.rounds_started)
-        report = SendReport(issue.stem, round_, already_done=len(summary.done()))
-        recipients = _Recipients(config.paths.subscribers, sections, summary.done())
-        bar = _Progress(recipients.count(), report, progress)
-        sender = _Sender(config, issue, ledger, spec, round_, now)
+        if round_ != summary.round:
+            with LedgerWriter(ledger_path(state, issue.stem)) as main:
+                main.start_round(round_, now)
+        done = frozenset() if round_ != summary.round else frozenset(summary.done())
+        recipients = _Recipients(config.paths.subscribers, set(config.feeds.sections.values()), set(done))
+        total, problems = recipients.survey()
+        shards = _process_count(config, total)
+        report = SendReport(
+            issue.stem, round_, already_done=len(done), processes=shards, list_problems=problems
+        )
+        secret = load_secret(state)
+        job = _Job(config, issue, round_, email.utils.format_datetime(now), secret, done, 0, shards)
+        context = multiprocessing.get_context("fork" if shards > 1 else None)
+        shared = _Shared.create(context)
         started = time.monotonic()
-        try:
-            asyncio.run(sender.run(recipients, report, bar))
-        finally:
-            bar.close()
-            report.seconds = time.monotonic() - started
+        reasons = _run_all(job, shared, context, total, progress)
+        report.seconds = time.monotonic() - started
+        for name, value in shared.totals().items():
+            setattr(report, name, value)
     report.bounced = mark_bounces(config)
-    if sender.stop_reason:
+    if reasons:
         raise DeliveryError(
-            f"{issue.stem}: stopped: {sender.stop_reason}. So far: {report.summary()} (the ledger keeps it)"
+            f"{issue.stem}: stopped: {reasons[0]}. So far: {report.summary()} (the ledger keeps it)"
         )
     return report
+
+
+def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: bool | None) -> list[str]:
+    if job.shards == 1:
+        bar = _Progress(job.issue.stem, total, shared, progress)
+        try:
+            reason = _run_shard(job, shared, bar)
+        finally:
+            bar.close()
+        return [reason] if reason else []
+    processes = [
+        context.Process(target=_child, args=(replace(job, shard=k), shared, os.getpid()), daemon=True)
+        for k in range(job.shards)
+    ]
+    for process in processes:
+        process.start()
+    bar = _Progress(job.issue.stem, total, shared, progress)
+    try:
+        while any(p.is_alive() for p in processes):
+            processes[0].join(0.2)
+            bar.refresh()
+    finally:
+        bar.close()
+    reasons = []
+    while not shared.reasons.empty():
+        reasons.append(shared.reasons.get()[1])
+    for process in processes:
+        if process.exitcode and not reasons:
+            reasons.append(f"a sending process ended with status {process.exitcode}")
+    return reasons
 
 
 def mark_bounces(config: Config) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent failures in a row across issues."""
     streaks: dict[str, int] = {}
-    ledgers = sorted((config.paths.state / "ledger").glob("*.jsonl"))
-    for path in ledgers:
-        for to, outcome in read_ledger(path).outcomes.items():
+    for stem in ledger_stems(config.paths.state):
+        for to, outcome in read_ledger(config.paths.state, stem).outcomes.items():
             if outcome.status == "failed":
                 streaks[to] = streaks.get(to, 0) + 1
             elif outcome.status == "sent":
@@ -357,12 +513,10 @@ def mark_bounces(config: Config) -> list[str]:
         return []
     marked: list[str] = []
 
-    def change(current):  # type: ignore[no-untyped-def]
+    def change(current: SubscriberList) -> SubscriberList:
         updated = current
         for subscriber in current.subscribers:
             if subscriber.key in over and subscriber.active:
-                from dataclasses import replace
-
                 updated = updated.with_subscriber(replace(subscriber, status="bounced"))
                 marked.append(subscriber.email)
         return updated
@@ -395,7 +549,3 @@ def send_test_copy(config: Config, issue: Issue, address: str, now: dt.datetime)
         return f"test copy sent to {address} via {spec.describe()}: {code} {reply}".strip()
 
     return asyncio.run(one())
-
-
-def ledger_file(config: Config, stem: str) -> Path:
-    return ledger_path(config.paths.state, stem)

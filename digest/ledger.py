@@ -1,10 +1,13 @@
-"""The delivery ledger: one append-only file per issue, one line per recipient outcome.
+"""The delivery ledger: append-only files per issue, one line per recipient outcome.
 
 A line is written only after the server has answered for that message, and is
 flushed and fsynced before the worker that sent it takes the next recipient.
 So after a crash the ledger knows every message that was accepted, except at
 most the ones in flight (one per connection), and a re-run skips the rest.
 Lines are JSON; a torn last line (the crash came mid-write) is cut off on open.
+
+A send that runs in several processes writes one file per process (a shard:
+``<stem>.jsonl``, ``<stem>.1.jsonl`` ...); reading merges them.
 
 Statuses: ``sent`` (accepted), ``failed`` (permanently refused, 5xx),
 ``deferred`` (temporary failures exhausted the retries; tried again next run),
@@ -20,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +32,45 @@ from typing import Any
 from digest.errors import StateError
 from digest.fsutil import file_lock
 
-__all__ = ["FINAL", "Ledger", "LedgerSummary", "Outcome", "ledger_path", "read_ledger"]
+__all__ = [
+    "FINAL",
+    "LedgerSummary",
+    "LedgerWriter",
+    "Outcome",
+    "ledger_path",
+    "ledger_stems",
+    "read_ledger",
+    "send_lock",
+]
 
 FINAL = frozenset({"sent", "failed", "skipped"})
 LEDGER_DIR = "ledger"
+_RANK = {"deferred": 0, "skipped": 1, "failed": 2, "sent": 3}
+_SHARD = re.compile(r"^(?P<stem>.+?)(?:\.(?P<shard>\d+))?\.jsonl$")
 
 
-def ledger_path(state_dir: Path, stem: str) -> Path:
-    return state_dir / LEDGER_DIR / f"{stem}.jsonl"
+def ledger_path(state_dir: Path, stem: str, shard: int = 0) -> Path:
+    name = f"{stem}.jsonl" if shard == 0 else f"{stem}.{shard}.jsonl"
+    return state_dir / LEDGER_DIR / name
+
+
+def _shard_files(state_dir: Path, stem: str) -> list[Path]:
+    directory = state_dir / LEDGER_DIR
+    shards = [
+        p for p in directory.glob(f"{stem}.*.jsonl") if (m := _SHARD.match(p.name)) and m["stem"] == stem
+    ]
+    return [ledger_path(state_dir, stem), *sorted(shards)]
+
+
+def ledger_stems(state_dir: Path) -> list[str]:
+    """Every issue that has a ledger, in name order."""
+    stems = {m["stem"] for p in (state_dir / LEDGER_DIR).glob("*.jsonl") if (m := _SHARD.match(p.name))}
+    return sorted(stems)
+
+
+def send_lock(state_dir: Path, stem: str) -> contextlib.AbstractContextManager[None]:
+    """Held for the whole of a send: a second sender of the same issue is refused."""
+    return file_lock(state_dir / LEDGER_DIR / f"{stem}.lock", what=f"sending {stem}", wait=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +101,7 @@ class LedgerSummary:
     """What the ledger says about the current round."""
 
     round: int
-    outcomes: dict[str, Outcome]  # recipient (lower case) -> latest outcome this round
+    outcomes: dict[str, Outcome]  # recipient (lower case) -> its outcome this round
     rounds_started: tuple[str, ...]
 
     def done(self) -> set[str]:
@@ -98,60 +133,64 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def read_ledger(path: Path) -> LedgerSummary:
-    """The latest outcome of every recipient in the latest round."""
-    current = 1
-    outcomes: dict[str, Outcome] = {}
-    starts: list[str] = []
-    for record in _records(path):
+def _outcome(record: dict[str, Any]) -> Outcome | None:
+    try:
+        return Outcome(
+            to=str(record["to"]).lower(),
+            status=str(record["status"]),
+            code=record.get("code"),
+            message_id=str(record.get("message_id", "")),
+            detail=str(record.get("detail", "")),
+            round=int(record.get("round", 1)),
+            at=str(record.get("at", "")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def read_ledger(state_dir: Path, stem: str) -> LedgerSummary:
+    """Every recipient's outcome in the latest round, merged over the shard files.
+
+    When a recipient appears twice (a deferred message delivered on a later
+    run), the most final outcome wins: sent, then failed, skipped, deferred.
+    """
+    files = _shard_files(state_dir, stem)
+    current, starts = 1, []
+    for record in _records(files[0]):
         if "start_round" in record:
             current = int(record["start_round"])
             starts.append(str(record.get("at", "")))
-            outcomes = {}
-            continue
-        try:
-            outcome = Outcome(
-                to=str(record["to"]).lower(),
-                status=str(record["status"]),
-                code=record.get("code"),
-                message_id=str(record.get("message_id", "")),
-                detail=str(record.get("detail", "")),
-                round=int(record.get("round", 1)),
-                at=str(record.get("at", "")),
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-        if outcome.round == current:
-            outcomes[outcome.to] = outcome
+    outcomes: dict[str, Outcome] = {}
+    for path in files:
+        for record in _records(path):
+            outcome = _outcome(record) if "start_round" not in record else None
+            if outcome is None or outcome.round != current:
+                continue
+            known = outcomes.get(outcome.to)
+            if known is None or _RANK.get(outcome.status, -1) >= _RANK.get(known.status, -1):
+                outcomes[outcome.to] = outcome
     return LedgerSummary(current, outcomes, tuple(starts))
 
 
-class Ledger:
-    """The open ledger of one send: the lock against a second sender, and group-committed appends."""
+class LedgerWriter:
+    """One open shard file: group-committed, fsynced appends."""
 
-    def __init__(self, state_dir: Path, stem: str):
-        self.path = ledger_path(state_dir, stem)
-        self._lock = file_lock(self.path.with_suffix(".lock"), what=f"sending {stem}", wait=0)
+    def __init__(self, path: Path):
+        self.path = path
         self._fd = -1
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flushing = False
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> LedgerWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.__enter__()
-        try:
-            self._repair()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except BaseException:
-            self._lock.__exit__(None, None, None)
-            raise
+        self._repair()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._lock.__exit__(None, None, None)
 
     def _repair(self) -> None:
         """Cut a torn last line so the next append starts on a line of its own."""
@@ -161,9 +200,6 @@ class Ledger:
                 handle.truncate(data.rfind(b"\n") + 1)
                 handle.flush()
                 os.fsync(handle.fileno())
-
-    def summary(self) -> LedgerSummary:
-        return read_ledger(self.path)
 
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
@@ -191,7 +227,9 @@ class Ledger:
                 try:
                     await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
                 except OSError as exc:
-                    error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
+                    error = StateError(
+                        f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path
+                    )
                     for _, future in batch:
                         future.set_exception(error)
                     continue

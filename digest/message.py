@@ -13,7 +13,6 @@ injection works.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import re
 from dataclasses import dataclass
@@ -95,10 +94,6 @@ def _mailbox(name: str, address: str, header_name: str) -> str:
     return f"{phrase} <{address}>" if phrase else address
 
 
-def _b64_body(text: str) -> str:
-    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", CRLF)
-
-
 def list_id(config: Config) -> str:
     """``<embedded-ai-report.example.org>`` from ``[site] base_url``."""
     parts = urlsplit(config.site.base_url)
@@ -163,7 +158,7 @@ class MessageFactory:
         check_header_value(name, "subscriber name")
         values = self.links(address)
         values["name"] = name
-        html, text = digest.personalise(values)
+        html, text = digest.personalise_base64(values)
         message_id = self.message_id(address)
         boundary = f"=_digest_{stable_hash(self.secret, 'boundary', message_id)[:24]}"
         headers = [
@@ -184,12 +179,12 @@ class MessageFactory:
             'Content-Type: text/plain; charset="utf-8"',
             "Content-Transfer-Encoding: base64",
             "",
-            _b64_body(text),
+            text,
             f"--{boundary}",
             'Content-Type: text/html; charset="utf-8"',
             "Content-Transfer-Encoding: base64",
             "",
-            _b64_body(html),
+            html,
             f"--{boundary}--",
             "",
         ]

@@ -67,15 +67,9 @@ def known_sections(config: Config) -> set[str]:
     return set(config.feeds.sections.values())
 
 
-def subscriber_problems(config: Config) -> list[str]:
-    """Every line of the subscriber list that cannot be read, as 'path:line: message'."""
-    from digest.subscribers import read_subscribers
-
-    listing = read_subscribers(config.paths.subscribers, known_sections(config))
-    return [problem.format(config.paths.subscribers) for problem in listing.problems]
-
-
-def send(config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None):  # type: ignore[no-untyped-def]
+def send(
+    config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None
+):  # type: ignore[no-untyped-def]
     """``digest send ISSUE``: mail one issue to every active subscriber not yet done."""
     from digest.delivery import send_issue
 

@@ -13,6 +13,8 @@ are shortened step by step (with a link to the full issue) until it fits.
 
 from __future__ import annotations
 
+import base64
+import functools
 import html as htmlmod
 import re
 from collections.abc import Mapping, Sequence
@@ -56,16 +58,27 @@ class Fill:
         return cls(tuple(pieces[0::2]), tuple(pieces[1::2]), escape)
 
     def fill(self, values: Mapping[str, str]) -> str:
-        out = [self.parts[0]]
+        return self.parts[0] + self._rest(values)
+
+    def _rest(self, values: Mapping[str, str]) -> str:
+        out = []
         for name, part in zip(self.names, self.parts[1:], strict=True):
             value = values.get(name, "")
             out.append(htmlmod.escape(value, quote=True) if self.escape else value)
             out.append(part)
         return "".join(out)
 
-    @property
-    def template_size(self) -> int:
-        return sum(len(part.encode("utf-8")) for part in self.parts)
+    @functools.cached_property
+    def _base64_head(self) -> tuple[str, bytes]:
+        """The text before the first field, base64-encoded once: whole 57-byte lines, and the rest."""
+        head = self.parts[0].encode("utf-8")
+        whole = len(head) - len(head) % BASE64_LINE_BYTES
+        return base64_lines(head[:whole]), head[whole:]
+
+    def fill_base64(self, values: Mapping[str, str]) -> str:
+        """``fill(values)`` as UTF-8 in base64 lines; only the part from the first field on is encoded."""
+        encoded_head, leftover = self._base64_head
+        return encoded_head + base64_lines(leftover + self._rest(values).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,19 @@ class RenderedDigest:
     def personalise(self, values: Mapping[str, str]) -> tuple[str, str]:
         """(html, text) for one subscriber."""
         return self.html.fill(values), self.text.fill(values)
+
+    def personalise_base64(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """(html, text) for one subscriber, already in base64 lines (the fast path for sending)."""
+        return self.html.fill_base64(values), self.text.fill_base64(values)
+
+
+BASE64_LINE_BYTES = 57  # 76 base64 characters, the longest line RFC 2045 allows
+
+
+def base64_lines(data: bytes) -> str:
+    """Base64 in CRLF-terminated lines of 76 characters."""
+    encoded = base64.b64encode(data).decode("ascii")
+    return "".join(encoded[i : i + 76] + "\r\n" for i in range(0, len(encoded), 76))
 
 
 def render_subject(issue: Issue, config: Config) -> str:

@@ -9,6 +9,7 @@ never works for another, and any change to it breaks the signature.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -50,11 +51,19 @@ def load_secret(state_dir: Path) -> bytes:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
-    from digest.fsutil import atomic_write
-
-    key = secrets.token_urlsafe(32).encode()
-    atomic_write(path, key + b"\n", mode=0o600)
-    return key
+    state_dir.mkdir(parents=True, exist_ok=True)
+    candidate = state_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_urlsafe(32).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(candidate, path)  # only the first process to get here sets the key
+    finally:
+        candidate.unlink(missing_ok=True)
+    return path.read_bytes().strip()
 
 
 def make_token(secret: bytes, payload: TokenPayload) -> str:

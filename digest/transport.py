@@ -12,6 +12,8 @@ sender should do next (see :class:`SendFailure`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import socket
 import ssl
@@ -87,7 +89,11 @@ class TransportSpec:
         return SmtpConnection(self)
 
     def describe(self) -> str:
-        return f"maildir {self.maildir}" if self.scheme == "maildir" else f"{self.scheme}://{self.host}:{self.port}"
+        return (
+            f"maildir {self.maildir}"
+            if self.scheme == "maildir"
+            else f"{self.scheme}://{self.host}:{self.port}"
+        )
 
 
 def transport_spec(config: Config) -> TransportSpec:
@@ -125,8 +131,10 @@ class SmtpConnection:
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
 
-    def _tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.spec.ca_file) if self.spec.ca_file else None)
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.spec.scheme == "smtp" and self.spec.starttls == "off":
+            return None
+        return _tls_context(self.spec.ca_file)
 
     async def connect(self) -> None:
         import aiosmtplib
@@ -164,7 +172,7 @@ class SmtpConnection:
         smtp = self._smtp
         assert smtp is not None
         try:
-            responses, message = await smtp.sendmail(sender, [recipient], data)
+            _responses, message = await smtp.sendmail(sender, [recipient], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0]
             await self._reset()
@@ -172,7 +180,9 @@ class SmtpConnection:
         except aiosmtplib.SMTPSenderRefused as exc:
             await self._reset()
             if 500 <= exc.code < 600:
-                raise SendFailure("fatal", exc.code, f"the server refuses the sender {sender}: {exc.message}") from None
+                raise SendFailure(
+                    "fatal", exc.code, f"the server refuses the sender {sender}: {exc.message}"
+                ) from None
             raise _reply_failure(exc.code, exc.message) from None
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421 or isinstance(exc, aiosmtplib.SMTPServerDisconnected):
@@ -200,10 +210,8 @@ class SmtpConnection:
     async def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
-            try:
+            with contextlib.suppress(Exception):
                 smtp.close()
-            except Exception:
-                pass
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -213,6 +221,12 @@ class SmtpConnection:
             await smtp.quit()
         except Exception:
             smtp.close()
+
+
+@functools.cache
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """One verifying context per CA file: loading the system store costs milliseconds."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 def _reply_failure(code: int, message: str) -> SendFailure:
@@ -233,15 +247,23 @@ def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return SendFailure(
-            "fatal", exc.code, f"{where} refused the login for {spec.username}: check ${PASSWORD_ENV} ({exc.message})"
+            "fatal",
+            exc.code,
+            f"{where} refused the login for {spec.username}: check ${PASSWORD_ENV} ({exc.message})",
         )
     if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(cause, ssl.SSLCertVerificationError):
-        detail = getattr(exc, "verify_message", None) or getattr(cause, "verify_message", None) or _describe(exc)
-        return SendFailure("fatal", None, f"TLS certificate of {where} is not trusted ({detail}); set [email] ca_file")
+        detail = (
+            getattr(exc, "verify_message", None) or getattr(cause, "verify_message", None) or _describe(exc)
+        )
+        return SendFailure(
+            "fatal", None, f"TLS certificate of {where} is not trusted ({detail}); set [email] ca_file"
+        )
     if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError):
         return SendFailure("fatal", None, f"TLS with {where} failed: {_describe(exc)}")
     if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
-        return SendFailure("fatal", None, f"{where} does not offer STARTTLS, and [email] starttls = \"required\"")
+        return SendFailure(
+            "fatal", None, f'{where} does not offer STARTTLS, and [email] starttls = "required"'
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
         return SendFailure("fatal", exc.code, f"{where} refused the session: {exc.message}")
     if isinstance(exc, socket.gaierror):
@@ -266,7 +288,9 @@ class MaildirConnection:
             for sub in ("tmp", "new", "cur"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SendFailure("fatal", None, f"cannot create the Maildir {self.root}: {exc.strerror}") from None
+            raise SendFailure(
+                "fatal", None, f"cannot create the Maildir {self.root}: {exc.strerror}"
+            ) from None
         self._ready = True
 
     async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
@@ -284,7 +308,9 @@ class MaildirConnection:
             os.rename(tmp, new)
             fsync_directory(new.parent)
         except OSError as exc:
-            raise SendFailure("fatal", None, f"cannot write to the Maildir {self.root}: {exc.strerror}") from None
+            raise SendFailure(
+                "fatal", None, f"cannot write to the Maildir {self.root}: {exc.strerror}"
+            ) from None
         return 250, f"delivered to {new.name}"
 
     async def close(self) -> None:

@@ -141,9 +141,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright; skipped without it unless DIGEST_REQUIRE_BROWSER=1."""
+    """Debian's chromium driven by Playwright; skipped without it unless DIGEST_REQUIRE_BROWSER=1.
+
+    Module-scoped: Playwright's sync API holds an event loop on the main thread,
+    which must be gone before other modules call asyncio.run().
+    """
     if CHROMIUM is None:
         if os.environ.get("DIGEST_REQUIRE_BROWSER"):
             pytest.fail("chromium is not installed: apt-get install chromium")

@@ -58,13 +58,13 @@ class Recorder:
         self.reached.clear()
         return self.reached
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.faults.reject:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.data_commands += 1
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
@@ -99,7 +99,11 @@ def start_server(**options) -> tuple[_Controller, Recorder]:
 
 def password_authenticator(user: str, password: str):
     def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login == user.encode() and auth_data.password == password.encode()
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == user.encode()
+            and auth_data.password == password.encode()
+        )
         return AuthResult(success=ok, handled=False)
 
     return authenticate

@@ -8,7 +8,8 @@ import signal
 import subprocess
 
 from conftest import digest_cmd, smtp_config, write_subscribers
-from digest.ledger import ledger_path, read_ledger
+
+from digest.ledger import read_ledger
 
 CONCURRENCY = 8
 
@@ -34,7 +35,7 @@ def test_sigkill_a_third_of_the_way_then_rerun_gives_everyone_one_copy(site, smt
     process.communicate()
     assert process.returncode == -signal.SIGKILL
 
-    ledger = read_ledger(ledger_path(site.root / "state", "2026-11-01"))
+    ledger = read_ledger(site.root / "state", "2026-11-01")
     recorded = {to for to, o in ledger.outcomes.items() if o.status == "sent"}
     accepted = smtp.per_recipient()
     assert 1000 <= sum(accepted.values()) < 3000
@@ -44,7 +45,9 @@ def test_sigkill_a_third_of_the_way_then_rerun_gives_everyone_one_copy(site, smt
     rerun = subprocess.run(send_cmd(site), capture_output=True, text=True, env=run_env)
     assert rerun.returncode == 1  # the broken line was skipped, and said so
     skipped = next(line for line in rerun.stderr.splitlines() if "broken-line" in line)
-    assert "subscribers.csv:1502: invalid address 'broken-line'" in skipped and skipped.endswith("(this line is skipped)")
+    assert "subscribers.csv:1502: invalid address 'broken-line'" in skipped and skipped.endswith(
+        "(this line is skipped)"
+    )
     assert "Traceback" not in rerun.stderr
 
     counts = smtp.per_recipient()
@@ -56,7 +59,7 @@ def test_sigkill_a_third_of_the_way_then_rerun_gives_everyone_one_copy(site, smt
         message = email.message_from_bytes(received.data, policy=email.policy.default)
         ids.setdefault(received.rcpt, set()).add(message["Message-ID"])
     assert all(len(v) == 1 for v in ids.values())  # a re-sent copy carries the same Message-ID
-    final = read_ledger(ledger_path(site.root / "state", "2026-11-01"))
+    final = read_ledger(site.root / "state", "2026-11-01")
     assert {to for to, o in final.outcomes.items() if o.status == "sent"} == set(active)
 
 

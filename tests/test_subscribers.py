@@ -7,8 +7,8 @@ import multiprocessing
 import subprocess
 
 import pytest
-
 from conftest import digest_cmd
+
 from digest.errors import SubscriberError
 from digest.subscribers import (
     add_subscriber,
@@ -107,7 +107,9 @@ def test_invalid_input_is_refused(tmp_path, address, name):
 def test_import_and_export(tmp_path):
     path = write(tmp_path, "email,name,sections,status,since\nold@example.com,旧,,active,2025-01-01\n")
     source = tmp_path / "other.csv"
-    source.write_text("email,name\nold@example.com,Other\nfresh@example.com,新人\nbroken,\n", encoding="utf-8")
+    source.write_text(
+        "email,name\nold@example.com,Other\nfresh@example.com,新人\nbroken,\n", encoding="utf-8"
+    )
     result = import_subscribers(path, KNOWN, source, today=TODAY)
     assert result.added == ("fresh@example.com",) and result.present == ("old@example.com",)
     assert [p.line for p in result.problems] == [4]
@@ -165,3 +167,35 @@ def test_cli(site, run_env):
     assert listed.returncode == 1
     assert f"{site.root / 'subscribers.csv'}:4: invalid address 'broken-line'" in listed.stderr
     assert "Traceback" not in listed.stderr
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from digest.subscribers import _plain_address  # noqa: E402
+
+atom = st.text(alphabet="abcXYZ019.-_+!#'`{}~", min_size=1, max_size=70)
+label = st.text(alphabet="abcxyz019-", min_size=1, max_size=70)
+addresses = st.builds(
+    lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
+    atom,
+    st.lists(label, min_size=1, max_size=4),
+    st.sampled_from(
+        ["com", "org", "cn", "test", "local", "x1", "1x", "a-b", "museum", "c-", "io", "xn--p1ai", "ab--c"]
+    ),
+) | st.emails().map(str)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(addresses)
+def test_the_fast_path_accepts_exactly_what_email_validator_accepts(address):
+    from email_validator import EmailNotValidError, validate_email
+
+    fast = _plain_address(address)
+    if fast is None:
+        return  # the full check decides
+    try:
+        valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise AssertionError(f"fast path accepted {address!r}, email-validator refuses: {exc}") from None
+    assert fast == (valid.ascii_email or valid.normalized)
