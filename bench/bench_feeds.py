@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from common import issue_files, measure, report
-
 from digest.config import config_from_mapping
 from digest.pipeline import build_feeds_now
 

@@ -198,9 +198,102 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from digest.pipeline import run_once
+
+    report = run_once(_config(args))
+    if not (args.quiet and report.lines == ["nothing to do"]):
+        for line in report.lines:
+            print(line)
+    return 1 if report.failed else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import time
+
+    from digest.pipeline import run_once
+
+    config = _config(args)
+    print(f"watching {config.paths.issues} every {args.interval:g}s (Ctrl-C to stop)", flush=True)
+    while True:
+        report = run_once(config)
+        if report.lines != ["nothing to do"]:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            for line in report.lines:
+                print(f"{stamp} {line}", flush=True)
+        time.sleep(args.interval)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from digest.pipeline import status_table
+
+    print(status_table(_config(args)))
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from digest.pipeline import approve
+
+    print(approve(_config(args), args.issue, force=args.force))
+    return 0
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    from digest.pipeline import approve
+
+    print(approve(_config(args), args.issue, hold=True))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from digest.server import SubscriptionServer
+
+    server = SubscriptionServer(_config(args), args.host, args.port)
+    print(
+        f"serving unsubscribe, subscribe, confirm and preferences at {server.url} (Ctrl-C to stop)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------------------
 
 _COMMANDS: list[tuple[str, Handler, str, str]] = [
+    (
+        "run",
+        cmd_run,
+        "One idempotent pass for cron: feeds, previews, and mail for released issues.",
+        "example: digest run            # after a git pull, or every minute from cron\n"
+        "         digest run --quiet    # silent when there is nothing to do",
+    ),
+    (
+        "status",
+        cmd_status,
+        "A table of issues: date, headline, items, lint, published, approved, sent/failed/total.",
+        "example: digest status",
+    ),
+    (
+        "approve",
+        cmd_approve,
+        "Release an issue for mailing (manual mode); refuses lint errors unless --force.",
+        "example: digest approve 2026-11-01",
+    ),
+    (
+        "hold",
+        cmd_hold,
+        "Take an approval back: the issue is not mailed until approved again.",
+        "example: digest hold 2026-11-01",
+    ),
+    (
+        "watch",
+        cmd_watch,
+        "Run `digest run` in a loop, for a long-running service instead of cron.",
+        "example: digest watch --interval 60",
+    ),
     (
         "parse",
         cmd_parse,
@@ -235,6 +328,12 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "example: digest subscribers add reader@example.org --name 读者 --sections papers;projects\n"
         "         digest subscribers remove reader@example.org\n"
         "         digest subscribers export --status all > backup.csv",
+    ),
+    (
+        "serve",
+        cmd_serve,
+        "Serve one-click unsubscribe, double opt-in subscribe and section preferences (behind a proxy).",
+        "example: digest serve --port 8025    # then proxy https://example.org/digest/ to it",
     ),
     (
         "lint",
@@ -321,4 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--force", action="store_true", help="mail despite lint errors or a future date")
     send.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     _subscriber_actions(commands["subscribers"], common)
+    commands["run"].add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing when nothing was done"
+    )
+    commands["watch"].add_argument(
+        "--interval", type=float, default=60.0, metavar="SECONDS", help="default: 60"
+    )
+    for name in ("approve", "hold"):
+        commands[name].add_argument(
+            "issue", metavar="ISSUE", help="the issue's file stem (2026-11-01) or a path"
+        )
+    commands["approve"].add_argument("--force", action="store_true", help="approve despite lint errors")
+    commands["serve"].add_argument("--host", help="address to bind (default: [serve] host, 127.0.0.1)")
+    commands["serve"].add_argument("--port", type=int, help="port (default: [serve] port, 8025)")
     return parser

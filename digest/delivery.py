@@ -461,6 +461,9 @@ def send_issue(
         report.seconds = time.monotonic() - started
         for name, value in shared.totals().items():
             setattr(report, name, value)
+        if not reasons and not report.deferred:
+            with LedgerWriter(ledger_path(state, issue.stem)) as main:
+                main.finish_round(round_, now)
     report.bounced = mark_bounces(config)
     if reasons:
         raise DeliveryError(

@@ -103,6 +103,7 @@ class LedgerSummary:
     round: int
     outcomes: dict[str, Outcome]  # recipient (lower case) -> its outcome this round
     rounds_started: tuple[str, ...]
+    finished: bool = False  # the round's send ran to the end with nothing deferred
 
     def done(self) -> set[str]:
         return {to for to, o in self.outcomes.items() if o.status in FINAL}
@@ -155,21 +156,23 @@ def read_ledger(state_dir: Path, stem: str) -> LedgerSummary:
     run), the most final outcome wins: sent, then failed, skipped, deferred.
     """
     files = _shard_files(state_dir, stem)
-    current, starts = 1, []
+    current, starts, finished = 1, [], set()
     for record in _records(files[0]):
         if "start_round" in record:
             current = int(record["start_round"])
             starts.append(str(record.get("at", "")))
+        elif "finished_round" in record:
+            finished.add(int(record["finished_round"]))
     outcomes: dict[str, Outcome] = {}
     for path in files:
         for record in _records(path):
-            outcome = _outcome(record) if "start_round" not in record else None
+            outcome = _outcome(record) if "to" in record else None
             if outcome is None or outcome.round != current:
                 continue
             known = outcomes.get(outcome.to)
             if known is None or _RANK.get(outcome.status, -1) >= _RANK.get(known.status, -1):
                 outcomes[outcome.to] = outcome
-    return LedgerSummary(current, outcomes, tuple(starts))
+    return LedgerSummary(current, outcomes, tuple(starts), current in finished)
 
 
 class LedgerWriter:
@@ -203,6 +206,10 @@ class LedgerWriter:
 
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
+
+    def finish_round(self, number: int, now: dt.datetime) -> None:
+        """Mark the round done: a later run will not resume it for subscribers who joined since."""
+        self._write(json.dumps({"finished_round": number, "at": now.isoformat()}).encode() + b"\n")
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -26,7 +26,17 @@ from digest.model import Issue
 from digest.render import RenderedDigest
 from digest.tokens import TokenPayload, make_token, stable_hash
 
-__all__ = ["HeaderError", "MessageFactory", "Outgoing", "check_header_value", "parse_sender"]
+__all__ = [
+    "HeaderError",
+    "MessageFactory",
+    "Outgoing",
+    "check_address",
+    "check_header_value",
+    "encode_phrase",
+    "encode_text",
+    "format_mailbox",
+    "parse_sender",
+]
 
 CRLF = "\r\n"
 DKIM_HEADERS = [
@@ -89,7 +99,8 @@ def encode_text(value: str, header_name: str) -> str:
     return Header(value, charset, maxlinelen=MAX_LINE, header_name=header_name).encode(linesep=CRLF)
 
 
-def _mailbox(name: str, address: str, header_name: str) -> str:
+def format_mailbox(name: str, address: str, header_name: str) -> str:
+    """``Name <address>`` with the name encoded as a header needs it."""
     phrase = encode_phrase(name, header_name)
     return f"{phrase} <{address}>" if phrase else address
 
@@ -117,7 +128,7 @@ class MessageFactory:
         email_cfg = self.config.email
         self.sender_name, self.sender = parse_sender(email_cfg.sender)
         self.domain = self.sender.rsplit("@", 1)[1]
-        self.from_header = _mailbox(self.sender_name, self.sender, "From")
+        self.from_header = format_mailbox(self.sender_name, self.sender, "From")
         self.list_id = list_id(self.config)
         self.unsubscribe_url = email_cfg.unsubscribe_url or (
             f"{email_cfg.base_url}unsubscribe" if email_cfg.base_url else ""
@@ -163,7 +174,7 @@ class MessageFactory:
         boundary = f"=_digest_{stable_hash(self.secret, 'boundary', message_id)[:24]}"
         headers = [
             f"From: {self.from_header}",
-            f"To: {_mailbox(name, address, 'To')}",
+            f"To: {format_mailbox(name, address, 'To')}",
             f"Subject: {self._subject(digest.subject, test)}",
             f"Date: {self.date}",
             f"Message-ID: {message_id}",

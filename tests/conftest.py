@@ -199,3 +199,27 @@ def smtp_config(port: int, extra: str = "", transport: str | None = None) -> str
         'base_url = "https://news.example.org/"\n'
         "retry_base = 0.01\n" + extra
     )
+
+
+SERVE_CONFIG = (
+    '[email]\nfrom = "简报 <digest@news.example.org>"\ntransport = "maildir:maildir"\n'
+    'base_url = "https://news.example.org/digest/"\n'
+    "[serve]\nsubscribe_per_hour = 3\nconfirm_window_minutes = 10\n"
+)
+
+
+@pytest.fixture
+def server(site):
+    """`digest serve` for the site, on 127.0.0.1 with an ephemeral port, two subscribers on its list."""
+    from digest.server import SubscriptionServer
+
+    site.write_config(SERVE_CONFIG)
+    write_subscribers(
+        site.root / "subscribers.csv",
+        [("a@example.com", "甲", "", "active", ""), ("b@example.com", "乙", "papers", "active", "")],
+    )
+    instance = SubscriptionServer(site.config, port=0)
+    instance.start()
+    yield instance
+    instance.shutdown()
+    instance.server_close()

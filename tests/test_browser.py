@@ -13,8 +13,8 @@ import http.server
 import threading
 
 import pytest
-from conftest import CORPUS_ISSUES, EXAMPLES
 
+from conftest import CORPUS_ISSUES, EXAMPLES
 from digest.config import load_config
 from digest.feeds import feeds_base_url, permalink
 from digest.parse import ParseOptions, read_issue

@@ -6,8 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from digest.config import find_config_path, load_config
 from digest.errors import ConfigError
 

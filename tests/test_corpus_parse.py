@@ -12,8 +12,8 @@ import re
 import subprocess
 
 import pytest
-from conftest import CORPUS_ISSUES, CORPUS_SEEDS, digest_cmd
 
+from conftest import CORPUS_ISSUES, CORPUS_SEEDS, digest_cmd
 from digest.model import Severity
 from digest.parse import UndatedIssue, read_issue
 

@@ -7,14 +7,14 @@ import datetime as dt
 import ssl
 
 import pytest
-from conftest import smtp_config, write_subscribers
-from smtpserver import password_authenticator, start_server
 
+from conftest import smtp_config, write_subscribers
 from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.ledger import read_ledger, send_lock
 from digest.pipeline import load_issue
 from digest.subscribers import read_subscribers, set_status
+from smtpserver import password_authenticator, start_server
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 KNOWN = {"news", "papers", "projects", "blogs", "apps"}

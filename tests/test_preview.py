@@ -9,7 +9,6 @@ import subprocess
 import urllib.request
 
 from conftest import digest_cmd
-
 from digest.pipeline import load_issue
 from digest.preview import PreviewServer, write_preview
 

@@ -8,7 +8,6 @@ import signal
 import subprocess
 
 from conftest import digest_cmd, smtp_config, write_subscribers
-
 from digest.ledger import read_ledger
 
 CONCURRENCY = 8

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import CORPUS_ISSUES, EXAMPLES
 
+from conftest import CORPUS_ISSUES, EXAMPLES
 from digest.config import config_from_mapping
 from digest.parse import ParseOptions, read_issue
 from digest.preview import render_preview

@@ -7,8 +7,8 @@ import multiprocessing
 import subprocess
 
 import pytest
-from conftest import digest_cmd
 
+from conftest import digest_cmd
 from digest.errors import SubscriberError
 from digest.subscribers import (
     add_subscriber,

@@ -1,0 +1,117 @@
+"""The fast idle pass of ``digest run``: answer "nothing to do" from a snapshot.
+
+Cron may start ``digest run`` every minute. When no input changed since the
+last full run, no time-based event is due and no send is pending, it is enough
+to stat a few files and exit: no parsing, no config loading, no heavy imports.
+This module imports only ``os``, ``sys``, ``marshal`` and ``zlib`` for that reason.
+
+The snapshot is a cache, not state: it lives in ``$XDG_CACHE_HOME/digest/``,
+deleting it only costs one full run, and any doubt means a full run.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+import zlib
+
+__all__ = ["config_path_from_argv", "is_idle", "snapshot_path", "stat_inputs", "write_snapshot"]
+
+SNAPSHOT_VERSION = 2
+
+
+def config_path_from_argv(argv: list[str]) -> str | None:
+    """The config ``digest run [--quiet] [--config PATH]`` would load, or None if argv is anything else."""
+    explicit = None
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in ("--quiet", "-q"):
+            index += 1
+        elif arg == "--config" and index + 1 < len(argv):
+            explicit = argv[index + 1]
+            index += 2
+        elif arg.startswith("--config="):
+            explicit = arg.split("=", 1)[1]
+            index += 1
+        else:
+            return None
+    path = explicit or os.environ.get("DIGEST_CONFIG") or "digest.toml"
+    return os.path.abspath(path)
+
+
+def snapshot_path(config_path: str) -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = zlib.crc32(config_path.encode("utf-8", "surrogateescape"))
+    return os.path.join(cache, "digest", f"run-{key:08x}.snapshot")
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def stat_inputs(config_path: str, issues_dir: str, state_file: str) -> dict[str, object]:
+    """Everything whose change means a full run is needed."""
+    try:
+        names = sorted(os.listdir(issues_dir))
+    except OSError:
+        names = []
+    return {
+        "config": _stat(config_path),
+        "state": _stat(state_file),
+        "issues": {name: _stat(os.path.join(issues_dir, name)) for name in names if not name.startswith(".")},
+    }
+
+
+def write_snapshot(
+    config_path: str, paths: dict[str, str], inputs: dict[str, object], wake_at: float | None, pending: bool
+) -> None:
+    """Remember what a full run saw (inputs as stat'ed when it *began*) and when to wake up."""
+    data = {
+        "version": SNAPSHOT_VERSION,
+        "python": sys.version,
+        "paths": paths,
+        "inputs": inputs,
+        "wake_at": wake_at,
+        "pending": pending,
+    }
+    path = snapshot_path(config_path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            marshal.dump(data, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache, no fast path: the next run is a full one
+
+
+def is_idle(config_path: str, now: float) -> bool:
+    """True only when the last full run saw exactly these inputs and nothing is due."""
+    try:
+        with open(snapshot_path(config_path), "rb") as handle:
+            data = marshal.load(handle)
+    except (OSError, EOFError, ValueError, TypeError):
+        return False
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != SNAPSHOT_VERSION
+        or data.get("python") != sys.version
+    ):
+        return False
+    if data.get("pending"):
+        return False
+    wake_at = data.get("wake_at")
+    if wake_at is not None and now >= wake_at:
+        return False
+    paths = data.get("paths") or {}
+    try:
+        current = stat_inputs(config_path, paths["issues"], paths["state"])
+    except (KeyError, TypeError):
+        return False
+    return current == data.get("inputs")

@@ -1,0 +1,372 @@
+"""``digest serve``: one-click unsubscribe, double opt-in subscribe and section preferences.
+
+Meant to sit behind a reverse proxy (it binds 127.0.0.1 by default). Routes are
+matched on the last path segment, so any prefix the proxy adds works:
+
+``POST .../unsubscribe?token=``  RFC 8058 one-click: unsubscribes at once.
+``GET  .../unsubscribe?token=``  a page with one button; GET never unsubscribes,
+                                 because mail scanners prefetch links.
+``POST .../subscribe``           (email, sections) mails a confirmation link.
+``GET/POST .../confirm?token=``  the address joins the list only here (POST).
+``GET/POST .../preferences?token=`` choose sections.
+
+Every change goes through :func:`digest.subscribers.update_subscribers`, the same
+locked, atomic update the CLI uses. Responses never say whether an address is
+on the list; forged, altered or expired tokens get a 4xx page and change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import http.server
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass
+
+from digest.config import Config
+from digest.errors import DigestError, SubscriberError, TokenError
+from digest.fsutil import file_lock, read_json, write_json
+from digest.subscribers import (
+    add_subscriber,
+    check_email,
+    parse_sections,
+    read_subscribers,
+    set_sections,
+    set_status,
+)
+from digest.templating import render_template
+from digest.tokens import TokenPayload, load_secret, make_token, read_token, stable_hash
+
+__all__ = ["SubscriptionServer", "send_confirmation"]
+
+CONFIRMATIONS_FILE = "confirmations.json"
+MAX_URL = 4096
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    heading: str
+    message: str
+    form: dict[str, object] | None = None
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds for each key (a client address)."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit = limit
+        self.window = window
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float) -> bool:
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and now - events[0] >= self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            if len(self._events) > 10_000:  # forget idle clients; memory stays bounded
+                for stale in [k for k, v in self._events.items() if not v or now - v[-1] >= self.window]:
+                    del self._events[stale]
+            return True
+
+
+class SubscriptionServer(http.server.ThreadingHTTPServer):
+    """The self-service endpoints for one newsletter."""
+
+    daemon_threads = True
+
+    def __init__(self, config: Config, host: str | None = None, port: int | None = None):
+        self.config = config
+        self.secret = load_secret(config.paths.state)
+        self.sections = _section_names(config)
+        self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
+        super().__init__((host or config.serve.host, config.serve.port if port is None else port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="digest-serve", daemon=True)
+        thread.start()
+        return thread
+
+    # -- the endpoints: (method, route) -> Page ------------------------------------------------
+
+    def handle(
+        self, method: str, route: str, query: dict[str, str], form: dict[str, list[str]], client: str
+    ) -> Page:
+        now = time.time()
+        token = query.get("token", "")
+        if route == "unsubscribe":
+            email = self._token(token, "unsubscribe", now).email
+            if method == "GET":
+                return Page(
+                    200,
+                    "退订",
+                    f"确认将 {email} 从《{self.config.site.title}》退订？",
+                    {"button": "退订", "one_click": True},
+                )
+            set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
+            return Page(200, "已退订", f"{email} 不会再收到《{self.config.site.title}》。")
+        if route == "subscribe" and method == "POST":
+            return self._subscribe(form, client, now)
+        if route == "confirm":
+            payload = self._token(token, "confirm", now)
+            if method == "GET":
+                return Page(
+                    200,
+                    "确认订阅",
+                    f"确认用 {payload.email} 订阅《{self.config.site.title}》？",
+                    {"button": "确认订阅"},
+                )
+            sections = frozenset(payload.sections or ())
+            today = dt.datetime.now(self.config.site.timezone).date()
+            with contextlib.suppress(SubscriberError):  # already subscribed: the same answer either way
+                add_subscriber(
+                    self.config.paths.subscribers, self._known, payload.email, sections=sections, today=today
+                )
+            return Page(200, "订阅成功", f"欢迎！{payload.email} 将收到《{self.config.site.title}》。")
+        if route == "preferences":
+            return self._preferences(method, token, form, now)
+        return Page(404, "找不到页面", "这个地址不存在。")
+
+    @property
+    def _known(self) -> set[str]:
+        return set(self.sections)
+
+    def _token(self, token: str, purpose: str, now: float) -> TokenPayload:
+        return read_token(self.secret, token, purpose=purpose, now=now)
+
+    def _subscribe(self, form: dict[str, list[str]], client: str, now: float) -> Page:
+        if not self.subscribe_limit.allow(client, now):
+            return Page(429, "请稍后再试", "来自这个地址的订阅请求太多了，请一小时后再试。")
+        try:
+            email = check_email(_one(form, "email"))
+            sections = parse_sections(";".join(form.get("sections", [])), self._known)
+        except SubscriberError as exc:
+            return Page(400, "无法订阅", exc.message)
+        done = Page(
+            202, "请查收邮件", f"如果 {email} 可以订阅，一封确认邮件已经发出；点击其中的链接完成订阅。"
+        )
+        existing = read_subscribers(self.config.paths.subscribers, self._known).find(email)
+        if existing is not None and existing.active:
+            return done
+        if not self._may_confirm(email, now):
+            return done
+        ttl = self.config.serve.confirm_ttl_hours * 3600
+        payload = TokenPayload(email, "confirm", expires=int(now + ttl), sections=tuple(sorted(sections)))
+        link = _link(self.config, "confirm", make_token(self.secret, payload))
+        send_confirmation(self.config, email, link)
+        return done
+
+    def _may_confirm(self, email: str, now: float) -> bool:
+        """No second confirmation mail to one address within ``confirm_window_minutes``."""
+        state = self.config.paths.state
+        key = stable_hash(self.secret, "confirm", email.lower())[:32]
+        window = self.config.serve.confirm_window_minutes * 60
+        with file_lock(state / "confirmations.lock", what="the confirmation log", wait=10):
+            sent = read_json(state / CONFIRMATIONS_FILE, what="the confirmation log") or {}
+            sent = {k: v for k, v in sent.items() if isinstance(v, int | float) and now - v < window}
+            if key in sent:
+                return False
+            sent[key] = int(now)
+            write_json(state / CONFIRMATIONS_FILE, sent)
+        return True
+
+    def _preferences(self, method: str, token: str, form: dict[str, list[str]], now: float) -> Page:
+        email = self._token(token, "preferences", now).email
+        chosen: frozenset[str] = frozenset()
+        if method == "POST":
+            try:
+                chosen = parse_sections(";".join(form.get("sections", [])), self._known)
+            except SubscriberError as exc:
+                return Page(400, "无法保存", exc.message)
+            set_sections(self.config.paths.subscribers, self._known, email, chosen)
+            message = "已保存。" + ("你将只收到所选栏目。" if chosen else "你将收到全部栏目。")
+        else:
+            current = read_subscribers(self.config.paths.subscribers, self._known).find(email)
+            chosen = current.sections if current is not None else frozenset()
+            message = "选择你想收到的栏目；全不选即收到全部。"
+        options = [(slug, name, slug in chosen) for slug, name in self.sections.items()]
+        unsubscribe = _link(
+            self.config, "unsubscribe", make_token(self.secret, TokenPayload(email, "unsubscribe"))
+        )
+        return Page(
+            200,
+            f"{email} 的订阅栏目",
+            message,
+            {"button": "保存", "sections": options, "unsubscribe": unsubscribe},
+        )
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: SubscriptionServer
+    server_version = "digest"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        if len(self.path) > MAX_URL:
+            self._reply(Page(414, "地址太长", "请求的地址太长。"))
+            return
+        parts = urllib.parse.urlsplit(self.path)
+        route = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
+        form: dict[str, list[str]] = {}
+        if method == "POST":
+            length = self._length()
+            if length is None:
+                return
+            body = self.rfile.read(length)
+            form = _parse_form(self.headers.get("Content-Type", ""), body)
+        try:
+            page = self.server.handle(method, route, query, form, self.client_address[0])
+        except TokenError as exc:
+            page = Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
+        except DigestError as exc:
+            self.log_error("%s", exc)
+            page = Page(503, "暂时无法处理", "请稍后再试。")
+        self._reply(page)
+
+    def _length(self) -> int | None:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._reply(Page(400, "请求无效", "请求无效。"))
+            return None
+        if length > self.server.config.serve.max_body_bytes:
+            self._reply(Page(413, "内容太长", "提交的内容太长。"))
+            return None
+        return length
+
+    def _reply(self, page: Page) -> None:
+        config = self.server.config
+        body = render_template("web.html.j2", config.email.templates, page=page, site=config.site).encode(
+            "utf-8"
+        )
+        self.send_response(page.status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # Never log query strings: they carry tokens.
+        path = urllib.parse.urlsplit(self.path).path if hasattr(self, "path") else "-"
+        status = args[1] if len(args) > 1 else "-"
+        print(f"{self.client_address[0]} {getattr(self, 'command', '-')} {path} {status}", flush=True)
+
+
+def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """URL-encoded forms, and the multipart/form-data RFC 8058 also allows for one-click."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        import email.parser
+        import email.policy
+
+        message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
+        )
+        form: dict[str, list[str]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                form.setdefault(str(name), []).append(str(part.get_content()).strip())
+        return form
+    return urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
+
+
+def _one(form: dict[str, list[str]], key: str) -> str:
+    values = form.get(key) or [""]
+    return values[0]
+
+
+def _section_names(config: Config) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name, slug in config.feeds.sections.items():
+        names.setdefault(slug, name)
+    return names
+
+
+def _link(config: Config, route: str, token: str) -> str:
+    email_cfg = config.email
+    if route == "unsubscribe" and email_cfg.unsubscribe_url:
+        base = email_cfg.unsubscribe_url
+    else:
+        base = f"{email_cfg.base_url or config.site.base_url}{route}"
+    return f"{base}{'&' if '?' in base else '?'}token={token}"
+
+
+def send_confirmation(config: Config, address: str, link: str) -> None:
+    """Mail the double opt-in link through the configured transport."""
+    import asyncio
+    import email.utils
+
+    from digest.message import CRLF, encode_text, format_mailbox, parse_sender
+    from digest.render import base64_lines
+    from digest.transport import SendFailure, transport_spec
+
+    name, sender = parse_sender(config.email.sender)
+    title = config.site.title
+    text = render_template(
+        "confirm.txt.j2",
+        config.email.templates,
+        autoescape=False,
+        site=config.site,
+        link=link,
+        address=address,
+    )
+    key = stable_hash(load_secret(config.paths.state), "confirm-mail", address, link)[:32]
+    message_id = f"<{key}@{sender.split('@')[1]}>"
+    headers = [
+        f"From: {format_mailbox(name, sender, 'From')}",
+        f"To: {address}",
+        f"Subject: {encode_text(f'请确认订阅《{title}》', 'Subject')}",
+        f"Date: {email.utils.format_datetime(dt.datetime.now(config.site.timezone))}",
+        f"Message-ID: {message_id}",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: base64",
+    ]
+    data = (CRLF.join(headers) + CRLF + CRLF + base64_lines(text.encode("utf-8"))).encode("ascii")
+    spec = transport_spec(config)
+
+    async def deliver() -> None:
+        connection = spec.connection()
+        try:
+            await connection.connect()
+            await connection.send(sender, address, data)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(deliver())
+    except SendFailure as failure:
+        raise DigestError(f"confirmation mail to {address} not sent: {failure}") from None

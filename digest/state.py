@@ -1,0 +1,137 @@
+"""What digest remembers about each issue file between runs (``[paths] state``/issues.json).
+
+Config is what the editor sets; this is what the tool has seen: each file's
+content hash (and the size and mtime it had, so an unchanged file is not read
+again), when it was first seen and last changed, whether it is history, and the
+editor's approval or hold. Whether an issue was mailed is not kept here: the
+delivery ledgers are the record of that, so a lost or corrupt state file is
+rebuilt from them and never causes anyone to be mailed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from digest.errors import StateError
+from digest.fsutil import file_lock, read_json, write_json
+from digest.ledger import ledger_stems
+
+__all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state"]
+
+STATE_FILE = "issues.json"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The editor's go-ahead for one version of an issue (its content hash)."""
+
+    hash: str
+    at: str
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    hash: str
+    size: int
+    mtime_ns: int
+    first_seen: str
+    changed_at: str
+    history: bool = False
+    approval: Approval | None = None
+    held: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.approval is None:
+            data.pop("approval")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IssueRecord:
+        approval = data.get("approval")
+        return cls(
+            hash=str(data["hash"]),
+            size=int(data["size"]),
+            mtime_ns=int(data["mtime_ns"]),
+            first_seen=str(data["first_seen"]),
+            changed_at=str(data["changed_at"]),
+            history=bool(data.get("history", False)),
+            approval=Approval(**approval) if isinstance(approval, dict) else None,
+            held=bool(data.get("held", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The whole state file: when digest first ran here, and a record per issue stem."""
+
+    initialized: str
+    issues: dict[str, IssueRecord] = field(default_factory=dict)
+    rebuilt: str = ""  # why the state was rebuilt on load, to tell the editor
+
+    @property
+    def initialized_at(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.initialized)
+
+    def with_record(self, stem: str, record: IssueRecord) -> RunState:
+        return replace(self, issues={**self.issues, stem: record})
+
+    def without(self, stem: str) -> RunState:
+        return replace(self, issues={k: v for k, v in self.issues.items() if k != stem})
+
+    def to_json(self) -> dict[str, Any]:
+        issues = {stem: record.to_json() for stem, record in sorted(self.issues.items())}
+        return {"version": VERSION, "initialized": self.initialized, "issues": issues}
+
+    def save(self, state_dir: Path) -> bool:
+        return write_json(state_dir / STATE_FILE, self.to_json())
+
+
+def load_state(state_dir: Path) -> RunState | None:
+    """The saved state, None when there is none yet; a corrupt file is rebuilt (see :func:`rebuild_state`)."""
+    try:
+        data = read_json(state_dir / STATE_FILE, what="the issue state")
+    except StateError as exc:
+        return rebuild_state(state_dir, f"{exc}; rebuilt from the delivery ledgers")
+    if data is None:
+        return None
+    try:
+        if data.get("version") != VERSION:
+            raise ValueError("unknown version")
+        dt.datetime.fromisoformat(data["initialized"])
+        issues = {str(stem): IssueRecord.from_json(record) for stem, record in data["issues"].items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return rebuild_state(
+            state_dir, f"{state_dir / STATE_FILE} is not a valid state file; rebuilt from the ledgers"
+        )
+    return RunState(data["initialized"], issues)
+
+
+def rebuild_state(state_dir: Path, reason: str) -> RunState:
+    """A fresh state after loss or corruption: every issue seen from now on is history.
+
+    Issues with a delivery ledger keep their mailing record in it; nothing else is
+    mailed automatically until the editor approves it (or, in auto mode, until a
+    new issue appears). Nobody is mailed twice because of a lost state file.
+    """
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    known = ", ".join(ledger_stems(state_dir)) or "none"
+    return RunState(initialized=now, rebuilt=f"{reason} (issues with a ledger: {known})")
+
+
+@contextlib.contextmanager
+def locked_state(state_dir: Path) -> Iterator[list[RunState | None]]:
+    """Read-modify-write the state under its lock: ``with locked_state(d) as box: box[0] = new``."""
+    with file_lock(state_dir / "state.lock", what="the issue state", wait=30):
+        box: list[RunState | None] = [load_state(state_dir)]
+        original = box[0]
+        yield box
+        if box[0] is not None and box[0] != original:
+            box[0].save(state_dir)

@@ -1,0 +1,38 @@
+"""Helpers for talking to `digest serve` over real HTTP in tests."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from digest.subscribers import read_subscribers
+from digest.tokens import TokenPayload, load_secret, make_token
+
+KNOWN = {"news", "papers", "projects", "blogs", "apps"}
+
+
+def request(server, method, path, data=None, content_type="application/x-www-form-urlencoded"):
+    body = urllib.parse.urlencode(data, doseq=True).encode() if isinstance(data, dict) else data
+    req = urllib.request.Request(server.url.rstrip("/") + path, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(), dict(error.headers)
+
+
+def one_click(server, path):
+    """An RFC 8058 one-click unsubscribe POST."""
+    return request(server, "POST", path, {"List-Unsubscribe": "One-Click"})
+
+
+def token(site, email, purpose, **extra):
+    return make_token(load_secret(site.config.paths.state), TokenPayload(email, purpose, **extra))
+
+
+def status_of(site, email):
+    found = read_subscribers(site.root / "subscribers.csv", KNOWN).find(email)
+    return found.status if found else None

@@ -1,0 +1,185 @@
+"""`digest serve` over real HTTP: one-click unsubscribe, double opt-in, preferences, and abuse limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import re
+import urllib.parse
+
+import pytest
+
+from conftest import smtp_config, write_subscribers
+from digest.delivery import send_issue
+from digest.pipeline import load_issue
+from digest.server import SubscriptionServer
+from digest.subscribers import read_subscribers
+from digest.tokens import TokenPayload, make_token
+from servehelpers import KNOWN, one_click, request, status_of, token
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+def test_binds_loopback_by_default(server):
+    assert server.server_address[0] == "127.0.0.1"
+
+
+def test_get_never_unsubscribes_post_one_click_does(site, server):
+    path = f"/digest/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}"
+    code, page, headers = request(server, "GET", path)
+    assert code == 200 and "<button" in page and 'value="One-Click"' in page
+    assert status_of(site, "a@example.com") == "active"
+    assert (
+        headers["Referrer-Policy"] == "no-referrer"
+        and "default-src 'none'" in headers["Content-Security-Policy"]
+    )
+    code, page, _ = request(server, "POST", path, {"List-Unsubscribe": "One-Click"})
+    assert code == 200 and "不会再收到" in page
+    assert status_of(site, "a@example.com") == "unsubscribed"
+
+
+def test_one_click_as_multipart_form_data(site, server):
+    path = f"/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}"
+    body = b'--XyZ\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--XyZ--\r\n'
+    code, _, _ = request(server, "POST", path, body, "multipart/form-data; boundary=XyZ")
+    assert code == 200
+    assert status_of(site, "b@example.com") == "unsubscribed"
+
+
+@pytest.mark.parametrize(
+    "make_bad",
+    [
+        lambda good: good[:-2] + ("AA" if not good.endswith("AA") else "BB"),  # altered signature
+        lambda good: good.split(".")[0][:-1] + "x." + good.split(".")[1],  # altered payload
+        lambda good: "not-a-token",
+        lambda good: "",
+    ],
+)
+def test_forged_or_altered_tokens_change_nothing(site, server, make_bad):
+    good = token(site, "a@example.com", "unsubscribe")
+    code, page, _ = request(
+        server, "POST", f"/unsubscribe?token={make_bad(good)}", {"List-Unsubscribe": "One-Click"}
+    )
+    assert 400 <= code < 500 and "链接无效" in page
+    assert status_of(site, "a@example.com") == "active"
+
+
+def test_a_token_for_another_purpose_or_another_secret_is_refused(site, server):
+    preferences = token(site, "a@example.com", "preferences")
+    code, _, _ = request(
+        server, "POST", f"/unsubscribe?token={preferences}", {"List-Unsubscribe": "One-Click"}
+    )
+    assert code == 400
+    foreign = make_token(b"another-secret-entirely", TokenPayload("a@example.com", "unsubscribe"))
+    code, _, _ = one_click(server, f"/unsubscribe?token={foreign}")
+    assert code == 400
+    assert status_of(site, "a@example.com") == "active"
+
+
+def confirmation_link(site):
+    messages = sorted((site.root / "maildir" / "new").iterdir())
+    message = email.message_from_bytes(messages[-1].read_bytes(), policy=email.policy.default)
+    link = re.search(r"https://\S+", message.get_content()).group(0)
+    return message, urllib.parse.urlsplit(link)
+
+
+def test_double_opt_in(site, server):
+    code, page, _ = request(
+        server, "POST", "/digest/subscribe", {"email": "new@example.com", "sections": ["papers", "blogs"]}
+    )
+    assert code == 202
+    assert status_of(site, "new@example.com") is None
+    message, link = confirmation_link(site)
+    assert str(message["To"]) == "new@example.com" and "确认订阅" in str(message["Subject"])
+    assert link.netloc == "news.example.org" and link.path == "/digest/confirm"
+    code, page, _ = request(server, "GET", f"{link.path}?{link.query}")
+    assert code == 200 and "<button" in page
+    assert status_of(site, "new@example.com") is None  # following the link alone does not subscribe
+    code, page, _ = request(server, "POST", f"{link.path}?{link.query}", {})
+    assert code == 200
+    joined = read_subscribers(site.root / "subscribers.csv", KNOWN).find("new@example.com")
+    assert joined.active and joined.sections == {"papers", "blogs"}
+
+
+def test_expired_confirmation_changes_nothing(site, server):
+    expired = token(site, "late@example.com", "confirm", expires=int(NOW.timestamp()) - 1)
+    code, page, _ = request(server, "POST", f"/confirm?token={expired}", {})
+    assert code == 400 and "expired" in page
+    assert status_of(site, "late@example.com") is None
+
+
+def test_responses_never_reveal_whether_an_address_is_on_the_list(site, server):
+    on_list = request(server, "POST", "/subscribe", {"email": "a@example.com"})
+    off_list = request(server, "POST", "/subscribe", {"email": "stranger@example.com"})
+    assert on_list[0] == off_list[0] == 202
+    assert on_list[1].replace("a@example.com", "X") == off_list[1].replace("stranger@example.com", "X")
+
+
+def test_no_second_confirmation_mail_within_the_window(site, server):
+    for _ in range(2):
+        assert request(server, "POST", "/subscribe", {"email": "twice@example.com"})[0] == 202
+    assert len(list((site.root / "maildir" / "new").iterdir())) == 1
+
+
+def test_subscribe_is_rate_limited_per_client(site, server):
+    codes = [request(server, "POST", "/subscribe", {"email": f"x{n}@example.com"})[0] for n in range(4)]
+    assert codes == [202, 202, 202, 429]
+    assert len(list((site.root / "maildir" / "new").iterdir())) == 3
+
+
+def test_input_limits(site, server):
+    code, _, _ = request(server, "POST", "/subscribe", {"email": "a" * 5000 + "@example.com"})
+    assert code == 413
+    code, _, _ = request(server, "GET", "/unsubscribe?token=" + "x" * 5000)
+    assert code == 414
+    code, page, _ = request(server, "POST", "/subscribe", {"email": "not an address"})
+    assert code == 400 and "invalid address" in page
+    code, _, _ = request(server, "POST", "/subscribe", {"email": "ok@example.com", "sections": ["gossip"]})
+    assert code == 400
+
+
+def test_preferences_over_http(site, server):
+    path = f"/preferences?token={token(site, 'b@example.com', 'preferences')}"
+    code, page, _ = request(server, "GET", path)
+    assert code == 200 and 'value="papers" checked' in page and 'value="blogs">' in page
+    code, page, _ = request(server, "POST", path, {"sections": ["blogs", "projects"]})
+    assert code == 200
+    subscriber = read_subscribers(site.root / "subscribers.csv", KNOWN).find("b@example.com")
+    assert subscriber.sections == {"blogs", "projects"}
+
+
+def test_one_click_from_a_delivered_message_and_during_a_send(site, smtp):
+    site.write_config(smtp_config(smtp.port, "concurrency = 1\n"))
+    site.copy_examples()
+    write_subscribers(
+        site.root / "subscribers.csv", [(f"r{n}@example.com", "", "", "active", "") for n in range(6)]
+    )
+    server = SubscriptionServer(site.config, port=0)
+    server.start()
+    original = smtp.handle_DATA
+
+    async def first_reader_clicks_unsubscribe_for_r4(srv, session, envelope):
+        if not smtp.received:
+            # r4 received an earlier issue and clicks its one-click link while this send runs
+            link = token(site, "r4@example.com", "unsubscribe")
+            code, _, _ = request(
+                server, "POST", f"/unsubscribe?token={link}", {"List-Unsubscribe": "One-Click"}
+            )
+            assert code == 200
+        return await original(srv, session, envelope)
+
+    smtp.handle_DATA = first_reader_clicks_unsubscribe_for_r4
+    try:
+        report = send_issue(site.config, load_issue(site.config, "2026-11-01"), NOW, progress=False)
+        assert "r4@example.com" not in smtp.per_recipient() and report.unsubscribed_during == 1
+        header = smtp.received[0].message["List-Unsubscribe"]
+        target = urllib.parse.urlsplit(re.search(r"<(https://[^>]+)>", header).group(1))
+        code, _, _ = request(
+            server, "POST", f"{target.path}?{target.query}", {"List-Unsubscribe": "One-Click"}
+        )
+        assert code == 200
+        assert status_of(site, smtp.received[0].rcpt) == "unsubscribed"
+    finally:
+        server.shutdown()
+        server.server_close()
