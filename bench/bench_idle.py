@@ -34,7 +34,9 @@ def timed(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
     digest = str(Path(sys.executable).parent / "digest")
@@ -63,7 +65,9 @@ def main() -> None:
             base_ms, idle_ms = timed(baseline, args.runs, root, env), timed(idle, args.runs, root, env)
             tool = "subprocess loop"
         print(f"python -c pass        median {base_ms:6.1f} ms")
-        print(f"digest run (idle)     median {idle_ms:6.1f} ms   ratio {idle_ms / base_ms:.2f}x   ({tool}, {args.runs} runs)")
+        ratio = idle_ms / base_ms
+        runs = f"{tool}, {args.runs} runs"
+        print(f"digest run (idle)     median {idle_ms:6.1f} ms   ratio {ratio:.2f}x   ({runs})")
 
 
 if __name__ == "__main__":

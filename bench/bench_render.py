@@ -17,7 +17,6 @@ import time
 from email.message import EmailMessage
 
 from common import ROOT, issue_files, measure
-
 from digest.config import config_from_mapping
 from digest.feeds import feeds_base_url, permalink
 from digest.message import MessageFactory
@@ -26,31 +25,34 @@ from digest.render import DigestRenderer
 
 
 def main() -> None:
-    config = config_from_mapping(
-        {
-            "site": {"title": "嵌入式AI简报", "base_url": "https://example.org/report/", "timezone": "Asia/Shanghai"},
-            "email": {"from": "嵌入式AI简报 <digest@example.org>", "unsubscribe_url": "https://example.org/u",
-                      "unsubscribe_mailto": "u@example.org", "base_url": "https://example.org/"},
-        },
-        ROOT / "digest.toml",
-    )  # fmt: skip
+    site = {"title": "嵌入式AI简报", "base_url": "https://example.org/report/", "timezone": "Asia/Shanghai"}
+    mail = {
+        "from": "嵌入式AI简报 <digest@example.org>",
+        "unsubscribe_url": "https://example.org/u",
+        "unsubscribe_mailto": "u@example.org",
+        "base_url": "https://example.org/",
+    }
+    config = config_from_mapping({"site": site, "email": mail}, ROOT / "digest.toml")
     options = ParseOptions.from_config(config)
     issues = [parse_issue(p.read_bytes(), p, options) for p in issue_files()]
-    DigestRenderer(issues[0], config, permalink(config, issues[0]), feeds_base_url(config)).variant()  # warm up
+    DigestRenderer(
+        issues[0], config, permalink(config, issues[0]), feeds_base_url(config)
+    ).variant()  # warm up
     per_issue = []
     for issue in issues:
         start = time.perf_counter()
         DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config)).variant()
         per_issue.append((time.perf_counter() - start) * 1000)
     per_issue.sort()
-    print(
-        f"{'render one issue (MJML compile + text part)':<44} median {statistics.median(per_issue):8.2f} ms   "
-        f"max {per_issue[-1]:8.2f} ms   over {len(issues)} issues"
-    )
+    median = statistics.median(per_issue)
+    label = "render one issue (MJML compile + text part)"
+    print(f"{label:<44} median {median:8.2f} ms   max {per_issue[-1]:8.2f} ms   over {len(issues)} issues")
     largest = max(issues, key=lambda i: len(i.items))
     renderer = DigestRenderer(largest, config, permalink(config, largest), feeds_base_url(config))
     digest = renderer.variant()
-    factory = MessageFactory(largest, config, b"benchmark-secret-0123456789", email.utils.format_datetime(email.utils.localtime()))
+    factory = MessageFactory(
+        largest, config, b"benchmark-secret-0123456789", email.utils.format_datetime(email.utils.localtime())
+    )
     counter = iter(range(10**9))
 
     def one_message() -> None:
@@ -62,7 +64,8 @@ def main() -> None:
             one_message()
 
     per_message = measure(thousand, repeat=5, warmup=1)["median_ms"]  # ms per 1,000 = µs each
-    print(f"{'personalised message (fields + MIME + base64)':<44} median {per_message:8.1f} µs   ({largest.stem})")
+    label = "personalised message (fields + MIME + base64)"
+    print(f"{label:<44} median {per_message:8.1f} µs   ({largest.stem})")
     html, text = digest.personalise({"email": "a@example.com"})
 
     def naive() -> None:

@@ -225,21 +225,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from digest.pipeline import status_table
+    from digest.status import status_table
 
     print(status_table(_config(args)))
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from digest.pipeline import approve
+    from digest.tracking import approve
 
     print(approve(_config(args), args.issue, force=args.force))
     return 0
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    from digest.pipeline import approve
+    from digest.tracking import approve
 
     print(approve(_config(args), args.issue, hold=True))
     return 0

@@ -15,7 +15,9 @@ from conftest import ROOT, digest_cmd, smtp_config, write_subscribers
 from digest import idle
 from digest.errors import ReleaseError
 from digest.ledger import LedgerWriter, Outcome, ledger_path
-from digest.pipeline import approve, run_once, status_table
+from digest.pipeline import run_once
+from digest.status import status_table
+from digest.tracking import approve
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=TZ)

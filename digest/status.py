@@ -1,0 +1,75 @@
+"""``digest status``: where every issue stands, as a table for a terminal."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from digest.config import Config
+from digest.lint import count_by_severity
+from digest.model import Severity
+from digest.pipeline import known_sections, load_catalog, now_in
+from digest.release import IssueStatus
+from digest.subscribers import iter_subscribers
+from digest.tracking import issue_statuses, scan_issues
+
+__all__ = ["status_table"]
+
+
+def status_table(config: Config) -> str:
+    """``digest status``: one line per issue file."""
+    now = now_in(config)
+    scan_issues(config, now)
+    catalog = load_catalog(config)
+    statuses = issue_statuses(config, catalog, now)
+    active = sum(1 for s in iter_subscribers(config.paths.subscribers, known_sections(config)) if s.active)
+    rows = [
+        ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
+    ]
+    for status in statuses:
+        issue = status.issue
+        counts = count_by_severity(status.report.findings)
+        lint = f"{counts[Severity.FATAL]}/{counts[Severity.ERROR]}/{counts[Severity.WARNING]}"
+        ledger = status.ledger
+        sent, failed = ledger.count("sent"), ledger.count("failed")
+        remaining = 0 if ledger.finished else max(0, active - len(ledger.done()))
+        total = len(ledger.outcomes) + remaining if ledger.exists else active
+        rows.append(
+            (
+                status.stem,
+                issue.date.isoformat() if issue else "-",
+                _clip(issue.headline if issue else "", 28),
+                str(len(issue.items)) if issue else "0",
+                lint,
+                "yes" if status.published else status.publication,
+                _approval(status),
+                f"{sent}/{failed}/{total}",
+            )
+        )
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
+
+
+def _width(text: str) -> int:
+    """Columns a string takes in a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _approval(status: IssueStatus) -> str:
+    if status.ledger.finished:
+        return "mailed"
+    if status.released:
+        return f"yes ({status.release})"
+    return (
+        "history"
+        if status.record.history and status.release.startswith("history")
+        else status.release.split(":")[0]
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
