@@ -191,8 +191,8 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
         else:
             shown = [s for s in listing.subscribers if statuses is None or s.status in statuses]
             for s in shown:
-                sections = ";".join(sorted(s.sections)) or "all"
-                print(f"{s.email}\t{s.name}\t{sections}\t{s.status}\t{s.since}")
+                chosen = ";".join(sorted(s.sections)) or "all"
+                print(f"{s.email}\t{s.name}\t{chosen}\t{s.status}\t{s.since}")
             print(f"{len(shown)} subscriber(s)", file=sys.stderr)
         return 1 if listing.problems else 0
     return 0

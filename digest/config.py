@@ -278,7 +278,7 @@ class _Reader:
         if hint is float:
             if isinstance(raw, bool) or not isinstance(raw, int | float):
                 self.fail(f"'{key}' must be a number, not {_kind(raw)}")
-            return float(raw)  # type: ignore[arg-type]
+            return float(raw)
         return self.expect(raw, hint, key)  # type: ignore[arg-type]
 
     def expect(self, raw: object, kind: type, key: str) -> typing.Any:

@@ -9,12 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest.config import Config
 from digest.discover import issue_paths
 from digest.lint import LintReport, lint_file
 from digest.model import Issue
 from digest.parse import ParseOptions
+
+if TYPE_CHECKING:
+    from digest.delivery import SendReport
+    from digest.feeds import FeedBuild
+    from digest.release import IssueStatus
 
 __all__ = [
     "Catalog",
@@ -52,7 +58,7 @@ def load_catalog(config: Config, paths: list[Path] | None = None) -> Catalog:
     return Catalog(tuple(lint_file(path, options) for path in files))
 
 
-def build_feeds_now(config: Config, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
+def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild:
     """Parse the issues and build the feeds from the published ones."""
     from digest.feeds import build_feeds
     from digest.release import published_issues
@@ -76,7 +82,7 @@ def known_sections(config: Config) -> set[str]:
 
 def send(
     config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None
-):  # type: ignore[no-untyped-def]
+) -> SendReport:
     """``digest send ISSUE``: mail one issue to every active subscriber not yet done."""
     from digest.delivery import send_issue
 
@@ -161,7 +167,7 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
         report.say("nothing to do")
 
 
-def _send_released(config: Config, status, now: dt.datetime, report: RunReport) -> None:  # type: ignore[no-untyped-def]
+def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:
     from digest.delivery import send_issue
     from digest.errors import DigestError
 

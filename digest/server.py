@@ -99,7 +99,7 @@ class SubscriptionServer(http.server.ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="digest-serve", daemon=True)

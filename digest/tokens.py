@@ -69,7 +69,7 @@ def load_secret(state_dir: Path) -> bytes:
 def make_token(secret: bytes, payload: TokenPayload) -> str:
     if payload.purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {payload.purpose!r}")
-    body = {"e": payload.email, "p": payload.purpose}
+    body: dict[str, object] = {"e": payload.email, "p": payload.purpose}
     if payload.expires is not None:
         body["x"] = payload.expires
     if payload.sections is not None:

@@ -20,10 +20,13 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from digest.config import Config
+
+if TYPE_CHECKING:
+    import aiosmtplib
 from digest.errors import TransportError
 from digest.fsutil import fsync_directory
 
@@ -125,7 +128,7 @@ class SmtpConnection:
 
     def __init__(self, spec: TransportSpec):
         self.spec = spec
-        self._smtp = None
+        self._smtp: aiosmtplib.SMTP | None = None
 
     @property
     def connected(self) -> bool:
