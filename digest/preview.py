@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import http.server
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from digest.config import Config
 from digest.feeds import collect_feeds, feeds_base_url, permalink
 from digest.fsutil import write_if_changed
 from digest.lint import count_by_severity
+from digest.localhttp import LocalServer
 from digest.message import MessageFactory
 from digest.model import Issue
 from digest.release import is_published
@@ -128,10 +128,10 @@ def _status(issue: Issue, now: dt.datetime) -> str:
 # -- the local preview page ---------------------------------------------------------------------
 
 
-class PreviewServer(http.server.ThreadingHTTPServer):
+class PreviewServer(LocalServer):
     """Serves one preview on 127.0.0.1: the page, the email parts and the .eml."""
 
-    daemon_threads = True
+    thread_name = "digest-preview"
 
     def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 0):
         self.pages = {
@@ -142,16 +142,6 @@ class PreviewServer(http.server.ThreadingHTTPServer):
             "/report.txt": ("text/plain; charset=utf-8", preview.report.encode("utf-8")),
         }
         super().__init__((host, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="digest-preview", daemon=True)
-        thread.start()
-        return thread
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError, TokenError
 from digest.fsutil import file_lock, read_json, write_json
+from digest.localhttp import LocalServer
 from digest.subscribers import (
     add_subscriber,
     check_email,
@@ -84,10 +85,10 @@ class RateLimiter:
             return True
 
 
-class SubscriptionServer(http.server.ThreadingHTTPServer):
+class SubscriptionServer(LocalServer):
     """The self-service endpoints for one newsletter."""
 
-    daemon_threads = True
+    thread_name = "digest-serve"
 
     def __init__(self, config: Config, host: str | None = None, port: int | None = None):
         self.config = config
@@ -95,16 +96,6 @@ class SubscriptionServer(http.server.ThreadingHTTPServer):
         self.sections = _section_names(config)
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         super().__init__((host or config.serve.host, config.serve.port if port is None else port), _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="digest-serve", daemon=True)
-        thread.start()
-        return thread
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
 

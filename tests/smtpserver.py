@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,6 +90,23 @@ class _Controller(Controller):
     def _trigger_server(self):
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()
+
+
+def tls_context(cert) -> ssl.SSLContext:
+    """A server-side TLS context with a trustme certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+@contextlib.contextmanager
+def running_server(**options):
+    """An aiosmtpd server for the duration of a ``with`` block: (controller, recorder)."""
+    controller, recorder = start_server(**options)
+    try:
+        yield controller, recorder
+    finally:
+        controller.stop()
 
 
 def start_server(**options) -> tuple[_Controller, Recorder]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ssl
 
 import pytest
 
@@ -14,7 +13,7 @@ from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.ledger import read_ledger, send_lock
 from digest.pipeline import load_issue
 from digest.subscribers import read_subscribers, set_status
-from smtpserver import password_authenticator, start_server
+from smtpserver import password_authenticator, running_server, tls_context
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 KNOWN = {"news", "papers", "projects", "blogs", "apps"}
@@ -200,30 +199,20 @@ def test_refuses_errors_without_force_and_drafts_always(site, smtp):
 
 def test_starttls_required_with_a_trusted_certificate(site, tls_ca):
     _, cert, ca_file = tls_ca
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    controller, recorder = start_server(tls_context=context, require_starttls=True)
-    try:
+    with running_server(tls_context=tls_context(cert), require_starttls=True) as (controller, recorder):
         issue = prepare(site, controller.port, extra=f'starttls = "required"\nca_file = "{ca_file}"\n')
         assert send(site, issue).sent == 10
         assert len(recorder.received) == 10
-    finally:
-        controller.stop()
 
 
 def test_tls_failure_stops_with_a_clear_message(site, tls_ca):
     _, cert, _ = tls_ca
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    controller, recorder = start_server(tls_context=context, require_starttls=True)
-    try:
+    with running_server(tls_context=tls_context(cert), require_starttls=True) as (controller, recorder):
         issue = prepare(site, controller.port, extra='starttls = "required"\n')  # no ca_file: untrusted
         with pytest.raises(DeliveryError, match=r"TLS certificate of 127\.0\.0\.1"):
             send(site, issue)
         assert recorder.received == []
         assert read_ledger(site.config.paths.state, "2026-11-01").outcomes == {}
-    finally:
-        controller.stop()
 
 
 def test_starttls_required_but_not_offered(site, smtp):
@@ -234,10 +223,7 @@ def test_starttls_required_but_not_offered(site, smtp):
 
 def test_implicit_tls(site, tls_ca):
     _, cert, ca_file = tls_ca
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    controller, recorder = start_server(ssl_context=context)
-    try:
+    with running_server(ssl_context=tls_context(cert)) as (controller, recorder):
         issue = prepare(
             site,
             controller.port,
@@ -246,15 +232,11 @@ def test_implicit_tls(site, tls_ca):
         )
         assert send(site, issue).sent == 10
         assert len(recorder.received) == 10
-    finally:
-        controller.stop()
 
 
 def test_auth_with_the_password_from_the_environment(site, monkeypatch):
-    controller, recorder = start_server(
-        authenticator=password_authenticator("mailer", "s3cret"), auth_require_tls=False
-    )
-    try:
+    auth = password_authenticator("mailer", "s3cret")
+    with running_server(authenticator=auth, auth_require_tls=False) as (controller, recorder):
         issue = prepare(site, controller.port, extra='username = "mailer"\n')
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
         with pytest.raises(DeliveryError, match="refused the login for mailer"):
@@ -262,8 +244,6 @@ def test_auth_with_the_password_from_the_environment(site, monkeypatch):
         assert recorder.received == []
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
         assert send(site, issue).sent == 10
-    finally:
-        controller.stop()
 
 
 def test_maildir_transport(site, tmp_path):

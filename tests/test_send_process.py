@@ -9,6 +9,7 @@ import subprocess
 
 from conftest import digest_cmd, smtp_config, write_subscribers
 from digest.ledger import read_ledger
+from smtpserver import password_authenticator, running_server, tls_context
 
 CONCURRENCY = 8
 
@@ -88,31 +89,18 @@ def test_unreachable_server(site, run_env):
 
 
 def test_wrong_password(site, run_env):
-    from smtpserver import password_authenticator, start_server
-
-    controller, _ = start_server(authenticator=password_authenticator("u", "right"), auth_require_tls=False)
-    try:
+    auth = password_authenticator("u", "right")
+    with running_server(authenticator=auth, auth_require_tls=False) as (controller, _):
         prepare(site, controller.port, 'username = "u"\n')
         result = run_send(site, {**run_env, "DIGEST_SMTP_PASSWORD": "wrong"})
         assert_one_clear_line(result, "refused the login for u", "DIGEST_SMTP_PASSWORD")
-    finally:
-        controller.stop()
 
 
 def test_tls_failure(site, run_env, tls_ca):
-    import ssl
-
-    from smtpserver import start_server
-
     _, cert, _ = tls_ca
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    controller, _ = start_server(tls_context=context, require_starttls=True)
-    try:
+    with running_server(tls_context=tls_context(cert), require_starttls=True) as (controller, _):
         prepare(site, controller.port, 'starttls = "required"\n')
         assert_one_clear_line(run_send(site, run_env), "TLS certificate", "ca_file")
-    finally:
-        controller.stop()
 
 
 def test_list_without_a_header(site, smtp, run_env):
