@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
-from digest.errors import DeliveryError, ReleaseError
+from digest.errors import DeliveryError, DigestError, ReleaseError, SubscriberError
 from digest.feeds import feeds_base_url, permalink
 from digest.ledger import LedgerWriter, Outcome, ledger_path, ledger_stems, read_ledger, send_lock
 from digest.message import MessageFactory, Outgoing
@@ -292,18 +292,9 @@ class _Sender:
             self.progress.refresh()
 
     async def run(self, recipients: _Recipients) -> None:
+        """Feed recipients to the workers; if one worker fails the group stops, so nothing waits forever."""
         queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=self.concurrency * 2)
         stop = self.shared.stop
-
-        async def produce() -> None:
-            try:
-                for subscriber in recipients:
-                    if stop.is_set():
-                        break
-                    await queue.put(subscriber)
-            finally:
-                for _ in range(self.concurrency):
-                    await queue.put(None)
 
         async def work() -> None:
             connection = self.spec.connection()
@@ -328,14 +319,25 @@ class _Sender:
             finally:
                 await connection.close()
 
-        await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.concurrency):
+                group.create_task(work())
+            for subscriber in recipients:
+                if stop.is_set():
+                    break
+                await queue.put(subscriber)
+            for _ in range(self.concurrency):
+                await queue.put(None)
 
     async def deliver(self, connection: Connection, subscriber: Subscriber) -> Outcome | None:
         """Send one message with retries; None when the send stopped before it was done."""
         digest = self.renderer.variant(subscriber.wants())
         if digest is None:
             return self._outcome(subscriber, "skipped", None, None, "no items in the chosen sections")
-        message = self.factory.build(subscriber.email, subscriber.name, digest)
+        try:
+            message = self.factory.build(subscriber.email, subscriber.name, digest)
+        except DigestError as exc:  # this recipient's address or name cannot be mailed: the others can
+            return self._outcome(subscriber, "failed", None, None, exc.message)
         email_cfg = self.config.email
         last: SendFailure | None = None
         for attempt in range(1, email_cfg.max_attempts + 1):
@@ -390,9 +392,16 @@ def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) ->
     recipients = _Recipients(
         config.paths.subscribers, set(config.feeds.sections.values()), set(job.done), job.shard, job.shards
     )
-    with LedgerWriter(ledger_path(config.paths.state, job.issue.stem, job.shard)) as ledger:
+    with LedgerWriter(ledger_path(config.paths.state, job.issue.key, job.shard)) as ledger:
         sender = _Sender(job, ledger, shared, progress)
-        asyncio.run(sender.run(recipients))
+        try:
+            asyncio.run(sender.run(recipients))
+        except ExceptionGroup as group:  # a worker failed (the ledger, say): say why, stop the others
+            shared.stop.set()
+            first = group.exceptions[0]
+            if not isinstance(first, DigestError):
+                raise first from None
+            return str(first)
     return sender.stop_reason
 
 
@@ -438,12 +447,18 @@ def send_issue(
     """Send (or resume sending) an issue to every active subscriber not yet done."""
     check_sendable(issue, now, force=force)
     transport_spec(config)  # a bad transport is an error before anything starts
+    if not config.paths.subscribers.is_file():
+        raise SubscriberError(
+            "there is no subscriber list here: create it with the header email,name,sections,status,since "
+            "(or `digest subscribers add`); nothing was sent",
+            path=config.paths.subscribers,
+        )
     state = config.paths.state
-    with send_lock(state, issue.stem):
-        summary = read_ledger(state, issue.stem)
+    with send_lock(state, issue.key):
+        summary = read_ledger(state, issue.key)
         round_ = summary.round + 1 if resend and summary.exists else summary.round
         if round_ != summary.round:
-            with LedgerWriter(ledger_path(state, issue.stem)) as main:
+            with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.start_round(round_, now)
         done = frozenset() if round_ != summary.round else frozenset(summary.done())
         recipients = _Recipients(config.paths.subscribers, set(config.feeds.sections.values()), set(done))
@@ -462,7 +477,7 @@ def send_issue(
         for name, value in shared.totals().items():
             setattr(report, name, value)
         if not reasons and not report.deferred:
-            with LedgerWriter(ledger_path(state, issue.stem)) as main:
+            with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.finish_round(round_, now)
     report.bounced = mark_bounces(config)
     if reasons:
@@ -503,23 +518,39 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
 
 
 def mark_bounces(config: Config) -> list[str]:
-    """Mark subscribers bounced after ``[email] bounce_after`` permanent failures in a row across issues."""
-    streaks: dict[str, int] = {}
+    """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
+
+    Only refusals since the subscriber (re)joined count: someone who comes back
+    after a bounce starts with a clean slate.
+    """
+    outcomes: dict[str, list[Outcome]] = {}
     for stem in ledger_stems(config.paths.state):
         for to, outcome in read_ledger(config.paths.state, stem).outcomes.items():
-            if outcome.status == "failed":
-                streaks[to] = streaks.get(to, 0) + 1
-            elif outcome.status == "sent":
-                streaks[to] = 0
-    over = {to for to, count in streaks.items() if count >= config.email.bounce_after}
-    if not over:
+            outcomes.setdefault(to, []).append(outcome)
+    candidates = {to for to, found in outcomes.items() if any(o.status == "failed" and o.code for o in found)}
+    if not candidates:
         return []
     marked: list[str] = []
+
+    def streak(subscriber: Subscriber) -> int:
+        count = 0
+        for outcome in sorted(outcomes.get(subscriber.key, []), key=lambda o: o.at):
+            if outcome.at[:10] < subscriber.since[:10]:
+                continue
+            if outcome.status == "failed" and outcome.code:
+                count += 1
+            elif outcome.status == "sent":
+                count = 0
+        return count
 
     def change(current: SubscriberList) -> SubscriberList:
         updated = current
         for subscriber in current.subscribers:
-            if subscriber.key in over and subscriber.active:
+            if (
+                subscriber.key in candidates
+                and subscriber.active
+                and streak(subscriber) >= config.email.bounce_after
+            ):
                 updated = updated.with_subscriber(replace(subscriber, status="bounced"))
                 marked.append(subscriber.email)
         return updated

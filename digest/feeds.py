@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 
 from digest.config import Config
 from digest.fsutil import read_json, write_if_changed, write_json
-from digest.markup import absolutize_links, html_to_text, sanitize_html, strip_xml_illegal
+from digest.markup import absolute_url, absolutize_links, html_to_text, sanitize_html, strip_xml_illegal
 from digest.model import Issue, Item
 from digest.templating import builtin_templates, render_template
 
@@ -235,7 +235,7 @@ def _item_entry(
     return _entry(
         id=ident,
         title=item.title or item.href or section_name,
-        link=item.href or issue_link,
+        link=absolute_url(item.href, issue_link) or issue_link,
         published=issue.published,
         content_html=absolutize_links(sanitize_html(content), issue_link),
         summary="",

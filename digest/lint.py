@@ -43,6 +43,9 @@ def lint_file(path: Path, options: ParseOptions) -> LintReport:
         return LintReport(path, exc.findings, None)
     except ParseError as exc:
         return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None)
+    except Exception as exc:  # one odd file must never stop the whole newsletter
+        message = f"could not be parsed ({exc.__class__.__name__}: {exc}); please report this file"
+        return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None)
     return LintReport(path, issue.findings, issue)
 
 

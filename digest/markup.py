@@ -47,6 +47,7 @@ _TRAILING_PUNCT = ".,;:!?*_~'\""
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _HREF_RE = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")')
 _TAG_RE = re.compile(r"<[^>]+>")
+_LINK_RE = re.compile(r'<a\b[^>]*?\bhref="([^"]*)"[^>]*>(.*?)</a>', re.S)
 _BLOCK_END_RE = re.compile(r"</(p|li|h[3-6]|blockquote|tr|pre)>|<br\s*/?>", re.I)
 
 
@@ -160,13 +161,29 @@ def absolutize_links(fragment: str, base_url: str) -> str:
     return _HREF_RE.sub(fix, fragment)
 
 
+def _link_as_text(match: re.Match[str]) -> str:
+    url = html.unescape(match.group(1))
+    label = match.group(2)
+    shown = html.unescape(_TAG_RE.sub("", label)).strip()
+    return label if not url or shown == url else f"{label} ({html.escape(url)})"
+
+
 def strip_xml_illegal(text: str) -> str:
     """Remove characters XML 1.0 forbids (control characters, lone surrogates, U+FFFE/FFFF)."""
     return _XML_ILLEGAL.sub("", text)
 
 
-def html_to_text(fragment: str) -> str:
-    """Plain text of sanitised HTML, one line per block, for the text/plain part and previews."""
+def absolute_url(url: str, base: str) -> str:
+    """``url`` resolved against ``base`` when it is relative (feeds and mail have no base URL)."""
+    if not url or urlsplit(url).scheme:
+        return url
+    return urljoin(base, url)
+
+
+def html_to_text(fragment: str, *, urls: bool = False) -> str:
+    """Plain text of sanitised HTML, one line per block; ``urls`` writes each link's target after it."""
+    if urls:
+        fragment = _LINK_RE.sub(_link_as_text, fragment)
     text = _BLOCK_END_RE.sub("\n", fragment)
     text = re.sub(r"<li[^>]*>", "- ", text)
     text = html.unescape(_TAG_RE.sub("", text))

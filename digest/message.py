@@ -44,7 +44,9 @@ DKIM_HEADERS = [
     b"List-Unsubscribe", b"List-Unsubscribe-Post", b"MIME-Version", b"Content-Type",
 ]  # fmt: skip
 MAX_LINE = 76  # folded header lines; keeps every RFC 2047 encoded-word within its 75 characters
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]{2,}$")
+# Structure only (the list is checked by email-validator when read): no spaces, no brackets or
+# separators that would let a value break out of its header, and a dotted domain.
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
 
 
@@ -147,7 +149,7 @@ class MessageFactory:
         self._dkim_key = _read_dkim_key(dkim_cfg.key_file) if dkim_cfg is not None else b""
 
     def message_id(self, address: str) -> str:
-        parts = [self.issue.stem, address.lower()] + ([str(self.round)] if self.round > 1 else [])
+        parts = [self.issue.key, address.lower()] + ([str(self.round)] if self.round > 1 else [])
         return f"<{stable_hash(self.secret, 'message-id', *parts)[:32]}@{self.domain}>"
 
     def links(self, address: str) -> dict[str, str]:

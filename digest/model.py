@@ -130,6 +130,11 @@ class Issue:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def key(self) -> str:
+        """The issue's identity for mailing: its date. Renaming the file never makes it a new issue."""
+        return self.date.isoformat()
+
+    @property
     def full_title(self) -> str:
         """The title with its headline, as feeds and subjects show it."""
         return f"{self.title}：{self.headline}" if self.headline else self.title

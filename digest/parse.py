@@ -69,6 +69,12 @@ _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
 _SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
+LINK_LABELS = frozenset(
+    {"代码", "文章", "链接", "主页", "原文", "演示", "视频", "论文", "项目", "地址", "项目地址",
+     "论文链接", "代码地址", "项目主页", "博客", "文档", "原文地址", "GitHub", "Github", "github"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,7 @@ class _Parser:
 
     def parse(self, data: bytes | str) -> Issue:
         text = self.decode(data) if isinstance(data, bytes) else data.lstrip("\ufeff")
+        text = self.without_control_characters(text)
         lines = _LINE_SPLIT.split(text)
         self.empty = not text.strip()
         if self.empty:
@@ -215,6 +222,17 @@ class _Parser:
             )
             return data.decode("utf-8", errors="replace")
 
+    def without_control_characters(self, text: str) -> str:
+        """Characters no reader can see and XML forbids (pasted from other tools) are removed."""
+        match = _CONTROL.search(text)
+        if match is None:
+            return text
+        line = text.count("\n", 0, match.start()) + 1
+        self.note(
+            line, "control-character", WARNING, f"invisible control character {match.group(0)!r} removed"
+        )
+        return _CONTROL.sub("", text)
+
     def front_matter(self, lines: list[str]) -> tuple[dict[str, Any], int]:
         if not lines or lines[0].strip() != "---":
             return {}, 0
@@ -236,6 +254,11 @@ class _Parser:
                 "bad-front-matter",
                 WARNING,
                 f"front matter is not valid YAML; ignored ({exc.__class__.__name__})",
+            )
+            return {}, end + 1
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. "date: 2026-02-30"
+            self.note(
+                2, "bad-front-matter", WARNING, f"front matter has an impossible value ({exc}); ignored"
             )
             return {}, end + 1
         if not isinstance(loaded, dict):
@@ -415,8 +438,19 @@ class _Parser:
                     fields.extend([new_field] if new_field else [])
                     continue
                 in_summary = True
+            elif (after := self.link_line_after_summary(stripped)) is not None:
+                links.extend(after)
+                continue
             summary.append(raw.rstrip())
         return links, fields, summary
+
+    def link_line_after_summary(self, text: str) -> list[Link] | None:
+        """``代码：URL`` after 摘要 is still the item's link, not prose (only for known link labels)."""
+        match = _LABEL_LINE.match(text)
+        if not match or match.group(1) not in LINK_LABELS:
+            return None
+        labelled = self.labelled_line(0, text)
+        return labelled[0] if labelled and labelled[0] and labelled[1] is None else None
 
     def labelled_line(self, line_no: int, text: str) -> tuple[list[Link], Field | None] | None:
         """``代码：URL`` lines become links, ``标题：text`` lines fields; anything else is prose."""

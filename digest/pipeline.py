@@ -157,14 +157,34 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
                 report.say(f"preview {status.stem}: {exc.message}")
                 continue
             report.say(f"preview {status.stem}: {preview.directory} ({preview.html_bytes / 1024:.0f} KB)")
+    twins = _same_date(statuses)
     for status in statuses:
-        if status.should_send:
+        if status.should_send and status.stem in twins:
+            report.say(f"{status.stem}: not mailed: {twins[status.stem]}")
+        elif status.should_send:
             _send_released(config, status, now, report)
         elif status.stem in changed and not status.record.history and not status.ledger.finished:
             report.say(f"{status.stem}: not mailed: {status.release}")
     _remember(config, catalog, now, inputs, report)
     if not report.lines:
         report.say("nothing to do")
+
+
+def _same_date(statuses: list[IssueStatus]) -> dict[str, str]:
+    """Files that claim the same issue date (a copy, a rename): none of them is mailed automatically."""
+    by_key: dict[str, list[str]] = {}
+    for status in statuses:
+        if status.issue is not None and not status.issue.draft:
+            by_key.setdefault(status.issue.key, []).append(status.stem)
+    twins = {}
+    for key, stems in by_key.items():
+        if len(stems) > 1:
+            for stem in stems:
+                others = ", ".join(s for s in stems if s != stem)
+                twins[stem] = (
+                    f"{others} is dated {key} too: keep one file per issue (digest send mails one on purpose)"
+                )
+    return twins
 
 
 def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:

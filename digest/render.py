@@ -23,8 +23,8 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import TemplateError
-from digest.markup import html_to_text
-from digest.model import Issue, Item
+from digest.markup import absolute_url, absolutize_links, html_to_text
+from digest.model import Issue, Item, Link
 from digest.templating import render_template
 
 __all__ = [
@@ -182,6 +182,8 @@ class DigestRenderer:
         from markupsafe import Markup
 
         views = [_SectionView(s.name, s.slug, tuple(self._item(i, limit) for i in s.items)) for s in sections]
+        intro = self._absolute(self.issue.intro_html)
+        warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
             "issue": self.issue,
             "site": self.config.site,
@@ -189,8 +191,10 @@ class DigestRenderer:
             "preheader": self.preheader,
             "permalink": self.permalink,
             "feeds_url": self.feeds_url,
-            "intro": Markup(self.issue.intro_html),
-            "warmup": [Markup(h) for h in self.issue.warmup_html],
+            "intro": Markup(intro),
+            "warmup": [Markup(h) for h in warmup],
+            "intro_text": html_to_text(intro, urls=True),
+            "warmup_text": [html_to_text(h, urls=True) for h in warmup],
             "sections": views,
             "shortened": limit is not None,
             "fields": _PLACEHOLDERS,
@@ -199,17 +203,23 @@ class DigestRenderer:
     def _item(self, item: Item, limit: int | None) -> _ItemView:
         from markupsafe import Markup, escape
 
-        text = html_to_text(item.summary_html)
-        flat = " ".join(text.split())
+        summary_html = self._absolute(item.summary_html)
+        text = html_to_text(summary_html, urls=True)
+        flat = " ".join(html_to_text(summary_html).split())
         if limit is None or len(flat) <= limit:
-            summary, lines = Markup(item.summary_html), text.splitlines()
+            summary, lines = Markup(summary_html), text.splitlines()
         elif limit == 0:
             summary, lines = Markup(""), []
         else:
             cut = flat[:limit].rstrip() + "…"
             summary = Markup('<p>{}<a href="{}">阅读全文</a></p>').format(escape(cut), self.permalink)
             lines = [cut]
-        return _ItemView(item, summary, tuple(lines))
+        links = tuple(Link(link.label, absolute_url(link.url, self.permalink)) for link in item.links)
+        return _ItemView(item, absolute_url(item.href, self.permalink), links, summary, tuple(lines))
+
+    def _absolute(self, fragment: str) -> str:
+        """Sanitised HTML from the issue with its relative links resolved against the permalink."""
+        return absolutize_links(fragment, self.permalink)
 
     def _compile(self, mjml: str) -> str:
         import minify_html
@@ -217,7 +227,7 @@ class DigestRenderer:
 
         self.compiles += 1
         try:
-            html = mjml2html(mjml, disable_comments=True)
+            html = mjml2html(mjml, disable_comments=True, fonts={})  # no remote web fonts: system fonts only
         except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
             raise TemplateError(f"digest.mjml.j2 is not valid MJML: {exc}") from None
         return minify_html.minify(
@@ -231,9 +241,11 @@ class DigestRenderer:
 
 @dataclass(frozen=True)
 class _ItemView:
-    """An item as the templates see it: its summary possibly shortened."""
+    """An item as the templates see it: absolute links, its summary possibly shortened."""
 
     item: Item
+    href: str
+    links: tuple[Link, ...]
     summary: Any
     summary_lines: tuple[str, ...]
 

@@ -83,10 +83,11 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One physical line: its text as read, and the subscriber when it parsed."""
+    """One physical line: its text as read, and the subscriber (with every column's value) when it parsed."""
 
     text: str
     subscriber: Subscriber | None
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,23 @@ class SubscriberList:
     # -- changes: each returns a new list; update_subscribers() writes it --------------------
 
     def with_subscriber(self, subscriber: Subscriber) -> SubscriberList:
-        """Add a subscriber, or replace the one with the same address in its place."""
-        rows = list(self.rows)
+        """Add a subscriber, or replace the one with the same address in its place.
+
+        Columns the change needs but the header lacks (a hand-made list with only
+        ``email,name``, say) are added to the header; values of columns digest
+        does not know are kept as they were.
+        """
+        listing = self if set(HEADER) <= set(self.header) else self._with_full_header()
+        rows = list(listing.rows)
         for index, row in enumerate(rows):
             if row.subscriber is not None and row.subscriber.key == subscriber.key:
-                rows[index] = _Row(self._format(subscriber), replace(subscriber, line=row.subscriber.line))
-                return replace(self, rows=tuple(rows))
-        rows.append(_Row(self._format(subscriber), replace(subscriber, line=len(rows) + 2)))
-        return replace(self, rows=tuple(rows))
+                rows[index] = listing._row(replace(subscriber, line=row.subscriber.line), dict(row.fields))
+                return replace(listing, rows=tuple(rows))
+        rows.append(listing._row(replace(subscriber, line=len(rows) + 2), {}))
+        return replace(listing, rows=tuple(rows))
+
+    def _with_full_header(self) -> SubscriberList:
+        return replace(self, header=self.header + tuple(c for c in HEADER if c not in self.header))
 
     def without(self, email: str) -> SubscriberList:
         key = email.strip().lower()
@@ -125,8 +135,9 @@ class SubscriberList:
         lines = [",".join(self.header)] + [row.text for row in self.rows]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
-    def _format(self, subscriber: Subscriber) -> str:
+    def _row(self, subscriber: Subscriber, original: dict[str, str]) -> _Row:
         values = {
+            **original,
             "email": subscriber.email,
             "name": subscriber.name,
             "sections": ";".join(sorted(subscriber.sections)),
@@ -135,7 +146,7 @@ class SubscriberList:
         }
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="").writerow([values.get(column, "") for column in self.header])
-        return buffer.getvalue()
+        return _Row(buffer.getvalue(), subscriber, tuple(values.items()))
 
 
 # The plain addresses email-validator accepts, recognised without calling it: a
@@ -259,10 +270,17 @@ class _Scan:
     def _row(self, text: str, number: int, seen: set[str]) -> tuple[_Row, Problem | None]:
         if not text.strip():
             return _Row(text, None), None
-        if self.keep is not None and not self.keep(text.split(",", 1)[0].strip().strip('"')):
+        try:
+            fields = next(csv.reader([text]))
+        except csv.Error as exc:
+            return _Row(text, None), Problem(number, f"not a CSV line: {exc}")
+        values = dict(zip(self.header, (f.strip() for f in fields), strict=False))
+        if self.keep is not None and not self.keep(values.get("email", "")):
             return _Row(text, None), None
         try:
-            subscriber = _parse(text, self.header, number, self.known)
+            if len(fields) > len(self.header):
+                raise SubscriberError(f"{len(fields)} columns, but the header has {len(self.header)}")
+            subscriber = _parse(values, number, self.known)
         except SubscriberError as exc:
             return _Row(text, None), Problem(number, exc.message)
         if subscriber.key in seen:
@@ -270,7 +288,7 @@ class _Scan:
                 number, f"{subscriber.email} is listed twice; this line is skipped"
             )
         seen.add(subscriber.key)
-        return _Row(text, subscriber), None
+        return _Row(text, subscriber, tuple(values.items())), None
 
 
 def _header(text: str, path: Path) -> tuple[str, ...]:
@@ -280,14 +298,7 @@ def _header(text: str, path: Path) -> tuple[str, ...]:
     return columns
 
 
-def _parse(text: str, header: tuple[str, ...], number: int, known: Collection[str]) -> Subscriber:
-    try:
-        fields = next(csv.reader([text]))
-    except csv.Error as exc:
-        raise SubscriberError(f"not a CSV line: {exc}") from None
-    if len(fields) > len(header):
-        raise SubscriberError(f"{len(fields)} columns, but the header has {len(header)}")
-    values = dict(zip(header, [f.strip() for f in fields], strict=False))
+def _parse(values: dict[str, str], number: int, known: Collection[str]) -> Subscriber:
     email = check_email(values.get("email", ""))
     sections = frozenset(s.strip() for s in values.get("sections", "").split(";") if s.strip())
     unknown = sorted(sections - set(known))
@@ -430,6 +441,8 @@ class ImportReport:
 
 def import_subscribers(path: Path, known: Collection[str], source: Path, *, today: dt.date) -> ImportReport:
     """Add every valid address of another CSV (with an ``email`` column); existing ones stay as they are."""
+    if not source.is_file():
+        raise SubscriberError("no such file to import", path=source)
     incoming = read_subscribers(source, known)
     added: list[str] = []
     present: list[str] = []

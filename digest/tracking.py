@@ -84,7 +84,8 @@ def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[I
         record = records.get(report.path.stem)
         if record is None:
             continue
-        ledger = read_ledger(config.paths.state, report.path.stem)
+        key = report.issue.key if report.issue is not None else report.path.stem
+        ledger = read_ledger(config.paths.state, key)
         statuses.append(decide(report, record, ledger, config, now))
     return statuses
 

@@ -285,3 +285,13 @@ def test_feeds_command(site, run_env):
         env=run_env,
     )
     assert "nothing changed" in again.stdout
+
+
+def test_relative_item_links_are_absolute_in_section_feeds(site):
+    site.write_issue(
+        "2026-11-20.md", "# 简报 (2026-11-20)：x\n## 论文\n- [相对 | 源](../papers/one.html)\n摘要：x。\n"
+    )
+    build_feeds_now(site.config, NOW)
+    for name in ("papers.atom.xml", "papers.rss.xml"):
+        entry = feedparser.parse((site.config.paths.feeds / name).read_bytes()).entries[0]
+        assert entry.link == "https://news.example.org/papers/one.html"

@@ -234,6 +234,7 @@ def test_labelled_lines_become_links_or_fields():
             "项目地址：www.opencv.org",
             "摘要：系统。",
             "代码：https://github.com/after/summary",
+            "更多介绍：https://example.org/more",
         ),
         P,
     )
@@ -247,8 +248,9 @@ def test_labelled_lines_become_links_or_fields():
         ("链接", "https://arxiv.org/abs/1"),
         ("链接", "https://openreview.net/forum?id=2"),
         ("项目地址", "http://www.opencv.org"),
+        ("代码", "https://github.com/after/summary"),  # a known link label, even after 摘要
     ]
-    assert item.summary == "系统。\n代码：https://github.com/after/summary"
+    assert item.summary == "系统。\n更多介绍：https://example.org/more"  # prose stays prose
 
 
 def test_labels_glued_together_and_extra_links_on_the_title_line():
@@ -473,3 +475,22 @@ def test_read_issue_names_the_file_when_it_cannot_be_read(tmp_path):
         read_issue(tmp_path / "missing.md")
     with pytest.raises(ParseError, match="directory"):
         read_issue(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-02-30", "2026-13-01", "99999-01-01 00:00:00", "[1, 2", "!!python/object:os.system x"]
+)
+def test_impossible_front_matter_is_a_finding_not_a_crash(value):
+    issue = parse_issue(
+        f"---\ndate: {value}\n---\n# 简报 (2024-03-01)：x\n## 论文\n- [a](https://a.org)\n", P
+    )
+    assert issue.date == dt.date(2024, 3, 1)
+    (found,) = [f for f in issue.findings if f.code in ("bad-front-matter", "bad-date")]
+    assert found.severity is Severity.WARNING
+
+
+def test_control_characters_are_removed_with_a_finding():
+    issue = parse_issue("# 简报 (2024-03-01)：标\x01题\x7f\n## 论文\n- [a\x08b](https://a.org)\n", P)
+    assert issue.headline == "标题"
+    assert issue.items[0].title == "ab"
+    assert finding(issue, "control-character").line == 1

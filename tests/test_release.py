@@ -317,3 +317,39 @@ def test_the_bundled_example_goes_out_on_the_first_run_and_the_second_does_nothi
         again = subprocess.run(command, capture_output=True, text=True, env=run_env, cwd=tmp_path)
         assert again.stdout == "nothing to do\n" and again.returncode == 0
     assert len(list((tmp_path / "var" / "maildir" / "new").iterdir())) == 3
+
+
+def test_renaming_a_mailed_issue_never_mails_it_again(site):
+    configure(site, since="2026-01-01")
+    path = write(site, "2026-11-20")
+    run_once(site.config, NOW)
+    assert delivered(site) == EVERYONE
+    path.rename(site.issues / "2026-11-20-final.md")
+    report = run_once(site.config, NOW + dt.timedelta(hours=1))
+    assert delivered(site) == EVERYONE
+    assert "sent" not in " ".join(report.lines)
+    assert "mailed" in status_table(site.config)
+
+
+def test_two_files_for_one_date_are_not_mailed_automatically(site):
+    configure(site, since="2026-01-01")
+    write(site, "2026-11-20")
+    write(site, "2026-11-20-copy", date="2026-11-20")
+    report = run_once(site.config, NOW)
+    assert delivered(site) == []
+    assert any(
+        line.startswith("2026-11-20: not mailed: 2026-11-20-copy is dated 2026-11-20 too")
+        for line in report.lines
+    )
+
+
+def test_a_missing_subscriber_list_sends_nothing_and_finishes_nothing(site):
+    configure(site, since="2026-01-01")
+    (site.root / "subscribers.csv").unlink()
+    write(site, "2026-11-20")
+    report = run_once(site.config, NOW)
+    assert report.failed
+    assert any("there is no subscriber list here" in line for line in report.lines)
+    configure(site, since="2026-01-01")  # the list is back
+    run_once(site.config, NOW)
+    assert delivered(site) == EVERYONE

@@ -166,3 +166,27 @@ def test_hostile_issue_renders_safely(site):
     assert "https://a.org/?q=%22x%22" in doc.xpath("//a/@href") or 'https://a.org/?q="x"' in doc.xpath(
         "//a/@href"
     )
+
+
+def test_no_remote_resources_and_no_markup_in_the_text_part(site):
+    renderer, _ = renderer_for(site)
+    html, text = renderer.variant().personalise(FIELDS)
+    assert "fonts.googleapis" not in html and "@import" not in html
+    assert not lxml_html.fromstring(html).xpath("//link[@href] | //img | //script[@src]")
+    assert "<a " not in text and "</" not in text
+    assert "公开了M系列NPU的完整指令集手册与模拟器 (https://example.com/mosuan/npu-isa-release)" in text
+
+
+def test_relative_links_are_made_absolute_in_the_email(site):
+    text = "# 简报 (2026-11-20)：x\n## 论文\n- [相对 | 源](../2026-11-01.html) [[代码]](code/repo)\n"
+    issue = parse_issue(text + "摘要：见 [上期](./prev.html)。\n", site.issues / "2026-11-20.md")
+    renderer = DigestRenderer(
+        issue, site.config, "https://news.example.org/issues/2026-11-20.html", "https://n/f/"
+    )
+    html, text = renderer.variant().personalise(FIELDS)
+    hrefs = lxml_html.fromstring(html).xpath("//a/@href")
+    assert "https://news.example.org/2026-11-01.html" in hrefs
+    assert "https://news.example.org/issues/code/repo" in hrefs
+    assert "https://news.example.org/issues/prev.html" in hrefs
+    assert "https://news.example.org/2026-11-01.html" in text
+    assert "上期 (https://news.example.org/issues/prev.html)" in text
