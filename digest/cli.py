@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from digest import __version__
 from digest.config import Config, default_config, find_config_path, load_config
@@ -130,7 +131,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
         print(send_test_copy(config, issue, args.to, now_in(config)))
     if args.serve:
-        server = PreviewServer(preview, args.host, args.port)
+        server = _listen(lambda: PreviewServer(preview, args.host, args.port), args.host, args.port)
         print(f"previewing at {server.url} (Ctrl-C to stop)", flush=True)
         try:
             server.serve_forever()
@@ -245,10 +246,21 @@ def cmd_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen(make: Callable[[], Any], host: str | None, port: int | None) -> Any:
+    """Start a server; a port in use or an unknown host is one clear line, not a traceback."""
+    try:
+        return make()
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        where = f"{host or 'the configured address'}:{'' if port is None else port}"
+        raise DigestError(f"cannot listen on {where}: {reason}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from digest.server import SubscriptionServer
 
-    server = SubscriptionServer(_config(args), args.host, args.port)
+    config = _config(args)
+    server = _listen(lambda: SubscriptionServer(config, args.host, args.port), args.host, args.port)
     print(
         f"serving unsubscribe, subscribe, confirm and preferences at {server.url} (Ctrl-C to stop)",
         flush=True,
@@ -376,6 +388,22 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
         parsers[name].add_argument("--status", choices=status_choices, default=default)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -411,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--serve", action="store_true", help="show the preview on a local web page")
     preview.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     preview.add_argument(
-        "--port", type=int, default=8000, help="port to serve on (default: 8000; 0 picks one)"
+        "--port", type=_port, default=8000, help="port to serve on (default: 8000; 0 picks one)"
     )
     preview.add_argument("--to", metavar="ADDRESS", help="send one copy marked [TEST] to ADDRESS")
     send = commands["send"]
@@ -424,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="print nothing when nothing was done"
     )
     commands["watch"].add_argument(
-        "--interval", type=float, default=60.0, metavar="SECONDS", help="default: 60"
+        "--interval", type=_positive, default=60.0, metavar="SECONDS", help="default: 60"
     )
     for name in ("approve", "hold"):
         commands[name].add_argument(
@@ -432,5 +460,5 @@ def build_parser() -> argparse.ArgumentParser:
         )
     commands["approve"].add_argument("--force", action="store_true", help="approve despite lint errors")
     commands["serve"].add_argument("--host", help="address to bind (default: [serve] host, 127.0.0.1)")
-    commands["serve"].add_argument("--port", type=int, help="port (default: [serve] port, 8025)")
+    commands["serve"].add_argument("--port", type=_port, help="port (default: [serve] port, 8025)")
     return parser

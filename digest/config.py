@@ -129,6 +129,7 @@ class ServeConfig:
     confirm_window_minutes: int = 10
     confirm_ttl_hours: int = 48
     max_body_bytes: int = 4096
+    trust_proxy: bool = False  # take the client address from X-Forwarded-For (set by your proxy)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ def _check(config: Config, reader: _Reader) -> None:
         reader.fail("'site.base_url' must end with '/'")
     try:
         site.permalink.format(**dict.fromkeys(PERMALINK_FIELDS, ""))
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
         known = ", ".join("{" + f + "}" for f in PERMALINK_FIELDS)
         reader.fail(f"'site.permalink' has an unknown field {exc} (known: {known})")
     if config.feeds.limit < 1:
@@ -326,10 +327,23 @@ def _check(config: Config, reader: _Reader) -> None:
         reader.fail("'email.processes' must not be negative (0 means automatic)")
     if email.rate < 0:
         reader.fail("'email.rate' must not be negative (0 means no limit)")
-    if not email.transport.startswith(("smtp://", "smtps://", "maildir:")):
+    if not _transport_ok(email.transport):
         reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
     for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
         value = getattr(email, key)
         if "\r" in value or "\n" in value:
             name = "from" if key == "sender" else key
             reader.fail(f"'email.{name}' must be one line (no CR/LF)")
+
+
+def _transport_ok(value: str) -> bool:
+    if value.startswith("maildir:"):
+        return bool(value[len("maildir:") :].strip())
+    if not value.startswith(("smtp://", "smtps://")):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number or out of range
+    except ValueError:
+        return False
+    return bool(parts.hostname)

@@ -36,8 +36,9 @@ def resolve_issue(directory: Path, ref: str) -> Path:
     """An ISSUE argument: a file's stem in the issues directory (``2022-07-01``) or a path."""
     candidate = Path(ref)
     if candidate.suffix.lower() in ISSUE_SUFFIXES or "/" in ref:
-        if candidate.is_file():
-            return candidate
+        for path in (candidate, directory / candidate.name):
+            if path.is_file():
+                return path
         raise IssueNotFound("no such issue file", path=candidate)
     for path in issue_paths(directory):
         if path.stem == ref:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.server
+import queue
 import threading
 import time
 import urllib.parse
@@ -95,6 +96,10 @@ class SubscriptionServer(LocalServer):
         self.secret = load_secret(config.paths.state)
         self.sections = _section_names(config)
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
+        # Subscription requests are answered at once and handled here, one at a time:
+        # the answer never depends on (or waits for) the list or the mail server.
+        self.requests: queue.Queue[tuple[str, frozenset[str], float]] = queue.Queue(maxsize=1000)
+        threading.Thread(target=self._confirmations, name="digest-confirm", daemon=True).start()
         super().__init__((host or config.serve.host, config.serve.port if port is None else port), _Handler)
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
@@ -152,19 +157,36 @@ class SubscriptionServer(LocalServer):
             sections = parse_sections(";".join(form.get("sections", [])), self._known)
         except SubscriberError as exc:
             return Page(400, "无法订阅", exc.message)
-        done = Page(
-            202, "请查收邮件", f"如果 {email} 可以订阅，一封确认邮件已经发出；点击其中的链接完成订阅。"
+        try:
+            self.requests.put_nowait((email, sections, now))
+        except queue.Full:
+            return Page(503, "请稍后再试", "现在请求太多了，请稍后再试。")
+        return Page(
+            202, "请查收邮件", f"如果 {email} 可以订阅，一封确认邮件正在发出；点击其中的链接完成订阅。"
         )
+
+    def drain(self) -> None:
+        """Wait until every queued subscription request has been handled."""
+        self.requests.join()
+
+    def _confirmations(self) -> None:
+        """The background worker: mail a confirmation link unless the address needs none."""
+        while True:
+            email, sections, now = self.requests.get()
+            try:
+                self._confirm_one(email, sections, now)
+            except DigestError as exc:
+                print(f"confirmation for a subscribe request not sent: {exc}", flush=True)
+            finally:
+                self.requests.task_done()
+
+    def _confirm_one(self, email: str, sections: frozenset[str], now: float) -> None:
         existing = read_subscribers(self.config.paths.subscribers, self._known).find(email)
-        if existing is not None and existing.active:
-            return done
-        if not self._may_confirm(email, now):
-            return done
+        if (existing is not None and existing.active) or not self._may_confirm(email, now):
+            return
         ttl = self.config.serve.confirm_ttl_hours * 3600
         payload = TokenPayload(email, "confirm", expires=int(now + ttl), sections=tuple(sorted(sections)))
-        link = _link(self.config, "confirm", make_token(self.secret, payload))
-        send_confirmation(self.config, email, link)
-        return done
+        send_confirmation(self.config, email, _link(self.config, "confirm", make_token(self.secret, payload)))
 
     def _may_confirm(self, email: str, now: float) -> bool:
         """No second confirmation mail to one address within ``confirm_window_minutes``."""
@@ -210,6 +232,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: SubscriptionServer
     server_version = "digest"
     sys_version = ""
+    timeout = 15  # seconds a client may take to send its request
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -232,13 +255,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(length)
             form = _parse_form(self.headers.get("Content-Type", ""), body)
         try:
-            page = self.server.handle(method, route, query, form, self.client_address[0])
+            page = self.server.handle(method, route, query, form, self._client())
         except TokenError as exc:
             page = Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
         except DigestError as exc:
             self.log_error("%s", exc)
             page = Page(503, "暂时无法处理", "请稍后再试。")
         self._reply(page)
+
+    def _client(self) -> str:
+        """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
+        if self.server.config.serve.trust_proxy:
+            forwarded = self.headers.get("X-Forwarded-For", "")
+            if forwarded.strip():
+                return forwarded.rsplit(",", 1)[-1].strip()
+        return str(self.client_address[0])
 
     def _length(self) -> int | None:
         try:

@@ -25,6 +25,7 @@ __all__ = ["SECRET_ENV", "TokenPayload", "load_secret", "make_token", "read_toke
 SECRET_ENV = "DIGEST_SECRET"
 SECRET_FILE = "secret.key"
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
+MIN_SECRET = 16
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,31 @@ def load_secret(state_dir: Path) -> bytes:
 
     The generated key (mode 0600) lets the bundled example run with no set-up; a
     deployment sets ``DIGEST_SECRET`` so every digest process shares one key.
+    Either way a key shorter than 16 characters is refused: it could be guessed.
     """
     env = os.environ.get(SECRET_ENV)
-    if env:
-        if len(env) < 16:
-            raise TokenError(f"{SECRET_ENV} is too short: use at least 16 random characters")
-        return env.encode("utf-8")
+    if env is not None:
+        if len(env.strip()) < MIN_SECRET:
+            raise TokenError(f"{SECRET_ENV} is too short: use at least {MIN_SECRET} random characters")
+        return env.strip().encode("utf-8")
     path = state_dir / SECRET_FILE
+    if not path.exists():
+        _create_secret(state_dir, path)
     try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise TokenError(f"cannot read the signing key: {exc.strerror or exc}", path=path) from None
+    if len(key) < MIN_SECRET:
+        raise TokenError(
+            f"the signing key is shorter than {MIN_SECRET} characters; delete it to make a new one "
+            f"(links already sent stop working) or set {SECRET_ENV}",
+            path=path,
+        )
+    return key
+
+
+def _create_secret(state_dir: Path, path: Path) -> None:
+    """Write a new random key; when processes race, the first one's key is everyone's."""
     state_dir.mkdir(parents=True, exist_ok=True)
     candidate = state_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
@@ -60,10 +75,9 @@ def load_secret(state_dir: Path) -> bytes:
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):
-            os.link(candidate, path)  # only the first process to get here sets the key
+            os.link(candidate, path)
     finally:
         candidate.unlink(missing_ok=True)
-    return path.read_bytes().strip()
 
 
 def make_token(secret: bytes, payload: TokenPayload) -> str:

@@ -112,8 +112,12 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
             )
     with locked_state(config.paths.state) as box:
         state = box[0]
-        assert state is not None
-        record = state.issues[stem]
+        record = state.issues.get(stem) if state is not None else None
+        if state is None or record is None:
+            raise ReleaseError(
+                f"is not in [paths] issues ({config.paths.issues}): only the newsletter's files are approved",
+                path=issue.path,
+            )
         if hold:
             record = replace(record, approval=None, held=True)
         else:

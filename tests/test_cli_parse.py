@@ -96,3 +96,28 @@ def test_every_command_has_help_with_an_example(run_env):
         result = run([command, "--help"], run_env)
         assert result.returncode == 0
         assert "example:" in result.stdout, command
+
+
+def test_bad_arguments_are_one_clear_line(run_env, tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "digest.toml", tmp_path)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    outside = tmp_path / "2026-11-09.md"
+    outside.write_text("# 简报 (2026-11-09)：x\n## 论文\n- [a](https://a.org)\n", encoding="utf-8")
+    cases = [
+        (["approve", str(outside)], "is not in [paths] issues"),
+        (["subscribers", "import", str(tmp_path / "nope.csv")], "no such file to import"),
+        (["preview", "1999-01-01"], "no issue '1999-01-01'"),
+        (["serve", "--host", "256.1.1.1", "--port", "0"], "cannot listen on 256.1.1.1:0"),
+    ]
+    for args, needle in cases:
+        result = run(args, run_env, cwd=tmp_path)
+        assert result.returncode == 1, args
+        assert result.stderr.count("\n") == 1 and needle in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    for args in (["watch", "--interval", "-1"], ["serve", "--port", "99999"]):
+        result = run(args, run_env, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+    by_name = run(["preview", "2026-11-01.md"], run_env, cwd=tmp_path)
+    assert by_name.returncode == 0, by_name.stderr

@@ -6,11 +6,13 @@ import datetime as dt
 import email
 import email.policy
 import re
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 
-from conftest import smtp_config, write_subscribers
+from conftest import SERVE_CONFIG, smtp_config, write_subscribers
 from digest.delivery import send_issue
 from digest.pipeline import load_issue
 from digest.server import SubscriptionServer
@@ -77,7 +79,8 @@ def test_a_token_for_another_purpose_or_another_secret_is_refused(site, server):
     assert status_of(site, "a@example.com") == "active"
 
 
-def confirmation_link(site):
+def confirmation_link(site, server):
+    server.drain()  # the confirmation goes out from a background worker
     messages = sorted((site.root / "maildir" / "new").iterdir())
     message = email.message_from_bytes(messages[-1].read_bytes(), policy=email.policy.default)
     link = re.search(r"https://\S+", message.get_content()).group(0)
@@ -90,7 +93,7 @@ def test_double_opt_in(site, server):
     )
     assert code == 202
     assert status_of(site, "new@example.com") is None
-    message, link = confirmation_link(site)
+    message, link = confirmation_link(site, server)
     assert str(message["To"]) == "new@example.com" and "确认订阅" in str(message["Subject"])
     assert link.netloc == "news.example.org" and link.path == "/digest/confirm"
     code, page, _ = request(server, "GET", f"{link.path}?{link.query}")
@@ -114,17 +117,67 @@ def test_responses_never_reveal_whether_an_address_is_on_the_list(site, server):
     off_list = request(server, "POST", "/subscribe", {"email": "stranger@example.com"})
     assert on_list[0] == off_list[0] == 202
     assert on_list[1].replace("a@example.com", "X") == off_list[1].replace("stranger@example.com", "X")
+    server.drain()
+    recipients = [p.read_text() for p in (site.root / "maildir" / "new").iterdir()]
+    assert len(recipients) == 1 and "stranger@example.com" in recipients[0]  # members get no mail
+
+
+def test_rate_limit_uses_the_proxy_address_only_when_trusted(site):
+    site.write_config(SERVE_CONFIG + "trust_proxy = true\n")
+    write_subscribers(site.root / "subscribers.csv", [])
+    instance = SubscriptionServer(site.config, port=0)
+    instance.start()
+    try:
+
+        def from_client(ip, n):
+            req = urllib.request.Request(
+                instance.url + "subscribe", data=f"email=p{n}@example.com".encode(), method="POST"
+            )
+            req.add_header("X-Forwarded-For", f"203.0.113.9, {ip}")
+            try:
+                return urllib.request.urlopen(req).status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert [from_client("198.51.100.1", n) for n in range(4)] == [202, 202, 202, 429]
+        assert from_client("198.51.100.2", 9) == 202  # another reader behind the same proxy
+    finally:
+        instance.shutdown()
+        instance.server_close()
+
+
+def test_idle_connections_cannot_exhaust_the_server(site):
+    import socket
+
+    class Tiny(SubscriptionServer):
+        max_connections = 2
+
+    site.write_config(SERVE_CONFIG)
+    instance = Tiny(site.config, port=0)
+    instance.start()
+    idle = [socket.create_connection(instance.server_address) for _ in range(2)]
+    try:
+        with socket.create_connection(instance.server_address) as third:
+            third.sendall(b"GET /subscribe HTTP/1.0\r\n\r\n")
+            assert third.recv(100).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in idle:
+            sock.close()
+        instance.shutdown()
+        instance.server_close()
 
 
 def test_no_second_confirmation_mail_within_the_window(site, server):
     for _ in range(2):
         assert request(server, "POST", "/subscribe", {"email": "twice@example.com"})[0] == 202
+    server.drain()
     assert len(list((site.root / "maildir" / "new").iterdir())) == 1
 
 
 def test_subscribe_is_rate_limited_per_client(site, server):
     codes = [request(server, "POST", "/subscribe", {"email": f"x{n}@example.com"})[0] for n in range(4)]
     assert codes == [202, 202, 202, 429]
+    server.drain()
     assert len(list((site.root / "maildir" / "new").iterdir())) == 3
 
 

@@ -199,3 +199,34 @@ def test_the_fast_path_accepts_exactly_what_email_validator_accepts(address):
     except EmailNotValidError as exc:
         raise AssertionError(f"fast path accepted {address!r}, email-validator refuses: {exc}") from None
     assert fast == (valid.ascii_email or valid.normalized)
+
+
+def test_a_list_without_status_column_can_still_unsubscribe(tmp_path):
+    path = write(tmp_path, "email,name\na@example.com,甲\nb@example.com,乙\n")
+    remove_subscriber(path, KNOWN, "a@example.com")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "email,name,sections,status,since"
+    assert lines[1] == "a@example.com,甲,,unsubscribed,"
+    assert lines[2] == "b@example.com,乙"  # untouched lines stay as they were
+    listing = read_subscribers(path, KNOWN)
+    assert [s.status for s in listing.subscribers] == ["unsubscribed", "active"]
+
+
+def test_columns_digest_does_not_know_are_kept(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since,note\na@example.com,甲,,active,2026-01-01,VIP\n")
+    set_status(path, KNOWN, "a@example.com", "bounced")
+    assert path.read_text(encoding="utf-8").splitlines()[1] == "a@example.com,甲,,bounced,2026-01-01,VIP"
+
+
+def test_importing_a_missing_file_is_an_error(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\n")
+    with pytest.raises(SubscriberError, match="no such file"):
+        import_subscribers(path, KNOWN, tmp_path / "missing.csv", today=TODAY)
+
+
+def test_a_send_split_in_shards_reads_the_email_column_wherever_it_is(tmp_path):
+    from digest.subscribers import address_key, iter_subscribers
+
+    path = write(tmp_path, "name,email\n甲,a@example.com\n乙,b@example.com\n丙,C@Example.com\n")
+    seen = [s.email for s in iter_subscribers(path, KNOWN, keep=lambda a: address_key(a) != "b@example.com")]
+    assert seen == ["a@example.com", "C@example.com"]
