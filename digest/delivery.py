@@ -43,11 +43,11 @@ from digest.model import Issue, Severity
 from digest.render import DigestRenderer
 from digest.subscribers import (
     Subscriber,
-    SubscriberList,
     address_key,
     iter_subscribers,
     list_signature,
-    update_subscribers,
+    scan_subscribers,
+    set_statuses,
 )
 from digest.tokens import load_secret
 from digest.transport import Connection, SendFailure, transport_spec
@@ -160,12 +160,14 @@ class _Recipients:
                 yield subscriber
 
     def survey(self) -> tuple[int, list[str]]:
-        """One pass before sending: how many to send, and every unreadable line of the list."""
-        from digest.subscribers import read_subscribers
-
-        listing = read_subscribers(self.path, self.sections)
-        count = sum(1 for s in listing.subscribers if s.active and s.key not in self.done)
-        return count, [problem.format(self.path) for problem in listing.problems]
+        """One streaming pass before sending: how many to send, and every unreadable line of the list."""
+        count, problems = 0, []
+        for subscriber, problem in scan_subscribers(self.path, self.sections):
+            if problem is not None:
+                problems.append(problem.format(self.path))
+            elif subscriber is not None and subscriber.active and subscriber.key not in self.done:
+                count += 1
+        return count, problems
 
     def still_active(self, subscriber: Subscriber) -> bool:
         """False once the subscriber left the list or stopped being active (checked per message)."""
@@ -479,7 +481,7 @@ def send_issue(
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.finish_round(round_, now)
-    report.bounced = mark_bounces(config)
+    report.bounced = mark_bounces(config, issue.key)
     if reasons:
         raise DeliveryError(
             f"{issue.stem}: stopped: {reasons[0]}. So far: {report.summary()} (the ledger keeps it)"
@@ -517,46 +519,46 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
     return reasons
 
 
-def mark_bounces(config: Config) -> list[str]:
+def mark_bounces(config: Config, stem: str) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
 
-    Only refusals since the subscriber (re)joined count: someone who comes back
-    after a bounce starts with a clean slate.
+    Only the addresses refused in this issue's send can have reached the limit,
+    so only their history is read. Refusals from before a subscriber (re)joined
+    do not count: someone who comes back after a bounce starts with a clean slate.
     """
-    outcomes: dict[str, list[Outcome]] = {}
-    for stem in ledger_stems(config.paths.state):
-        for to, outcome in read_ledger(config.paths.state, stem).outcomes.items():
-            outcomes.setdefault(to, []).append(outcome)
-    candidates = {to for to, found in outcomes.items() if any(o.status == "failed" and o.code for o in found)}
-    if not candidates:
+    state = config.paths.state
+    refused = {to for to, o in read_ledger(state, stem).outcomes.items() if o.status == "failed" and o.code}
+    if not refused:
         return []
-    marked: list[str] = []
+    history: dict[str, list[Outcome]] = {to: [] for to in refused}
+    for other in ledger_stems(state):
+        for to, outcome in read_ledger(state, other).outcomes.items():
+            if to in history:
+                history[to].append(outcome)
+    known = set(config.feeds.sections.values())
+    since = {
+        s.key: s.since
+        for s in iter_subscribers(config.paths.subscribers, known)
+        if s.key in refused and s.active
+    }
+    over = {
+        to: "bounced"
+        for to in since
+        if _refusals_in_a_row(history[to], since[to]) >= config.email.bounce_after
+    }
+    return [s.email for s in set_statuses(config.paths.subscribers, known, over)] if over else []
 
-    def streak(subscriber: Subscriber) -> int:
-        count = 0
-        for outcome in sorted(outcomes.get(subscriber.key, []), key=lambda o: o.at):
-            if outcome.at[:10] < subscriber.since[:10]:
-                continue
-            if outcome.status == "failed" and outcome.code:
-                count += 1
-            elif outcome.status == "sent":
-                count = 0
-        return count
 
-    def change(current: SubscriberList) -> SubscriberList:
-        updated = current
-        for subscriber in current.subscribers:
-            if (
-                subscriber.key in candidates
-                and subscriber.active
-                and streak(subscriber) >= config.email.bounce_after
-            ):
-                updated = updated.with_subscriber(replace(subscriber, status="bounced"))
-                marked.append(subscriber.email)
-        return updated
-
-    update_subscribers(config.paths.subscribers, set(config.feeds.sections.values()), change)
-    return marked
+def _refusals_in_a_row(outcomes: list[Outcome], since: str) -> int:
+    count = 0
+    for outcome in sorted(outcomes, key=lambda o: o.at):
+        if outcome.at[:10] < since[:10]:
+            continue
+        if outcome.status == "failed" and outcome.code:
+            count += 1
+        elif outcome.status == "sent":
+            count = 0
+    return count
 
 
 def send_test_copy(config: Config, issue: Issue, address: str, now: dt.datetime) -> str:

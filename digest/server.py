@@ -10,8 +10,8 @@ matched on the last path segment, so any prefix the proxy adds works:
 ``GET/POST .../confirm?token=``  the address joins the list only here (POST).
 ``GET/POST .../preferences?token=`` choose sections.
 
-Every change goes through :func:`digest.subscribers.update_subscribers`, the same
-locked, atomic update the CLI uses. Responses never say whether an address is
+Every change goes through the subscriber list's one locked, atomic rewrite, the
+same one the CLI uses. Responses never say whether an address is
 on the list; forged, altered or expired tokens get a 4xx page and change nothing.
 """
 
@@ -175,7 +175,7 @@ class SubscriptionServer(LocalServer):
             email, sections, now = self.requests.get()
             try:
                 self._confirm_one(email, sections, now)
-            except DigestError as exc:
+            except Exception as exc:  # the worker must outlive any one request
                 print(f"confirmation for a subscribe request not sent: {exc}", flush=True)
             finally:
                 self.requests.task_done()

@@ -3,9 +3,10 @@
 Header: ``email,name,sections,status,since``. ``status`` is active, unsubscribed
 or bounced (empty means active); ``sections`` is ``;``-separated feed slugs
 (empty means all). Reading reports every bad line with its number and skips only
-that line. Changes go through :func:`update_subscribers`: under a lock, read,
-change, write atomically, keeping every line it did not change byte for byte,
-including the ones it could not parse, in their place.
+that line. Every change goes through one streaming rewrite (:func:`_rewrite`):
+under a lock, line by line into a temporary file that is fsynced and renamed over
+the list, keeping every line it did not change byte for byte, including the ones
+it could not parse, in their place. Memory does not grow with the list.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,9 +40,10 @@ __all__ = [
     "parse_sections",
     "read_subscribers",
     "remove_subscriber",
+    "scan_subscribers",
     "set_sections",
     "set_status",
-    "update_subscribers",
+    "set_statuses",
 ]
 
 HEADER = ("email", "name", "sections", "status", "since")
@@ -83,15 +85,16 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One physical line: its text as read, and the subscriber (with every column's value) when it parsed."""
+    """One physical line: its text as read, and the subscriber when it parsed."""
 
     text: str
     subscriber: Subscriber | None
-    fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class SubscriberList:
+    """A whole list read into memory (for listing and export; changes stream instead)."""
+
     path: Path
     header: tuple[str, ...]
     rows: tuple[_Row, ...]
@@ -104,49 +107,6 @@ class SubscriberList:
     def find(self, email: str) -> Subscriber | None:
         key = email.strip().lower()
         return next((s for s in self.subscribers if s.key == key), None)
-
-    # -- changes: each returns a new list; update_subscribers() writes it --------------------
-
-    def with_subscriber(self, subscriber: Subscriber) -> SubscriberList:
-        """Add a subscriber, or replace the one with the same address in its place.
-
-        Columns the change needs but the header lacks (a hand-made list with only
-        ``email,name``, say) are added to the header; values of columns digest
-        does not know are kept as they were.
-        """
-        listing = self if set(HEADER) <= set(self.header) else self._with_full_header()
-        rows = list(listing.rows)
-        for index, row in enumerate(rows):
-            if row.subscriber is not None and row.subscriber.key == subscriber.key:
-                rows[index] = listing._row(replace(subscriber, line=row.subscriber.line), dict(row.fields))
-                return replace(listing, rows=tuple(rows))
-        rows.append(listing._row(replace(subscriber, line=len(rows) + 2), {}))
-        return replace(listing, rows=tuple(rows))
-
-    def _with_full_header(self) -> SubscriberList:
-        return replace(self, header=self.header + tuple(c for c in HEADER if c not in self.header))
-
-    def without(self, email: str) -> SubscriberList:
-        key = email.strip().lower()
-        rows = tuple(r for r in self.rows if r.subscriber is None or r.subscriber.key != key)
-        return replace(self, rows=rows)
-
-    def render(self) -> bytes:
-        lines = [",".join(self.header)] + [row.text for row in self.rows]
-        return ("\n".join(lines) + "\n").encode("utf-8")
-
-    def _row(self, subscriber: Subscriber, original: dict[str, str]) -> _Row:
-        values = {
-            **original,
-            "email": subscriber.email,
-            "name": subscriber.name,
-            "sections": ";".join(sorted(subscriber.sections)),
-            "status": subscriber.status,
-            "since": subscriber.since,
-        }
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([values.get(column, "") for column in self.header])
-        return _Row(buffer.getvalue(), subscriber, tuple(values.items()))
 
 
 # The plain addresses email-validator accepts, recognised without calling it: a
@@ -227,6 +187,14 @@ def iter_subscribers(
             yield row.subscriber
 
 
+def scan_subscribers(
+    path: Path, known_sections: Collection[str]
+) -> Iterator[tuple[Subscriber | None, Problem | None]]:
+    """Stream every line as (subscriber, problem): one of them set, or neither for a blank line."""
+    for row, problem in _Scan(path, known_sections):
+        yield row.subscriber, problem
+
+
 def address_key(address: str) -> str:
     """The case-insensitive identity of an address as written (IDN domains in ASCII form)."""
     local, _, domain = address.strip().rpartition("@")
@@ -288,7 +256,7 @@ class _Scan:
                 number, f"{subscriber.email} is listed twice; this line is skipped"
             )
         seen.add(subscriber.key)
-        return _Row(text, subscriber, tuple(values.items())), None
+        return _Row(text, subscriber), None
 
 
 def _header(text: str, path: Path) -> tuple[str, ...]:
@@ -316,21 +284,78 @@ def _parse(values: dict[str, str], number: int, known: Collection[str]) -> Subsc
     return Subscriber(email, _check_name(values.get("name", "")), sections, status, since, number)
 
 
-def update_subscribers(
-    path: Path, known_sections: Collection[str], change: Callable[[SubscriberList], SubscriberList]
-) -> SubscriberList:
-    """Apply ``change`` under the list's lock and write the result atomically.
+KEEP = object()  # what an edit returns for a line it leaves alone
 
-    Every writer (the CLI, the web endpoints, a send marking bounces) goes
-    through here, so concurrent changes are serialised and none is lost.
+
+def _rewrite(
+    path: Path,
+    known: Collection[str],
+    edit: Callable[[Subscriber], object] | None = None,
+    append: Callable[[set[str]], list[Subscriber]] | None = None,
+) -> bool:
+    """Stream the list through ``edit`` under its lock and replace it atomically; True if it changed.
+
+    ``edit`` gets each subscriber and returns ``KEEP``, a changed ``Subscriber``,
+    or None to erase the line; ``append`` gets the set of addresses on the list
+    and returns subscribers to add at the end. Lines that do not parse, blank
+    lines and lines left alone are written back exactly as they were.
     """
     with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
-        current = read_subscribers(path, known_sections)
-        updated = change(current)
-        if updated.render() != current.render() or not path.exists():
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-            atomic_write(path, updated.render(), mode=mode)
-        return updated
+        scan = _Scan(path, known)
+        body: list[str] = []  # only the text of lines; a 100,000-line list is a few MB
+        keys: set[str] = set()
+        changed = not path.exists()
+        formatted = False  # a line written by digest uses the full header
+        for row, _ in scan:
+            subscriber = row.subscriber
+            if subscriber is None or edit is None:
+                body.append(row.text)
+                if subscriber is not None:
+                    keys.add(subscriber.key)
+                continue
+            result = edit(subscriber)
+            if result is KEEP:
+                body.append(row.text)
+                keys.add(subscriber.key)
+            elif result is None:
+                changed = True
+            else:
+                assert isinstance(result, Subscriber)
+                body.append(_format_row(_full(scan.header), result, row.text, scan.header))
+                keys.add(result.key)
+                changed = formatted = True
+        for subscriber in append(keys) if append is not None else []:
+            body.append(_format_row(_full(scan.header), subscriber, "", scan.header))
+            changed = formatted = True
+        if not changed:
+            return False
+        header = _full(scan.header) if formatted else scan.header
+        data = ("\n".join([",".join(header), *body]) + "\n").encode("utf-8")
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+        atomic_write(path, data, mode=mode)
+        return True
+
+
+def _full(header: tuple[str, ...]) -> tuple[str, ...]:
+    """The header with the standard columns it lacks added at the end (a hand-made list may lack some)."""
+    return header + tuple(column for column in HEADER if column not in header)
+
+
+def _format_row(
+    header: tuple[str, ...], subscriber: Subscriber, original: str, original_header: tuple[str, ...]
+) -> str:
+    """One CSV line for ``subscriber``, keeping the values of columns digest does not know."""
+    values = dict(zip(original_header, next(csv.reader([original])) if original else [], strict=False))
+    values.update(
+        email=subscriber.email,
+        name=subscriber.name,
+        sections=";".join(sorted(subscriber.sections)),
+        status=subscriber.status,
+        since=subscriber.since,
+    )
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([values.get(column, "") for column in header])
+    return buffer.getvalue()
 
 
 def list_signature(path: Path) -> tuple[int, int, int] | None:
@@ -366,50 +391,62 @@ def add_subscriber(
     address = check_email(email)
     new = Subscriber(address, _check_name(name), frozenset(sections), "active", today.isoformat())
 
-    def change(current: SubscriberList) -> SubscriberList:
-        existing = current.find(address)
-        if existing is not None and existing.active:
-            raise SubscriberError(f"{address} is already subscribed", path=path, line=existing.line)
-        return current.with_subscriber(new)
+    def edit(subscriber: Subscriber) -> object:
+        if subscriber.key != new.key:
+            return KEEP
+        if subscriber.active:
+            raise SubscriberError(f"{address} is already subscribed", path=path, line=subscriber.line)
+        return new
 
-    update_subscribers(path, known, change)
+    _rewrite(path, known, edit, lambda keys: [] if new.key in keys else [new])
     return new
+
+
+def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]) -> list[Subscriber]:
+    """Give each listed address (lower case) its new status; returns the subscribers changed."""
+    changed: list[Subscriber] = []
+
+    def edit(subscriber: Subscriber) -> object:
+        status = statuses.get(subscriber.key)
+        if status is None or status == subscriber.status:
+            return KEEP
+        changed.append(replace(subscriber, status=status))
+        return changed[-1]
+
+    _rewrite(path, known, edit)
+    return changed
 
 
 def set_status(path: Path, known: Collection[str], email: str, status: str) -> Subscriber | None:
     """Change one address's status; None when it is not on the list (nothing changes)."""
     key = email.strip().lower()
-    result: list[Subscriber] = []
+    found: list[Subscriber] = []
 
-    def change(current: SubscriberList) -> SubscriberList:
-        existing = current.find(key)
-        if existing is None or existing.status == status:
-            result.extend([existing] if existing else [])
-            return current
-        updated = replace(existing, status=status)
-        result.append(updated)
-        return current.with_subscriber(updated)
+    def edit(subscriber: Subscriber) -> object:
+        if subscriber.key != key:
+            return KEEP
+        found.append(replace(subscriber, status=status))
+        return found[-1] if subscriber.status != status else KEEP
 
-    update_subscribers(path, known, change)
-    return result[0] if result else None
+    _rewrite(path, known, edit)
+    return found[0] if found else None
 
 
 def set_sections(
     path: Path, known: Collection[str], email: str, sections: frozenset[str]
 ) -> Subscriber | None:
+    """Choose the sections one address gets; None when it is not on the list (nothing changes)."""
     key = email.strip().lower()
-    result: list[Subscriber] = []
+    found: list[Subscriber] = []
 
-    def change(current: SubscriberList) -> SubscriberList:
-        existing = current.find(key)
-        if existing is None:
-            return current
-        updated = replace(existing, sections=frozenset(sections))
-        result.append(updated)
-        return current.with_subscriber(updated)
+    def edit(subscriber: Subscriber) -> object:
+        if subscriber.key != key:
+            return KEEP
+        found.append(replace(subscriber, sections=frozenset(sections)))
+        return found[-1]
 
-    update_subscribers(path, known, change)
-    return result[0] if result else None
+    _rewrite(path, known, edit)
+    return found[0] if found else None
 
 
 def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: bool = False) -> Subscriber:
@@ -417,18 +454,15 @@ def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: 
     key = email.strip().lower()
     found: list[Subscriber] = []
 
-    def change(current: SubscriberList) -> SubscriberList:
-        existing = current.find(key)
-        if existing is None:
-            raise SubscriberError(f"{email} is not on the list", path=path)
-        found.append(existing)
-        return (
-            current.without(key)
-            if purge
-            else current.with_subscriber(replace(existing, status="unsubscribed"))
-        )
+    def edit(subscriber: Subscriber) -> object:
+        if subscriber.key != key:
+            return KEEP
+        found.append(subscriber)
+        return None if purge else replace(subscriber, status="unsubscribed")
 
-    update_subscribers(path, known, change)
+    _rewrite(path, known, edit)
+    if not found:
+        raise SubscriberError(f"{email} is not on the list", path=path)
     return found[0]
 
 
@@ -447,18 +481,18 @@ def import_subscribers(path: Path, known: Collection[str], source: Path, *, toda
     added: list[str] = []
     present: list[str] = []
 
-    def change(current: SubscriberList) -> SubscriberList:
-        updated = current
+    def append(keys: set[str]) -> list[Subscriber]:
+        new = []
         for subscriber in incoming.subscribers:
-            if updated.find(subscriber.key) is not None:
+            if subscriber.key in keys:
                 present.append(subscriber.email)
                 continue
-            since = subscriber.since or today.isoformat()
-            updated = updated.with_subscriber(replace(subscriber, since=since))
+            keys.add(subscriber.key)
+            new.append(replace(subscriber, since=subscriber.since or today.isoformat()))
             added.append(subscriber.email)
-        return updated
+        return new
 
-    update_subscribers(path, known, change)
+    _rewrite(path, known, None, append)
     return ImportReport(tuple(added), tuple(present), incoming.problems)
 
 
