@@ -183,6 +183,10 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
         print(f"imported {len(result.added)}, {len(result.present)} already on the list")
         return 1 if result.problems else 0
     else:
+        if not path.is_file():
+            raise DigestError(
+                f"{path}: there is no subscriber list here yet (digest subscribers add creates it)"
+            )
         listing = subs.read_subscribers(path, known)
         for problem in listing.problems:
             _error(f"{problem.format(path)} (skipped)")
@@ -337,9 +341,9 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "subscribers",
         cmd_subscribers,
         "Add, remove, list, import or export subscribers (safe while a send runs).",
-        "example: digest subscribers add reader@example.org --name 读者 --sections papers;projects\n"
+        "example: digest subscribers add reader@example.org --name 读者 --sections papers,projects\n"
         "         digest subscribers remove reader@example.org\n"
-        "         digest subscribers export --status all > backup.csv",
+        "         digest subscribers export --status active > active.csv",
     ),
     (
         "serve",
@@ -369,7 +373,11 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
         ),
         ("list", "Show subscribers, tab-separated.", "example: digest subscribers list --status bounced"),
         ("import", "Add the addresses of another CSV.", "example: digest subscribers import old-list.csv"),
-        ("export", "Write the list as CSV to stdout.", "example: digest subscribers export > backup.csv"),
+        (
+            "export",
+            "Write the readable subscribers as CSV to stdout (copy the file itself to back it up).",
+            "example: digest subscribers export > subscribers-now.csv",
+        ),
     ]
     parsers = {}
     for name, help_text, example in table:
@@ -378,7 +386,9 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
         )
     parsers["add"].add_argument("email")
     parsers["add"].add_argument("--name", default="")
-    parsers["add"].add_argument("--sections", default="", help="';'-separated slugs such as papers;projects")
+    parsers["add"].add_argument(
+        "--sections", default="", help="slugs separated by commas or ';', such as papers,projects"
+    )
     parsers["remove"].add_argument("email")
     parsers["remove"].add_argument(
         "--purge", action="store_true", help="erase the line instead of unsubscribing"

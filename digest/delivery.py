@@ -43,7 +43,7 @@ from digest.model import Issue, Severity
 from digest.render import DigestRenderer
 from digest.subscribers import (
     Subscriber,
-    address_key,
+    check_email,
     iter_subscribers,
     list_signature,
     scan_subscribers,
@@ -57,6 +57,7 @@ __all__ = ["RateLimiter", "SendReport", "check_sendable", "mark_bounces", "send_
 MAX_BACKOFF = 60.0
 AUTO_PROCESSES_FROM = 1000  # recipients: below this one process is quicker than forking
 COUNTERS = ("sent", "failed", "deferred", "skipped", "unsubscribed_during")
+UNSUBSCRIBED = object()  # what deliver() returns for a subscriber who left during the send
 
 
 @dataclass
@@ -150,8 +151,16 @@ class _Recipients:
         self._active: set[str] | None = None  # None: unchanged since the send began
 
     def mine(self, address: str) -> bool:
-        """Whether this shard sends to ``address`` (as written in the list)."""
-        return zlib.crc32(address_key(address).encode()) % self.shards == self.shard
+        """Whether this shard sends to ``address`` (as written in the list).
+
+        The shard comes from the same normalised address the list uses to find
+        duplicates, so two spellings of one address always land in one shard.
+        """
+        try:
+            key = check_email(address).lower()
+        except DigestError:
+            key = address.strip().lower()  # reported as a bad line by the survey
+        return zlib.crc32(key.encode()) % self.shards == self.shard
 
     def __iter__(self) -> Iterator[Subscriber]:
         keep = self.mine if self.shards > 1 else None
@@ -282,6 +291,8 @@ class _Sender:
         self.limiter = RateLimiter(config.email.rate / job.shards)
         self.stop_reason: str | None = None
         self.connection_failures = 0
+        self.delivered_any = False
+        self.held_back: list[Outcome] = []
 
     def halt(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -305,14 +316,13 @@ class _Sender:
                 while (subscriber := await queue.get()) is not None:
                     if stop.is_set():
                         continue
-                    if not recipients.still_active(subscriber):
+                    outcome = await self.deliver(connection, subscriber, recipients)
+                    if outcome is UNSUBSCRIBED:
                         self.count("unsubscribed_during")
                         continue
-                    outcome = await self.deliver(connection, subscriber)
-                    if outcome is None:
+                    if not isinstance(outcome, Outcome):
                         continue
-                    await self.ledger.record(outcome)
-                    self.count(outcome.status)
+                    await self.record(outcome)
                     if outcome.status == "sent":
                         used += 1
                         if used >= self.config.email.max_per_connection:
@@ -330,9 +340,41 @@ class _Sender:
                 await queue.put(subscriber)
             for _ in range(self.concurrency):
                 await queue.put(None)
+        if self.held_back and self.stop_reason is None:  # few recipients, all refused: they are failures
+            held, self.held_back = self.held_back, []
+            for outcome in held:
+                await self.ledger.record(outcome)
+                self.count(outcome.status)
 
-    async def deliver(self, connection: Connection, subscriber: Subscriber) -> Outcome | None:
-        """Send one message with retries; None when the send stopped before it was done."""
+    async def record(self, outcome: Outcome) -> None:
+        """Write an outcome to the ledger once the send has proved it can deliver at all.
+
+        Until the first message is accepted, permanent refusals are held back: if
+        the server refuses the first ``max_errors`` recipients in a row, it is the
+        server or the sender that is wrong (a relay denied, say), not the list, so
+        the send stops with nobody marked failed and nothing marked bounced.
+        """
+        if outcome.status == "failed" and outcome.code and not self.delivered_any:
+            self.held_back.append(outcome)
+            if len(self.held_back) >= self.config.email.max_errors:
+                self.halt(
+                    f"the server refused the first {len(self.held_back)} recipients permanently "
+                    f"(last: {outcome.code} {outcome.detail}); check [email] from and the relay settings"
+                )
+            return
+        if outcome.status == "sent" and not self.delivered_any:
+            self.delivered_any = True
+            held, self.held_back = self.held_back, []
+            for earlier in held:
+                await self.ledger.record(earlier)
+                self.count(earlier.status)
+        await self.ledger.record(outcome)
+        self.count(outcome.status)
+
+    async def deliver(
+        self, connection: Connection, subscriber: Subscriber, recipients: _Recipients
+    ) -> Outcome | object | None:
+        """Send one message with retries: its outcome, ``UNSUBSCRIBED``, or None when the send stopped."""
         digest = self.renderer.variant(subscriber.wants())
         if digest is None:
             return self._outcome(subscriber, "skipped", None, None, "no items in the chosen sections")
@@ -345,6 +387,8 @@ class _Sender:
         for attempt in range(1, email_cfg.max_attempts + 1):
             if self.shared.stop.is_set():
                 return None
+            if not recipients.still_active(subscriber):  # checked before every attempt, retries too
+                return UNSUBSCRIBED
             await self.limiter.acquire()
             try:
                 if not connection.connected:

@@ -156,14 +156,13 @@ def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
     ``issues`` must be the published issues, newest first. Every section slug
     ever seen keeps its feed, even when the newest issues lack that section.
     """
-    recent = list(issues[: config.feeds.limit])
+    recent = _one_per_date(issues)[: config.feeds.limit]
     authority = tag_authority(config)
-    issue_ids = _issue_ids(recent, authority)
     whole = Feed(
         key=WHOLE,
         title=config.site.title,
         subtitle=config.site.description or config.site.title,
-        entries=tuple(_issue_entry(issue, issue_ids[issue.stem], config) for issue in recent),
+        entries=tuple(_issue_entry(issue, f"tag:{authority},{issue.key}:issue", config) for issue in recent),
     )
     names = _section_names(issues, config)
     feeds = [whole]
@@ -182,6 +181,18 @@ def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
     return feeds
 
 
+def _one_per_date(issues: Sequence[Issue]) -> list[Issue]:
+    """An issue is known by its date: of two files with one date (a copy), the feeds carry one.
+
+    ``digest run`` reports such files; the one kept is the first in the given order
+    (newest first, then by file name), so the choice does not change between builds.
+    """
+    kept: dict[str, Issue] = {}
+    for issue in issues:
+        kept.setdefault(issue.key, issue)
+    return list(kept.values())
+
+
 def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
     """slug -> section name, for the configured sections and every section in the issues."""
     names = {slug: name for name, slug in config.feeds.sections.items()}
@@ -189,17 +200,6 @@ def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
         for section in issue.sections:
             names.setdefault(section.slug, section.name)
     return names
-
-
-def _issue_ids(issues: Sequence[Issue], authority: str) -> dict[str, str]:
-    ids: dict[str, str] = {}
-    taken: set[str] = set()
-    for issue in sorted(issues, key=lambda i: (i.date, i.stem)):
-        base = f"tag:{authority},{issue.date.isoformat()}:issue"
-        ident = base if base not in taken else f"{base}:{issue.stem}"
-        taken.add(ident)
-        ids[issue.stem] = ident
-    return ids
 
 
 def _issue_entry(issue: Issue, ident: str, config: Config) -> Entry:

@@ -97,8 +97,14 @@ def file_lock(path: Path, *, what: str, wait: float | None = 0.0) -> Iterator[No
     ``wait``: seconds to wait for another holder (None: forever, 0: not at all).
     Raises :class:`LockBusy` naming ``what`` when the lock stays taken.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateError(
+            f"cannot use {path.parent} for {what}: {exc.strerror or exc} (check [paths] in the config)",
+            path=path,
+        ) from None
     try:
         _acquire(fd, path, what, wait)
         try:

@@ -209,9 +209,10 @@ def _remember(
 ) -> None:
     """The snapshot for the idle fast path: what this run saw, and when time alone changes things."""
     from digest import idle
-    from digest.tracking import issue_statuses
+    from digest.tracking import issue_statuses, remember_mailed
 
     statuses = issue_statuses(config, catalog, now)
+    remember_mailed(config, statuses)
     waits = [s.wake_at.timestamp() for s in statuses if s.wake_at is not None]
     pending = report.failed or any(s.should_send for s in statuses)
     paths = {"issues": str(config.paths.issues), "state": str(config.paths.state / "issues.json")}

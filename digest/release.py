@@ -132,6 +132,15 @@ def _release(
         return False, "mailed", None
     if issue is None or not published:
         return False, "not published", None
+    if record.mailed and record.mailed != issue.key:
+        return (
+            False,
+            (
+                f"already mailed as {record.mailed}; its date is now {issue.key} "
+                f"(digest send {issue.stem} mails it again on purpose)"
+            ),
+            None,
+        )
     if record.held:
         return False, "held (digest approve to release it)", None
     approval = record.approval

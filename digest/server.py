@@ -259,7 +259,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except TokenError as exc:
             page = Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
         except DigestError as exc:
-            self.log_error("%s", exc)
+            print(f"{self._client()} {method} {urllib.parse.urlsplit(self.path).path}: {exc}", flush=True)
             page = Page(503, "暂时无法处理", "请稍后再试。")
         self._reply(page)
 

@@ -46,6 +46,7 @@ class IssueRecord:
     history: bool = False
     approval: Approval | None = None
     held: bool = False
+    mailed: str = ""  # the issue key (date) this file was mailed as
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,6 +66,7 @@ class IssueRecord:
             history=bool(data.get("history", False)),
             approval=Approval(**approval) if isinstance(approval, dict) else None,
             held=bool(data.get("held", False)),
+            mailed=str(data.get("mailed", "")),
         )
 
 

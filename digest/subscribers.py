@@ -11,7 +11,6 @@ it could not parse, in their place. Memory does not grow with the list.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -20,6 +19,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from digest.errors import SubscriberError
 from digest.fsutil import atomic_write, file_lock
@@ -50,6 +50,7 @@ HEADER = ("email", "name", "sections", "status", "since")
 STATUSES = ("active", "unsubscribed", "bounced")
 MAX_NAME = 100
 LOCK_WAIT = 30.0
+REWRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,16 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One physical line: its text as read, and the subscriber when it parsed."""
+    """One record as read (its line ending included), and the subscriber when it parsed.
+
+    ``key`` is the record's address when that much could be read, even if another
+    field is bad: such an address is on the list, if not mailable, and must not be
+    added a second time.
+    """
 
     text: str
     subscriber: Subscriber | None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,22 +202,39 @@ def scan_subscribers(
         yield row.subscriber, problem
 
 
-def address_key(address: str) -> str:
-    """The case-insensitive identity of an address as written (IDN domains in ASCII form)."""
-    local, _, domain = address.strip().rpartition("@")
-    with contextlib.suppress(UnicodeError):
-        domain = domain.encode("idna").decode("ascii")
-    return f"{local}@{domain}".lower()
+class _Lines:
+    """The file's physical lines for csv.reader, remembering the raw text of the record being read."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.taken: list[str] = []
+        self.number = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.handle)
+        self.number += 1
+        self.taken.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self.taken = "".join(self.taken), []
+        return text
 
 
 class _Scan:
-    """Iterates (row, problem) over the lines after the header; ``header`` is known once started."""
+    """Iterates (row, problem) over the records after the header, as csv reads them (a quoted
+    field may span lines); ``header`` is known once iteration has started."""
 
     def __init__(self, path: Path, known: Collection[str], keep: Callable[[str], bool] | None = None):
         self.path = path
         self.known = known
         self.keep = keep
         self.header: tuple[str, ...] = HEADER
+        self.header_text = ""
+        self.newline = "\n"
 
     def __iter__(self) -> Iterator[tuple[_Row, Problem | None]]:
         try:
@@ -227,36 +251,52 @@ class _Scan:
                 first = next(handle, None)
                 if first is None:
                     return
+                self.header_text = first
+                self.newline = "\r\n" if first.endswith("\r\n") else "\n"
                 self.header = _header(first.rstrip("\r\n"), self.path)
-                for number, raw in enumerate(handle, start=2):
-                    yield self._row(raw.rstrip("\r\n"), number, seen)
+                lines = _Lines(handle)
+                reader = csv.reader(lines, strict=True)
+                while True:
+                    start = lines.number + 2
+                    try:
+                        fields = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        yield _Row(lines.take(), None), Problem(start, f"not a CSV record: {exc}")
+                        continue
+                    yield self._row(lines.take(), fields, start, lines.number + 1, seen)
             except UnicodeDecodeError:
                 raise SubscriberError(
                     "the subscriber list is not UTF-8; save it as UTF-8", path=self.path
                 ) from None
 
-    def _row(self, text: str, number: int, seen: set[str]) -> tuple[_Row, Problem | None]:
-        if not text.strip():
+    def _row(
+        self, text: str, fields: list[str], number: int, last: int, seen: set[str]
+    ) -> tuple[_Row, Problem | None]:
+        if not any(field.strip() for field in fields):
             return _Row(text, None), None
-        try:
-            fields = next(csv.reader([text]))
-        except csv.Error as exc:
-            return _Row(text, None), Problem(number, f"not a CSV line: {exc}")
         values = dict(zip(self.header, (f.strip() for f in fields), strict=False))
         if self.keep is not None and not self.keep(values.get("email", "")):
             return _Row(text, None), None
         try:
+            key: str | None = check_email(values.get("email", "")).lower()
+        except SubscriberError:
+            key = None
+        try:
+            if last > number:
+                raise SubscriberError(f"the record runs over lines {number}-{last} (a quote left open?)")
             if len(fields) > len(self.header):
                 raise SubscriberError(f"{len(fields)} columns, but the header has {len(self.header)}")
             subscriber = _parse(values, number, self.known)
         except SubscriberError as exc:
-            return _Row(text, None), Problem(number, exc.message)
+            return _Row(text, None, key), Problem(number, exc.message)
         if subscriber.key in seen:
             return _Row(text, None), Problem(
                 number, f"{subscriber.email} is listed twice; this line is skipped"
             )
         seen.add(subscriber.key)
-        return _Row(text, subscriber), None
+        return _Row(text, subscriber, subscriber.key), None
 
 
 def _header(text: str, path: Path) -> tuple[str, ...]:
@@ -291,49 +331,70 @@ def _rewrite(
     path: Path,
     known: Collection[str],
     edit: Callable[[Subscriber], object] | None = None,
-    append: Callable[[set[str]], list[Subscriber]] | None = None,
+    append: Callable[[dict[str, int]], list[Subscriber]] | None = None,
 ) -> bool:
     """Stream the list through ``edit`` under its lock and replace it atomically; True if it changed.
 
     ``edit`` gets each subscriber and returns ``KEEP``, a changed ``Subscriber``,
-    or None to erase the line; ``append`` gets the set of addresses on the list
-    and returns subscribers to add at the end. Lines that do not parse, blank
-    lines and lines left alone are written back exactly as they were.
+    or None to erase the record; ``append`` gets every address on the list (with
+    the line it is on, negative when that line cannot be read) and returns the
+    subscribers to add at the end. Records that do not parse, blank lines and
+    records left alone are written back exactly as they were, line endings
+    included. If someone edits the file meanwhile (an editor does not take the
+    lock), the rewrite starts again from their version.
     """
     with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
-        scan = _Scan(path, known)
-        body: list[str] = []  # only the text of lines; a 100,000-line list is a few MB
-        keys: set[str] = set()
-        changed = not path.exists()
-        formatted = False  # a line written by digest uses the full header
-        for row, _ in scan:
-            subscriber = row.subscriber
-            if subscriber is None or edit is None:
-                body.append(row.text)
-                if subscriber is not None:
-                    keys.add(subscriber.key)
-                continue
-            result = edit(subscriber)
-            if result is KEEP:
-                body.append(row.text)
-                keys.add(subscriber.key)
-            elif result is None:
-                changed = True
-            else:
-                assert isinstance(result, Subscriber)
-                body.append(_format_row(_full(scan.header), result, row.text, scan.header))
-                keys.add(result.key)
-                changed = formatted = True
-        for subscriber in append(keys) if append is not None else []:
-            body.append(_format_row(_full(scan.header), subscriber, "", scan.header))
+        for _ in range(REWRITE_ATTEMPTS):
+            before = list_signature(path)
+            data = _rewritten(path, known, edit, append)
+            if data is None:
+                return False
+            if list_signature(path) != before:
+                continue  # changed under us by a hand edit: do it again on the new text
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+            atomic_write(path, data, mode=mode)
+            return True
+    raise SubscriberError("the list keeps changing while digest rewrites it; try again", path=path)
+
+
+def _rewritten(
+    path: Path,
+    known: Collection[str],
+    edit: Callable[[Subscriber], object] | None,
+    append: Callable[[dict[str, int]], list[Subscriber]] | None,
+) -> bytes | None:
+    scan = _Scan(path, known)
+    body: list[str] = []  # only the text of records; a 100,000-line list is a few MB
+    keys: dict[str, int] = {}
+    changed = formatted = False  # a record written by digest uses the full header
+    for row, problem in scan:
+        if row.key is not None and row.key not in keys:
+            keys[row.key] = (
+                -problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)
+            )
+        subscriber = row.subscriber
+        result = KEEP if subscriber is None or edit is None else edit(subscriber)
+        if result is KEEP:
+            body.append(row.text)
+        elif result is None:
+            changed = True
+        else:
+            assert isinstance(result, Subscriber)
+            body.append(_format_row(_full(scan.header), result, row.text, scan.header) + scan.newline)
             changed = formatted = True
-        if not changed:
-            return False
-        header = _full(scan.header) if formatted else scan.header
-        data = ("\n".join([",".join(header), *body]) + "\n").encode("utf-8")
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-        atomic_write(path, data, mode=mode)
-        return True
+    for subscriber in append(keys) if append is not None else []:
+        if body and not body[-1].endswith("\n"):
+            body[-1] += scan.newline
+        body.append(_format_row(_full(scan.header), subscriber, "", scan.header) + scan.newline)
+        changed = formatted = True
+    if not changed:
+        return None
+    header = scan.header_text or ",".join(HEADER) + scan.newline
+    if formatted and _full(scan.header) != scan.header:
+        original = next(csv.reader([header.rstrip("\r\n")]))
+        added = [column for column in HEADER if column not in scan.header]
+        header = _csv_line([*original, *added]) + scan.newline
+    return (header + "".join(body)).encode("utf-8")
 
 
 def _full(header: tuple[str, ...]) -> tuple[str, ...]:
@@ -341,11 +402,18 @@ def _full(header: tuple[str, ...]) -> tuple[str, ...]:
     return header + tuple(column for column in HEADER if column not in header)
 
 
+def _csv_line(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
 def _format_row(
     header: tuple[str, ...], subscriber: Subscriber, original: str, original_header: tuple[str, ...]
 ) -> str:
-    """One CSV line for ``subscriber``, keeping the values of columns digest does not know."""
-    values = dict(zip(original_header, next(csv.reader([original])) if original else [], strict=False))
+    """One CSV record for ``subscriber``, keeping the values of columns digest does not know."""
+    old = next(csv.reader([original.rstrip("\r\n")])) if original.strip() else []
+    values = dict(zip(original_header, old, strict=False))
     values.update(
         email=subscriber.email,
         name=subscriber.name,
@@ -353,9 +421,7 @@ def _format_row(
         status=subscriber.status,
         since=subscriber.since,
     )
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([values.get(column, "") for column in header])
-    return buffer.getvalue()
+    return _csv_line([values.get(column, "") for column in header])
 
 
 def list_signature(path: Path) -> tuple[int, int, int] | None:
@@ -387,19 +453,34 @@ def add_subscriber(
     sections: frozenset[str] = frozenset(),
     today: dt.date,
 ) -> Subscriber:
-    """Add an address, or re-activate one that left; an active address is an error."""
+    """Add an address, or re-activate one that left (keeping its name and sections unless new ones are given).
+
+    An address already active is an error, and so is one whose line cannot be read:
+    that line must be fixed first, not shadowed by a second one.
+    """
     address = check_email(email)
     new = Subscriber(address, _check_name(name), frozenset(sections), "active", today.isoformat())
+    result = [new]
 
     def edit(subscriber: Subscriber) -> object:
         if subscriber.key != new.key:
             return KEEP
         if subscriber.active:
             raise SubscriberError(f"{address} is already subscribed", path=path, line=subscriber.line)
-        return new
+        name, chosen = new.name or subscriber.name, new.sections or subscriber.sections
+        result[0] = replace(subscriber, status="active", since=new.since, name=name, sections=chosen)
+        return result[0]
 
-    _rewrite(path, known, edit, lambda keys: [] if new.key in keys else [new])
-    return new
+    def append(keys: dict[str, int]) -> list[Subscriber]:
+        line = keys.get(new.key)
+        if line is not None and line < 0:
+            raise SubscriberError(
+                f"{address} is on a line that cannot be read; fix it first", path=path, line=-line
+            )
+        return [] if line is not None else [new]
+
+    _rewrite(path, known, edit, append)
+    return result[0]
 
 
 def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]) -> list[Subscriber]:
@@ -481,13 +562,13 @@ def import_subscribers(path: Path, known: Collection[str], source: Path, *, toda
     added: list[str] = []
     present: list[str] = []
 
-    def append(keys: set[str]) -> list[Subscriber]:
+    def append(keys: dict[str, int]) -> list[Subscriber]:
         new = []
         for subscriber in incoming.subscribers:
-            if subscriber.key in keys:
+            if subscriber.key in keys:  # on the list, even on a line that needs fixing
                 present.append(subscriber.email)
                 continue
-            keys.add(subscriber.key)
+            keys[subscriber.key] = 0
             new.append(replace(subscriber, since=subscriber.since or today.isoformat()))
             added.append(subscriber.email)
         return new

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ def load_secret(state_dir: Path) -> bytes:
     if env is not None:
         if len(env.strip()) < MIN_SECRET:
             raise TokenError(f"{SECRET_ENV} is too short: use at least {MIN_SECRET} random characters")
+        if re.search(r"change.?me", env, re.I):  # the placeholder in cron/ and the docs
+            raise TokenError(
+                f"{SECRET_ENV} is still a placeholder: set it to the output of "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return env.strip().encode("utf-8")
     path = state_dir / SECRET_FILE
     if not path.exists():

@@ -23,7 +23,7 @@ from digest.pipeline import Catalog, load_issue, now_in
 from digest.release import IssueStatus, decide, is_history
 from digest.state import Approval, IssueRecord, RunState, load_state, locked_state
 
-__all__ = ["approve", "issue_statuses", "scan_issues"]
+__all__ = ["approve", "issue_statuses", "remember_mailed", "scan_issues"]
 
 
 def scan_issues(config: Config, now: dt.datetime) -> tuple[set[str], str]:
@@ -127,3 +127,19 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
         return f"{stem}: held; it will not be mailed until approved again"
     when = "on the next digest run" if issue.date <= now.date() else f"on {issue.date}"
     return f"{stem}: approved{' (despite lint errors)' if force else ''}; it will be mailed {when}"
+
+
+def remember_mailed(config: Config, statuses: list[IssueStatus]) -> None:
+    """Note in each file's record the date it was mailed as, so a later date fix is not news."""
+    finished = {s.stem: s.issue.key for s in statuses if s.issue is not None and s.ledger.finished}
+    if not any(s.record.mailed != finished.get(s.stem, s.record.mailed) for s in statuses):
+        return
+    with locked_state(config.paths.state) as box:
+        state = box[0]
+        if state is None:
+            return
+        for stem, key in finished.items():
+            record = state.issues.get(stem)
+            if record is not None and record.mailed != key:
+                state = state.with_record(stem, replace(record, mailed=key))
+        box[0] = state

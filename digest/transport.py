@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import ssl
 import time
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+_POLICY = re.compile(r"^\s*5\.7\.\d+")  # RFC 3463 enhanced status: security or policy
 
 
 class SendFailure(Exception):
@@ -233,6 +235,10 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 def _reply_failure(code: int, message: str) -> SendFailure:
+    if 500 <= code < 600 and _POLICY.match(message):
+        # 5.7.x: relaying denied, authentication required, sender or content refused. The
+        # same answer would come for every recipient: stop, do not mark anyone failed.
+        return SendFailure("fatal", code, f"the server refuses the message as policy ({code} {message})")
     if 500 <= code < 600:
         return SendFailure("permanent", code, message)
     return SendFailure("temporary", code, message, reconnect=code == 421)

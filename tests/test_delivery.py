@@ -273,3 +273,66 @@ def test_rate_limiter_spaces_messages(monkeypatch):
     asyncio.run(run())
     assert waits == [0.25, 0.5, 0.75]
     assert RateLimiter(0).interval == 0
+
+
+def test_a_relay_that_refuses_everyone_stops_the_send_and_marks_nobody(site, smtp):
+    issue = prepare(site, smtp.port, extra="bounce_after = 1\nmax_errors = 3\n")
+    smtp.faults.reject = {f"user{n}@example.com" for n in range(10)}
+    with pytest.raises(DeliveryError, match="refused the first 3 recipients permanently"):
+        send(site, issue)
+    assert read_ledger(site.config.paths.state, "2026-11-01").outcomes == {}
+    assert all(s.active for s in read_subscribers(site.root / "subscribers.csv", KNOWN).subscribers)
+    smtp.faults.reject = set()
+    assert send(site, issue).sent == 10  # once fixed, everyone gets it
+
+
+def test_policy_refusals_stop_the_send_at_once(site, smtp):
+    issue = prepare(site, smtp.port, extra="bounce_after = 1\n")
+    original = smtp.handle_RCPT
+
+    async def relay_denied(server, session, envelope, address, rcpt_options):
+        return "554 5.7.1 Relay access denied"
+
+    smtp.handle_RCPT = relay_denied
+    with pytest.raises(
+        DeliveryError, match=r"refuses the message as policy \(554 5\.7\.1 Relay access denied\)"
+    ):
+        send(site, issue)
+    assert read_ledger(site.config.paths.state, "2026-11-01").outcomes == {}
+    smtp.handle_RCPT = original
+    assert send(site, issue).sent == 10
+
+
+def test_refusals_after_a_success_are_ordinary_failures(site, smtp):
+    issue = prepare(site, smtp.port, extra="concurrency = 1\nmax_errors = 2\n")
+    smtp.faults.reject = {f"user{n}@example.com" for n in range(1, 10)}  # all but the first
+    report = send(site, issue)
+    assert (report.sent, report.failed) == (1, 9)
+
+
+def test_unsubscribing_during_retries_stops_the_retries(site, smtp):
+    issue = prepare(site, smtp.port, extra="concurrency = 1\nmax_attempts = 5\n")
+    replies = ["451 4.3.0 try later"]
+    original = smtp.handle_DATA
+
+    async def unsubscribe_while_refusing(server, session, envelope):
+        if "user0@example.com" in envelope.rcpt_tos and replies:
+            replies.pop()
+            set_status(site.root / "subscribers.csv", KNOWN, "user0@example.com", "unsubscribed")
+            return "451 4.3.0 try later"
+        return await original(server, session, envelope)
+
+    smtp.handle_DATA = unsubscribe_while_refusing
+    report = send(site, issue)
+    assert "user0@example.com" not in smtp.per_recipient()
+    assert report.unsubscribed_during == 1 and report.sent == 9
+
+
+def test_two_spellings_of_one_address_in_a_split_send_are_mailed_once(site, smtp):
+    rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
+    rows += [("d@straße.de", "", "", "active", ""), ("D@Straße.DE", "", "", "active", "")]
+    issue = prepare(site, smtp.port, extra="processes = 2\n", subscribers=rows)
+    report = send(site, issue)
+    assert report.processes == 2
+    assert report.sent == 201
+    assert sum(n for to, n in smtp.per_recipient().items() if "stra" in to) == 1

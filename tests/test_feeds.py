@@ -295,3 +295,16 @@ def test_relative_item_links_are_absolute_in_section_feeds(site):
     for name in ("papers.atom.xml", "papers.rss.xml"):
         entry = feedparser.parse((site.config.paths.feeds / name).read_bytes()).entries[0]
         assert entry.link == "https://news.example.org/papers/one.html"
+
+
+def test_two_files_with_one_date_give_one_issue_in_the_feeds(site):
+    text = "# 简报 (2026-11-20)：{}\n## 论文\n- [a | b](https://a.org)\n摘要：x。\n"
+    site.write_issue("2026-11-20.md", text.format("甲"))
+    site.write_issue("2026-11-20-copy.md", text.format("乙"))
+    build_feeds_now(site.config, NOW)
+    for name in ("atom.xml", "rss.xml", "papers.atom.xml", "papers.rss.xml"):
+        parsed = feedparser.parse((site.config.paths.feeds / name).read_bytes())
+        entry_ids = [e.id for e in parsed.entries]
+        assert len(entry_ids) == len(set(entry_ids)) == 1, name
+    whole = feedparser.parse((site.config.paths.feeds / "atom.xml").read_bytes())
+    assert whole.entries[0].title == "简报 (2026-11-20)：乙"  # newest first, then by file name: stable

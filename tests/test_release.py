@@ -353,3 +353,14 @@ def test_a_missing_subscriber_list_sends_nothing_and_finishes_nothing(site):
     configure(site, since="2026-01-01")  # the list is back
     run_once(site.config, NOW)
     assert delivered(site) == EVERYONE
+
+
+def test_correcting_the_date_of_a_mailed_issue_does_not_mail_it_again(site):
+    configure(site, since="2026-01-01")
+    path = write(site, "2026-11-20")
+    run_once(site.config, NOW)
+    assert delivered(site) == EVERYONE
+    path.write_text(ISSUE.format(date="2026-11-19", headline="新一期"), encoding="utf-8")
+    report = run_once(site.config, NOW + dt.timedelta(hours=1))
+    assert delivered(site) == EVERYONE
+    assert any("already mailed as 2026-11-20; its date is now 2026-11-19" in line for line in report.lines)

@@ -236,3 +236,21 @@ def test_one_click_from_a_delivered_message_and_during_a_send(site, smtp):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_trickling_client_is_cut_off_at_the_deadline(site):
+    import socket
+
+    class Strict(SubscriptionServer):
+        request_deadline = 0.5
+
+    site.write_config(SERVE_CONFIG)
+    instance = Strict(site.config, port=0)
+    instance.start()
+    try:
+        with socket.create_connection(instance.server_address, timeout=10) as client:
+            client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
+            assert client.recv(100) == b""  # the server hung up on it
+    finally:
+        instance.shutdown()
+        instance.server_close()

@@ -225,8 +225,95 @@ def test_importing_a_missing_file_is_an_error(tmp_path):
 
 
 def test_a_send_split_in_shards_reads_the_email_column_wherever_it_is(tmp_path):
-    from digest.subscribers import address_key, iter_subscribers
+    from digest.subscribers import iter_subscribers
 
     path = write(tmp_path, "name,email\n甲,a@example.com\n乙,b@example.com\n丙,C@Example.com\n")
-    seen = [s.email for s in iter_subscribers(path, KNOWN, keep=lambda a: address_key(a) != "b@example.com")]
+    seen = [s.email for s in iter_subscribers(path, KNOWN, keep=lambda a: a.lower() != "b@example.com")]
     assert seen == ["a@example.com", "C@example.com"]
+
+
+def test_a_quoted_field_spanning_lines_is_one_bad_record_and_nobody_is_mailed_by_mistake(tmp_path):
+    path = write(
+        tmp_path,
+        "email,name,sections,status,since\n"
+        'han@example.com,"Han\nMeimei",,unsubscribed,2026-09-03\n'
+        "ok@example.com,,,active,\n",
+    )
+    listing = read_subscribers(path, KNOWN)
+    assert [s.email for s in listing.subscribers] == ["ok@example.com"]
+    assert [p.line for p in listing.problems] == [2]
+    assert "lines 2-3" in listing.problems[0].message
+    set_status(path, KNOWN, "ok@example.com", "bounced")  # a rewrite keeps the record whole
+    assert 'han@example.com,"Han\nMeimei",,unsubscribed,2026-09-03\n' in path.read_text(encoding="utf-8")
+
+
+def test_header_spelling_and_crlf_line_endings_are_kept(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    path.write_bytes(
+        b'Email,Name,Sections,Status,Since,"notes, misc",Tag\r\n'
+        b'a@example.com,A,,active,2026-01-01,"vip, paid",x\r\nb@example.com,B,,active,,,\r\n'
+    )
+    remove_subscriber(path, KNOWN, "a@example.com")
+    remove_subscriber(path, KNOWN, "a@example.com")
+    assert path.read_bytes() == (
+        b'Email,Name,Sections,Status,Since,"notes, misc",Tag\r\n'
+        b'a@example.com,A,,unsubscribed,2026-01-01,"vip, paid",x\r\nb@example.com,B,,active,,,\r\n'
+    )
+
+
+def test_an_address_on_an_unreadable_line_is_not_added_again(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\nli@example.com,Li,paper,unsubscribed,\n")
+    with pytest.raises(SubscriberError, match="line that cannot be read") as caught:
+        add_subscriber(path, KNOWN, "LI@example.com", today=TODAY)
+    assert caught.value.line == 2
+    source = tmp_path / "import.csv"
+    source.write_text("email\nli@example.com\n", encoding="utf-8")
+    assert import_subscribers(path, KNOWN, source, today=TODAY).present == ("li@example.com",)
+    assert path.read_text(encoding="utf-8").count("li@example.com") == 1
+
+
+def test_resubscribing_keeps_name_and_sections_unless_new_ones_are_given(tmp_path):
+    path = write(
+        tmp_path,
+        "email,name,sections,status,since\nchen@example.org,Chen Jie,papers,unsubscribed,2025-01-01\n",
+    )
+    again = add_subscriber(path, KNOWN, "chen@example.org", today=TODAY)
+    assert (again.name, again.sections, again.status, again.since) == (
+        "Chen Jie",
+        {"papers"},
+        "active",
+        "2026-11-22",
+    )
+    remove_subscriber(path, KNOWN, "chen@example.org")
+    again = add_subscriber(
+        path, KNOWN, "chen@example.org", name="陈杰", sections=frozenset({"blogs"}), today=TODAY
+    )
+    assert (again.name, again.sections) == ("陈杰", {"blogs"})
+
+
+def test_removing_from_a_missing_list_creates_nothing(tmp_path):
+    with pytest.raises(SubscriberError, match="not on the list"):
+        remove_subscriber(tmp_path / "none.csv", KNOWN, "a@example.com")
+    assert not (tmp_path / "none.csv").exists()
+
+
+def test_a_hand_edit_made_during_a_rewrite_is_not_lost(tmp_path, monkeypatch):
+    import digest.subscribers as subscribers
+
+    path = write(tmp_path, "email,name,sections,status,since\na@example.com,,,active,\n")
+    real = subscribers._rewritten
+    calls = []
+
+    def editor_saves_meanwhile(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if not calls:  # the editor saves the file after digest read it, before digest renames
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write("hand@example.com,手写,,active,\n")
+        calls.append(1)
+        return result
+
+    monkeypatch.setattr(subscribers, "_rewritten", editor_saves_meanwhile)
+    add_subscriber(path, KNOWN, "new@example.com", today=TODAY)
+    emails = [s.email for s in read_subscribers(path, KNOWN).subscribers]
+    assert emails == ["a@example.com", "hand@example.com", "new@example.com"]
+    assert len(calls) == 2

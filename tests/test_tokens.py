@@ -53,3 +53,9 @@ def test_a_short_environment_secret_is_refused(tmp_path, monkeypatch, value):
 def test_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGEST_SECRET", "an-environment-secret-of-some-length")
     assert load_secret(tmp_path) == b"an-environment-secret-of-some-length"
+
+
+def test_the_placeholder_from_the_docs_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGEST_SECRET", "change-me-to-a-long-random-string")
+    with pytest.raises(TokenError, match="placeholder"):
+        load_secret(tmp_path)
