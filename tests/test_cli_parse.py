@@ -121,3 +121,15 @@ def test_bad_arguments_are_one_clear_line(run_env, tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr
     by_name = run(["preview", "2026-11-01.md"], run_env, cwd=tmp_path)
     assert by_name.returncode == 0, by_name.stderr
+
+
+def test_a_missing_list_and_a_state_path_that_is_a_file_are_clear_errors(run_env, tmp_path):
+    (tmp_path / "issues").mkdir()
+    (tmp_path / "state").write_text("not a directory", encoding="utf-8")
+    (tmp_path / "digest.toml").write_text('[paths]\nissues = "issues"\nstate = "state"\n', encoding="utf-8")
+    listed = run(["subscribers", "list"], run_env, cwd=tmp_path)
+    assert listed.returncode == 1 and "there is no subscriber list here yet" in listed.stderr
+    ran = run(["run"], run_env, cwd=tmp_path)
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr + ran.stdout
+    assert "check [paths] in the config" in ran.stdout + ran.stderr
