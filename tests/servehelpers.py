@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,3 +37,19 @@ def token(site, email, purpose, **extra):
 def status_of(site, email):
     found = read_subscribers(site.root / "subscribers.csv", KNOWN).find(email)
     return found.status if found else None
+
+
+@contextlib.contextmanager
+def serving(config, server_class=None, **limits):
+    """A subscription server for the block, on 127.0.0.1 with an ephemeral port; ``limits`` override
+    class attributes such as ``max_connections`` or ``request_deadline``."""
+    from digest.server import SubscriptionServer
+
+    cls = type("TestServer", (server_class or SubscriptionServer,), limits) if limits else SubscriptionServer
+    instance = cls(config, port=0)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.shutdown()
+        instance.server_close()

@@ -18,7 +18,7 @@ from digest.pipeline import load_issue
 from digest.server import SubscriptionServer
 from digest.subscribers import read_subscribers
 from digest.tokens import TokenPayload, make_token
-from servehelpers import KNOWN, one_click, request, status_of, token
+from servehelpers import KNOWN, one_click, request, serving, status_of, token
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
@@ -125,9 +125,7 @@ def test_responses_never_reveal_whether_an_address_is_on_the_list(site, server):
 def test_rate_limit_uses_the_proxy_address_only_when_trusted(site):
     site.write_config(SERVE_CONFIG + "trust_proxy = true\n")
     write_subscribers(site.root / "subscribers.csv", [])
-    instance = SubscriptionServer(site.config, port=0)
-    instance.start()
-    try:
+    with serving(site.config) as instance:
 
         def from_client(ip, n):
             req = urllib.request.Request(
@@ -141,30 +139,21 @@ def test_rate_limit_uses_the_proxy_address_only_when_trusted(site):
 
         assert [from_client("198.51.100.1", n) for n in range(4)] == [202, 202, 202, 429]
         assert from_client("198.51.100.2", 9) == 202  # another reader behind the same proxy
-    finally:
-        instance.shutdown()
-        instance.server_close()
 
 
 def test_idle_connections_cannot_exhaust_the_server(site):
     import socket
 
-    class Tiny(SubscriptionServer):
-        max_connections = 2
-
     site.write_config(SERVE_CONFIG)
-    instance = Tiny(site.config, port=0)
-    instance.start()
-    idle = [socket.create_connection(instance.server_address) for _ in range(2)]
-    try:
-        with socket.create_connection(instance.server_address) as third:
-            third.sendall(b"GET /subscribe HTTP/1.0\r\n\r\n")
-            assert third.recv(100).startswith(b"HTTP/1.1 503")
-    finally:
-        for sock in idle:
-            sock.close()
-        instance.shutdown()
-        instance.server_close()
+    with serving(site.config, max_connections=2) as instance:
+        idle = [socket.create_connection(instance.server_address) for _ in range(2)]
+        try:
+            with socket.create_connection(instance.server_address) as third:
+                third.sendall(b"GET /subscribe HTTP/1.0\r\n\r\n")
+                assert third.recv(100).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_no_second_confirmation_mail_within_the_window(site, server):
@@ -241,16 +230,10 @@ def test_one_click_from_a_delivered_message_and_during_a_send(site, smtp):
 def test_a_trickling_client_is_cut_off_at_the_deadline(site):
     import socket
 
-    class Strict(SubscriptionServer):
-        request_deadline = 0.5
-
     site.write_config(SERVE_CONFIG)
-    instance = Strict(site.config, port=0)
-    instance.start()
-    try:
-        with socket.create_connection(instance.server_address, timeout=10) as client:
-            client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
-            assert client.recv(100) == b""  # the server hung up on it
-    finally:
-        instance.shutdown()
-        instance.server_close()
+    with (
+        serving(site.config, request_deadline=0.5) as instance,
+        socket.create_connection(instance.server_address, timeout=10) as client,
+    ):
+        client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
+        assert client.recv(100) == b""  # the server hung up on it
