@@ -99,7 +99,6 @@ class RunReport:
 
     lines: list[str]
     failed: bool = False
-    busy: bool = False
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -123,7 +122,6 @@ def run_once(config: Config, now: dt.datetime | None = None) -> RunReport:
         with file_lock(config.paths.state / "run.lock", what="digest run", wait=0):
             _run_locked(config, now, report)
     except LockBusy:
-        report.busy = True
         report.say("another digest run is in progress; this one exits (nothing done)")
     except DigestError as exc:
         report.failed = True
@@ -136,7 +134,7 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     from digest.errors import DigestError
     from digest.feeds import build_feeds, describe
     from digest.preview import write_preview
-    from digest.release import published_issues
+    from digest.release import published_issues, same_date_conflicts
     from digest.tracking import issue_statuses, scan_issues
 
     state_file = config.paths.state / "issues.json"
@@ -157,7 +155,7 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
                 report.say(f"preview {status.stem}: {exc.message}")
                 continue
             report.say(f"preview {status.stem}: {preview.directory} ({preview.html_bytes / 1024:.0f} KB)")
-    twins = _same_date(statuses)
+    twins = same_date_conflicts(statuses)
     for status in statuses:
         if status.should_send and status.stem in twins:
             report.say(f"{status.stem}: not mailed: {twins[status.stem]}")
@@ -168,23 +166,6 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     _remember(config, catalog, now, inputs, report)
     if not report.lines:
         report.say("nothing to do")
-
-
-def _same_date(statuses: list[IssueStatus]) -> dict[str, str]:
-    """Files that claim the same issue date (a copy, a rename): none of them is mailed automatically."""
-    by_key: dict[str, list[str]] = {}
-    for status in statuses:
-        if status.issue is not None and not status.issue.draft:
-            by_key.setdefault(status.issue.key, []).append(status.stem)
-    twins = {}
-    for key, stems in by_key.items():
-        if len(stems) > 1:
-            for stem in stems:
-                others = ", ".join(s for s in stems if s != stem)
-                twins[stem] = (
-                    f"{others} is dated {key} too: keep one file per issue (digest send mails one on purpose)"
-                )
-    return twins
 
 
 def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "is_published",
     "publish_time",
     "published_issues",
+    "same_date_conflicts",
 ]
 
 
@@ -163,3 +164,20 @@ def _release(
     if now < settled:
         return False, f"settling until {settled.astimezone(now.tzinfo):%Y-%m-%d %H:%M}", settled
     return True, "settled", None
+
+
+def same_date_conflicts(statuses: list[IssueStatus]) -> dict[str, str]:
+    """Files that claim the same issue date (a copy, a rename): none of them is mailed automatically."""
+    by_key: dict[str, list[str]] = {}
+    for status in statuses:
+        if status.issue is not None and not status.issue.draft:
+            by_key.setdefault(status.issue.key, []).append(status.stem)
+    twins = {}
+    for key, stems in by_key.items():
+        if len(stems) > 1:
+            for stem in stems:
+                others = ", ".join(s for s in stems if s != stem)
+                twins[stem] = (
+                    f"{others} is dated {key} too: keep one file per issue (digest send mails one on purpose)"
+                )
+    return twins
