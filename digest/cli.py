@@ -118,7 +118,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from digest.pipeline import load_issue, now_in
+    from digest.catalog import load_issue, now_in
     from digest.preview import PreviewServer, write_preview
 
     config = _config(args)
@@ -161,10 +161,9 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from digest import subscribers as subs
-    from digest.pipeline import known_sections
 
     config = _config(args)
-    path, known = config.paths.subscribers, known_sections(config)
+    path, known = config.paths.subscribers, config.feeds.slugs
     today = dt.datetime.now(config.site.timezone).date()
     action = args.action
     if action == "add":

@@ -80,6 +80,19 @@ class FeedsConfig:
     tag_authority: str = ""
     stylesheet: bool = True
 
+    @property
+    def slugs(self) -> frozenset[str]:
+        """The section slugs a feed (and a subscriber's choice) may name."""
+        return frozenset(self.sections.values())
+
+    @property
+    def section_names(self) -> dict[str, str]:
+        """slug -> the section's name; when two names share a slug, the first one listed."""
+        names: dict[str, str] = {}
+        for name, slug in self.sections.items():
+            names.setdefault(slug, name)
+        return names
+
 
 @dataclass(frozen=True)
 class DkimConfig:
@@ -147,10 +160,6 @@ class Config:
     @property
     def root(self) -> Path:
         return self.path.parent
-
-    def section_slug(self, name: str) -> str | None:
-        """The configured slug of a section name, or None when the name is not in the table."""
-        return self.feeds.sections.get(name)
 
 
 def _table_types() -> dict[str, type]:

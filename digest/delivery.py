@@ -39,7 +39,8 @@ from digest.errors import DeliveryError, DigestError, ReleaseError, SubscriberEr
 from digest.feeds import feeds_base_url, permalink
 from digest.ledger import LedgerWriter, Outcome, ledger_path, ledger_stems, read_ledger, send_lock
 from digest.message import MessageFactory, Outgoing
-from digest.model import Issue, Severity
+from digest.model import Issue
+from digest.release import refusal
 from digest.render import DigestRenderer
 from digest.subscribers import (
     Subscriber,
@@ -117,23 +118,10 @@ class RateLimiter:
 
 
 def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:
-    """Refuse to mail what is not ready: a draft, a future issue, fatal findings; errors unless forced."""
-    if issue.has(Severity.FATAL):
-        raise ReleaseError(
-            "not an issue yet (fatal lint findings): it can be neither fed nor mailed", path=issue.path
-        )
-    if issue.draft:
-        raise ReleaseError("is a draft (front matter draft/published); publish it first", path=issue.path)
-    if issue.date > now.astimezone(issue.published.tzinfo).date() and not force:
-        raise ReleaseError(f"is dated {issue.date}, in the future; wait, or use --force", path=issue.path)
-    errors = [f for f in issue.findings if f.severity is Severity.ERROR]
-    if errors and not force:
-        first = errors[0]
-        raise ReleaseError(
-            f"has {len(errors)} lint error(s), e.g. line {first.line}: {first.message}; "
-            "fix them, or mail anyway with --force",
-            path=issue.path,
-        )
+    """Refuse to mail what is not ready: a draft, fatal findings; a future date or errors unless forced."""
+    problem = refusal(issue, now, force=force, action="mail")
+    if problem:
+        raise ReleaseError(problem, path=issue.path)
 
 
 class _Recipients:
@@ -436,7 +424,7 @@ def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) ->
     """Send one shard to the end (or until stopped); the stop reason, if any."""
     config = job.config
     recipients = _Recipients(
-        config.paths.subscribers, set(config.feeds.sections.values()), set(job.done), job.shard, job.shards
+        config.paths.subscribers, config.feeds.slugs, set(job.done), job.shard, job.shards
     )
     with LedgerWriter(ledger_path(config.paths.state, job.issue.key, job.shard)) as ledger:
         sender = _Sender(job, ledger, shared, progress)
@@ -507,7 +495,7 @@ def send_issue(
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.start_round(round_, now)
         done = frozenset() if round_ != summary.round else frozenset(summary.done())
-        recipients = _Recipients(config.paths.subscribers, set(config.feeds.sections.values()), set(done))
+        recipients = _Recipients(config.paths.subscribers, config.feeds.slugs, set(done))
         total, problems = recipients.survey()
         shards = _process_count(config, total)
         report = SendReport(
@@ -579,7 +567,7 @@ def mark_bounces(config: Config, stem: str) -> list[str]:
         for to, outcome in read_ledger(state, other).outcomes.items():
             if to in history:
                 history[to].append(outcome)
-    known = set(config.feeds.sections.values())
+    known = config.feeds.slugs
     since = {
         s.key: s.since
         for s in iter_subscribers(config.paths.subscribers, known)

@@ -195,7 +195,7 @@ def _one_per_date(issues: Sequence[Issue]) -> list[Issue]:
 
 def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
     """slug -> section name, for the configured sections and every section in the issues."""
-    names = {slug: name for name, slug in config.feeds.sections.items()}
+    names = config.feeds.section_names
     for issue in issues:
         for section in issue.sections:
             names.setdefault(section.slug, section.name)

@@ -7,24 +7,26 @@ guard: a ``fatal`` file is not an issue yet (neither fed nor mailed); an
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
 from digest.model import Finding, Issue, Severity
-from digest.parse import ParseOptions, UndatedIssue, read_issue
+from digest.parse import ParseOptions, UndatedIssue, parse_issue, read_source
 
 __all__ = ["LintReport", "count_by_severity", "lint_file", "lint_files"]
 
 
 @dataclass(frozen=True)
 class LintReport:
-    """The findings of one file, and the parsed issue when it is one."""
+    """The findings of one file, the parsed issue when it is one, and the hash of the bytes read."""
 
     path: Path
     findings: tuple[Finding, ...]
     issue: Issue | None
+    sha256: str = ""  # empty when the file could not be read
 
     @property
     def blocking(self) -> bool:
@@ -36,17 +38,26 @@ class LintReport:
 
 
 def lint_file(path: Path, options: ParseOptions) -> LintReport:
-    """Parse one file and collect its findings; an unreadable file is one fatal finding."""
+    """Read and parse one file and collect its findings; an unreadable file is one fatal finding.
+
+    The file is read once: the hash and the issue describe the same bytes, so an
+    approval is for exactly the version that was checked.
+    """
     try:
-        issue = read_issue(path, options)
-    except UndatedIssue as exc:
-        return LintReport(path, exc.findings, None)
+        data = read_source(path)
     except ParseError as exc:
         return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None)
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        issue = parse_issue(data, path, options)
+    except UndatedIssue as exc:
+        return LintReport(path, exc.findings, None, sha256)
+    except ParseError as exc:
+        return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None, sha256)
     except Exception as exc:  # one odd file must never stop the whole newsletter
         message = f"could not be parsed ({exc.__class__.__name__}: {exc}); please report this file"
-        return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None)
-    return LintReport(path, issue.findings, issue)
+        return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None, sha256)
+    return LintReport(path, issue.findings, issue, sha256)
 
 
 def lint_files(paths: Iterable[Path], options: ParseOptions) -> list[LintReport]:

@@ -143,11 +143,5 @@ class Issue:
     def items(self) -> tuple[Item, ...]:
         return tuple(item for section in self.sections for item in section.items)
 
-    def worst(self) -> Severity | None:
-        """The most severe finding, or None when lint is clean."""
-        if not self.findings:
-            return None
-        return min((f.severity for f in self.findings), key=lambda s: s.rank)
-
     def has(self, severity: Severity) -> bool:
         return any(f.severity == severity for f in self.findings)

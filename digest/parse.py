@@ -45,6 +45,7 @@ __all__ = [
     "derive_slug",
     "parse_issue",
     "read_issue",
+    "read_source",
 ]
 
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
@@ -98,15 +99,19 @@ class UndatedIssue(ParseError):
         super().__init__(first.message, path=path, line=first.line or None)
 
 
-def read_issue(path: Path, options: ParseOptions | None = None) -> Issue:
-    """Read and parse one file; OS errors become :class:`ParseError` naming the file."""
+def read_source(path: Path) -> bytes:
+    """The bytes of an issue file; OS errors become :class:`ParseError` naming the file."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except IsADirectoryError:
         raise ParseError("is a directory, not an issue file", path=path) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    return parse_issue(data, path, options or ParseOptions())
+
+
+def read_issue(path: Path, options: ParseOptions | None = None) -> Issue:
+    """Read and parse one file."""
+    return parse_issue(read_source(path), path, options or ParseOptions())
 
 
 def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = None) -> Issue:

@@ -8,54 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest.catalog import Catalog, load_catalog, load_issue, now_in
 from digest.config import Config
-from digest.discover import issue_paths
-from digest.lint import LintReport, lint_file
-from digest.model import Issue
-from digest.parse import ParseOptions
+from digest.state import state_path
 
 if TYPE_CHECKING:
     from digest.delivery import SendReport
     from digest.feeds import FeedBuild
     from digest.release import IssueStatus
 
-__all__ = [
-    "Catalog",
-    "RunReport",
-    "build_feeds_now",
-    "known_sections",
-    "load_catalog",
-    "load_issue",
-    "now_in",
-    "run_once",
-    "send",
-]
-
-
-def now_in(config: Config) -> dt.datetime:
-    """The current time in the site's timezone, to the second."""
-    return dt.datetime.now(config.site.timezone).replace(microsecond=0)
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Every file in ``[paths] issues``: its lint report, and the issue when it parsed."""
-
-    reports: tuple[LintReport, ...]
-
-    @property
-    def issues(self) -> list[Issue]:
-        return [report.issue for report in self.reports if report.issue is not None]
-
-
-def load_catalog(config: Config, paths: list[Path] | None = None) -> Catalog:
-    """Parse every issue file (or the given ones) and keep each file's findings."""
-    options = ParseOptions.from_config(config)
-    files = issue_paths(config.paths.issues) if paths is None else paths
-    return Catalog(tuple(lint_file(path, options) for path in files))
+__all__ = ["RunReport", "build_feeds_now", "run_once", "send"]
 
 
 def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild:
@@ -65,19 +29,6 @@ def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild
 
     now = now or now_in(config)
     return build_feeds(published_issues(load_catalog(config).issues, now), config, now)
-
-
-def load_issue(config: Config, ref: str) -> Issue:
-    """One issue by stem or path; a file that is not an issue yet is a clear error."""
-    from digest.discover import resolve_issue
-    from digest.parse import read_issue
-
-    return read_issue(resolve_issue(config.paths.issues, ref), ParseOptions.from_config(config))
-
-
-def known_sections(config: Config) -> set[str]:
-    """The section slugs a subscriber may choose."""
-    return set(config.feeds.sections.values())
 
 
 def send(
@@ -134,15 +85,14 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     from digest.errors import DigestError
     from digest.feeds import build_feeds, describe
     from digest.preview import write_preview
-    from digest.release import published_issues, same_date_conflicts
+    from digest.release import published_issues
     from digest.tracking import issue_statuses, scan_issues
 
-    state_file = config.paths.state / "issues.json"
-    inputs = idle.stat_inputs(str(config.path), str(config.paths.issues), str(state_file))
-    changed, state_note = scan_issues(config, now)
+    inputs = idle.stat_inputs(str(config.path), str(config.paths.issues), str(state_path(config.paths.state)))
+    catalog = load_catalog(config)
+    changed, state_note = scan_issues(config, catalog, now)
     if state_note:
         report.say(f"state: {state_note}")
-    catalog = load_catalog(config)
     statuses = issue_statuses(config, catalog, now)
     build = build_feeds(published_issues(catalog.issues, now), config, now)
     if build.written:
@@ -155,11 +105,8 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
                 report.say(f"preview {status.stem}: {exc.message}")
                 continue
             report.say(f"preview {status.stem}: {preview.directory} ({preview.html_bytes / 1024:.0f} KB)")
-    twins = same_date_conflicts(statuses)
     for status in statuses:
-        if status.should_send and status.stem in twins:
-            report.say(f"{status.stem}: not mailed: {twins[status.stem]}")
-        elif status.should_send:
+        if status.should_send:
             _send_released(config, status, now, report)
         elif status.stem in changed and not status.record.history and not status.ledger.finished:
             report.say(f"{status.stem}: not mailed: {status.release}")
@@ -196,5 +143,5 @@ def _remember(
     remember_mailed(config, statuses)
     waits = [s.wake_at.timestamp() for s in statuses if s.wake_at is not None]
     pending = report.failed or any(s.should_send for s in statuses)
-    paths = {"issues": str(config.paths.issues), "state": str(config.paths.state / "issues.json")}
+    paths = {"issues": str(config.paths.issues), "state": str(state_path(config.paths.state))}
     idle.write_snapshot(str(config.path), paths, inputs, min(waits) if waits else None, pending)

@@ -22,7 +22,7 @@ from digest.lint import count_by_severity
 from digest.localhttp import LocalServer
 from digest.message import MessageFactory
 from digest.model import Issue
-from digest.release import is_published
+from digest.release import readiness
 from digest.render import DigestRenderer, RenderedDigest
 from digest.templating import render_template
 from digest.tokens import load_secret
@@ -116,13 +116,8 @@ def _report(
 
 
 def _status(issue: Issue, now: dt.datetime) -> str:
-    if is_published(issue, now):
-        return "published (in the feeds)"
-    if issue.draft:
-        return "draft (not in the feeds)"
-    if issue.date > now.date():
-        return f"scheduled for {issue.date} (not in the feeds yet)"
-    return "not publishable: fix the fatal findings"
+    ready = readiness(issue, now)
+    return f"{ready.reason} ({'in the feeds' if ready.published else 'not in the feeds'})"
 
 
 # -- the local preview page ---------------------------------------------------------------------

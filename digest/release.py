@@ -8,14 +8,15 @@ Released, for email: ``[release] mode = "manual"`` (the default) after ``digest
 approve ISSUE`` for exactly the version approved; ``mode = "auto"`` once the file
 has not changed for ``settle_minutes`` and lint has no errors. History (issues
 already there when digest first ran, or dated before ``[release] since``) is
-never mailed automatically. An issue is mailed once: the delivery ledger says
-so, and later edits never release it again.
+never mailed automatically. Two files dated the same day (a copy, a rename)
+are not released until one is gone. An issue is mailed once: the delivery
+ledger says so, and later edits never release it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from digest.config import Config
 from digest.ledger import LedgerSummary
@@ -25,19 +26,66 @@ from digest.state import IssueRecord, RunState
 
 __all__ = [
     "IssueStatus",
+    "Readiness",
     "decide",
     "is_history",
     "is_published",
     "publish_time",
     "published_issues",
-    "same_date_conflicts",
+    "readiness",
+    "refusal",
+    "with_same_date_conflicts",
 ]
+
+NOT_AN_ISSUE = "not an issue yet (fatal lint findings)"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether readers may see an issue yet, and why not."""
+
+    published: bool
+    reason: str  # "published", "draft", "scheduled for DATE" or NOT_AN_ISSUE
+    wake_at: dt.datetime | None = None  # when only its date is missing: the moment it publishes
+
+
+def readiness(issue: Issue | None, now: dt.datetime) -> Readiness:
+    """Published: finished (no fatal finding), not a draft, and its date has come in the site's timezone."""
+    if issue is None or issue.has(Severity.FATAL):
+        return Readiness(False, NOT_AN_ISSUE)
+    if issue.draft:
+        return Readiness(False, "draft")
+    if issue.date > now.astimezone(issue.published.tzinfo).date():
+        return Readiness(False, f"scheduled for {issue.date}", publish_time(issue))
+    return Readiness(True, "published")
 
 
 def is_published(issue: Issue, now: dt.datetime) -> bool:
-    """True when readers may see the issue: finished, not a draft, and its date has come."""
-    today = now.astimezone(issue.published.tzinfo).date()
-    return not issue.draft and not issue.has(Severity.FATAL) and issue.date <= today
+    """True when readers may see the issue (see :func:`readiness`)."""
+    return readiness(issue, now).published
+
+
+def refusal(issue: Issue | None, now: dt.datetime, *, force: bool, action: str) -> str | None:
+    """Why the editor may not ``action`` (``mail``, ``approve``) this issue, with the fix; None when they may.
+
+    Approving ahead of the date is fine (the mail waits for it); mailing ahead
+    of it, or despite lint errors, needs ``--force``.
+    """
+    if issue is None or issue.has(Severity.FATAL):
+        return f"is {NOT_AN_ISSUE}: digest lint shows them"
+    if issue.draft:
+        return "is a draft: set draft: false (or remove it) first"
+    ready = readiness(issue, now)
+    if not ready.published and action == "mail" and not force:
+        return f"is {ready.reason}, in the future; wait, or mail it anyway with --force"
+    errors = [f for f in issue.findings if f.severity is Severity.ERROR]
+    if errors and not force:
+        first = errors[0]
+        return (
+            f"has {len(errors)} lint error(s), e.g. line {first.line}: {first.message}; "
+            f"fix them, or {action} it anyway with --force"
+        )
+    return None
 
 
 def published_issues(issues: list[Issue], now: dt.datetime) -> list[Issue]:
@@ -93,32 +141,22 @@ class IssueStatus:
 def decide(
     report: LintReport, record: IssueRecord, ledger: LedgerSummary, config: Config, now: dt.datetime
 ) -> IssueStatus:
+    """One file's status: is it published, is it released for mail, and when to look again."""
     issue = report.issue
-    published, publication, wake = _publication(report, now)
-    released, release, settle = _release(issue, record, ledger, config, now, published)
-    times = [t for t in (wake, settle) if t is not None]
+    ready = readiness(issue, now)
+    released, release, settle = _release(issue, record, ledger, config, now, ready.published)
+    times = [t for t in (ready.wake_at, settle) if t is not None]
     return IssueStatus(
         stem=report.path.stem,
         report=report,
         record=record,
         ledger=ledger,
-        published=published,
-        publication=publication,
+        published=ready.published,
+        publication=ready.reason,
         released=released,
         release=release,
         wake_at=min(times) if times else None,
     )
-
-
-def _publication(report: LintReport, now: dt.datetime) -> tuple[bool, str, dt.datetime | None]:
-    issue = report.issue
-    if issue is None or any(f.severity is Severity.FATAL for f in report.findings):
-        return False, "not an issue yet (fatal lint findings)", None
-    if issue.draft:
-        return False, "draft", None
-    if not is_published(issue, now):
-        return False, f"scheduled for {issue.date}", publish_time(issue)
-    return True, "published", None
 
 
 def _release(
@@ -166,18 +204,22 @@ def _release(
     return True, "settled", None
 
 
-def same_date_conflicts(statuses: list[IssueStatus]) -> dict[str, str]:
-    """Files that claim the same issue date (a copy, a rename): none of them is mailed automatically."""
+def with_same_date_conflicts(statuses: list[IssueStatus]) -> list[IssueStatus]:
+    """Files that claim the same issue date (a copy, a rename) share one ledger: none is released.
+
+    Which of them the editor meant is not for digest to guess; ``digest send``
+    mails one on purpose.
+    """
     by_key: dict[str, list[str]] = {}
     for status in statuses:
         if status.issue is not None and not status.issue.draft:
             by_key.setdefault(status.issue.key, []).append(status.stem)
-    twins = {}
-    for key, stems in by_key.items():
-        if len(stems) > 1:
-            for stem in stems:
-                others = ", ".join(s for s in stems if s != stem)
-                twins[stem] = (
-                    f"{others} is dated {key} too: keep one file per issue (digest send mails one on purpose)"
-                )
-    return twins
+    result = []
+    for status in statuses:
+        stems = by_key.get(status.issue.key, []) if status.issue is not None else []
+        if len(stems) > 1 and not status.ledger.finished:
+            others = ", ".join(stem for stem in stems if stem != status.stem)
+            reason = f"{others} is dated {status.issue.key} too: keep one file per issue"
+            status = replace(status, released=False, release=f"{reason} (digest send mails one on purpose)")
+        result.append(status)
+    return result

@@ -94,7 +94,7 @@ class SubscriptionServer(LocalServer):
     def __init__(self, config: Config, host: str | None = None, port: int | None = None):
         self.config = config
         self.secret = load_secret(config.paths.state)
-        self.sections = _section_names(config)
+        self.sections = config.feeds.section_names
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         # Subscription requests are answered at once and handled here, one at a time:
         # the answer never depends on (or waits for) the list or the mail server.
@@ -327,13 +327,6 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
 def _one(form: dict[str, list[str]], key: str) -> str:
     values = form.get(key) or [""]
     return values[0]
-
-
-def _section_names(config: Config) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for name, slug in config.feeds.sections.items():
-        names.setdefault(slug, name)
-    return names
 
 
 def _link(config: Config, route: str, token: str) -> str:

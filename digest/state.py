@@ -1,11 +1,11 @@
 """What digest remembers about each issue file between runs (``[paths] state``/issues.json).
 
 Config is what the editor sets; this is what the tool has seen: each file's
-content hash (and the size and mtime it had, so an unchanged file is not read
-again), when it was first seen and last changed, whether it is history, and the
-editor's approval or hold. Whether an issue was mailed is not kept here: the
-delivery ledgers are the record of that, so a lost or corrupt state file is
-rebuilt from them and never causes anyone to be mailed again.
+content hash, when it was first seen and last changed, whether it is history,
+the editor's approval or hold, and the date it was mailed as. Whether an
+issue was mailed is not decided here: the delivery ledgers are the record of
+that, so a lost or corrupt state file is rebuilt from them and never causes
+anyone to be mailed again.
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ from digest.errors import StateError
 from digest.fsutil import file_lock, read_json, write_json
 from digest.ledger import ledger_stems
 
-__all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state"]
+__all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state", "state_path"]
 
 STATE_FILE = "issues.json"
 VERSION = 1
+
+
+def state_path(state_dir: Path) -> Path:
+    """The state file in ``[paths] state``."""
+    return state_dir / STATE_FILE
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,9 @@ class Approval:
 
 @dataclass(frozen=True)
 class IssueRecord:
-    hash: str
-    size: int
-    mtime_ns: int
+    """One issue file as digest last saw it (by its stem), and the editor's decision on it."""
+
+    hash: str  # sha256 of the file's bytes
     first_seen: str
     changed_at: str
     history: bool = False
@@ -59,8 +64,6 @@ class IssueRecord:
         approval = data.get("approval")
         return cls(
             hash=str(data["hash"]),
-            size=int(data["size"]),
-            mtime_ns=int(data["mtime_ns"]),
             first_seen=str(data["first_seen"]),
             changed_at=str(data["changed_at"]),
             history=bool(data.get("history", False)),
@@ -93,13 +96,13 @@ class RunState:
         return {"version": VERSION, "initialized": self.initialized, "issues": issues}
 
     def save(self, state_dir: Path) -> bool:
-        return write_json(state_dir / STATE_FILE, self.to_json())
+        return write_json(state_path(state_dir), self.to_json())
 
 
 def load_state(state_dir: Path) -> RunState | None:
     """The saved state, None when there is none yet; a corrupt file is rebuilt (see :func:`rebuild_state`)."""
     try:
-        data = read_json(state_dir / STATE_FILE, what="the issue state")
+        data = read_json(state_path(state_dir), what="the issue state")
     except StateError as exc:
         return rebuild_state(state_dir, f"{exc}; rebuilt from the delivery ledgers")
     if data is None:
@@ -111,7 +114,7 @@ def load_state(state_dir: Path) -> RunState | None:
         issues = {str(stem): IssueRecord.from_json(record) for stem, record in data["issues"].items()}
     except (AttributeError, KeyError, TypeError, ValueError):
         return rebuild_state(
-            state_dir, f"{state_dir / STATE_FILE} is not a valid state file; rebuilt from the ledgers"
+            state_dir, f"{state_path(state_dir)} is not a valid state file; rebuilt from the ledgers"
         )
     return RunState(data["initialized"], issues)
 

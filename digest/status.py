@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 
+from digest.catalog import load_catalog, now_in
 from digest.config import Config
 from digest.lint import count_by_severity
 from digest.model import Severity
-from digest.pipeline import known_sections, load_catalog, now_in
 from digest.release import IssueStatus
 from digest.subscribers import iter_subscribers
 from digest.tracking import issue_statuses, scan_issues
@@ -18,10 +18,10 @@ __all__ = ["status_table"]
 def status_table(config: Config) -> str:
     """``digest status``: one line per issue file."""
     now = now_in(config)
-    scan_issues(config, now)
     catalog = load_catalog(config)
+    scan_issues(config, catalog, now)
     statuses = issue_statuses(config, catalog, now)
-    active = sum(1 for s in iter_subscribers(config.paths.subscribers, known_sections(config)) if s.active)
+    active = sum(1 for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs) if s.active)
     rows = [
         ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
     ]

@@ -9,24 +9,20 @@ the editor's go-ahead (or hold).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import replace
-from pathlib import Path
 
+from digest.catalog import Catalog, load_catalog, now_in
 from digest.config import Config
-from digest.discover import issue_paths
-from digest.errors import ParseError, ReleaseError
+from digest.discover import resolve_issue
+from digest.errors import ReleaseError
 from digest.ledger import read_ledger
-from digest.model import Severity
-from digest.parse import ParseOptions, parse_issue
-from digest.pipeline import Catalog, load_issue, now_in
-from digest.release import IssueStatus, decide, is_history
+from digest.release import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
 from digest.state import Approval, IssueRecord, RunState, load_state, locked_state
 
 __all__ = ["approve", "issue_statuses", "remember_mailed", "scan_issues"]
 
 
-def scan_issues(config: Config, now: dt.datetime) -> tuple[set[str], str]:
+def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set[str], str]:
     """Record new and changed issue files (by content hash); returns their stems and a state note."""
     changed: set[str] = set()
     note = ""
@@ -39,40 +35,23 @@ def scan_issues(config: Config, now: dt.datetime) -> tuple[set[str], str]:
         elif state.rebuilt:
             note = state.rebuilt
             first_run = True
-        options = ParseOptions.from_config(config)
-        seen = set()
-        for path in issue_paths(config.paths.issues):
-            stem = path.stem
-            seen.add(stem)
-            st = path.stat()
+        for report in catalog.reports:
+            stem = report.path.stem
             record = state.issues.get(stem)
-            if record and (record.size, record.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                continue
-            data = path.read_bytes()
-            digest_hash = hashlib.sha256(data).hexdigest()
-            if record and record.hash == digest_hash:  # touched, not changed (a checkout, say)
-                state = state.with_record(stem, replace(record, size=st.st_size, mtime_ns=st.st_mtime_ns))
-                continue
+            if not report.sha256 or (record and record.hash == report.sha256):
+                continue  # unreadable (lint says so), or unchanged
             if record is None:
-                history = is_history(_quick_date(data, path, options), config, state, first_sight=first_run)
-                record = IssueRecord(digest_hash, st.st_size, st.st_mtime_ns, stamp, stamp, history=history)
+                date = report.issue.date if report.issue is not None else None
+                history = is_history(date, config, state, first_sight=first_run)
+                record = IssueRecord(report.sha256, stamp, stamp, history=history)
             else:
-                record = replace(
-                    record, hash=digest_hash, size=st.st_size, mtime_ns=st.st_mtime_ns, changed_at=stamp
-                )
+                record = replace(record, hash=report.sha256, changed_at=stamp)
             state = state.with_record(stem, record)
             changed.add(stem)
-        for stem in set(state.issues) - seen:
+        for stem in set(state.issues) - {report.path.stem for report in catalog.reports}:
             state = state.without(stem)
         box[0] = replace(state, rebuilt="")
     return changed, note
-
-
-def _quick_date(data: bytes, path: Path, options: ParseOptions) -> dt.date | None:
-    try:
-        return parse_issue(data, path, options).date
-    except ParseError:
-        return None
 
 
 def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[IssueStatus]:
@@ -87,45 +66,42 @@ def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[I
         key = report.issue.key if report.issue is not None else report.path.stem
         ledger = read_ledger(config.paths.state, key)
         statuses.append(decide(report, record, ledger, config, now))
-    return statuses
+    return with_same_date_conflicts(statuses)
 
 
 def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False) -> str:
-    """``digest approve ISSUE`` (or ``hold``): release one version of an issue for mail, or take it back."""
+    """``digest approve ISSUE`` (or ``hold``): release one version of an issue for mail, or take it back.
+
+    The approval is for the bytes that were just checked: an edit after it
+    needs a new approval.
+    """
     now = now_in(config)
-    scan_issues(config, now)
-    issue = load_issue(config, ref)
-    stem = issue.stem
-    if not hold:
-        if issue.has(Severity.FATAL):
-            raise ReleaseError(
-                "is not an issue yet (fatal lint findings); it cannot be approved", path=issue.path
-            )
-        if issue.draft:
-            raise ReleaseError("is a draft; set draft: false (or remove it) first", path=issue.path)
-        errors = [f for f in issue.findings if f.severity is Severity.ERROR]
-        if errors and not force:
-            listing = "; ".join(f"line {f.line}: {f.message}" for f in errors[:3])
-            raise ReleaseError(
-                f"has {len(errors)} lint error(s) ({listing}); fix them or approve with --force",
-                path=issue.path,
-            )
+    catalog = load_catalog(config)
+    scan_issues(config, catalog, now)
+    path = resolve_issue(config.paths.issues, ref)
+    report = catalog.report_for(path)
+    if report is None:
+        raise ReleaseError(
+            f"is not in [paths] issues ({config.paths.issues}): only the newsletter's files are approved",
+            path=path,
+        )
+    stem = path.stem
+    if not hold and (problem := refusal(report.issue, now, force=force, action="approve")):
+        raise ReleaseError(problem, path=path)
     with locked_state(config.paths.state) as box:
         state = box[0]
         record = state.issues.get(stem) if state is not None else None
         if state is None or record is None:
-            raise ReleaseError(
-                f"is not in [paths] issues ({config.paths.issues}): only the newsletter's files are approved",
-                path=issue.path,
-            )
+            raise ReleaseError("cannot be read; digest lint shows why", path=path)
         if hold:
             record = replace(record, approval=None, held=True)
         else:
-            record = replace(record, approval=Approval(record.hash, now.isoformat(), force), held=False)
+            record = replace(record, approval=Approval(report.sha256, now.isoformat(), force), held=False)
         box[0] = state.with_record(stem, record)
     if hold:
         return f"{stem}: held; it will not be mailed until approved again"
-    when = "on the next digest run" if issue.date <= now.date() else f"on {issue.date}"
+    assert report.issue is not None  # refusal() said it is an issue
+    when = "on the next digest run" if report.issue.date <= now.date() else f"on {report.issue.date}"
     return f"{stem}: approved{' (despite lint errors)' if force else ''}; it will be mailed {when}"
 
 

@@ -15,10 +15,11 @@ import threading
 import pytest
 
 from conftest import CORPUS_ISSUES, EXAMPLES
+from digest.catalog import load_issue
 from digest.config import load_config
 from digest.feeds import feeds_base_url, permalink
 from digest.parse import ParseOptions, read_issue
-from digest.pipeline import build_feeds_now, load_issue
+from digest.pipeline import build_feeds_now
 from digest.preview import PreviewServer, write_preview
 from digest.render import DigestRenderer
 

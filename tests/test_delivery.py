@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 
 from conftest import smtp_config, write_subscribers
+from digest.catalog import load_issue
 from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.ledger import read_ledger, send_lock
-from digest.pipeline import load_issue
 from digest.subscribers import read_subscribers, set_status
 from smtpserver import password_authenticator, running_server, tls_context
 

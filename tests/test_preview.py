@@ -9,7 +9,7 @@ import subprocess
 import urllib.request
 
 from conftest import digest_cmd
-from digest.pipeline import load_issue
+from digest.catalog import load_issue
 from digest.preview import PreviewServer, write_preview
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -331,8 +331,9 @@ def test_renaming_a_mailed_issue_never_mails_it_again(site):
     assert "mailed" in status_table(site.config)
 
 
-def test_two_files_for_one_date_are_not_mailed_automatically(site):
+def test_two_files_for_one_date_are_not_mailed_automatically(site, monkeypatch):
     configure(site, since="2026-01-01")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(site.root / "cache"))
     write(site, "2026-11-20")
     write(site, "2026-11-20-copy", date="2026-11-20")
     report = run_once(site.config, NOW)
@@ -341,6 +342,11 @@ def test_two_files_for_one_date_are_not_mailed_automatically(site):
         line.startswith("2026-11-20: not mailed: 2026-11-20-copy is dated 2026-11-20 too")
         for line in report.lines
     )
+    rows = {line.split()[0]: line for line in status_table(site.config).splitlines()[1:]}
+    assert "yes (" not in rows["2026-11-20"] and "yes (" not in rows["2026-11-20-copy"]  # not approved
+    assert "is dated 2026-11-20 too" in rows["2026-11-20-copy"]
+    run_once(site.config, NOW)
+    assert idle.is_idle(str(site.config.path), time.time())  # nothing is pending: cron ticks stay cheap
 
 
 def test_a_missing_subscriber_list_sends_nothing_and_finishes_nothing(site):

@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from conftest import SERVE_CONFIG, smtp_config, write_subscribers
+from digest.catalog import load_issue
 from digest.delivery import send_issue
-from digest.pipeline import load_issue
 from digest.server import SubscriptionServer
 from digest.subscribers import read_subscribers
 from digest.tokens import TokenPayload, make_token
