@@ -35,9 +35,11 @@ __all__ = [
     "ReleaseConfig",
     "ServeConfig",
     "SiteConfig",
+    "TransportAddress",
     "default_config",
     "find_config_path",
     "load_config",
+    "parse_transport",
 ]
 
 CONFIG_ENV = "DIGEST_CONFIG"
@@ -336,7 +338,9 @@ def _check(config: Config, reader: _Reader) -> None:
         reader.fail("'email.processes' must not be negative (0 means automatic)")
     if email.rate < 0:
         reader.fail("'email.rate' must not be negative (0 means no limit)")
-    if not _transport_ok(email.transport):
+    try:
+        parse_transport(email.transport)
+    except ValueError:
         reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
     for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
         value = getattr(email, key)
@@ -345,14 +349,25 @@ def _check(config: Config, reader: _Reader) -> None:
             reader.fail(f"'email.{name}' must be one line (no CR/LF)")
 
 
-def _transport_ok(value: str) -> bool:
+@dataclass(frozen=True)
+class TransportAddress:
+    """Where mail goes: an SMTP server, or a local Maildir (for previews, tests, other tools)."""
+
+    scheme: str  # "smtp", "smtps" or "maildir"
+    host: str = ""
+    port: int = 0
+    path: str = ""  # the Maildir, as written (relative to the config file's folder)
+
+
+def parse_transport(value: str) -> TransportAddress:
+    """``smtp://host[:port]``, ``smtps://host[:port]`` or ``maildir:PATH``; ValueError otherwise."""
     if value.startswith("maildir:"):
-        return bool(value[len("maildir:") :].strip())
-    if not value.startswith(("smtp://", "smtps://")):
-        return False
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises for a port that is not a number or out of range
-    except ValueError:
-        return False
-    return bool(parts.hostname)
+        path = value[len("maildir:") :].strip()
+        if not path:
+            raise ValueError("maildir: needs a path")
+        return TransportAddress("maildir", path=path)
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("not smtp://host or smtps://host")
+    port = parts.port or (465 if parts.scheme == "smtps" else 587)  # a bad port raises ValueError
+    return TransportAddress(parts.scheme, host=parts.hostname, port=port)

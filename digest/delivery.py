@@ -37,7 +37,15 @@ from typing import Any
 from digest.config import Config
 from digest.errors import DeliveryError, DigestError, ReleaseError, SubscriberError
 from digest.feeds import feeds_base_url, permalink
-from digest.ledger import LedgerWriter, Outcome, ledger_path, ledger_stems, read_ledger, send_lock
+from digest.ledger import (
+    LedgerSummary,
+    LedgerWriter,
+    Outcome,
+    ledger_path,
+    ledger_stems,
+    read_ledger,
+    send_lock,
+)
 from digest.message import MessageFactory, Outgoing
 from digest.model import Issue
 from digest.release import refusal
@@ -480,7 +488,6 @@ def send_issue(
 ) -> SendReport:
     """Send (or resume sending) an issue to every active subscriber not yet done."""
     check_sendable(issue, now, force=force)
-    transport_spec(config)  # a bad transport is an error before anything starts
     if not config.paths.subscribers.is_file():
         raise SubscriberError(
             "there is no subscriber list here: create it with the header email,name,sections,status,since "
@@ -510,10 +517,11 @@ def send_issue(
         report.seconds = time.monotonic() - started
         for name, value in shared.totals().items():
             setattr(report, name, value)
+        final = read_ledger(state, issue.key)
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
-                main.finish_round(round_, now)
-    report.bounced = mark_bounces(config, issue.key)
+                main.finish_round(round_, now, final.tally())
+    report.bounced = mark_bounces(config, final)
     if reasons:
         raise DeliveryError(
             f"{issue.stem}: stopped: {reasons[0]}. So far: {report.summary()} (the ledger keeps it)"
@@ -551,34 +559,44 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
     return reasons
 
 
-def mark_bounces(config: Config, stem: str) -> list[str]:
+def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
 
-    Only the addresses refused in this issue's send can have reached the limit,
-    so only their history is read. Refusals from before a subscriber (re)joined
-    do not count: someone who comes back after a bounce starts with a clean slate.
+    Only the addresses refused in this send (``summary``) can have reached the
+    limit, and only their history is read: ledgers newest first, stopping as
+    soon as each one's count is settled (a delivery, or enough refusals).
+    Refusals from before a subscriber (re)joined do not count: someone who
+    comes back after a bounce starts with a clean slate.
     """
-    state = config.paths.state
-    refused = {to for to, o in read_ledger(state, stem).outcomes.items() if o.status == "failed" and o.code}
+    refused = {to for to, o in summary.outcomes.items() if o.status == "failed" and o.code}
     if not refused:
         return []
-    history: dict[str, list[Outcome]] = {to: [] for to in refused}
-    for other in ledger_stems(state):
-        for to, outcome in read_ledger(state, other).outcomes.items():
-            if to in history:
-                history[to].append(outcome)
     known = config.feeds.slugs
     since = {
         s.key: s.since
         for s in iter_subscribers(config.paths.subscribers, known)
         if s.key in refused and s.active
     }
-    over = {
-        to: "bounced"
-        for to in since
-        if _refusals_in_a_row(history[to], since[to]) >= config.email.bounce_after
-    }
+    limit = config.email.bounce_after
+    history: dict[str, list[Outcome]] = {to: [] for to in since}
+    open_ = set(since)
+    for stem in sorted(ledger_stems(config.paths.state), reverse=True):
+        if not open_:
+            break
+        outcomes = read_ledger(config.paths.state, stem).outcomes
+        for to in open_:
+            if to in outcomes:
+                history[to].append(outcomes[to])
+        open_ = {to for to in open_ if not _settled(history[to], since[to], limit)}
+    over = {to: "bounced" for to in since if _refusals_in_a_row(history[to], since[to]) >= limit}
     return [s.email for s in set_statuses(config.paths.subscribers, known, over)] if over else []
+
+
+def _settled(outcomes: list[Outcome], since: str, limit: int) -> bool:
+    """Whether older ledgers could still change this address's count of refusals in a row."""
+    if _refusals_in_a_row(outcomes, since) >= limit:
+        return True
+    return any(o.status == "sent" or o.at[:10] < since[:10] for o in outcomes)
 
 
 def _refusals_in_a_row(outcomes: list[Outcome], since: str) -> int:

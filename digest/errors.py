@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DigestError",
+    "HeaderError",
     "IssueNotFound",
     "LockBusy",
     "ParseError",
@@ -67,6 +68,10 @@ class LockBusy(DigestError):
 
 class SubscriberError(DigestError):
     """The subscriber list cannot be read or changed as asked."""
+
+
+class HeaderError(DigestError):
+    """A value would break or inject a mail header."""
 
 
 class TemplateError(DigestError):

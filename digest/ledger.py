@@ -14,6 +14,10 @@ Statuses: ``sent`` (accepted), ``failed`` (permanently refused, 5xx),
 ``skipped`` (nothing to send: the subscriber's sections have no items).
 ``sent``, ``failed`` and ``skipped`` are final for the round; ``--resend``
 starts a new round.
+
+A round that ran to the end gets a marker line with its counts, so knowing
+where a mailed issue stands (every ``digest run`` and ``digest status`` asks,
+for every issue) reads the last line of one file, not every recipient's.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from digest.fsutil import file_lock
 __all__ = [
     "FINAL",
     "LedgerSummary",
+    "LedgerTally",
     "LedgerWriter",
     "Outcome",
     "ledger_path",
     "ledger_stems",
     "read_ledger",
+    "read_tally",
     "send_lock",
 ]
 
@@ -97,23 +103,47 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class LedgerTally:
+    """How many recipients of the current round ended how: all that status and release need."""
+
+    round: int
+    counts: dict[str, int]  # status -> recipients
+    finished: bool = False  # the round's send ran to the end with nothing deferred
+    exists: bool = False  # a send of this issue has begun
+
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in FINAL)
+
+
+@dataclass(frozen=True)
 class LedgerSummary:
-    """What the ledger says about the current round."""
+    """What the ledger says about the current round, recipient by recipient."""
 
     round: int
     outcomes: dict[str, Outcome]  # recipient (lower case) -> its outcome this round
-    rounds_started: tuple[str, ...]
+    started: bool = False  # the round has a start marker (a --resend)
     finished: bool = False  # the round's send ran to the end with nothing deferred
 
     def done(self) -> set[str]:
         return {to for to, o in self.outcomes.items() if o.status in FINAL}
 
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes.values() if o.status == status)
-
     @property
     def exists(self) -> bool:
-        return bool(self.outcomes) or bool(self.rounds_started)
+        return bool(self.outcomes) or self.started
+
+    def tally(self) -> LedgerTally:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return LedgerTally(self.round, counts, self.finished, self.exists)
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
@@ -156,11 +186,10 @@ def read_ledger(state_dir: Path, stem: str) -> LedgerSummary:
     run), the most final outcome wins: sent, then failed, skipped, deferred.
     """
     files = _shard_files(state_dir, stem)
-    current, starts, finished = 1, [], set()
+    current, started, finished = 1, False, set()
     for record in _records(files[0]):
         if "start_round" in record:
-            current = int(record["start_round"])
-            starts.append(str(record.get("at", "")))
+            current, started = int(record["start_round"]), True
         elif "finished_round" in record:
             finished.add(int(record["finished_round"]))
     outcomes: dict[str, Outcome] = {}
@@ -172,7 +201,43 @@ def read_ledger(state_dir: Path, stem: str) -> LedgerSummary:
             known = outcomes.get(outcome.to)
             if known is None or _RANK.get(outcome.status, -1) >= _RANK.get(known.status, -1):
                 outcomes[outcome.to] = outcome
-    return LedgerSummary(current, outcomes, tuple(starts), current in finished)
+    return LedgerSummary(current, outcomes, started, current in finished)
+
+
+def read_tally(state_dir: Path, stem: str) -> LedgerTally:
+    """The current round's counts: from the finish marker when it is the last line, else by reading it all.
+
+    Nothing is appended to a ledger after its finish marker except by a new send
+    (which writes a newer marker or outcome lines), so a marker on the last line
+    describes the current round.
+    """
+    marker = _last_record(ledger_path(state_dir, stem))
+    counts = marker.get("counts") if marker else None
+    if marker and "finished_round" in marker and isinstance(counts, dict):
+        try:
+            tally = {str(status): int(n) for status, n in counts.items()}
+            return LedgerTally(int(marker["finished_round"]), tally, finished=True, exists=True)
+        except (TypeError, ValueError):
+            pass  # a hand-edited marker: count the lines instead
+    return read_ledger(state_dir, stem).tally()
+
+
+def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - window))
+            tail = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
+    lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+    try:
+        record = json.loads(lines[-1])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class LedgerWriter:
@@ -207,9 +272,13 @@ class LedgerWriter:
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
 
-    def finish_round(self, number: int, now: dt.datetime) -> None:
-        """Mark the round done: a later run will not resume it for subscribers who joined since."""
-        self._write(json.dumps({"finished_round": number, "at": now.isoformat()}).encode() + b"\n")
+    def finish_round(self, number: int, now: dt.datetime, tally: LedgerTally) -> None:
+        """Mark the round done, with its counts.
+
+        A later run will not resume a finished round for subscribers who joined since.
+        """
+        marker = {"finished_round": number, "at": now.isoformat(), "counts": tally.counts}
+        self._write(json.dumps(marker, sort_keys=True).encode() + b"\n")
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

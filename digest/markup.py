@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 __all__ = [
     "SAFE_SCHEMES",
+    "absolute_url",
     "absolutize_links",
     "find_urls",
     "html_to_text",

@@ -21,13 +21,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from digest.config import Config
-from digest.errors import DigestError
+from digest.errors import DigestError, HeaderError
 from digest.model import Issue
 from digest.render import RenderedDigest
 from digest.tokens import TokenPayload, make_token, stable_hash
 
 __all__ = [
-    "HeaderError",
+    "CRLF",
     "MessageFactory",
     "Outgoing",
     "check_address",
@@ -48,10 +48,6 @@ MAX_LINE = 76  # folded header lines; keeps every RFC 2047 encoded-word within i
 # separators that would let a value break out of its header, and a dotted domain.
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
-
-
-class HeaderError(DigestError):
-    """A value would break or inject a mail header."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from digest.config import Config
-from digest.ledger import LedgerSummary
+from digest.ledger import LedgerTally
 from digest.lint import LintReport
 from digest.model import Issue, Severity
 from digest.state import IssueRecord, RunState
@@ -115,7 +115,7 @@ class IssueStatus:
     stem: str
     report: LintReport
     record: IssueRecord
-    ledger: LedgerSummary
+    ledger: LedgerTally
     published: bool
     publication: str  # why (not) published
     released: bool
@@ -127,19 +127,13 @@ class IssueStatus:
         return self.report.issue
 
     @property
-    def mailing(self) -> str:
-        if self.ledger.finished:
-            return "sent"
-        return "interrupted" if self.ledger.exists else "not started"
-
-    @property
     def should_send(self) -> bool:
         """Released and not yet mailed to the end (an interrupted send resumes)."""
         return self.released and not self.ledger.finished
 
 
 def decide(
-    report: LintReport, record: IssueRecord, ledger: LedgerSummary, config: Config, now: dt.datetime
+    report: LintReport, record: IssueRecord, ledger: LedgerTally, config: Config, now: dt.datetime
 ) -> IssueStatus:
     """One file's status: is it published, is it released for mail, and when to look again."""
     issue = report.issue
@@ -162,7 +156,7 @@ def decide(
 def _release(
     issue: Issue | None,
     record: IssueRecord,
-    ledger: LedgerSummary,
+    ledger: LedgerTally,
     config: Config,
     now: dt.datetime,
     published: bool,

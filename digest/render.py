@@ -32,6 +32,7 @@ __all__ = [
     "DigestRenderer",
     "Fill",
     "RenderedDigest",
+    "base64_lines",
     "render_subject",
 ]
 

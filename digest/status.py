@@ -31,8 +31,8 @@ def status_table(config: Config) -> str:
         lint = f"{counts[Severity.FATAL]}/{counts[Severity.ERROR]}/{counts[Severity.WARNING]}"
         ledger = status.ledger
         sent, failed = ledger.count("sent"), ledger.count("failed")
-        remaining = 0 if ledger.finished else max(0, active - len(ledger.done()))
-        total = len(ledger.outcomes) + remaining if ledger.exists else active
+        remaining = 0 if ledger.finished else max(0, active - ledger.done)
+        total = ledger.recipients + remaining if ledger.exists else active
         rows.append(
             (
                 status.stem,

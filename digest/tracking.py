@@ -15,7 +15,7 @@ from digest.catalog import Catalog, load_catalog, now_in
 from digest.config import Config
 from digest.discover import resolve_issue
 from digest.errors import ReleaseError
-from digest.ledger import read_ledger
+from digest.ledger import read_tally
 from digest.release import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
 from digest.state import Approval, IssueRecord, RunState, load_state, locked_state
 
@@ -64,7 +64,7 @@ def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[I
         if record is None:
             continue
         key = report.issue.key if report.issue is not None else report.path.stem
-        ledger = read_ledger(config.paths.state, key)
+        ledger = read_tally(config.paths.state, key)
         statuses.append(decide(report, record, ledger, config, now))
     return with_same_date_conflicts(statuses)
 

@@ -22,14 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
-from digest.config import Config
+from digest.config import Config, parse_transport
+from digest.errors import TransportError
+from digest.fsutil import fsync_directory
 
 if TYPE_CHECKING:
     import aiosmtplib
-from digest.errors import TransportError
-from digest.fsutil import fsync_directory
 
 __all__ = [
     "PASSWORD_ENV",
@@ -45,7 +44,7 @@ PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
 _POLICY = re.compile(r"^\s*5\.7\.\d+")  # RFC 3463 enhanced status: security or policy
 
 
-class SendFailure(Exception):
+class SendFailure(TransportError):
     """Why one message was not accepted, and what to do about it.
 
     ``kind``: ``permanent`` (5xx for this recipient: do not retry), ``temporary``
@@ -56,11 +55,9 @@ class SendFailure(Exception):
     """
 
     def __init__(self, kind: str, code: int | None, message: str, *, reconnect: bool = False):
-        super().__init__(message)
         self.kind = kind
-        self.code = code
-        self.message = message
         self.reconnect = reconnect
+        super().__init__(message, code=code)
 
     def __str__(self) -> str:
         return f"{self.code} {self.message}" if self.code else self.message
@@ -102,22 +99,15 @@ class TransportSpec:
 
 
 def transport_spec(config: Config) -> TransportSpec:
+    """How to reach ``[email] transport`` (checked when the config was loaded)."""
     email = config.email
-    value = email.transport
-    if value.startswith("maildir:"):
-        path = Path(value[len("maildir:") :])
-        return TransportSpec("maildir", maildir=path if path.is_absolute() else config.root / path)
-    parts = urlsplit(value)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise TransportError(f"[email] transport {value!r} must be smtp://host:port or smtps://host:port")
-    try:
-        port = parts.port or (465 if parts.scheme == "smtps" else 587)
-    except ValueError:
-        raise TransportError(f"[email] transport {value!r} has an invalid port") from None
+    address = parse_transport(email.transport)
+    if address.scheme == "maildir":
+        return TransportSpec("maildir", maildir=config.root / address.path)
     return TransportSpec(
-        parts.scheme,
-        host=parts.hostname,
-        port=port,
+        address.scheme,
+        host=address.host,
+        port=address.port,
         starttls=email.starttls,
         username=email.username,
         ca_file=email.ca_file,

@@ -11,7 +11,7 @@ from conftest import smtp_config, write_subscribers
 from digest.catalog import load_issue
 from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
-from digest.ledger import read_ledger, send_lock
+from digest.ledger import LedgerWriter, ledger_path, read_ledger, read_tally, send_lock
 from digest.subscribers import read_subscribers, set_status
 from smtpserver import password_authenticator, running_server, tls_context
 
@@ -118,6 +118,36 @@ def test_bounced_only_after_bounce_after_failures_in_a_row(site, smtp):
     assert send(site, issue).bounced == []
     second = load_issue(site.config, "2026-10-15")
     assert send(site, second, force=True).bounced == ["user3@example.com"]
+
+
+def test_a_delivery_between_refusals_starts_the_count_again(site, smtp):
+    issue = prepare(site, smtp.port, extra="bounce_after = 2\n")
+    smtp.faults.reject = {"user3@example.com"}
+    assert send(site, load_issue(site.config, "2026-10-01"), force=True).bounced == []
+    smtp.faults.reject = set()
+    assert send(site, load_issue(site.config, "2026-10-15"), force=True).bounced == []
+    smtp.faults.reject = {"user3@example.com"}
+    assert send(site, issue).bounced == []  # refused, delivered, refused: not two in a row
+    listing = read_subscribers(site.root / "subscribers.csv", KNOWN)
+    assert listing.find("user3@example.com").status == "active"
+
+
+def test_a_finished_round_is_tallied_from_its_marker_and_a_resend_starts_afresh(site, smtp):
+    issue = prepare(site, smtp.port, extra="bounce_after = 5\n")
+    smtp.faults.reject = {"user3@example.com"}
+    send(site, issue)
+    state = site.config.paths.state
+    tally = read_tally(state, issue.key)
+    assert (tally.finished, tally.count("sent"), tally.count("failed"), tally.done) == (True, 9, 1, 10)
+    assert tally == read_ledger(state, issue.key).tally()
+    path = ledger_path(state, issue.key)
+    marker = path.read_bytes().splitlines()[-1]
+    path.write_bytes(path.read_bytes().replace(marker, marker.replace(b'"sent": 9', b'"sent": "nine"')))
+    assert read_tally(state, issue.key) == tally  # a marker edited by hand: the lines are counted
+    with LedgerWriter(path) as writer:
+        writer.start_round(2, NOW)
+    fresh = read_tally(state, issue.key)
+    assert (fresh.round, fresh.finished, fresh.exists, fresh.recipients) == (2, False, True, 0)
 
 
 def test_slow_server_times_out_then_deferred_then_sent_on_the_next_run(site, smtp):

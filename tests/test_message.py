@@ -9,8 +9,9 @@ import re
 
 import pytest
 
+from digest.errors import HeaderError
 from digest.feeds import permalink
-from digest.message import HeaderError, MessageFactory, parse_sender
+from digest.message import MessageFactory, parse_sender
 from digest.render import DigestRenderer
 from digest.tokens import read_token
 
