@@ -318,6 +318,12 @@ def _check(config: Config, reader: _Reader) -> None:
         reader.fail("'site.base_url' must be an http(s) URL")
     if not site.base_url.endswith("/"):
         reader.fail("'site.base_url' must end with '/'")
+    for key in ("base_url", "unsubscribe_url"):
+        value = getattr(email, key)
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            reader.fail(f"'email.{key}' must be an http(s) URL")
+    if email.base_url and not email.base_url.endswith("/"):
+        reader.fail("'email.base_url' must end with '/' (digest serve's pages are found under it)")
     try:
         site.permalink.format(**dict.fromkeys(PERMALINK_FIELDS, ""))
     except (KeyError, IndexError, ValueError, AttributeError) as exc:

@@ -59,7 +59,7 @@ from digest.subscribers import (
     set_statuses,
 )
 from digest.tokens import load_secret
-from digest.transport import Connection, SendFailure, transport_spec
+from digest.transport import Connection, SendFailure, send_one, transport_spec
 
 __all__ = ["RateLimiter", "SendReport", "check_sendable", "mark_bounces", "send_issue", "send_test_copy"]
 
@@ -146,16 +146,11 @@ class _Recipients:
         self._signature = list_signature(path)
         self._active: set[str] | None = None  # None: unchanged since the send began
 
-    def mine(self, address: str) -> bool:
-        """Whether this shard sends to ``address`` (as written in the list).
+    def mine(self, key: str) -> bool:
+        """Whether this shard sends to the address ``key`` (normalised, as the list finds duplicates).
 
-        The shard comes from the same normalised address the list uses to find
-        duplicates, so two spellings of one address always land in one shard.
+        Two spellings of one address always land in one shard.
         """
-        try:
-            key = check_email(address).lower()
-        except DigestError:
-            key = address.strip().lower()  # reported as a bad line by the survey
         return zlib.crc32(key.encode()) % self.shards == self.shard
 
     def __iter__(self) -> Iterator[Subscriber]:
@@ -613,25 +608,14 @@ def _refusals_in_a_row(outcomes: list[Outcome], since: str) -> int:
 
 def send_test_copy(config: Config, issue: Issue, address: str, now: dt.datetime) -> str:
     """One copy marked [TEST] to ``address``, outside the ledger."""
-    from digest.subscribers import check_email
-
     address = check_email(address)
-    spec = transport_spec(config)
     factory = MessageFactory(issue, config, load_secret(config.paths.state), email.utils.format_datetime(now))
     digest = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config)).variant()
     if digest is None:
         raise ReleaseError("the issue has no items to mail", path=issue.path)
     message = factory.build(address, "", digest, test=True)
-
-    async def one() -> str:
-        connection = spec.connection()
-        try:
-            await connection.connect()
-            code, reply = await connection.send(factory.sender, address, message.data)
-        except SendFailure as failure:
-            raise DeliveryError(f"test copy to {address} not sent: {failure}", code=failure.code) from None
-        finally:
-            await connection.close()
-        return f"test copy sent to {address} via {spec.describe()}: {code} {reply}".strip()
-
-    return asyncio.run(one())
+    try:
+        receipt = send_one(config, factory.sender, address, message.data)
+    except SendFailure as failure:
+        raise DeliveryError(f"test copy to {address} not sent: {failure}", code=failure.code) from None
+    return f"test copy sent to {address} {receipt}"

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from email.header import Header
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from digest.config import Config
@@ -36,6 +37,7 @@ __all__ = [
     "encode_text",
     "format_mailbox",
     "parse_sender",
+    "subscriber_link",
 ]
 
 CRLF = "\r\n"
@@ -128,13 +130,9 @@ class MessageFactory:
         self.domain = self.sender.rsplit("@", 1)[1]
         self.from_header = format_mailbox(self.sender_name, self.sender, "From")
         self.list_id = list_id(self.config)
-        self.unsubscribe_url = email_cfg.unsubscribe_url or (
-            f"{email_cfg.base_url}unsubscribe" if email_cfg.base_url else ""
-        )
-        self.preferences_url = f"{email_cfg.base_url}preferences" if email_cfg.base_url else ""
         if email_cfg.unsubscribe_mailto:
             check_address(email_cfg.unsubscribe_mailto, "[email] unsubscribe_mailto")
-        if not self.unsubscribe_url and not email_cfg.unsubscribe_mailto:
+        if not (email_cfg.unsubscribe_url or email_cfg.base_url or email_cfg.unsubscribe_mailto):
             raise HeaderError(
                 "set [email] unsubscribe_url (or base_url) or unsubscribe_mailto: "
                 "every digest needs a way out"
@@ -150,16 +148,11 @@ class MessageFactory:
 
     def links(self, address: str) -> dict[str, str]:
         """The subscriber's own unsubscribe and preference links."""
-        values = {"email": address, "unsubscribe_url": "", "preferences_url": ""}
-        if self.unsubscribe_url:
-            token = make_token(self.secret, TokenPayload(address, "unsubscribe"))
-            values["unsubscribe_url"] = _with_query(self.unsubscribe_url, token)
-        elif self.config.email.unsubscribe_mailto:
-            values["unsubscribe_url"] = f"mailto:{self.config.email.unsubscribe_mailto}?subject=unsubscribe"
-        if self.preferences_url:
-            token = make_token(self.secret, TokenPayload(address, "preferences"))
-            values["preferences_url"] = _with_query(self.preferences_url, token)
-        return values
+        unsubscribe = subscriber_link(self.config, self.secret, "unsubscribe", address)
+        if not unsubscribe and self.config.email.unsubscribe_mailto:
+            unsubscribe = f"mailto:{self.config.email.unsubscribe_mailto}?subject=unsubscribe"
+        preferences = subscriber_link(self.config, self.secret, "preferences", address)
+        return {"email": address, "unsubscribe_url": unsubscribe, "preferences_url": preferences}
 
     def build(self, address: str, name: str, digest: RenderedDigest, *, test: bool = False) -> Outgoing:
         """The full message for one recipient, CRLF line endings, ready for SMTP."""
@@ -249,5 +242,18 @@ def _read_dkim_key(path: Path) -> bytes:
         raise DigestError(f"cannot read the DKIM key: {exc.strerror or exc}", path=str(path)) from None
 
 
-def _with_query(url: str, token: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}token={token}"
+def subscriber_link(config: Config, secret: bytes, route: str, address: str, **token: Any) -> str:
+    """A signed link to one of ``digest serve``'s pages for ``address``; "" when there is no such page.
+
+    ``route`` is the page (``unsubscribe``, ``preferences``, ``confirm``) and the
+    token's purpose; ``[email] unsubscribe_url`` overrides the unsubscribe page.
+    """
+    email_cfg = config.email
+    if route == "unsubscribe" and email_cfg.unsubscribe_url:
+        base = email_cfg.unsubscribe_url
+    elif email_cfg.base_url:
+        base = f"{email_cfg.base_url}{route}"
+    else:
+        return ""
+    signed = make_token(secret, TokenPayload(address, route, **token))
+    return f"{base}{'&' if '?' in base else '?'}token={signed}"

@@ -26,21 +26,22 @@ import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from digest.config import Config
-from digest.errors import DigestError, SubscriberError, TokenError
+from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.fsutil import file_lock, read_json, write_json
 from digest.localhttp import LocalServer
 from digest.subscribers import (
     add_subscriber,
     check_email,
+    find_subscriber,
     parse_sections,
-    read_subscribers,
     set_sections,
     set_status,
 )
 from digest.templating import render_template
-from digest.tokens import TokenPayload, load_secret, make_token, read_token, stable_hash
+from digest.tokens import TokenPayload, load_secret, read_token, stable_hash
 
 __all__ = ["SubscriptionServer", "send_confirmation"]
 
@@ -92,6 +93,12 @@ class SubscriptionServer(LocalServer):
     thread_name = "digest-serve"
 
     def __init__(self, config: Config, host: str | None = None, port: int | None = None):
+        if not config.email.base_url:
+            raise ConfigError(
+                "set [email] base_url to where digest serve is reachable (e.g. https://example.org/digest/): "
+                "the confirmation and preference links point there",
+                path=config.path,
+            )
         self.config = config
         self.secret = load_secret(config.paths.state)
         self.sections = config.feeds.section_names
@@ -146,6 +153,11 @@ class SubscriptionServer(LocalServer):
     def _known(self) -> set[str]:
         return set(self.sections)
 
+    def _link(self, route: str, email: str, **token: Any) -> str:
+        from digest.message import subscriber_link
+
+        return subscriber_link(self.config, self.secret, route, email, **token)
+
     def _token(self, token: str, purpose: str, now: float) -> TokenPayload:
         return read_token(self.secret, token, purpose=purpose, now=now)
 
@@ -181,12 +193,12 @@ class SubscriptionServer(LocalServer):
                 self.requests.task_done()
 
     def _confirm_one(self, email: str, sections: frozenset[str], now: float) -> None:
-        existing = read_subscribers(self.config.paths.subscribers, self._known).find(email)
+        existing = find_subscriber(self.config.paths.subscribers, self._known, email)
         if (existing is not None and existing.active) or not self._may_confirm(email, now):
             return
-        ttl = self.config.serve.confirm_ttl_hours * 3600
-        payload = TokenPayload(email, "confirm", expires=int(now + ttl), sections=tuple(sorted(sections)))
-        send_confirmation(self.config, email, _link(self.config, "confirm", make_token(self.secret, payload)))
+        expires = int(now + self.config.serve.confirm_ttl_hours * 3600)
+        link = self._link("confirm", email, expires=expires, sections=tuple(sorted(sections)))
+        send_confirmation(self.config, self.secret, email, link)
 
     def _may_confirm(self, email: str, now: float) -> bool:
         """No second confirmation mail to one address within ``confirm_window_minutes``."""
@@ -213,13 +225,11 @@ class SubscriptionServer(LocalServer):
             set_sections(self.config.paths.subscribers, self._known, email, chosen)
             message = "已保存。" + ("你将只收到所选栏目。" if chosen else "你将收到全部栏目。")
         else:
-            current = read_subscribers(self.config.paths.subscribers, self._known).find(email)
+            current = find_subscriber(self.config.paths.subscribers, self._known, email)
             chosen = current.sections if current is not None else frozenset()
             message = "选择你想收到的栏目；全不选即收到全部。"
         options = [(slug, name, slug in chosen) for slug, name in self.sections.items()]
-        unsubscribe = _link(
-            self.config, "unsubscribe", make_token(self.secret, TokenPayload(email, "unsubscribe"))
-        )
+        unsubscribe = self._link("unsubscribe", email)
         return Page(
             200,
             f"{email} 的订阅栏目",
@@ -329,23 +339,13 @@ def _one(form: dict[str, list[str]], key: str) -> str:
     return values[0]
 
 
-def _link(config: Config, route: str, token: str) -> str:
-    email_cfg = config.email
-    if route == "unsubscribe" and email_cfg.unsubscribe_url:
-        base = email_cfg.unsubscribe_url
-    else:
-        base = f"{email_cfg.base_url or config.site.base_url}{route}"
-    return f"{base}{'&' if '?' in base else '?'}token={token}"
-
-
-def send_confirmation(config: Config, address: str, link: str) -> None:
+def send_confirmation(config: Config, secret: bytes, address: str, link: str) -> None:
     """Mail the double opt-in link through the configured transport."""
-    import asyncio
     import email.utils
 
     from digest.message import CRLF, encode_text, format_mailbox, parse_sender
     from digest.render import base64_lines
-    from digest.transport import SendFailure, transport_spec
+    from digest.transport import SendFailure, send_one
 
     name, sender = parse_sender(config.email.sender)
     title = config.site.title
@@ -357,31 +357,20 @@ def send_confirmation(config: Config, address: str, link: str) -> None:
         link=link,
         address=address,
     )
-    key = stable_hash(load_secret(config.paths.state), "confirm-mail", address, link)[:32]
-    message_id = f"<{key}@{sender.split('@')[1]}>"
+    key = stable_hash(secret, "confirm-mail", address, link)[:32]
     headers = [
         f"From: {format_mailbox(name, sender, 'From')}",
         f"To: {address}",
         f"Subject: {encode_text(f'请确认订阅《{title}》', 'Subject')}",
         f"Date: {email.utils.format_datetime(dt.datetime.now(config.site.timezone))}",
-        f"Message-ID: {message_id}",
+        f"Message-ID: <{key}@{sender.split('@')[1]}>",
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
         'Content-Type: text/plain; charset="utf-8"',
         "Content-Transfer-Encoding: base64",
     ]
     data = (CRLF.join(headers) + CRLF + CRLF + base64_lines(text.encode("utf-8"))).encode("ascii")
-    spec = transport_spec(config)
-
-    async def deliver() -> None:
-        connection = spec.connection()
-        try:
-            await connection.connect()
-            await connection.send(sender, address, data)
-        finally:
-            await connection.close()
-
     try:
-        asyncio.run(deliver())
+        send_one(config, sender, address, data)
     except SendFailure as failure:
         raise DigestError(f"confirmation mail to {address} not sent: {failure}") from None

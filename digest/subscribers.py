@@ -34,6 +34,7 @@ __all__ = [
     "add_subscriber",
     "check_email",
     "export_csv",
+    "find_subscriber",
     "import_subscribers",
     "iter_subscribers",
     "list_signature",
@@ -186,12 +187,22 @@ def iter_subscribers(
 ) -> Iterator[Subscriber]:
     """Stream the valid subscribers without holding the whole list (for large sends).
 
-    ``keep`` sees each line's address as written and can skip the line before it
-    is validated (a send split over processes takes only its share).
+    ``keep`` sees each line's address in lower case (normalised when it is valid,
+    so two spellings of one address look alike) and can skip the rest of the
+    line's checks: a send split over processes takes only its share.
     """
     for row, _ in _Scan(path, known_sections, keep):
         if row.subscriber is not None:
             yield row.subscriber
+
+
+def find_subscriber(path: Path, known_sections: Collection[str], email: str) -> Subscriber | None:
+    """One subscriber by address, checking only that line in full; None when not listed (or not valid)."""
+    try:
+        key = check_email(email).lower()
+    except SubscriberError:
+        return None
+    return next(iter_subscribers(path, known_sections, keep=key.__eq__), None)
 
 
 def scan_subscribers(
@@ -277,18 +288,22 @@ class _Scan:
         if not any(field.strip() for field in fields):
             return _Row(text, None), None
         values = dict(zip(self.header, (f.strip() for f in fields), strict=False))
-        if self.keep is not None and not self.keep(values.get("email", "")):
-            return _Row(text, None), None
+        email: str | SubscriberError
         try:
-            key: str | None = check_email(values.get("email", "")).lower()
-        except SubscriberError:
-            key = None
+            email = check_email(values.get("email", ""))  # once per line: the slow part of reading
+        except SubscriberError as exc:
+            email = exc
+        key = email.lower() if isinstance(email, str) else None
+        if self.keep is not None and not self.keep(key or values.get("email", "").lower()):
+            return _Row(text, None), None
         try:
             if last > number:
                 raise SubscriberError(f"the record runs over lines {number}-{last} (a quote left open?)")
             if len(fields) > len(self.header):
                 raise SubscriberError(f"{len(fields)} columns, but the header has {len(self.header)}")
-            subscriber = _parse(values, number, self.known)
+            if isinstance(email, SubscriberError):
+                raise email
+            subscriber = _parse(email, values, number, self.known)
         except SubscriberError as exc:
             return _Row(text, None, key), Problem(number, exc.message)
         if subscriber.key in seen:
@@ -306,8 +321,8 @@ def _header(text: str, path: Path) -> tuple[str, ...]:
     return columns
 
 
-def _parse(values: dict[str, str], number: int, known: Collection[str]) -> Subscriber:
-    email = check_email(values.get("email", ""))
+def _parse(email: str, values: dict[str, str], number: int, known: Collection[str]) -> Subscriber:
+    """The subscriber on one line, its address already checked; the other fields are checked here."""
     sections = frozenset(s.strip() for s in values.get("sections", "").split(";") if s.strip())
     unknown = sorted(sections - set(known))
     if unknown:

@@ -37,6 +37,7 @@ __all__ = [
     "SendFailure",
     "SmtpConnection",
     "TransportSpec",
+    "send_one",
     "transport_spec",
 ]
 
@@ -113,6 +114,27 @@ def transport_spec(config: Config) -> TransportSpec:
         ca_file=email.ca_file,
         timeout=email.timeout,
     )
+
+
+def send_one(config: Config, sender: str, recipient: str, data: bytes) -> str:
+    """Deliver one message outside any send (a test copy, a confirmation); returns the server's receipt.
+
+    Raises :class:`SendFailure` when it is not accepted.
+    """
+    import asyncio
+
+    spec = transport_spec(config)
+
+    async def deliver() -> tuple[int, str]:
+        connection = spec.connection()
+        try:
+            await connection.connect()
+            return await connection.send(sender, recipient, data)
+        finally:
+            await connection.close()
+
+    code, reply = asyncio.run(deliver())
+    return f"via {spec.describe()}: {code} {reply}".strip()
 
 
 class SmtpConnection:

@@ -15,8 +15,9 @@ import pytest
 from conftest import SERVE_CONFIG, smtp_config, write_subscribers
 from digest.catalog import load_issue
 from digest.delivery import send_issue
+from digest.errors import ConfigError
 from digest.server import SubscriptionServer
-from digest.subscribers import read_subscribers
+from digest.subscribers import read_subscribers, set_status
 from digest.tokens import TokenPayload, make_token
 from servehelpers import KNOWN, one_click, request, serving, status_of, token
 
@@ -25,6 +26,12 @@ NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))
 
 def test_binds_loopback_by_default(server):
     assert server.server_address[0] == "127.0.0.1"
+
+
+def test_refuses_to_start_without_a_public_address_for_its_links(site):
+    site.write_config('[email]\nfrom = "简报 <digest@news.example.org>"\ntransport = "maildir:maildir"\n')
+    with pytest.raises(ConfigError, match=r"set \[email\] base_url to where digest serve is reachable"):
+        SubscriptionServer(site.config, port=0)
 
 
 def test_get_never_unsubscribes_post_one_click_does(site, server):
@@ -185,6 +192,12 @@ def test_preferences_over_http(site, server):
     path = f"/preferences?token={token(site, 'b@example.com', 'preferences')}"
     code, page, _ = request(server, "GET", path)
     assert code == 200 and 'value="papers" checked' in page and 'value="blogs">' in page
+    unsubscribe = re.search(r'href="(https://news\.example\.org/digest/unsubscribe\?token=[^"]+)"', page)
+    assert unsubscribe, "the page links to the one-click page under [email] base_url"
+    one_click_path = urllib.parse.urlsplit(unsubscribe[1].replace("&amp;", "&"))
+    code, _, _ = one_click(server, f"{one_click_path.path}?{one_click_path.query}")
+    assert code == 200 and status_of(site, "b@example.com") == "unsubscribed"
+    set_status(site.root / "subscribers.csv", KNOWN, "b@example.com", "active")
     code, page, _ = request(server, "POST", path, {"sections": ["blogs", "projects"]})
     assert code == 200
     subscriber = read_subscribers(site.root / "subscribers.csv", KNOWN).find("b@example.com")
