@@ -18,7 +18,6 @@ from email.message import EmailMessage
 
 from common import ROOT, issue_files, measure
 from digest.config import config_from_mapping
-from digest.feeds import feeds_base_url, permalink
 from digest.message import MessageFactory
 from digest.parse import ParseOptions, parse_issue
 from digest.render import DigestRenderer
@@ -35,20 +34,18 @@ def main() -> None:
     config = config_from_mapping({"site": site, "email": mail}, ROOT / "digest.toml")
     options = ParseOptions.from_config(config)
     issues = [parse_issue(p.read_bytes(), p, options) for p in issue_files()]
-    DigestRenderer(
-        issues[0], config, permalink(config, issues[0]), feeds_base_url(config)
-    ).variant()  # warm up
+    DigestRenderer.for_issue(issues[0], config).variant()  # warm up
     per_issue = []
     for issue in issues:
         start = time.perf_counter()
-        DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config)).variant()
+        DigestRenderer.for_issue(issue, config).variant()
         per_issue.append((time.perf_counter() - start) * 1000)
     per_issue.sort()
     median = statistics.median(per_issue)
     label = "render one issue (MJML compile + text part)"
     print(f"{label:<44} median {median:8.2f} ms   max {per_issue[-1]:8.2f} ms   over {len(issues)} issues")
     largest = max(issues, key=lambda i: len(i.items))
-    renderer = DigestRenderer(largest, config, permalink(config, largest), feeds_base_url(config))
+    renderer = DigestRenderer.for_issue(largest, config)
     digest = renderer.variant()
     factory = MessageFactory(
         largest, config, b"benchmark-secret-0123456789", email.utils.format_datetime(email.utils.localtime())

@@ -36,7 +36,6 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DeliveryError, DigestError, ReleaseError, SubscriberError
-from digest.feeds import feeds_base_url, permalink
 from digest.ledger import (
     LedgerSummary,
     LedgerWriter,
@@ -275,9 +274,7 @@ class _Sender:
         self.progress = progress
         self.spec = transport_spec(config)
         self.factory = MessageFactory(job.issue, config, job.secret, job.date, job.round)
-        self.renderer = DigestRenderer(
-            job.issue, config, permalink(config, job.issue), feeds_base_url(config)
-        )
+        self.renderer = DigestRenderer.for_issue(job.issue, config)
         self.concurrency = max(1, config.email.concurrency // job.shards)
         self.limiter = RateLimiter(config.email.rate / job.shards)
         self.stop_reason: str | None = None
@@ -610,7 +607,7 @@ def send_test_copy(config: Config, issue: Issue, address: str, now: dt.datetime)
     """One copy marked [TEST] to ``address``, outside the ledger."""
     address = check_email(address)
     factory = MessageFactory(issue, config, load_secret(config.paths.state), email.utils.format_datetime(now))
-    digest = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config)).variant()
+    digest = DigestRenderer.for_issue(issue, config).variant()
     if digest is None:
         raise ReleaseError("the issue has no items to mail", path=issue.path)
     message = factory.build(address, "", digest, test=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
 __all__ = [
+    "C0_CONTROLS",
     "SAFE_SCHEMES",
     "absolute_url",
     "absolutize_links",
@@ -45,7 +46,8 @@ _URL_RE = re.compile(
     r"https?://[^\s<>\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
 )
 _TRAILING_PUNCT = ".,;:!?*_~'\""
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+C0_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f"  # a character class body: C0 controls but tab, LF and CR
+_XML_ILLEGAL = re.compile(f"[{C0_CONTROLS}\ud800-\udfff\ufffe\uffff]")
 _HREF_RE = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")')
 _TAG_RE = re.compile(r"<[^>]+>")
 _LINK_RE = re.compile(r'<a\b[^>]*?\bhref="([^"]*)"[^>]*>(.*?)</a>', re.S)
@@ -155,9 +157,10 @@ def absolutize_links(fragment: str, base_url: str) -> str:
 
     def fix(match: re.Match[str]) -> str:
         href = html.unescape(match.group(2))
-        if urlsplit(href).scheme:
+        absolute = absolute_url(href, base_url)
+        if absolute == href:
             return match.group(0)
-        return f"{match.group(1)}{html.escape(urljoin(base_url, href), quote=True)}{match.group(3)}"
+        return f"{match.group(1)}{html.escape(absolute, quote=True)}{match.group(3)}"
 
     return _HREF_RE.sub(fix, fragment)
 

@@ -32,6 +32,7 @@ from typing import Any
 from digest.config import DEFAULT_SECTION_SLUGS, Config
 from digest.errors import ParseError
 from digest.markup import (
+    C0_CONTROLS,
     find_urls,
     inline_markdown_to_html,
     is_safe_url,
@@ -70,7 +71,7 @@ _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
 _SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_CONTROL = re.compile(f"[{C0_CONTROLS}\x7f\ufffe\uffff]")  # what XML forbids, and DEL
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
 LINK_LABELS = frozenset(
     {"代码", "文章", "链接", "主页", "原文", "演示", "视频", "论文", "项目", "地址", "项目地址",
@@ -425,7 +426,7 @@ class _Parser:
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append(tail)
         in_summary = bool(summary)
-        for line_no, raw in body:
+        for _, raw in body:
             stripped = raw.strip()
             if not in_summary:
                 if not stripped:
@@ -436,7 +437,7 @@ class _Parser:
                     if match.group(1).strip():
                         summary.append(match.group(1).strip())
                     continue
-                labelled = self.labelled_line(line_no, stripped)
+                labelled = self.labelled_line(stripped)
                 if labelled is not None:
                     new_links, new_field = labelled
                     links.extend(new_links)
@@ -454,10 +455,10 @@ class _Parser:
         match = _LABEL_LINE.match(text)
         if not match or match.group(1) not in LINK_LABELS:
             return None
-        labelled = self.labelled_line(0, text)
+        labelled = self.labelled_line(text)
         return labelled[0] if labelled and labelled[0] and labelled[1] is None else None
 
-    def labelled_line(self, line_no: int, text: str) -> tuple[list[Link], Field | None] | None:
+    def labelled_line(self, text: str) -> tuple[list[Link], Field | None] | None:
         """``代码：URL`` lines become links, ``标题：text`` lines fields; anything else is prose."""
         match = _LABEL_LINE.match(text)
         if not match or match.group(1).lower() in ("http", "https"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import Config
-from digest.feeds import collect_feeds, feeds_base_url, permalink
+from digest.feeds import collect_feeds
 from digest.fsutil import write_if_changed
 from digest.lint import count_by_severity
 from digest.localhttp import LocalServer
@@ -54,7 +54,7 @@ class Preview:
 
 def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
     """Render everything a preview shows, without writing it."""
-    renderer = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config))
+    renderer = DigestRenderer.for_issue(issue, config)
     digest = renderer.variant()
     if digest is None:
         from digest.errors import ReleaseError

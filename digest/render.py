@@ -145,6 +145,13 @@ class DigestRenderer:
     compiles: int = 0
     _cache: dict[frozenset[str] | None, RenderedDigest | None] = field(default_factory=dict)
 
+    @classmethod
+    def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
+        """The renderer with the issue's web address and the site's feeds, as every send uses."""
+        from digest.feeds import feeds_base_url, permalink
+
+        return cls(issue, config, permalink(config, issue), feeds_base_url(config))
+
     def __post_init__(self) -> None:
         self.subject = render_subject(self.issue, self.config)
         intro = html_to_text(self.issue.intro_html).replace("\n", " ")

@@ -17,7 +17,6 @@ import pytest
 from conftest import CORPUS_ISSUES, EXAMPLES
 from digest.catalog import load_issue
 from digest.config import load_config
-from digest.feeds import feeds_base_url, permalink
 from digest.parse import ParseOptions, read_issue
 from digest.pipeline import build_feeds_now
 from digest.preview import PreviewServer, write_preview
@@ -42,7 +41,7 @@ COLUMN_JS = """() => {
 def rendered_html(path):
     config = load_config(EXAMPLES.parent / "digest.toml")
     issue = read_issue(path, ParseOptions.from_config(config))
-    renderer = DigestRenderer(issue, config, permalink(config, issue), feeds_base_url(config))
+    renderer = DigestRenderer.for_issue(issue, config)
     return renderer.variant().personalise(FIELDS)[0]
 
 
