@@ -208,18 +208,32 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
     """The current round's counts: from the finish marker when it is the last line, else by reading it all.
 
     Nothing is appended to a ledger after its finish marker except by a new send
-    (which writes a newer marker or outcome lines), so a marker on the last line
-    describes the current round.
+    (which writes a newer marker, or outcome lines here or in a shard file), so a
+    marker on the last line, in a file no shard is newer than, describes the
+    current round.
     """
-    marker = _last_record(ledger_path(state_dir, stem))
+    main = ledger_path(state_dir, stem)
+    marker = _last_record(main)
     counts = marker.get("counts") if marker else None
-    if marker and "finished_round" in marker and isinstance(counts, dict):
+    if (
+        marker
+        and "finished_round" in marker
+        and isinstance(counts, dict)
+        and not _shards_newer(state_dir, stem)
+    ):
         try:
             tally = {str(status): int(n) for status, n in counts.items()}
             return LedgerTally(int(marker["finished_round"]), tally, finished=True, exists=True)
         except (TypeError, ValueError):
             pass  # a hand-edited marker: count the lines instead
     return read_ledger(state_dir, stem).tally()
+
+
+def _shards_newer(state_dir: Path, stem: str) -> bool:
+    """Whether a shard file changed after the main file's last line was written."""
+    main, *shards = _shard_files(state_dir, stem)
+    written = main.stat().st_mtime_ns
+    return any(shard.stat().st_mtime_ns > written for shard in shards)
 
 
 def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 
 import pytest
 
@@ -11,7 +12,7 @@ from conftest import smtp_config, write_subscribers
 from digest.catalog import load_issue
 from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
-from digest.ledger import LedgerWriter, ledger_path, read_ledger, read_tally, send_lock
+from digest.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
 from digest.subscribers import read_subscribers, set_status
 from smtpserver import password_authenticator, running_server, tls_context
 
@@ -141,6 +142,11 @@ def test_a_finished_round_is_tallied_from_its_marker_and_a_resend_starts_afresh(
     assert (tally.finished, tally.count("sent"), tally.count("failed"), tally.done) == (True, 9, 1, 10)
     assert tally == read_ledger(state, issue.key).tally()
     path = ledger_path(state, issue.key)
+    shard = ledger_path(state, issue.key, 1)  # a later send split over processes wrote here
+    shard.write_bytes(Outcome("late@example.com", "sent", 250, at=NOW.isoformat()).line())
+    os.utime(shard, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    assert read_tally(state, issue.key).count("sent") == 10  # the marker no longer tells the whole story
+    shard.unlink()
     marker = path.read_bytes().splitlines()[-1]
     path.write_bytes(path.read_bytes().replace(marker, marker.replace(b'"sent": 9', b'"sent": "nine"')))
     assert read_tally(state, issue.key) == tally  # a marker edited by hand: the lines are counted
