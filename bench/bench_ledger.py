@@ -4,7 +4,8 @@ Run: python bench/bench_ledger.py [--issues 45] [--recipients 10000]
 
 Writes one finished ledger per issue (as a real send leaves it: an outcome line
 per recipient, then the finish marker with the round's counts) and times
-reading every issue's tally from the markers, against counting every line.
+reading every issue's tally from the markers, against counting every line; and
+reading the history of 10 refused addresses (what bounce marking needs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def write_ledger(state: Path, key: str, recipients: int) -> None:
     )
     path.write_bytes(b"".join(lines))
     with LedgerWriter(path) as writer:
-        writer.finish_round(1, NOW, read_ledger(state, key).tally())
+        writer.finish_round(1, NOW, read_ledger(state, key).tally(), {})
 
 
 def main() -> None:
@@ -51,6 +52,11 @@ def main() -> None:
         report(
             f"tallies by reading every line ({label})",
             measure(lambda: [read_ledger(state, k).tally() for k in keys], repeat=3, warmup=1),
+        )
+        refused = {f"user{n}@example.org" for n in range(0, args.recipients, args.recipients // 10)}
+        report(
+            f"10 refused addresses' history ({label})",
+            measure(lambda: [read_ledger(state, k, only=refused) for k in keys], repeat=5, warmup=1),
         )
 
 

@@ -89,11 +89,8 @@ class FeedsConfig:
 
     @property
     def section_names(self) -> dict[str, str]:
-        """slug -> the section's name; when two names share a slug, the first one listed."""
-        names: dict[str, str] = {}
-        for name, slug in self.sections.items():
-            names.setdefault(slug, name)
-        return names
+        """slug -> the section's name; when two names share a slug, the last one listed (the editor's own)."""
+        return {slug: name for name, slug in self.sections.items()}
 
 
 @dataclass(frozen=True)
@@ -321,7 +318,8 @@ def _check(config: Config, reader: _Reader) -> None:
     for key in ("base_url", "unsubscribe_url"):
         value = getattr(email, key)
         if value and urlsplit(value).scheme not in ("http", "https"):
-            reader.fail(f"'email.{key}' must be an http(s) URL")
+            hint = " (a mailto: address goes in unsubscribe_mailto)" if key == "unsubscribe_url" else ""
+            reader.fail(f"'email.{key}' must be an http(s) URL{hint}")
     if email.base_url and not email.base_url.endswith("/"):
         reader.fail("'email.base_url' must end with '/' (digest serve's pages are found under it)")
     try:

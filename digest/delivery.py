@@ -44,6 +44,7 @@ from digest.ledger import (
     ledger_stems,
     read_ledger,
     send_lock,
+    shard_sizes,
 )
 from digest.message import MessageFactory, Outgoing
 from digest.model import Issue
@@ -416,7 +417,7 @@ class _Sender:
             message_id=message.message_id if message else "",
             detail=detail,
             round=self.job.round,
-            at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         )
 
 
@@ -512,7 +513,7 @@ def send_issue(
         final = read_ledger(state, issue.key)
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
-                main.finish_round(round_, now, final.tally())
+                main.finish_round(round_, now, final.tally(), shard_sizes(state, issue.key))
     report.bounced = mark_bounces(config, final)
     if reasons:
         raise DeliveryError(
@@ -555,10 +556,9 @@ def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
 
     Only the addresses refused in this send (``summary``) can have reached the
-    limit, and only their history is read: ledgers newest first, stopping as
-    soon as each one's count is settled (a delivery, or enough refusals).
-    Refusals from before a subscriber (re)joined do not count: someone who
-    comes back after a bounce starts with a clean slate.
+    limit, so only their lines are read from the other ledgers (found by a scan,
+    not by parsing every line). Refusals from before a subscriber (re)joined do
+    not count: someone who comes back after a bounce starts with a clean slate.
     """
     refused = {to for to, o in summary.outcomes.items() if o.status == "failed" and o.code}
     if not refused:
@@ -569,26 +569,15 @@ def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
         for s in iter_subscribers(config.paths.subscribers, known)
         if s.key in refused and s.active
     }
-    limit = config.email.bounce_after
+    if not since:
+        return []
     history: dict[str, list[Outcome]] = {to: [] for to in since}
-    open_ = set(since)
-    for stem in sorted(ledger_stems(config.paths.state), reverse=True):
-        if not open_:
-            break
-        outcomes = read_ledger(config.paths.state, stem).outcomes
-        for to in open_:
-            if to in outcomes:
-                history[to].append(outcomes[to])
-        open_ = {to for to in open_ if not _settled(history[to], since[to], limit)}
+    for stem in ledger_stems(config.paths.state):
+        for to, outcome in read_ledger(config.paths.state, stem, only=since).outcomes.items():
+            history[to].append(outcome)
+    limit = config.email.bounce_after
     over = {to: "bounced" for to in since if _refusals_in_a_row(history[to], since[to]) >= limit}
     return [s.email for s in set_statuses(config.paths.subscribers, known, over)] if over else []
-
-
-def _settled(outcomes: list[Outcome], since: str, limit: int) -> bool:
-    """Whether older ledgers could still change this address's count of refusals in a row."""
-    if _refusals_in_a_row(outcomes, since) >= limit:
-        return True
-    return any(o.status == "sent" or o.at[:10] < since[:10] for o in outcomes)
 
 
 def _refusals_in_a_row(outcomes: list[Outcome], since: str) -> int:

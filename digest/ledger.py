@@ -28,7 +28,7 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "read_ledger",
     "read_tally",
     "send_lock",
+    "shard_sizes",
 ]
 
 FINAL = frozenset({"sent", "failed", "skipped"})
@@ -137,7 +138,7 @@ class LedgerSummary:
 
     @property
     def exists(self) -> bool:
-        return bool(self.outcomes) or self.started
+        return bool(self.outcomes) or self.started or self.finished
 
     def tally(self) -> LedgerTally:
         counts: dict[str, int] = {}
@@ -146,14 +147,15 @@ class LedgerSummary:
         return LedgerTally(self.round, counts, self.finished, self.exists)
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def _records(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON lines of one file; with ``select``, only the lines it matches (the rest is not parsed)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
     except OSError as exc:
         raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
-    for raw in data.split(b"\n"):
+    for raw in data.split(b"\n") if select is None else _selected_lines(data, select):
         if not raw.strip():
             continue
         try:
@@ -162,6 +164,23 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             continue  # a torn line from a crash: that message counts as not done
         if isinstance(record, dict):
             yield record
+
+
+def _selected_lines(data: bytes, select: re.Pattern[bytes]) -> Iterator[bytes]:
+    end = -1
+    for match in select.finditer(data):
+        if match.start() < end:
+            continue  # a second match on a line already taken
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        end = data.find(b"\n", match.end())
+        end = len(data) if end < 0 else end
+        yield data[start:end]
+
+
+def _selector(addresses: Collection[str]) -> re.Pattern[bytes]:
+    """Round markers, and the outcome lines of these addresses (as JSON writes them)."""
+    quoted = sorted(re.escape(json.dumps(a.lower(), ensure_ascii=False)[1:-1].encode()) for a in addresses)
+    return re.compile(rb'"(?:start|finished)_round"|"to"\s*:\s*"(?:' + b"|".join(quoted) + rb')"', re.I)
 
 
 def _outcome(record: dict[str, Any]) -> Outcome | None:
@@ -179,22 +198,23 @@ def _outcome(record: dict[str, Any]) -> Outcome | None:
         return None
 
 
-def read_ledger(state_dir: Path, stem: str) -> LedgerSummary:
-    """Every recipient's outcome in the latest round, merged over the shard files.
+def read_ledger(state_dir: Path, stem: str, only: Collection[str] | None = None) -> LedgerSummary:
+    """Every recipient's outcome in the latest round (or just those of ``only``), merged over the shard files.
 
     When a recipient appears twice (a deferred message delivered on a later
     run), the most final outcome wins: sent, then failed, skipped, deferred.
     """
     files = _shard_files(state_dir, stem)
+    select = _selector(only) if only is not None else None
     current, started, finished = 1, False, set()
-    for record in _records(files[0]):
+    for record in _records(files[0], select):
         if "start_round" in record:
             current, started = int(record["start_round"]), True
         elif "finished_round" in record:
             finished.add(int(record["finished_round"]))
     outcomes: dict[str, Outcome] = {}
     for path in files:
-        for record in _records(path):
+        for record in _records(path, select):
             outcome = _outcome(record) if "to" in record else None
             if outcome is None or outcome.round != current:
                 continue
@@ -209,17 +229,16 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
 
     Nothing is appended to a ledger after its finish marker except by a new send
     (which writes a newer marker, or outcome lines here or in a shard file), so a
-    marker on the last line, in a file no shard is newer than, describes the
-    current round.
+    marker on the last line, with every shard file still the size it records,
+    describes the current round.
     """
-    main = ledger_path(state_dir, stem)
-    marker = _last_record(main)
+    marker = _last_record(ledger_path(state_dir, stem))
     counts = marker.get("counts") if marker else None
     if (
         marker
         and "finished_round" in marker
         and isinstance(counts, dict)
-        and not _shards_newer(state_dir, stem)
+        and marker.get("shards", {}) == shard_sizes(state_dir, stem)
     ):
         try:
             tally = {str(status): int(n) for status, n in counts.items()}
@@ -229,11 +248,13 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
     return read_ledger(state_dir, stem).tally()
 
 
-def _shards_newer(state_dir: Path, stem: str) -> bool:
-    """Whether a shard file changed after the main file's last line was written."""
-    main, *shards = _shard_files(state_dir, stem)
-    written = main.stat().st_mtime_ns
-    return any(shard.stat().st_mtime_ns > written for shard in shards)
+def shard_sizes(state_dir: Path, stem: str) -> dict[str, int]:
+    """The size of each shard file past the main one (what a finish marker records)."""
+    sizes = {}
+    for path in _shard_files(state_dir, stem)[1:]:
+        with contextlib.suppress(FileNotFoundError):
+            sizes[path.name] = path.stat().st_size
+    return sizes
 
 
 def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:
@@ -286,12 +307,14 @@ class LedgerWriter:
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
 
-    def finish_round(self, number: int, now: dt.datetime, tally: LedgerTally) -> None:
+    def finish_round(
+        self, number: int, now: dt.datetime, tally: LedgerTally, shards: Mapping[str, int]
+    ) -> None:
         """Mark the round done, with its counts.
 
         A later run will not resume a finished round for subscribers who joined since.
         """
-        marker = {"finished_round": number, "at": now.isoformat(), "counts": tally.counts}
+        marker = {"finished_round": number, "at": now.isoformat(), "counts": tally.counts, "shards": shards}
         self._write(json.dumps(marker, sort_keys=True).encode() + b"\n")
 
     def _write(self, data: bytes) -> None:

@@ -108,7 +108,9 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     for status in statuses:
         if status.should_send:
             _send_released(config, status, now, report)
-        elif status.stem in changed and not status.record.history and not status.ledger.finished:
+        elif status.held_by_twin or (
+            status.stem in changed and not status.record.history and not status.ledger.finished
+        ):
             report.say(f"{status.stem}: not mailed: {status.release}")
     _remember(config, catalog, now, inputs, report)
     if not report.lines:

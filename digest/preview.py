@@ -117,7 +117,7 @@ def _report(
 
 def _status(issue: Issue, now: dt.datetime) -> str:
     ready = readiness(issue, now)
-    return f"{ready.reason} ({'in the feeds' if ready.published else 'not in the feeds'})"
+    return f"{ready.reason}; {'in the feeds' if ready.published else 'not in the feeds'}"
 
 
 # -- the local preview page ---------------------------------------------------------------------

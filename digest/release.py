@@ -121,6 +121,7 @@ class IssueStatus:
     released: bool
     release: str  # why (not) released
     wake_at: dt.datetime | None  # when the answer may change by time alone
+    held_by_twin: bool = False  # released, but another file claims its date: said on every run
 
     @property
     def issue(self) -> Issue | None:
@@ -214,6 +215,11 @@ def with_same_date_conflicts(statuses: list[IssueStatus]) -> list[IssueStatus]:
         if len(stems) > 1 and not status.ledger.finished:
             others = ", ".join(stem for stem in stems if stem != status.stem)
             reason = f"{others} is dated {status.issue.key} too: keep one file per issue"
-            status = replace(status, released=False, release=f"{reason} (digest send mails one on purpose)")
+            status = replace(
+                status,
+                released=False,
+                release=f"{reason} (digest send mails one on purpose)",
+                held_by_twin=status.released,
+            )
         result.append(status)
     return result

@@ -230,6 +230,14 @@ def test_unknown_section_gets_its_own_ascii_feed(site):
     assert [e.link for e in feed.entries] == ["https://a.org"]
 
 
+def test_a_section_renamed_in_the_config_titles_its_feed(site):
+    site.write_config(site.extra + "[feeds.sections]\n'行业新闻' = 'news'\n")
+    site.write_issue("2026-11-20.md", "# 简报 (2026-11-20)：x\n## 行业新闻\n- [a | b](https://a.org)\n")
+    build_feeds_now(site.config, NOW)
+    feed = feedparser.parse((site.config.paths.feeds / "news.atom.xml").read_bytes())
+    assert "行业新闻" in feed.feed.title and [e.link for e in feed.entries] == ["https://a.org"]
+
+
 @pytest.mark.corpus
 def test_every_item_link_of_the_corpus_is_in_its_section_feed(site, corpus_issues):
     for path in corpus_issues:

@@ -345,7 +345,8 @@ def test_two_files_for_one_date_are_not_mailed_automatically(site, monkeypatch):
     rows = {line.split()[0]: line for line in status_table(site.config).splitlines()[1:]}
     assert "yes (" not in rows["2026-11-20"] and "yes (" not in rows["2026-11-20-copy"]  # not approved
     assert "is dated 2026-11-20 too" in rows["2026-11-20-copy"]
-    run_once(site.config, NOW)
+    again = run_once(site.config, NOW)
+    assert any(line.startswith("2026-11-20: not mailed: 2026-11-20-copy") for line in again.lines)
     assert idle.is_idle(str(site.config.path), time.time())  # nothing is pending: cron ticks stay cheap
 
 
