@@ -329,11 +329,8 @@ class _Sender:
                 await queue.put(subscriber)
             for _ in range(self.concurrency):
                 await queue.put(None)
-        if self.held_back and self.stop_reason is None:  # few recipients, all refused: they are failures
-            held, self.held_back = self.held_back, []
-            for outcome in held:
-                await self.ledger.record(outcome)
-                self.count(outcome.status)
+        if self.stop_reason is None:  # few recipients, all refused: they are failures after all
+            await self._record_held_back()
 
     async def record(self, outcome: Outcome) -> None:
         """Write an outcome to the ledger once the send has proved it can deliver at all.
@@ -343,7 +340,7 @@ class _Sender:
         server or the sender that is wrong (a relay denied, say), not the list, so
         the send stops with nobody marked failed and nothing marked bounced.
         """
-        if outcome.status == "failed" and outcome.code and not self.delivered_any:
+        if outcome.refused and not self.delivered_any:
             self.held_back.append(outcome)
             if len(self.held_back) >= self.config.email.max_errors:
                 self.halt(
@@ -353,12 +350,15 @@ class _Sender:
             return
         if outcome.status == "sent" and not self.delivered_any:
             self.delivered_any = True
-            held, self.held_back = self.held_back, []
-            for earlier in held:
-                await self.ledger.record(earlier)
-                self.count(earlier.status)
+            await self._record_held_back()
         await self.ledger.record(outcome)
         self.count(outcome.status)
+
+    async def _record_held_back(self) -> None:
+        held, self.held_back = self.held_back, []
+        for outcome in held:
+            await self.ledger.record(outcome)
+            self.count(outcome.status)
 
     async def deliver(
         self, connection: Connection, subscriber: Subscriber, recipients: _Recipients
@@ -560,7 +560,7 @@ def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
     not by parsing every line). Refusals from before a subscriber (re)joined do
     not count: someone who comes back after a bounce starts with a clean slate.
     """
-    refused = {to for to, o in summary.outcomes.items() if o.status == "failed" and o.code}
+    refused = {to for to, o in summary.outcomes.items() if o.refused}
     if not refused:
         return []
     known = config.feeds.slugs
@@ -585,7 +585,7 @@ def _refusals_in_a_row(outcomes: list[Outcome], since: str) -> int:
     for outcome in sorted(outcomes, key=lambda o: o.at):
         if outcome.at[:10] < since[:10]:
             continue
-        if outcome.status == "failed" and outcome.code:
+        if outcome.refused:
             count += 1
         elif outcome.status == "sent":
             count = 0

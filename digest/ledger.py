@@ -92,6 +92,11 @@ class Outcome:
     round: int = 1
     at: str = ""
 
+    @property
+    def refused(self) -> bool:
+        """The server refused this recipient for good (a 5xx reply): what counts towards a bounce."""
+        return self.status == "failed" and self.code is not None
+
     def line(self) -> bytes:
         record: dict[str, Any] = {"to": self.to, "status": self.status, "round": self.round, "at": self.at}
         if self.code is not None:

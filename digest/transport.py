@@ -207,10 +207,7 @@ class SmtpConnection:
                 raise SendFailure("temporary", exc.code, exc.message, reconnect=True) from None
             await self._reset()
             raise _reply_failure(exc.code, exc.message) from None
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
-            await self._drop()
-            raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
-        except aiosmtplib.SMTPException as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:  # dropped, timed out, garbled
             await self._drop()
             raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
         return 250, message
@@ -299,6 +296,7 @@ class MaildirConnection:
         self.root = root
         self._counter = 0
         self._ready = False
+        self._host = socket.gethostname().replace("/", "_")
 
     @property
     def connected(self) -> bool:
@@ -318,7 +316,7 @@ class MaildirConnection:
         if not self._ready:
             await self.connect()
         self._counter += 1
-        name = f"{time.time_ns()}.P{os.getpid()}Q{self._counter}.{socket.gethostname().replace('/', '_')}"
+        name = f"{time.time_ns()}.P{os.getpid()}Q{self._counter}.{self._host}"
         tmp, new = self.root / "tmp" / name, self.root / "new" / name
         envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
         try:
