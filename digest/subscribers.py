@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "Subscriber",
     "SubscriberList",
     "add_subscriber",
+    "address_key",
     "check_email",
     "export_csv",
     "find_subscriber",
@@ -113,7 +114,7 @@ class SubscriberList:
         return [row.subscriber for row in self.rows if row.subscriber is not None]
 
     def find(self, email: str) -> Subscriber | None:
-        key = email.strip().lower()
+        key = address_key(email)
         return next((s for s in self.subscribers if s.key == key), None)
 
 
@@ -162,6 +163,14 @@ def check_email(address: str) -> str:
     return valid.ascii_email or valid.normalized
 
 
+def address_key(email: str) -> str:
+    """How the list knows an address: normalised and in lower case (as typed, lower-cased, when invalid)."""
+    try:
+        return check_email(email).lower()
+    except SubscriberError:
+        return email.strip().lower()
+
+
 def _check_name(name: str) -> str:
     name = name.strip()
     if any(ord(ch) < 32 for ch in name):
@@ -197,12 +206,8 @@ def iter_subscribers(
 
 
 def find_subscriber(path: Path, known_sections: Collection[str], email: str) -> Subscriber | None:
-    """One subscriber by address, checking only that line in full; None when not listed (or not valid)."""
-    try:
-        key = check_email(email).lower()
-    except SubscriberError:
-        return None
-    return next(iter_subscribers(path, known_sections, keep=key.__eq__), None)
+    """One subscriber by address, checking only that line in full; None when not listed."""
+    return next(iter_subscribers(path, known_sections, keep=address_key(email).__eq__), None)
 
 
 def scan_subscribers(
@@ -323,10 +328,7 @@ def _header(text: str, path: Path) -> tuple[str, ...]:
 
 def _parse(email: str, values: dict[str, str], number: int, known: Collection[str]) -> Subscriber:
     """The subscriber on one line, its address already checked; the other fields are checked here."""
-    sections = frozenset(s.strip() for s in values.get("sections", "").split(";") if s.strip())
-    unknown = sorted(sections - set(known))
-    if unknown:
-        raise SubscriberError(f"unknown section '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    sections = _known_sections(values.get("sections", "").split(";"), known)
     status = values.get("status", "").lower() or "active"
     if status not in STATUSES:
         raise SubscriberError(f"status '{status}' must be one of {', '.join(STATUSES)}")
@@ -452,7 +454,12 @@ def list_signature(path: Path) -> tuple[int, int, int] | None:
 
 
 def parse_sections(text: str, known: Collection[str]) -> frozenset[str]:
-    sections = frozenset(s.strip() for s in text.replace(",", ";").split(";") if s.strip())
+    """Sections a person typed (``;`` or ``,`` between slugs), each one a known slug."""
+    return _known_sections(text.replace(",", ";").split(";"), known)
+
+
+def _known_sections(slugs: Iterable[str], known: Collection[str]) -> frozenset[str]:
+    sections = frozenset(s.strip() for s in slugs if s.strip())
     unknown = sorted(sections - set(known))
     if unknown:
         raise SubscriberError(f"unknown section '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -515,7 +522,7 @@ def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]
 
 def set_status(path: Path, known: Collection[str], email: str, status: str) -> Subscriber | None:
     """Change one address's status; None when it is not on the list (nothing changes)."""
-    key = email.strip().lower()
+    key = address_key(email)
     found: list[Subscriber] = []
 
     def edit(subscriber: Subscriber) -> object:
@@ -532,7 +539,7 @@ def set_sections(
     path: Path, known: Collection[str], email: str, sections: frozenset[str]
 ) -> Subscriber | None:
     """Choose the sections one address gets; None when it is not on the list (nothing changes)."""
-    key = email.strip().lower()
+    key = address_key(email)
     found: list[Subscriber] = []
 
     def edit(subscriber: Subscriber) -> object:
@@ -547,7 +554,7 @@ def set_sections(
 
 def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: bool = False) -> Subscriber:
     """Unsubscribe an address (kept as ``unsubscribed``), or with ``purge`` erase its line."""
-    key = email.strip().lower()
+    key = address_key(email)
     found: list[Subscriber] = []
 
     def edit(subscriber: Subscriber) -> object:

@@ -317,3 +317,13 @@ def test_a_hand_edit_made_during_a_rewrite_is_not_lost(tmp_path, monkeypatch):
     emails = [s.email for s in read_subscribers(path, KNOWN).subscribers]
     assert emails == ["a@example.com", "hand@example.com", "new@example.com"]
     assert len(calls) == 2
+
+
+def test_an_address_is_found_however_it_is_spelled(tmp_path):
+    path = write(tmp_path, "email,name,sections,status,since\nreader@bücher.example,,,active,\n")
+    listing = read_subscribers(path, KNOWN)
+    stored = listing.subscribers[0].email
+    assert stored == "reader@xn--bcher-kva.example"
+    assert listing.find("Reader@Bücher.example").email == stored
+    assert set_status(path, KNOWN, "READER@bücher.EXAMPLE", "unsubscribed").status == "unsubscribed"
+    assert remove_subscriber(path, KNOWN, "reader@XN--BCHER-KVA.example").email == stored
