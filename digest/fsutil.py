@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "file_lock",
     "fsync_directory",
     "read_json",
+    "write_changed_files",
     "write_if_changed",
     "write_json",
 ]
@@ -68,6 +69,13 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         pass
     atomic_write(path, data)
     return True
+
+
+def write_changed_files(outputs: Mapping[str, bytes], directory: Path) -> list[Path]:
+    """Write each file of ``directory`` whose bytes changed (name -> bytes); return the paths written."""
+    return [
+        directory / name for name, data in sorted(outputs.items()) if write_if_changed(directory / name, data)
+    ]
 
 
 def read_json(path: Path, *, what: str) -> Any | None:

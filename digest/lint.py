@@ -52,8 +52,6 @@ def lint_file(path: Path, options: ParseOptions) -> LintReport:
         issue = parse_issue(data, path, options)
     except UndatedIssue as exc:
         return LintReport(path, exc.findings, None, sha256)
-    except ParseError as exc:
-        return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None, sha256)
     except Exception as exc:  # one odd file must never stop the whole newsletter
         message = f"could not be parsed ({exc.__class__.__name__}: {exc}); please report this file"
         return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None, sha256)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.feeds import collect_feeds
-from digest.fsutil import write_if_changed
+from digest.fsutil import write_changed_files
 from digest.lint import count_by_severity
 from digest.localhttp import LocalServer
 from digest.message import MessageFactory
@@ -44,12 +44,20 @@ class Preview:
     text: str
     eml: bytes
     report: str
-    digest: RenderedDigest
     feed_entries: tuple[tuple[str, str, str], ...]  # (feed, entry title, link) the issue adds
 
     @property
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
+
+    def files(self) -> dict[str, tuple[str, bytes]]:
+        """The preview's files: name -> (content type, bytes), as written and as served."""
+        return {
+            "email.html": ("text/html; charset=utf-8", self.html.encode("utf-8")),
+            "email.txt": ("text/plain; charset=utf-8", self.text.encode("utf-8")),
+            "email.eml": ("message/rfc822", self.eml),
+            "report.txt": ("text/plain; charset=utf-8", self.report.encode("utf-8")),
+        }
 
 
 def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
@@ -72,20 +80,13 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
         for feed in collect_feeds([issue], config)
         for entry in feed.entries
     )
-    return Preview(issue, directory, html, text, eml, report, digest, entries)
+    return Preview(issue, directory, html, text, eml, report, entries)
 
 
 def write_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
     """Render and write ``email.html``, ``email.txt``, ``email.eml`` and ``report.txt``."""
     preview = render_preview(config, issue, now)
-    files = {
-        "email.html": preview.html.encode("utf-8"),
-        "email.txt": preview.text.encode("utf-8"),
-        "email.eml": preview.eml,
-        "report.txt": preview.report.encode("utf-8"),
-    }
-    for name, data in files.items():
-        write_if_changed(preview.directory / name, data)
+    write_changed_files({name: data for name, (_, data) in preview.files().items()}, preview.directory)
     return preview
 
 
@@ -131,10 +132,7 @@ class PreviewServer(LocalServer):
     def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 0):
         self.pages = {
             "/": ("text/html; charset=utf-8", _page(preview).encode("utf-8")),
-            "/email.html": ("text/html; charset=utf-8", preview.html.encode("utf-8")),
-            "/email.txt": ("text/plain; charset=utf-8", preview.text.encode("utf-8")),
-            "/email.eml": ("message/rfc822", preview.eml),
-            "/report.txt": ("text/plain; charset=utf-8", preview.report.encode("utf-8")),
+            **{f"/{name}": page for name, page in preview.files().items()},
         }
         super().__init__((host, port), _Handler)
 

@@ -87,7 +87,6 @@ class RenderedDigest:
     """One variant of an issue's digest, ready to be personalised."""
 
     subject: str
-    preheader: str
     html: Fill
     text: Fill
     sections: tuple[str, ...]
@@ -178,7 +177,6 @@ class DigestRenderer:
         text = render_template("digest.txt.j2", self.config.email.templates, autoescape=False, **context)
         return RenderedDigest(
             subject=self.subject,
-            preheader=self.preheader,
             html=Fill.split(html, escape=True),
             text=Fill.split(_tidy_text(text), escape=False),
             sections=tuple(s.slug for s in chosen),
