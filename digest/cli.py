@@ -158,13 +158,12 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from digest import subscribers as subs
+    from digest.catalog import now_in
 
     config = _config(args)
     path, known = config.paths.subscribers, config.feeds.slugs
-    today = dt.datetime.now(config.site.timezone).date()
+    today = now_in(config).date()
     action = args.action
     if action == "add":
         sections = subs.parse_sections(args.sections or "", known)
@@ -206,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from digest.pipeline import run_once
 
     report = run_once(_config(args))
-    if not (args.quiet and report.lines == ["nothing to do"]):
+    if not (args.quiet and report.idle):
         for line in report.lines:
             print(line)
     return 1 if report.failed else 0
@@ -221,7 +220,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     print(f"watching {config.paths.issues} every {args.interval:g}s (Ctrl-C to stop)", flush=True)
     while True:
         report = run_once(config)
-        if report.lines != ["nothing to do"]:
+        if not report.idle:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             for line in report.lines:
                 print(f"{stamp} {line}", flush=True)

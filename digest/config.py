@@ -308,20 +308,24 @@ def _article(kind: type) -> str:
     return names.get(kind, "a table" if kind is Mapping else f"a {kind.__name__}")
 
 
+def _check_url(reader: _Reader, key: str, value: str, *, folder: str | None = None, hint: str = "") -> None:
+    """An http(s) URL; with ``folder`` (the reason, or ""), one that ends with '/' for paths under it."""
+    if urlsplit(value).scheme not in ("http", "https"):
+        reader.fail(f"'{key}' must be an http(s) URL{hint}")
+    if folder is not None and not value.endswith("/"):
+        reader.fail(f"'{key}' must end with '/'{folder}")
+
+
 def _check(config: Config, reader: _Reader) -> None:
     """Cross-field checks: values each of the right type but not right together."""
     site, email, release = config.site, config.email, config.release
-    if urlsplit(site.base_url).scheme not in ("http", "https"):
-        reader.fail("'site.base_url' must be an http(s) URL")
-    if not site.base_url.endswith("/"):
-        reader.fail("'site.base_url' must end with '/'")
-    for key in ("base_url", "unsubscribe_url"):
-        value = getattr(email, key)
-        if value and urlsplit(value).scheme not in ("http", "https"):
-            hint = " (a mailto: address goes in unsubscribe_mailto)" if key == "unsubscribe_url" else ""
-            reader.fail(f"'email.{key}' must be an http(s) URL{hint}")
-    if email.base_url and not email.base_url.endswith("/"):
-        reader.fail("'email.base_url' must end with '/' (digest serve's pages are found under it)")
+    _check_url(reader, "site.base_url", site.base_url, folder="")
+    if email.base_url:
+        reason = " (digest serve's pages are found under it)"
+        _check_url(reader, "email.base_url", email.base_url, folder=reason)
+    if email.unsubscribe_url:
+        hint = " (a mailto: address goes in unsubscribe_mailto)"
+        _check_url(reader, "email.unsubscribe_url", email.unsubscribe_url, hint=hint)
     try:
         site.permalink.format(**dict.fromkeys(PERMALINK_FIELDS, ""))
     except (KeyError, IndexError, ValueError, AttributeError) as exc:

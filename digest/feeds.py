@@ -5,13 +5,13 @@ data only. Ids are RFC 4151 tag URIs made from the issue date and the item URL,
 never from file names, mtimes or positions. ``updated`` comes from the feed
 state: an entry keeps its time until its content changes, so rebuilding
 unchanged issues (after a ``git checkout`` reset every mtime, say) produces
-byte-identical files, and :func:`write_feeds` then writes nothing.
+byte-identical files, and :func:`~digest.fsutil.write_changed_files` then writes nothing.
 
 The stages are pure until the last: :func:`collect_feeds` turns issues into
 :class:`Feed` values, :func:`stamp_feeds` gives each entry its ``updated`` from
 the state, :func:`render_outputs` renders every feed in every format (the
 sections x formats table) plus the index page, OPML list and XSLT stylesheet,
-and :func:`write_feeds` writes the files that changed.
+and :func:`~digest.fsutil.write_changed_files` writes the files that changed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from digest.config import Config
-from digest.fsutil import read_json, write_if_changed, write_json
+from digest.fsutil import read_json, write_changed_files, write_json
 from digest.markup import absolute_url, absolutize_links, html_to_text, sanitize_html, strip_xml_illegal
 from digest.model import Issue, Item
 from digest.templating import builtin_templates, render_template
@@ -48,7 +48,6 @@ __all__ = [
     "permalink",
     "render_outputs",
     "stamp_feeds",
-    "write_feeds",
 ]
 
 STATE_FILE = "feeds.json"
@@ -160,12 +159,16 @@ def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
     ever seen keeps its feed, even when the newest issues lack that section.
     """
     recent = _one_per_date(issues)[: config.feeds.limit]
+    links = {issue.key: permalink(config, issue) for issue in recent}
     authority = tag_authority(config)
     whole = Feed(
         key=WHOLE,
         title=config.site.title,
         subtitle=config.site.description or config.site.title,
-        entries=tuple(_issue_entry(issue, f"tag:{authority},{issue.key}:issue", config) for issue in recent),
+        entries=tuple(
+            _issue_entry(issue, f"tag:{authority},{issue.key}:issue", links[issue.key], config)
+            for issue in recent
+        ),
     )
     names = _section_names(issues, config)
     feeds = [whole]
@@ -176,7 +179,8 @@ def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
             for section in issue.sections:
                 if section.slug == slug:
                     entries.extend(
-                        _item_entry(item, issue, name, seen, authority, config) for item in section.items
+                        _item_entry(item, issue, links[issue.key], name, seen, authority)
+                        for item in section.items
                     )
         feeds.append(
             Feed(key=slug, title=f"{config.site.title} · {name}", subtitle=name, entries=tuple(entries))
@@ -205,9 +209,8 @@ def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
     return names
 
 
-def _issue_entry(issue: Issue, ident: str, config: Config) -> Entry:
-    link = permalink(config, issue)
-    content = issue_html(issue, config)
+def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
+    content = issue_html(issue, config, link)
     return _entry(
         id=ident,
         title=issue.full_title,
@@ -220,9 +223,8 @@ def _issue_entry(issue: Issue, ident: str, config: Config) -> Entry:
 
 
 def _item_entry(
-    item: Item, issue: Issue, section_name: str, seen: set[str], authority: str, config: Config
+    item: Item, issue: Issue, issue_link: str, section_name: str, seen: set[str], authority: str
 ) -> Entry:
-    issue_link = permalink(config, issue)
     key = item.url or item.href or item.title
     if key in seen:  # the same link twice in one section: tell the two apart by title
         key = f"{key}\n{item.title}"
@@ -258,9 +260,9 @@ def _entry(**fields: Any) -> Entry:
     return Entry(**fields)
 
 
-def issue_html(issue: Issue, config: Config) -> str:
-    """The whole issue as sanitised HTML with absolute links (feed content, online preview)."""
-    link = permalink(config, issue)
+def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
+    """The whole issue as sanitised HTML with links made absolute against ``link`` (its permalink)."""
+    link = link or permalink(config, issue)
     rendered = render_template(
         "issue.html.j2",
         issue=issue,
@@ -409,16 +411,6 @@ def _opml(feeds: Sequence[Feed], config: Config) -> bytes:
 # -- stage 4: write -----------------------------------------------------------------------------
 
 
-def write_feeds(outputs: Mapping[str, bytes], directory: Path) -> list[Path]:
-    """Write the files whose bytes changed; return the paths written."""
-    written = []
-    for name, data in sorted(outputs.items()):
-        path = directory / name
-        if write_if_changed(path, data):
-            written.append(path)
-    return written
-
-
 @dataclass(frozen=True)
 class FeedBuild:
     """What a build did: files written, how many feeds and entries."""
@@ -432,7 +424,7 @@ def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> Fe
     """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
     state = FeedState.load(config.paths.state)
     feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
-    written = write_feeds(render_outputs(feeds, config), config.paths.feeds)
+    written = write_changed_files(render_outputs(feeds, config), config.paths.feeds)
     new_state.save(config.paths.state)
     return FeedBuild(tuple(written), len(feeds), sum(len(f.entries) for f in feeds))
 

@@ -64,7 +64,7 @@ class LocalServer(http.server.ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, not a traceback: a client that hangs up is nothing to worry about."""
         error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError | OSError):
+        if isinstance(error, OSError):  # a reset, a broken pipe, a timeout
             return
         print(
             f"{client_address[0]}: request failed: {error.__class__.__name__}: {error}",

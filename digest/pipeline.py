@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from digest.feeds import FeedBuild
     from digest.release import IssueStatus
 
-__all__ = ["RunReport", "build_feeds_now", "run_once", "send"]
+__all__ = ["NOTHING_TO_DO", "RunReport", "build_feeds_now", "run_once", "send"]
+
+NOTHING_TO_DO = "nothing to do"  # the idle path (digest/entry.py) prints the same line
 
 
 def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild:
@@ -53,6 +55,11 @@ class RunReport:
 
     def say(self, line: str) -> None:
         self.lines.append(line)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing happened: what ``--quiet`` keeps quiet about."""
+        return self.lines == [NOTHING_TO_DO]
 
 
 def run_once(config: Config, now: dt.datetime | None = None) -> RunReport:
@@ -114,7 +121,7 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
             report.say(f"{status.stem}: not mailed: {status.release}")
     _remember(config, catalog, now, inputs, report)
     if not report.lines:
-        report.say("nothing to do")
+        report.say(NOTHING_TO_DO)
 
 
 def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:

@@ -18,7 +18,6 @@ on the list; forged, altered or expired tokens get a 4xx page and change nothing
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import http.server
 import queue
 import threading
@@ -28,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from digest.catalog import now_in
 from digest.config import Config
 from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.fsutil import file_lock, read_json, write_json
@@ -139,7 +139,7 @@ class SubscriptionServer(LocalServer):
                     {"button": "确认订阅"},
                 )
             sections = frozenset(payload.sections or ())
-            today = dt.datetime.now(self.config.site.timezone).date()
+            today = now_in(self.config).date()
             with contextlib.suppress(SubscriberError):  # already subscribed: the same answer either way
                 add_subscriber(
                     self.config.paths.subscribers, self._known, payload.email, sections=sections, today=today
@@ -362,7 +362,7 @@ def send_confirmation(config: Config, secret: bytes, address: str, link: str) ->
         f"From: {format_mailbox(name, sender, 'From')}",
         f"To: {address}",
         f"Subject: {encode_text(f'请确认订阅《{title}》', 'Subject')}",
-        f"Date: {email.utils.format_datetime(dt.datetime.now(config.site.timezone))}",
+        f"Date: {email.utils.format_datetime(now_in(config))}",
         f"Message-ID: <{key}@{sender.split('@')[1]}>",
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
