@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,8 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 CORPUS_ISSUES = sorted((CORPUS / "embedded-ai-report").glob("*.md"))
 CORPUS_SEEDS = sorted((CORPUS / "seeds").glob("*"))
 EXAMPLES = ROOT / "examples"
+KNOWN = {"news", "papers", "projects", "blogs", "apps"}  # the default section slugs
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))  # "today" in the tests
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -69,6 +73,11 @@ def digest_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "digest"]
 
 
+def run_digest(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``digest ARGS`` as a user runs it: a real subprocess, its output as text."""
+    return subprocess.run([*digest_cmd(), *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
 @pytest.fixture
 def run_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -80,13 +89,12 @@ def run_env(tmp_path: Path) -> dict[str, str]:
 class Site:
     """A newsletter in a temporary directory: a config, an issues folder and helpers."""
 
-    def __init__(self, root: Path, extra: str = ""):
+    def __init__(self, root: Path):
         self.root = root
         self.issues = root / "issues"
         self.issues.mkdir(parents=True, exist_ok=True)
         self.config_path = root / "digest.toml"
-        self.extra = extra
-        self.write_config(extra)
+        self.write_config()
 
     def write_config(self, extra: str = "") -> None:
         self.config_path.write_text(
@@ -163,12 +171,11 @@ def browser():
 @pytest.fixture
 def smtp():
     """A plain SMTP server on 127.0.0.1 (ephemeral port) recording what it accepts."""
-    from smtpserver import start_server
+    from smtpserver import running_server
 
-    controller, recorder = start_server()
-    recorder.port = controller.port
-    yield recorder
-    controller.stop()
+    with running_server() as (controller, recorder):
+        recorder.port = controller.port
+        yield recorder
 
 
 @pytest.fixture(scope="session")
@@ -211,15 +218,12 @@ SERVE_CONFIG = (
 @pytest.fixture
 def server(site):
     """`digest serve` for the site, on 127.0.0.1 with an ephemeral port, two subscribers on its list."""
-    from digest.server import SubscriptionServer
+    from servehelpers import serving
 
     site.write_config(SERVE_CONFIG)
     write_subscribers(
         site.root / "subscribers.csv",
         [("a@example.com", "甲", "", "active", ""), ("b@example.com", "乙", "papers", "active", "")],
     )
-    instance = SubscriptionServer(site.config, port=0)
-    instance.start()
-    yield instance
-    instance.shutdown()
-    instance.server_close()
+    with serving(site.config) as instance:
+        yield instance

@@ -7,10 +7,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from conftest import KNOWN
 from digest.subscribers import read_subscribers
 from digest.tokens import TokenPayload, load_secret, make_token
-
-KNOWN = {"news", "papers", "projects", "blogs", "apps"}
 
 
 def request(server, method, path, data=None, content_type="application/x-www-form-urlencoded"):
@@ -40,12 +39,12 @@ def status_of(site, email):
 
 
 @contextlib.contextmanager
-def serving(config, server_class=None, **limits):
+def serving(config, **limits):
     """A subscription server for the block, on 127.0.0.1 with an ephemeral port; ``limits`` override
     class attributes such as ``max_connections`` or ``request_deadline``."""
     from digest.server import SubscriptionServer
 
-    cls = type("TestServer", (server_class or SubscriptionServer,), limits) if limits else SubscriptionServer
+    cls = type("TestServer", (SubscriptionServer,), limits) if limits else SubscriptionServer
     instance = cls(config, port=0)
     instance.start()
     try:

@@ -23,7 +23,7 @@ class Received:
 
     @property
     def message_id(self) -> str:
-        return email.message_from_bytes(self.data, policy=email.policy.default)["Message-ID"]
+        return self.message["Message-ID"]
 
     @property
     def message(self):
@@ -49,7 +49,6 @@ class Recorder:
         self.lock = threading.Lock()
         self.reached = threading.Event()
         self.target = 0
-        self.data_commands = 0
 
     def per_recipient(self) -> Counter[str]:
         with self.lock:
@@ -66,8 +65,17 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    def before_data(self, hook):
+        """Await ``hook(session, envelope)`` before each DATA; a reply it returns is sent instead."""
+        original = self.handle_DATA
+
+        async def handle(server, session, envelope):
+            reply = await hook(session, envelope)
+            return reply if reply is not None else await original(server, session, envelope)
+
+        self.handle_DATA = handle
+
     async def handle_DATA(self, server, session, envelope):
-        self.data_commands += 1
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         if self.faults.drop_data > 0:

@@ -7,14 +7,13 @@ The bars hold for the bundled examples always and for every real issue when
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import http.server
 import threading
 
 import pytest
 
-from conftest import CORPUS_ISSUES, EXAMPLES
+from conftest import CORPUS_ISSUES, EXAMPLES, NOW
 from digest.catalog import load_issue
 from digest.config import load_config
 from digest.parse import ParseOptions, read_issue
@@ -23,7 +22,6 @@ from digest.preview import PreviewServer, write_preview
 from digest.render import DigestRenderer
 
 pytestmark = pytest.mark.browser
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 GMAIL_CLIP = 102 * 1024
 FIELDS = {
     "email": "reader@example.com",

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
-from conftest import ROOT, digest_cmd
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*digest_cmd(), *args], capture_output=True, text=True, env=env, cwd=cwd)
+from conftest import ROOT, run_digest
 
 
 def test_parse_json_prints_one_object_per_file_in_order(run_env, tmp_path):
@@ -21,7 +15,9 @@ def test_parse_json_prints_one_object_per_file_in_order(run_env, tmp_path):
     empty = tmp_path / "draft.md"
     empty.write_bytes(b"")
     missing = tmp_path / "missing.md"
-    result = run(["parse", "--json", str(good), str(empty), str(missing), str(good)], run_env, cwd=tmp_path)
+    result = run_digest(
+        ["parse", "--json", str(good), str(empty), str(missing), str(good)], run_env, cwd=tmp_path
+    )
     assert result.returncode == 1
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["path"] for o in objects] == [str(good), str(good)]
@@ -48,7 +44,7 @@ def test_parse_json_prints_one_object_per_file_in_order(run_env, tmp_path):
 
 
 def test_lint_defaults_to_every_issue_of_the_config(run_env):
-    result = run(["lint"], run_env)
+    result = run_digest(["lint"], run_env)
     assert "Traceback" not in result.stderr
     assert "file(s)" in result.stderr
     assert result.returncode == 0, result.stdout  # the bundled examples are publishable
@@ -57,7 +53,7 @@ def test_lint_defaults_to_every_issue_of_the_config(run_env):
 def test_lint_reports_file_line_code_and_severity_and_exits_1(run_env, tmp_path):
     draft = tmp_path / "2024-05-01.md"
     draft.write_text("# 简报 (2024-05-01)：<标题>\n\n- 三星：\n\n## 论文\n- [a | b]()\n", encoding="utf-8")
-    result = run(["lint", str(draft)], run_env, cwd=tmp_path)
+    result = run_digest(["lint", str(draft)], run_env, cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     title = "简报 (2024-05-01)：<标题>"
@@ -69,7 +65,7 @@ def test_lint_reports_file_line_code_and_severity_and_exits_1(run_env, tmp_path)
 def test_lint_exit_0_with_only_warnings(run_env, tmp_path):
     issue = tmp_path / "2024-05-01.md"
     issue.write_text("# 简报 (2024-05-01)：题\n## 论文\n- [a](https://a.org)\n## 博文\n", encoding="utf-8")
-    result = run(["lint", str(issue)], run_env, cwd=tmp_path)
+    result = run_digest(["lint", str(issue)], run_env, cwd=tmp_path)
     assert result.returncode == 0
     assert "warning empty-section" in result.stdout
 
@@ -77,14 +73,14 @@ def test_lint_exit_0_with_only_warnings(run_env, tmp_path):
 def test_invalid_config_is_one_line_and_nothing_runs(run_env, tmp_path):
     config = tmp_path / "digest.toml"
     config.write_text("[feeds]\nlimit = 'x'\n", encoding="utf-8")
-    result = run(["lint", "--config", str(config)], run_env, cwd=tmp_path)
+    result = run_digest(["lint", "--config", str(config)], run_env, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == f"digest: {config}: 'feeds.limit' must be an integer, not a string"
 
 
 def test_every_command_has_help_with_an_example(run_env):
-    top = run(["--help"], run_env)
+    top = run_digest(["--help"], run_env)
     assert top.returncode == 0
     commands = [
         line.split()[0]
@@ -93,7 +89,7 @@ def test_every_command_has_help_with_an_example(run_env):
     ]
     assert {"parse", "lint"} <= set(commands)
     for command in commands:
-        result = run([command, "--help"], run_env)
+        result = run_digest([command, "--help"], run_env)
         assert result.returncode == 0
         assert "example:" in result.stdout, command
 
@@ -112,14 +108,14 @@ def test_bad_arguments_are_one_clear_line(run_env, tmp_path):
         (["serve", "--host", "256.1.1.1", "--port", "0"], "cannot listen on 256.1.1.1:0"),
     ]
     for args, needle in cases:
-        result = run(args, run_env, cwd=tmp_path)
+        result = run_digest(args, run_env, cwd=tmp_path)
         assert result.returncode == 1, args
         assert result.stderr.count("\n") == 1 and needle in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     for args in (["watch", "--interval", "-1"], ["serve", "--port", "99999"]):
-        result = run(args, run_env, cwd=tmp_path)
+        result = run_digest(args, run_env, cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr
-    by_name = run(["preview", "2026-11-01.md"], run_env, cwd=tmp_path)
+    by_name = run_digest(["preview", "2026-11-01.md"], run_env, cwd=tmp_path)
     assert by_name.returncode == 0, by_name.stderr
 
 
@@ -127,9 +123,9 @@ def test_a_missing_list_and_a_state_path_that_is_a_file_are_clear_errors(run_env
     (tmp_path / "issues").mkdir()
     (tmp_path / "state").write_text("not a directory", encoding="utf-8")
     (tmp_path / "digest.toml").write_text('[paths]\nissues = "issues"\nstate = "state"\n', encoding="utf-8")
-    listed = run(["subscribers", "list"], run_env, cwd=tmp_path)
+    listed = run_digest(["subscribers", "list"], run_env, cwd=tmp_path)
     assert listed.returncode == 1 and "there is no subscriber list here yet" in listed.stderr
-    ran = run(["run"], run_env, cwd=tmp_path)
+    ran = run_digest(["run"], run_env, cwd=tmp_path)
     assert ran.returncode == 1
     assert "Traceback" not in ran.stderr + ran.stdout
     assert "check [paths] in the config" in ran.stdout + ran.stderr

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from conftest import CORPUS_ISSUES, CORPUS_SEEDS, digest_cmd
+from conftest import CORPUS_ISSUES, CORPUS_SEEDS, run_digest
 from digest.model import Severity
 from digest.parse import UndatedIssue, read_issue
 
@@ -80,9 +79,7 @@ def test_drafts_show_their_problems():
 
 def test_cli_parses_and_lints_everything_without_a_traceback(run_env):
     files = [str(p) for p in CORPUS_ISSUES + CORPUS_SEEDS]
-    parsed = subprocess.run(
-        [*digest_cmd(), "parse", "--json", *files], capture_output=True, text=True, env=run_env
-    )
+    parsed = run_digest(["parse", "--json", *files], run_env)
     assert parsed.returncode == 0, parsed.stderr
     assert "Traceback" not in parsed.stderr
     objects = [json.loads(line) for line in parsed.stdout.splitlines()]
@@ -94,7 +91,7 @@ def test_cli_parses_and_lints_everything_without_a_traceback(run_env):
         for _, b in top_level_bullets(p.read_text(encoding="utf-8"))
     )
     assert total == expected
-    linted = subprocess.run([*digest_cmd(), "lint", *files], capture_output=True, text=True, env=run_env)
+    linted = run_digest(["lint", *files], run_env)
     assert linted.returncode == 1  # the drafts and 2022-07-01 have errors
     assert "Traceback" not in linted.stderr
     assert "2022-07-01.md:63: error empty-link-target" in linted.stdout

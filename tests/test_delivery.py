@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 import pytest
 
-from conftest import smtp_config, write_subscribers
+from conftest import KNOWN, NOW, smtp_config, write_subscribers
 from digest.catalog import load_issue
 from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
 from digest.subscribers import read_subscribers, set_status
 from smtpserver import password_authenticator, running_server, tls_context
-
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-KNOWN = {"news", "papers", "projects", "blogs", "apps"}
 
 
 def prepare(site, port, extra="", subscribers=None, transport=None):
@@ -173,8 +169,7 @@ def test_slow_server_times_out_then_deferred_then_sent_on_the_next_run(site, smt
     smtp.faults.delay = 0.0
     later = send(site, issue)
     assert later.sent == 10
-    assert all(count >= 1 for count in smtp.per_recipient().values())
-    assert len(smtp.per_recipient()) == 10
+    assert len(smtp.per_recipient()) == 10  # everyone has a copy (a timed-out one may have arrived too)
 
 
 def test_unreachable_server_pauses_with_a_clear_message_and_keeps_the_ledger(site, smtp):
@@ -189,14 +184,12 @@ def test_unreachable_server_pauses_with_a_clear_message_and_keeps_the_ledger(sit
 
 def test_unsubscribe_during_a_send_is_honoured(site, smtp):
     issue = prepare(site, smtp.port, extra="concurrency = 1\n")
-    original = smtp.handle_DATA
 
-    async def unsubscribe_user5_on_first_message(server, session, envelope):
+    async def unsubscribe_user5_on_first_message(session, envelope):
         if not smtp.received:
             set_status(site.root / "subscribers.csv", KNOWN, "user5@example.com", "unsubscribed")
-        return await original(server, session, envelope)
 
-    smtp.handle_DATA = unsubscribe_user5_on_first_message
+    smtp.before_data(unsubscribe_user5_on_first_message)
     report = send(site, issue)
     assert "user5@example.com" not in smtp.per_recipient()
     assert report.sent == 9 and report.unsubscribed_during == 1
@@ -205,14 +198,12 @@ def test_unsubscribe_during_a_send_is_honoured(site, smtp):
 def test_reconnects_after_max_per_connection(site, smtp):
     issue = prepare(site, smtp.port, extra="concurrency = 1\nmax_per_connection = 3\n")
     sessions = []
-    original = smtp.handle_DATA
 
-    async def count_sessions(server, session, envelope):
+    async def count_sessions(session, envelope):
         if session not in sessions:
             sessions.append(session)
-        return await original(server, session, envelope)
 
-    smtp.handle_DATA = count_sessions
+    smtp.before_data(count_sessions)
     assert send(site, issue).sent == 10
     assert len(sessions) == 4  # 3 + 3 + 3 + 1
 
@@ -356,16 +347,14 @@ def test_refusals_after_a_success_are_ordinary_failures(site, smtp):
 def test_unsubscribing_during_retries_stops_the_retries(site, smtp):
     issue = prepare(site, smtp.port, extra="concurrency = 1\nmax_attempts = 5\n")
     replies = ["451 4.3.0 try later"]
-    original = smtp.handle_DATA
 
-    async def unsubscribe_while_refusing(server, session, envelope):
+    async def unsubscribe_while_refusing(session, envelope):
         if "user0@example.com" in envelope.rcpt_tos and replies:
-            replies.pop()
             set_status(site.root / "subscribers.csv", KNOWN, "user0@example.com", "unsubscribed")
-            return "451 4.3.0 try later"
-        return await original(server, session, envelope)
+            return replies.pop()
+        return None
 
-    smtp.handle_DATA = unsubscribe_while_refusing
+    smtp.before_data(unsubscribe_while_refusing)
     report = send(site, issue)
     assert "user0@example.com" not in smtp.per_recipient()
     assert report.unsubscribed_during == 1 and report.sent == 9

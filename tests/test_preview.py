@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
-import subprocess
 import urllib.request
 
-from conftest import digest_cmd
+from conftest import NOW, run_digest
 from digest.catalog import load_issue
 from digest.preview import PreviewServer, write_preview
 
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 WITH_EMAIL = (
     '[email]\nfrom = "简报 <digest@news.example.org>"\nunsubscribe_url = "https://news.example.org/u"\n'
 )
@@ -73,19 +70,9 @@ def test_preview_server_serves_every_part_on_loopback(site):
 def test_preview_command(site, run_env):
     site.write_config(WITH_EMAIL)
     site.copy_examples()
-    result = subprocess.run(
-        [*digest_cmd(), "preview", "2026-11-01", "--config", str(site.config_path)],
-        capture_output=True,
-        text=True,
-        env=run_env,
-    )
+    result = run_digest(["preview", "2026-11-01", "--config", str(site.config_path)], run_env)
     assert result.returncode == 0, result.stderr
     assert "wrote " in result.stdout and "subject:" in result.stdout
-    missing = subprocess.run(
-        [*digest_cmd(), "preview", "1999-01-01", "--config", str(site.config_path)],
-        capture_output=True,
-        text=True,
-        env=run_env,
-    )
+    missing = run_digest(["preview", "1999-01-01", "--config", str(site.config_path)], run_env)
     assert missing.returncode == 1
     assert missing.stderr.startswith("digest: no issue '1999-01-01'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import time
 import feedparser
 import pytest
 
-from conftest import ROOT, digest_cmd, smtp_config, write_subscribers
+from conftest import ROOT, digest_cmd, run_digest, smtp_config, write_subscribers
 from digest import idle
 from digest.errors import ReleaseError
 from digest.ledger import LedgerWriter, Outcome, ledger_path
@@ -278,17 +279,12 @@ def test_two_runs_at_once_make_one_sender(site, smtp, run_env):
     write(site, "2026-11-20")
     release = threading.Event()
     first_message = threading.Event()
-    original = smtp.handle_DATA
 
-    async def blocked(server, session, envelope):
+    async def blocked(session, envelope):
         first_message.set()
-        while not release.is_set():  # hold the first sender mid-send until the second has tried
-            import asyncio
+        await asyncio.to_thread(release.wait, 60)  # hold the first sender mid-send until the second has tried
 
-            await asyncio.sleep(0.01)
-        return await original(server, session, envelope)
-
-    smtp.handle_DATA = blocked
+    smtp.before_data(blocked)
     command = [*digest_cmd(), "run", "--config", str(site.config_path)]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env)
     assert first_message.wait(timeout=60)
@@ -305,8 +301,7 @@ def test_the_bundled_example_goes_out_on_the_first_run_and_the_second_does_nothi
     shutil.copy(ROOT / "digest.toml", tmp_path / "digest.toml")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     (tmp_path / "feeds").mkdir()
-    command = [*digest_cmd(), "run"]
-    first = subprocess.run(command, capture_output=True, text=True, env=run_env, cwd=tmp_path)
+    first = run_digest(["run"], run_env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0].startswith("feeds: 6 feeds, 42 entries; 15 file(s) written")
     assert "preview 2026-11-01: " in first.stdout
@@ -314,7 +309,7 @@ def test_the_bundled_example_goes_out_on_the_first_run_and_the_second_does_nothi
     assert len(list((tmp_path / "var" / "maildir" / "new").iterdir())) == 3
     assert (tmp_path / "feeds" / "papers.atom.xml").exists()
     for _ in range(2):
-        again = subprocess.run(command, capture_output=True, text=True, env=run_env, cwd=tmp_path)
+        again = run_digest(["run"], run_env, cwd=tmp_path)
         assert again.stdout == "nothing to do\n" and again.returncode == 0
     assert len(list((tmp_path / "var" / "maildir" / "new").iterdir())) == 3
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import re
@@ -12,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import SERVE_CONFIG, smtp_config, write_subscribers
+from conftest import NOW, SERVE_CONFIG, smtp_config, write_subscribers
 from digest.catalog import load_issue
 from digest.delivery import send_issue
 from digest.errors import ConfigError
@@ -20,8 +19,6 @@ from digest.server import SubscriptionServer
 from digest.subscribers import read_subscribers, set_status
 from digest.tokens import TokenPayload, make_token
 from servehelpers import KNOWN, one_click, request, serving, status_of, token
-
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 def test_binds_loopback_by_default(server):
@@ -43,7 +40,7 @@ def test_get_never_unsubscribes_post_one_click_does(site, server):
         headers["Referrer-Policy"] == "no-referrer"
         and "default-src 'none'" in headers["Content-Security-Policy"]
     )
-    code, page, _ = request(server, "POST", path, {"List-Unsubscribe": "One-Click"})
+    code, page, _ = one_click(server, path)
     assert code == 200 and "不会再收到" in page
     assert status_of(site, "a@example.com") == "unsubscribed"
 
@@ -67,18 +64,14 @@ def test_one_click_as_multipart_form_data(site, server):
 )
 def test_forged_or_altered_tokens_change_nothing(site, server, make_bad):
     good = token(site, "a@example.com", "unsubscribe")
-    code, page, _ = request(
-        server, "POST", f"/unsubscribe?token={make_bad(good)}", {"List-Unsubscribe": "One-Click"}
-    )
+    code, page, _ = one_click(server, f"/unsubscribe?token={make_bad(good)}")
     assert 400 <= code < 500 and "链接无效" in page
     assert status_of(site, "a@example.com") == "active"
 
 
 def test_a_token_for_another_purpose_or_another_secret_is_refused(site, server):
     preferences = token(site, "a@example.com", "preferences")
-    code, _, _ = request(
-        server, "POST", f"/unsubscribe?token={preferences}", {"List-Unsubscribe": "One-Click"}
-    )
+    code, _, _ = one_click(server, f"/unsubscribe?token={preferences}")
     assert code == 400
     foreign = make_token(b"another-secret-entirely", TokenPayload("a@example.com", "unsubscribe"))
     code, _, _ = one_click(server, f"/unsubscribe?token={foreign}")
@@ -210,34 +203,24 @@ def test_one_click_from_a_delivered_message_and_during_a_send(site, smtp):
     write_subscribers(
         site.root / "subscribers.csv", [(f"r{n}@example.com", "", "", "active", "") for n in range(6)]
     )
-    server = SubscriptionServer(site.config, port=0)
-    server.start()
-    original = smtp.handle_DATA
+    with serving(site.config) as server:
 
-    async def first_reader_clicks_unsubscribe_for_r4(srv, session, envelope):
-        if not smtp.received:
-            # r4 received an earlier issue and clicks its one-click link while this send runs
-            link = token(site, "r4@example.com", "unsubscribe")
-            code, _, _ = request(
-                server, "POST", f"/unsubscribe?token={link}", {"List-Unsubscribe": "One-Click"}
-            )
-            assert code == 200
-        return await original(srv, session, envelope)
+        async def first_reader_clicks_unsubscribe_for_r4(session, envelope):
+            if not smtp.received:
+                # r4 received an earlier issue and clicks its one-click link while this send runs
+                code, _, _ = one_click(
+                    server, f"/unsubscribe?token={token(site, 'r4@example.com', 'unsubscribe')}"
+                )
+                assert code == 200
 
-    smtp.handle_DATA = first_reader_clicks_unsubscribe_for_r4
-    try:
+        smtp.before_data(first_reader_clicks_unsubscribe_for_r4)
         report = send_issue(site.config, load_issue(site.config, "2026-11-01"), NOW, progress=False)
         assert "r4@example.com" not in smtp.per_recipient() and report.unsubscribed_during == 1
         header = smtp.received[0].message["List-Unsubscribe"]
         target = urllib.parse.urlsplit(re.search(r"<(https://[^>]+)>", header).group(1))
-        code, _, _ = request(
-            server, "POST", f"{target.path}?{target.query}", {"List-Unsubscribe": "One-Click"}
-        )
+        code, _, _ = one_click(server, f"{target.path}?{target.query}")
         assert code == 200
         assert status_of(site, smtp.received[0].rcpt) == "unsubscribed"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_trickling_client_is_cut_off_at_the_deadline(site):

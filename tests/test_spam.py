@@ -6,7 +6,6 @@ Skipped when spamassassin is not installed, unless DIGEST_REQUIRE_SPAMASSASSIN=1
 
 from __future__ import annotations
 
-import datetime as dt
 import mailbox
 import os
 import re
@@ -15,12 +14,10 @@ import subprocess
 
 import pytest
 
-from conftest import CORPUS_ISSUES, EXAMPLES
+from conftest import CORPUS_ISSUES, EXAMPLES, NOW
 from digest.config import config_from_mapping
 from digest.parse import ParseOptions, read_issue
 from digest.preview import render_preview
-
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-import subprocess
 
 import pytest
 
-from conftest import digest_cmd
+from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
 from digest.subscribers import (
     add_subscriber,
@@ -19,7 +18,6 @@ from digest.subscribers import (
     set_status,
 )
 
-KNOWN = {"news", "papers", "projects", "blogs", "apps"}
 TODAY = dt.date(2026, 11, 22)
 
 MESSY = """\
@@ -124,8 +122,6 @@ def test_import_and_export(tmp_path):
 
 def _add_many(args):
     path, start = args
-    from digest.subscribers import add_subscriber
-
     for n in range(start, start + 25):
         add_subscriber(path, KNOWN, f"user{n}@example.com", today=TODAY)
 
@@ -146,8 +142,7 @@ def test_status_change_of_an_unknown_address_changes_nothing(tmp_path):
 
 def test_cli(site, run_env):
     def run(*args):
-        return subprocess.run([*digest_cmd(), "subscribers", *args, "--config", str(site.config_path)],
-                              capture_output=True, text=True, env=run_env)  # fmt: skip
+        return run_digest(["subscribers", *args, "--config", str(site.config_path)], run_env)
 
     assert run("add", "a@example.com", "--name", "甲", "--sections", "papers;blogs").returncode == 0
     assert run("add", "b@example.com").returncode == 0
