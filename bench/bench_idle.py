@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
 
 
 def timed(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> float:

@@ -23,9 +23,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from common import issue_files
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import EXAMPLES, issue_files
 
 SINK_SCRIPT = """
 import asyncio, sys
@@ -91,7 +89,7 @@ def start_sink(port: int) -> tuple[subprocess.Popen[bytes], str]:
     return process, "aiosmtpd sink (install postfix for smtp-sink)"
 
 
-def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+def measure_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one child process (and its output)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -114,7 +112,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    candidates = issue_files() + sorted((ROOT / "examples" / "issues").glob("*.md"))
+    candidates = issue_files() + sorted(EXAMPLES.glob("*.md"))  # the examples too, for --issue 2026-11-01
     issue = next((p for p in candidates if p.stem == args.issue), candidates[-1])
     port = free_port()
     sink, sink_name = start_sink(port)
@@ -157,7 +155,7 @@ def main() -> None:
             )
             eml_html = root / "var" / "previews" / issue.stem / "email.html"
             html_size = eml_html.stat().st_size
-            wall, cpu, rss, out = measure(
+            wall, cpu, rss, out = measure_process(
                 [*digest, "send", issue.stem, "--no-progress", "--force", *config], env
             )
             sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
@@ -170,7 +168,7 @@ def main() -> None:
             text_file = root / "var" / "previews" / issue.stem / "email.txt"
             with open(root / "baseline.csv", "w", encoding="utf-8") as handle:
                 handle.write("email\n" + "".join(f"reader{n}@example.com\n" for n in range(args.baseline)))
-            wall, cpu, rss, _ = measure(
+            wall, cpu, rss, _ = measure_process(
                 [
                     sys.executable,
                     "-c",
