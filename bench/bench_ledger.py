@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from common import measure, report
-from digest.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
+from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
 
 NOW = dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.UTC)
 

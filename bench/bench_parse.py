@@ -6,7 +6,7 @@ Run: python bench/bench_parse.py
 from __future__ import annotations
 
 from common import issue_files, measure, report
-from digest.parse import parse_issue
+from digest.newsletter.parse import parse_issue
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from email.message import EmailMessage
 
 from common import ROOT, issue_files, measure
 from digest.config import config_from_mapping
-from digest.message import MessageFactory
-from digest.parse import ParseOptions, parse_issue
-from digest.render import DigestRenderer
+from digest.mail.message import MessageFactory
+from digest.mail.render import DigestRenderer
+from digest.newsletter.parse import ParseOptions, parse_issue
 
 
 def main() -> None:

@@ -67,8 +67,8 @@ def _config_or_default(args: argparse.Namespace) -> Config:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     from digest.errors import ParseError
-    from digest.parse import ParseOptions, read_issue
-    from digest.serialize import issue_to_dict
+    from digest.newsletter.parse import ParseOptions, read_issue
+    from digest.newsletter.serialize import issue_to_dict
 
     options = ParseOptions.from_config(_config_or_default(args))
     failed = 0
@@ -88,9 +88,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from digest.discover import issue_paths
-    from digest.lint import count_by_severity, lint_files
-    from digest.parse import ParseOptions
+    from digest.newsletter.discover import issue_paths
+    from digest.newsletter.lint import count_by_severity, lint_files
+    from digest.newsletter.parse import ParseOptions
 
     config = _config_or_default(args)
     paths = [Path(f) for f in args.files] or issue_paths(config.paths.issues)
@@ -106,7 +106,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from digest.feeds import describe
+    from digest.feeds.build import describe
     from digest.pipeline import build_feeds_now
 
     config = _config(args)
@@ -118,8 +118,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from digest.catalog import load_issue, now_in
-    from digest.preview import PreviewServer, write_preview
+    from digest.newsletter.catalog import load_issue, now_in
+    from digest.web.preview import PreviewServer, write_preview
 
     config = _config(args)
     issue = load_issue(config, args.issue)
@@ -127,7 +127,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     print(preview.report, end="")
     print(f"wrote {preview.directory}/email.html, email.txt, email.eml, report.txt")
     if args.to:
-        from digest.delivery import send_test_copy
+        from digest.send.delivery import send_test_copy
 
         print(send_test_copy(config, issue, args.to, now_in(config)))
     if args.serve:
@@ -158,8 +158,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from digest import subscribers as subs
-    from digest.catalog import now_in
+    from digest.newsletter.catalog import now_in
+    from digest.send import subscribers as subs
 
     config = _config(args)
     path, known = config.paths.subscribers, config.feeds.slugs
@@ -228,21 +228,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from digest.status import status_table
+    from digest.release.status import status_table
 
     print(status_table(_config(args)))
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from digest.tracking import approve
+    from digest.release.tracking import approve
 
     print(approve(_config(args), args.issue, force=args.force))
     return 0
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    from digest.tracking import approve
+    from digest.release.tracking import approve
 
     print(approve(_config(args), args.issue, hold=True))
     return 0
@@ -259,7 +259,7 @@ def _listen(make: Callable[[], Any], host: str | None, port: int | None) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from digest.server import SubscriptionServer
+    from digest.web.server import SubscriptionServer
 
     config = _config(args)
     server = _listen(lambda: SubscriptionServer(config, args.host, args.port), args.host, args.port)

@@ -2,7 +2,7 @@
 
 Kept tiny: ``digest run`` on an idle cron tick answers from a snapshot without
 importing argparse, the config loader or any of the heavy libraries
-(see :mod:`digest.idle`); everything else goes to :mod:`digest.cli`.
+(see :mod:`digest.release.idle`); everything else goes to :mod:`digest.cli`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main() -> int:
     if argv[:1] == ["run"]:
         import time
 
-        from digest import idle
+        from digest.release import idle
 
         config_path = idle.config_path_from_argv(argv[1:])
         if config_path is not None and idle.is_idle(config_path, time.time()):

@@ -10,24 +10,25 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from digest.catalog import Catalog, load_catalog, load_issue, now_in
 from digest.config import Config
-from digest.state import state_path
+from digest.newsletter.catalog import Catalog, load_catalog, load_issue, now_in
+from digest.release.state import state_path
 
 if TYPE_CHECKING:
-    from digest.delivery import SendReport
-    from digest.feeds import FeedBuild
-    from digest.release import IssueStatus
+    from digest.feeds.build import FeedBuild
+    from digest.newsletter.model import Issue
+    from digest.release.rules import IssueStatus
+    from digest.send.delivery import SendReport
 
-__all__ = ["NOTHING_TO_DO", "RunReport", "build_feeds_now", "run_once", "send"]
+__all__ = ["NOTHING_TO_DO", "RunReport", "build_feeds_now", "mail_issue", "run_once", "send"]
 
 NOTHING_TO_DO = "nothing to do"  # the idle path (digest/entry.py) prints the same line
 
 
 def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild:
     """Parse the issues and build the feeds from the published ones."""
-    from digest.feeds import build_feeds
-    from digest.release import published_issues
+    from digest.feeds.build import build_feeds
+    from digest.release.rules import published_issues
 
     now = now or now_in(config)
     return build_feeds(published_issues(load_catalog(config).issues, now), config, now)
@@ -37,10 +38,26 @@ def send(
     config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None
 ) -> SendReport:
     """``digest send ISSUE``: mail one issue to every active subscriber not yet done."""
-    from digest.delivery import send_issue
+    return mail_issue(
+        config, load_issue(config, ref), now_in(config), resend=resend, force=force, progress=progress
+    )
 
-    issue = load_issue(config, ref)
-    return send_issue(config, issue, now_in(config), resend=resend, force=force, progress=progress)
+
+def mail_issue(
+    config: Config,
+    issue: Issue,
+    now: dt.datetime,
+    *,
+    resend: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> SendReport:
+    """Mail an issue the release rules allow (a future date or lint errors need ``force``)."""
+    from digest.release.rules import check_sendable
+    from digest.send.delivery import send_issue
+
+    check_sendable(issue, now, force=force)
+    return send_issue(config, issue, now, resend=resend, progress=progress)
 
 
 # -- the release workflow: digest run / status / approve / hold ---------------------------------
@@ -88,12 +105,12 @@ def run_once(config: Config, now: dt.datetime | None = None) -> RunReport:
 
 
 def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
-    from digest import idle
     from digest.errors import DigestError
-    from digest.feeds import build_feeds, describe
-    from digest.preview import write_preview
-    from digest.release import published_issues
-    from digest.tracking import issue_statuses, scan_issues
+    from digest.feeds.build import build_feeds, describe
+    from digest.release import idle
+    from digest.release.rules import published_issues
+    from digest.release.tracking import issue_statuses, scan_issues
+    from digest.web.preview import write_preview
 
     inputs = idle.stat_inputs(str(config.path), str(config.paths.issues), str(state_path(config.paths.state)))
     catalog = load_catalog(config)
@@ -125,13 +142,12 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
 
 
 def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:
-    from digest.delivery import send_issue
     from digest.errors import DigestError
 
     approval = status.record.approval
     force = bool(approval and approval.force and approval.hash == status.record.hash)
     try:
-        sent = send_issue(config, status.issue, now, force=force, progress=False)
+        sent = mail_issue(config, status.issue, now, force=force, progress=False)
     except DigestError as exc:
         report.failed = True
         report.say(f"send {status.stem}: {exc}")
@@ -145,8 +161,8 @@ def _remember(
     config: Config, catalog: Catalog, now: dt.datetime, inputs: dict[str, object], report: RunReport
 ) -> None:
     """The snapshot for the idle fast path: what this run saw, and when time alone changes things."""
-    from digest import idle
-    from digest.tracking import issue_statuses, remember_mailed
+    from digest.release import idle
+    from digest.release.tracking import issue_statuses, remember_mailed
 
     statuses = issue_statuses(config, catalog, now)
     remember_mailed(config, statuses)

@@ -125,8 +125,8 @@ class Site:
         return [Path(shutil.copy(p, self.issues)) for p in sorted((EXAMPLES / "issues").glob("*.md"))]
 
     def parsed(self):
-        from digest.discover import issue_paths
-        from digest.parse import ParseOptions, read_issue
+        from digest.newsletter.discover import issue_paths
+        from digest.newsletter.parse import ParseOptions, read_issue
 
         options = ParseOptions.from_config(self.config)
         return [read_issue(p, options) for p in issue_paths(self.issues)]

@@ -8,8 +8,8 @@ import urllib.parse
 import urllib.request
 
 from conftest import KNOWN
-from digest.subscribers import read_subscribers
-from digest.tokens import TokenPayload, load_secret, make_token
+from digest.mail.tokens import TokenPayload, load_secret, make_token
+from digest.send.subscribers import read_subscribers
 
 
 def request(server, method, path, data=None, content_type="application/x-www-form-urlencoded"):
@@ -42,7 +42,7 @@ def status_of(site, email):
 def serving(config, **limits):
     """A subscription server for the block, on 127.0.0.1 with an ephemeral port; ``limits`` override
     class attributes such as ``max_connections`` or ``request_deadline``."""
-    from digest.server import SubscriptionServer
+    from digest.web.server import SubscriptionServer
 
     cls = type("TestServer", (SubscriptionServer,), limits) if limits else SubscriptionServer
     instance = cls(config, port=0)

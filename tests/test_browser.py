@@ -14,12 +14,12 @@ import threading
 import pytest
 
 from conftest import CORPUS_ISSUES, EXAMPLES, NOW
-from digest.catalog import load_issue
 from digest.config import load_config
-from digest.parse import ParseOptions, read_issue
+from digest.mail.render import DigestRenderer
+from digest.newsletter.catalog import load_issue
+from digest.newsletter.parse import ParseOptions, read_issue
 from digest.pipeline import build_feeds_now
-from digest.preview import PreviewServer, write_preview
-from digest.render import DigestRenderer
+from digest.web.preview import PreviewServer, write_preview
 
 pytestmark = pytest.mark.browser
 GMAIL_CLIP = 102 * 1024

@@ -13,8 +13,8 @@ import re
 import pytest
 
 from conftest import CORPUS_ISSUES, CORPUS_SEEDS, run_digest
-from digest.model import Severity
-from digest.parse import UndatedIssue, read_issue
+from digest.newsletter.model import Severity
+from digest.newsletter.parse import UndatedIssue, read_issue
 
 pytestmark = pytest.mark.corpus
 

@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from conftest import KNOWN, NOW, smtp_config, write_subscribers
-from digest.catalog import load_issue
-from digest.delivery import RateLimiter, send_issue
 from digest.errors import DeliveryError, LockBusy, ReleaseError
-from digest.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
-from digest.subscribers import read_subscribers, set_status
+from digest.newsletter.catalog import load_issue
+from digest.pipeline import mail_issue
+from digest.send.delivery import RateLimiter
+from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
+from digest.send.subscribers import read_subscribers, set_status
 from smtpserver import password_authenticator, running_server, tls_context
 
 
@@ -26,7 +27,7 @@ def prepare(site, port, extra="", subscribers=None, transport=None):
 
 
 def send(site, issue, **kwargs):
-    return send_issue(site.config, issue, NOW, progress=False, **kwargs)
+    return mail_issue(site.config, issue, NOW, progress=False, **kwargs)
 
 
 def test_every_active_subscriber_gets_exactly_one_copy(site, smtp):
@@ -292,12 +293,12 @@ def test_maildir_transport(site, tmp_path):
 def test_rate_limiter_spaces_messages(monkeypatch):
     clock = [100.0]
     waits = []
-    monkeypatch.setattr("digest.delivery.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("digest.send.delivery.time.monotonic", lambda: clock[0])
 
     async def fake_sleep(seconds):
         waits.append(round(seconds, 6))
 
-    monkeypatch.setattr("digest.delivery.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("digest.send.delivery.asyncio.sleep", fake_sleep)
     limiter = RateLimiter(4.0)
 
     async def run():

@@ -12,9 +12,9 @@ import feedparser
 import pytest
 
 from conftest import NOW, run_digest
-from digest.feeds import FORMATS, collect_feeds
+from digest.feeds.build import FORMATS, collect_feeds
 from digest.pipeline import build_feeds_now
-from digest.release import published_issues
+from digest.release.rules import published_issues
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

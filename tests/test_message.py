@@ -10,10 +10,10 @@ import re
 import pytest
 
 from digest.errors import HeaderError
-from digest.feeds import permalink
-from digest.message import MessageFactory, parse_sender
-from digest.render import DigestRenderer
-from digest.tokens import read_token
+from digest.feeds.build import permalink
+from digest.mail.message import MessageFactory, parse_sender
+from digest.mail.render import DigestRenderer
+from digest.mail.tokens import read_token
 
 SECRET = b"test-secret-0123456789"
 DATE = "Sun, 22 Nov 2026 12:00:00 +0800"
@@ -172,7 +172,7 @@ def test_dkim_signature_verifies(site, tmp_path):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from digest.message import encode_phrase, encode_text  # noqa: E402
+from digest.mail.message import encode_phrase, encode_text  # noqa: E402
 
 header_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=200

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.model import Severity
-from digest.parse import ParseOptions, UndatedIssue, derive_slug, parse_issue, read_issue
+from digest.newsletter.model import Severity
+from digest.newsletter.parse import ParseOptions, UndatedIssue, derive_slug, parse_issue, read_issue
 
 P = Path("2024-03-01.md")
 

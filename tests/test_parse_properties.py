@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest.errors import ParseError
-from digest.parse import UndatedIssue, parse_issue
+from digest.newsletter.parse import UndatedIssue, parse_issue
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

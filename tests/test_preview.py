@@ -7,8 +7,8 @@ import email.policy
 import urllib.request
 
 from conftest import NOW, run_digest
-from digest.catalog import load_issue
-from digest.preview import PreviewServer, write_preview
+from digest.newsletter.catalog import load_issue
+from digest.web.preview import PreviewServer, write_preview
 
 WITH_EMAIL = (
     '[email]\nfrom = "简报 <digest@news.example.org>"\nunsubscribe_url = "https://news.example.org/u"\n'

@@ -13,12 +13,12 @@ import feedparser
 import pytest
 
 from conftest import ROOT, digest_cmd, run_digest, smtp_config, write_subscribers
-from digest import idle
 from digest.errors import ReleaseError
-from digest.ledger import LedgerWriter, Outcome, ledger_path
 from digest.pipeline import run_once
-from digest.status import status_table
-from digest.tracking import approve
+from digest.release import idle
+from digest.release.status import status_table
+from digest.release.tracking import approve
+from digest.send.ledger import LedgerWriter, Outcome, ledger_path
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=TZ)

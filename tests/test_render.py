@@ -9,9 +9,9 @@ import pytest
 from lxml import html as lxml_html
 
 from digest.errors import TemplateError
-from digest.feeds import permalink
-from digest.parse import parse_issue
-from digest.render import DigestRenderer, render_subject
+from digest.feeds.build import permalink
+from digest.mail.render import DigestRenderer, render_subject
+from digest.newsletter.parse import parse_issue
 
 FIELDS = {
     "name": "读者",

@@ -6,7 +6,7 @@ import signal
 import subprocess
 
 from conftest import digest_cmd, smtp_config, write_subscribers
-from digest.ledger import read_ledger
+from digest.send.ledger import read_ledger
 from smtpserver import password_authenticator, running_server, tls_context
 
 CONCURRENCY = 8

@@ -12,12 +12,12 @@ import urllib.request
 import pytest
 
 from conftest import NOW, SERVE_CONFIG, smtp_config, write_subscribers
-from digest.catalog import load_issue
-from digest.delivery import send_issue
 from digest.errors import ConfigError
-from digest.server import SubscriptionServer
-from digest.subscribers import read_subscribers, set_status
-from digest.tokens import TokenPayload, make_token
+from digest.mail.tokens import TokenPayload, make_token
+from digest.newsletter.catalog import load_issue
+from digest.send.delivery import send_issue
+from digest.send.subscribers import read_subscribers, set_status
+from digest.web.server import SubscriptionServer
 from servehelpers import KNOWN, one_click, request, serving, status_of, token
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import CORPUS_ISSUES, EXAMPLES, NOW
 from digest.config import config_from_mapping
-from digest.parse import ParseOptions, read_issue
-from digest.preview import render_preview
+from digest.newsletter.parse import ParseOptions, read_issue
+from digest.web.preview import render_preview
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.errors import TokenError
-from digest.tokens import TokenPayload, load_secret, make_token, read_token
+from digest.mail.tokens import TokenPayload, load_secret, make_token, read_token
 
 SECRET = b"0123456789abcdef-test"
 

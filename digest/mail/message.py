@@ -23,9 +23,9 @@ from urllib.parse import quote, urlsplit
 
 from digest.config import Config
 from digest.errors import DigestError, HeaderError
-from digest.model import Issue
-from digest.render import RenderedDigest
-from digest.tokens import TokenPayload, make_token, stable_hash
+from digest.mail.render import RenderedDigest
+from digest.mail.tokens import TokenPayload, make_token, stable_hash
+from digest.newsletter.model import Issue
 
 __all__ = [
     "CRLF",

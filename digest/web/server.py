@@ -27,12 +27,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from digest.catalog import now_in
 from digest.config import Config
 from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.fsutil import file_lock, read_json, write_json
-from digest.localhttp import LocalServer
-from digest.subscribers import (
+from digest.mail.tokens import TokenPayload, load_secret, read_token, stable_hash
+from digest.newsletter.catalog import now_in
+from digest.send.subscribers import (
     add_subscriber,
     check_email,
     find_subscriber,
@@ -41,7 +41,7 @@ from digest.subscribers import (
     set_status,
 )
 from digest.templating import render_template
-from digest.tokens import TokenPayload, load_secret, read_token, stable_hash
+from digest.web.localhttp import LocalServer
 
 __all__ = ["SubscriptionServer", "send_confirmation"]
 
@@ -154,7 +154,7 @@ class SubscriptionServer(LocalServer):
         return set(self.sections)
 
     def _link(self, route: str, email: str, **token: Any) -> str:
-        from digest.message import subscriber_link
+        from digest.mail.message import subscriber_link
 
         return subscriber_link(self.config, self.secret, route, email, **token)
 
@@ -343,9 +343,9 @@ def send_confirmation(config: Config, secret: bytes, address: str, link: str) ->
     """Mail the double opt-in link through the configured transport."""
     import email.utils
 
-    from digest.message import CRLF, encode_text, format_mailbox, parse_sender
-    from digest.render import base64_lines
-    from digest.transport import SendFailure, send_one
+    from digest.mail.message import CRLF, encode_text, format_mailbox, parse_sender
+    from digest.mail.render import base64_lines
+    from digest.send.transport import SendFailure, send_one
 
     name, sender = parse_sender(config.email.sender)
     title = config.site.title

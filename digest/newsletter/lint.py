@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
-from digest.model import Finding, Issue, Severity
-from digest.parse import ParseOptions, UndatedIssue, parse_issue, read_source
+from digest.newsletter.model import Finding, Issue, Severity
+from digest.newsletter.parse import ParseOptions, UndatedIssue, parse_issue, read_source
 
 __all__ = ["LintReport", "count_by_severity", "lint_file", "lint_files"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from digest.model import Finding, Issue, Item, Section
+from digest.newsletter.model import Finding, Issue, Item, Section
 
 __all__ = ["finding_to_dict", "issue_to_dict"]
 

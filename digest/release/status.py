@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 
-from digest.catalog import load_catalog, now_in
 from digest.config import Config
-from digest.lint import count_by_severity
-from digest.model import Severity
-from digest.release import IssueStatus
-from digest.subscribers import iter_subscribers
-from digest.tracking import issue_statuses, scan_issues
+from digest.newsletter.catalog import load_catalog, now_in
+from digest.newsletter.lint import count_by_severity
+from digest.newsletter.model import Severity
+from digest.release.rules import IssueStatus
+from digest.release.tracking import issue_statuses, scan_issues
+from digest.send.subscribers import iter_subscribers
 
 __all__ = ["status_table"]
 

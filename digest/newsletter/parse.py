@@ -1,4 +1,4 @@
-"""Read one issue file into an :class:`~digest.model.Issue`.
+"""Read one issue file into an :class:`~digest.newsletter.model.Issue`.
 
 The format is the newsletter's own, written by hand and often mid-edit::
 
@@ -14,7 +14,7 @@ The format is the newsletter's own, written by hand and often mid-edit::
     ## [往期回顾](...)                      (back issues, QR code, footer: dropped)
 
 Parsing never raises on odd content: every oddity becomes a lint
-:class:`~digest.model.Finding` with a line number, so the editor sees it and no
+:class:`~digest.newsletter.model.Finding` with a line number, so the editor sees it and no
 item is silently dropped. Only a file with no date anywhere cannot be an issue;
 :func:`parse_issue` raises :class:`UndatedIssue` for it, carrying its findings.
 """
@@ -31,14 +31,14 @@ from typing import Any
 
 from digest.config import DEFAULT_SECTION_SLUGS, Config
 from digest.errors import ParseError
-from digest.markup import (
+from digest.newsletter.markup import (
     C0_CONTROLS,
     find_urls,
     inline_markdown_to_html,
     is_safe_url,
     markdown_to_html,
 )
-from digest.model import Field, Finding, Issue, Item, Link, Section, Severity
+from digest.newsletter.model import Field, Finding, Issue, Item, Link, Section, Severity
 
 __all__ = [
     "ParseOptions",

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import Config
-from digest.discover import issue_paths, resolve_issue
-from digest.lint import LintReport, lint_file
-from digest.model import Issue
-from digest.parse import ParseOptions, read_issue
+from digest.newsletter.discover import issue_paths, resolve_issue
+from digest.newsletter.lint import LintReport, lint_file
+from digest.newsletter.model import Issue
+from digest.newsletter.parse import ParseOptions, read_issue
 
 __all__ = ["Catalog", "load_catalog", "load_issue", "now_in"]
 

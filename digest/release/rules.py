@@ -19,14 +19,16 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from digest.config import Config
-from digest.ledger import LedgerTally
-from digest.lint import LintReport
-from digest.model import Issue, Severity
-from digest.state import IssueRecord, RunState
+from digest.errors import ReleaseError
+from digest.newsletter.lint import LintReport
+from digest.newsletter.model import Issue, Severity
+from digest.release.state import IssueRecord, RunState
+from digest.send.ledger import LedgerTally
 
 __all__ = [
     "IssueStatus",
     "Readiness",
+    "check_sendable",
     "decide",
     "is_history",
     "is_published",
@@ -86,6 +88,13 @@ def refusal(issue: Issue | None, now: dt.datetime, *, force: bool, action: str) 
             f"fix them, or {action} it anyway with --force"
         )
     return None
+
+
+def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:
+    """Refuse to mail what is not ready: a draft, fatal findings; a future date or errors unless forced."""
+    problem = refusal(issue, now, force=force, action="mail")
+    if problem:
+        raise ReleaseError(problem, path=issue.path)
 
 
 def published_issues(issues: list[Issue], now: dt.datetime) -> list[Issue]:

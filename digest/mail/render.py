@@ -23,8 +23,8 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import TemplateError
-from digest.markup import absolute_url, absolutize_links, html_to_text
-from digest.model import Issue, Item, Link
+from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
+from digest.newsletter.model import Issue, Item, Link
 from digest.templating import render_template
 
 __all__ = [
@@ -147,7 +147,7 @@ class DigestRenderer:
     @classmethod
     def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
         """The renderer with the issue's web address and the site's feeds, as every send uses."""
-        from digest.feeds import feeds_base_url, permalink
+        from digest.feeds.build import feeds_base_url, permalink
 
         return cls(issue, config, permalink(config, issue), feeds_base_url(config))
 

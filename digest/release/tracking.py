@@ -1,6 +1,6 @@
 """What digest has seen of each issue file, and the editor's approvals.
 
-The I/O around :mod:`digest.release`'s pure decisions: :func:`scan_issues`
+The I/O around :mod:`digest.release.rules`'s pure decisions: :func:`scan_issues`
 records new and changed files in the state, :func:`issue_statuses` joins
 files, state and ledgers into one status per issue, :func:`approve` records
 the editor's go-ahead (or hold).
@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from digest.catalog import Catalog, load_catalog, now_in
 from digest.config import Config
-from digest.discover import resolve_issue
 from digest.errors import ReleaseError
-from digest.ledger import read_tally
-from digest.release import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
-from digest.state import Approval, IssueRecord, RunState, load_state, locked_state
+from digest.newsletter.catalog import Catalog, load_catalog, now_in
+from digest.newsletter.discover import resolve_issue
+from digest.release.rules import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
+from digest.release.state import Approval, IssueRecord, RunState, load_state, locked_state
+from digest.send.ledger import read_tally
 
 __all__ = ["approve", "issue_statuses", "remember_mailed", "scan_issues"]
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import Config
-from digest.feeds import collect_feeds
+from digest.feeds.build import collect_feeds
 from digest.fsutil import write_changed_files
-from digest.lint import count_by_severity
-from digest.localhttp import LocalServer
-from digest.message import MessageFactory
-from digest.model import Issue
-from digest.release import readiness
-from digest.render import DigestRenderer, RenderedDigest
+from digest.mail.message import MessageFactory
+from digest.mail.render import DigestRenderer, RenderedDigest
+from digest.mail.tokens import load_secret
+from digest.newsletter.lint import count_by_severity
+from digest.newsletter.model import Issue
+from digest.release.rules import readiness
 from digest.templating import render_template
-from digest.tokens import load_secret
+from digest.web.localhttp import LocalServer
 
 __all__ = ["SAMPLE_ADDRESS", "Preview", "PreviewServer", "render_preview", "write_preview"]
 

@@ -36,7 +36,11 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DeliveryError, DigestError, ReleaseError, SubscriberError
-from digest.ledger import (
+from digest.mail.message import MessageFactory, Outgoing
+from digest.mail.render import DigestRenderer
+from digest.mail.tokens import load_secret
+from digest.newsletter.model import Issue
+from digest.send.ledger import (
     LedgerSummary,
     LedgerWriter,
     Outcome,
@@ -46,11 +50,7 @@ from digest.ledger import (
     send_lock,
     shard_sizes,
 )
-from digest.message import MessageFactory, Outgoing
-from digest.model import Issue
-from digest.release import refusal
-from digest.render import DigestRenderer
-from digest.subscribers import (
+from digest.send.subscribers import (
     Subscriber,
     check_email,
     iter_subscribers,
@@ -58,10 +58,9 @@ from digest.subscribers import (
     scan_subscribers,
     set_statuses,
 )
-from digest.tokens import load_secret
-from digest.transport import Connection, SendFailure, send_one, transport_spec
+from digest.send.transport import Connection, SendFailure, send_one, transport_spec
 
-__all__ = ["RateLimiter", "SendReport", "check_sendable", "mark_bounces", "send_issue", "send_test_copy"]
+__all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test_copy"]
 
 MAX_BACKOFF = 60.0
 AUTO_PROCESSES_FROM = 1000  # recipients: below this one process is quicker than forking
@@ -123,13 +122,6 @@ class RateLimiter:
             self._next = max(now, self._next) + self.interval
         if wait > 0:
             await asyncio.sleep(wait)
-
-
-def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:
-    """Refuse to mail what is not ready: a draft, fatal findings; a future date or errors unless forced."""
-    problem = refusal(issue, now, force=force, action="mail")
-    if problem:
-        raise ReleaseError(problem, path=issue.path)
 
 
 class _Recipients:
@@ -476,11 +468,13 @@ def send_issue(
     now: dt.datetime,
     *,
     resend: bool = False,
-    force: bool = False,
     progress: bool | None = None,
 ) -> SendReport:
-    """Send (or resume sending) an issue to every active subscriber not yet done."""
-    check_sendable(issue, now, force=force)
+    """Send (or resume sending) an issue to every active subscriber not yet done.
+
+    Whether the issue may be mailed at all is the release stage's call
+    (:func:`digest.release.rules.check_sendable`), made before this.
+    """
     if not config.paths.subscribers.is_file():
         raise SubscriberError(
             "there is no subscriber list here: create it with the header email,name,sections,status,since "

@@ -19,7 +19,7 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, read_json, write_json
-from digest.ledger import ledger_stems
+from digest.send.ledger import ledger_stems
 
 __all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state", "state_path"]
 

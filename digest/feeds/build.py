@@ -29,8 +29,14 @@ from xml.etree import ElementTree
 
 from digest.config import Config
 from digest.fsutil import read_json, write_changed_files, write_json
-from digest.markup import absolute_url, absolutize_links, html_to_text, sanitize_html, strip_xml_illegal
-from digest.model import Issue, Item
+from digest.newsletter.markup import (
+    absolute_url,
+    absolutize_links,
+    html_to_text,
+    sanitize_html,
+    strip_xml_illegal,
+)
+from digest.newsletter.model import Issue, Item
 from digest.templating import builtin_templates, render_template
 
 __all__ = [
@@ -276,7 +282,7 @@ def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
 def _markup(fragment: str) -> Any:
     from markupsafe import Markup
 
-    return Markup(fragment)  # already sanitised by digest.markup
+    return Markup(fragment)  # already sanitised by digest.newsletter.markup
 
 
 # -- stage 2: updated times from the state ------------------------------------------------------
