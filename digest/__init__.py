@@ -9,4 +9,4 @@ must cost little more than starting Python.
 
 __all__ = ["__version__"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,0 +1,418 @@
+"""Item and section assembly: the scanner's raw lines become warm-up entries, items and sections.
+
+An item's first line is taken apart (``[label] [title | source](url) [[extra]](url2)``,
+repairing unclosed links, empty targets and full-width parentheses); the lines
+under it become labelled links (``代码：URL``), fields (``标题：text``) and the
+``摘要：`` summary, re-indented into real markdown lists. Every repair is a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
+from digest.newsletter.model import Field, Item, Link, Section, Severity
+from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawSection, Scan
+
+__all__ = [
+    "LINK_LABELS",
+    "Assembler",
+    "ItemHead",
+    "derive_slug",
+    "join_continuation",
+    "normalize_summary",
+    "parse_head",
+    "split_source",
+]
+
+FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
+
+_ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
+_SUMMARY = re.compile(r"^(?:\*\*)?摘要(?:\*\*)?\s*[：:]\s*(?:\*\*)?\s*(.*)$")
+_LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
+_SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
+_LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
+# Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
+LINK_LABELS = frozenset(
+    {"代码", "文章", "链接", "主页", "原文", "演示", "视频", "论文", "项目", "地址", "项目地址",
+     "论文链接", "代码地址", "项目主页", "博客", "文档", "原文地址", "GitHub", "Github", "github"}
+)  # fmt: skip
+
+
+def derive_slug(name: str, table: Mapping[str, str]) -> tuple[str, bool]:
+    """The section's slug and whether it came from the table.
+
+    An unknown name gets a deterministic ASCII slug: its ASCII letters and digits
+    when it has some, else ``section-`` and a short hash of the name.
+    """
+    if name in table:
+        return table[name], True
+    ascii_part = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if ascii_part:
+        return ascii_part, False
+    return "section-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], False
+
+
+@dataclass
+class ItemHead:
+    """The first line of an item, taken apart."""
+
+    labels: list[str] = field(default_factory=list)
+    text: str = ""
+    url: str | None = None  # None: the line has no link at all
+    extras: list[Link] = field(default_factory=list)
+    tail: str = ""
+    unclosed: bool = False
+    fullwidth_paren: bool = False
+
+
+class Assembler:
+    """Builds the model's items and sections from raw ones, noting every repair in the log."""
+
+    def __init__(self, log: FindingLog, section_slugs: Mapping[str, str]):
+        self.log = log
+        self.section_slugs = section_slugs
+
+    def warmup(self, entries: list[tuple[int, str]]) -> Iterable[tuple[str, str]]:
+        for line, text in entries:
+            body = text.strip()
+            label = LABEL_LINE.match(body)
+            if not body or (label and not label.group(2).strip()):
+                self.log.note(
+                    line, "empty-warmup-entry", ERROR, f"warm-up entry has no text: {body or '-'!r}"
+                )
+                continue
+            yield body, inline_markdown_to_html(body)
+
+    def section(self, raw: RawSection) -> Section:
+        slug, known = derive_slug(raw.name, self.section_slugs)
+        if not known:
+            self.log.note(
+                raw.line,
+                "unknown-section",
+                WARNING,
+                f"section '{raw.name}' is not in [feeds.sections]; its feed slug is '{slug}'",
+            )
+        items = tuple(self.item(r) for r in raw.items)
+        if not items:
+            self.log.note(raw.line, "empty-section", WARNING, f"section '{raw.name}' has no items")
+        return Section(name=raw.name, slug=slug, items=items, line=raw.line)
+
+    def item(self, raw: RawItem) -> Item:
+        head = parse_head(raw.head)
+        body = raw.body
+        if head.unclosed:
+            joined = join_continuation(raw.head, body)
+            if joined is not None:
+                head, consumed = joined
+                body = body[consumed:]
+        title, source = split_source(head.text)
+        url = (head.url or "").strip()
+        line = raw.line
+        if head.unclosed:
+            self.log.note(
+                line, "unclosed-link", ERROR, f"the link '[{head.text}' is never closed with '](url)'"
+            )
+        elif head.url is None:
+            self.log.note(line, "no-link", WARNING, f"item '{title}' has no link")
+        elif not url:
+            found = [u for _, _, u in find_urls(title)]
+            if found and found[0] == title.strip():
+                url = found[0]
+                self.log.note(
+                    line,
+                    "url-from-title",
+                    WARNING,
+                    f"empty link target: using the link text {url} as the URL",
+                )
+            else:
+                self.log.note(
+                    line,
+                    "empty-link-target",
+                    ERROR,
+                    f"item '{title or '(no title)'}' has an empty link target '()'",
+                )
+        if head.fullwidth_paren:
+            self.log.note(line, "fullwidth-paren", WARNING, "a link ends with a full-width '）'; read as ')'")
+        if not title:
+            self.log.note(line, "empty-title", ERROR, "item has no title text between '[' and ']'")
+        if url and not is_safe_url(url):
+            self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
+            url = ""
+        links, fields, summary_lines = self.item_body(body, head, line)
+        summary = normalize_summary(summary_lines)
+        return Item(
+            title=title,
+            url=url,
+            source=source,
+            labels=tuple(head.labels),
+            summary=summary,
+            summary_html=markdown_to_html(summary),
+            links=tuple(links),
+            fields=tuple(fields),
+            line=line,
+        )
+
+    def item_body(
+        self, body: list[tuple[int, str]], head: ItemHead, line: int
+    ) -> tuple[list[Link], list[Field], list[str]]:
+        links = [link for link in head.extras if self.safe_link(link, line)]
+        fields: list[Field] = []
+        summary: list[str] = []
+        tail = head.tail.strip()
+        if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
+            summary.append(tail)
+        in_summary = bool(summary)
+        for _, raw in body:
+            stripped = raw.strip()
+            if not in_summary:
+                if not stripped:
+                    continue
+                match = _SUMMARY.match(stripped)
+                if match:
+                    in_summary = True
+                    if match.group(1).strip():
+                        summary.append(match.group(1).strip())
+                    continue
+                labelled = self.labelled_line(stripped)
+                if labelled is not None:
+                    new_links, new_field = labelled
+                    links.extend(new_links)
+                    fields.extend([new_field] if new_field else [])
+                    continue
+                in_summary = True
+            elif (after := self.link_line_after_summary(stripped)) is not None:
+                links.extend(after)
+                continue
+            summary.append(raw.rstrip())
+        return links, fields, summary
+
+    def link_line_after_summary(self, text: str) -> list[Link] | None:
+        """``代码：URL`` after 摘要 is still the item's link, not prose (only for known link labels)."""
+        match = LABEL_LINE.match(text)
+        if not match or match.group(1) not in LINK_LABELS:
+            return None
+        labelled = self.labelled_line(text)
+        return labelled[0] if labelled and labelled[0] and labelled[1] is None else None
+
+    def labelled_line(self, text: str) -> tuple[list[Link], Field | None] | None:
+        """``代码：URL`` lines become links, ``标题：text`` lines fields; anything else is prose."""
+        match = LABEL_LINE.match(text)
+        if not match or match.group(1).lower() in ("http", "https"):
+            return None
+        label, value = match.group(1), match.group(2).strip()
+        urls = [url for _, _, url in find_urls(value)]
+        leftover = value
+        for url in urls:
+            leftover = leftover.replace(url, " ")
+        if urls and not _LINK_SEPARATORS.sub("", leftover):
+            return [Link(label, url) for url in urls], None
+        if value.startswith("www.") and " " not in value:
+            return [Link(label, "http://" + value)], None
+        if not urls and 0 < len(value) <= 200:
+            return [], Field(label, value)
+        return None
+
+    def safe_link(self, link: Link, line: int) -> bool:
+        if link.url and is_safe_url(link.url):
+            return True
+        self.log.note(line, "unsafe-url", ERROR, f"extra link '{link.label}' has an empty or unsafe URL")
+        return False
+
+    def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
+        """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
+        items = [item for section in sections for item in section.items]
+        if not items and not self.log.has("empty-file"):
+            self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
+        if scan.title and not scan.intro and scan.intro_line:
+            self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
+        seen: dict[str, int] = {}
+        for item in items:
+            if not item.url:
+                continue
+            if item.url in seen:
+                self.log.note(
+                    item.line,
+                    "duplicate-url",
+                    WARNING,
+                    f"{item.url} is already linked at line {seen[item.url]}",
+                )
+            else:
+                seen[item.url] = item.line
+        for item in items:
+            if not item.summary and not item.fields:
+                self.log.note(
+                    item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no 摘要 summary"
+                )
+
+
+def parse_head(text: str) -> ItemHead:
+    """Take apart ``[label] [title | source](url) [[extra]](url2) tail``."""
+    head = ItemHead()
+    pos = _skip_spaces(text, 0)
+    while pos < len(text) and text[pos] == "[":
+        close = _match_bracket(text, pos)
+        if close is None:
+            head.unclosed = True
+            head.text = text[pos + 1 :].strip()
+            return head
+        after = _skip_spaces(text, close + 1)
+        is_label = (
+            close + 1 < len(text)
+            and text[close + 1] != "("
+            and after < len(text)
+            and text[after] == "["
+            and "[" not in text[pos + 1 : close]
+        )
+        if not is_label:
+            head.text = text[pos + 1 : close].strip()
+            if close + 1 < len(text) and text[close + 1] == "(":
+                url, end, fullwidth = _destination(text, close + 2)
+                if end is None:
+                    head.unclosed = True
+                    return head
+                head.url, head.fullwidth_paren = url, fullwidth
+                pos = end
+            else:
+                head.url = ""
+                pos = close + 1
+            head.extras, head.tail = _extra_links(text[pos:])
+            return head
+        head.labels.append(text[pos + 1 : close].strip())
+        pos = after
+    head.text = text[pos:].strip()
+    return head
+
+
+def _extra_links(text: str) -> tuple[list[Link], str]:
+    links: list[Link] = []
+    pos = 0
+    while True:
+        pos = _skip_spaces(text, pos)
+        if pos >= len(text) or text[pos] != "[":
+            return links, text[pos:]
+        close = _match_bracket(text, pos)
+        if close is None or close + 1 >= len(text) or text[close + 1] != "(":
+            return links, text[pos:]
+        url, end, _ = _destination(text, close + 2)
+        if end is None:
+            return links, text[pos:]
+        label = text[pos + 1 : close].strip()
+        if label.startswith("[") and label.endswith("]"):
+            label = label[1:-1].strip()
+        links.append(Link(label=label, url=url.strip()))
+        pos = end
+
+
+def _skip_spaces(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _match_bracket(text: str, start: int) -> int | None:
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "\\":
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
+    """The link target starting at ``start`` (just after '('): (url, end, closed-by-'）')."""
+    depth = 0
+    url_end: int | None = None  # a space ends the URL; a '"title"' may follow
+    for index in range(start, len(text)):
+        char = text[index]
+        if char.isspace() and url_end is None and text[start:index].strip():
+            url_end = index
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return text[start : url_end or index].strip(), index + 1, False
+            depth -= 1
+    fullwidth = text.find("）", start)
+    if fullwidth != -1:
+        return text[start:fullwidth].strip(), fullwidth + 1, True
+    return text[start:].strip(), None, False
+
+
+def join_continuation(head_text: str, body: list[tuple[int, str]]) -> tuple[ItemHead, int] | None:
+    """An unclosed ``[title`` may continue on the next lines; join up to three of them."""
+    joined = head_text
+    for count, (_, raw) in enumerate(body[:3], start=1):
+        if not raw.strip() or _ANY_BULLET.match(raw) or raw.startswith("#"):
+            return None
+        joined = f"{joined.rstrip()} {raw.strip()}"
+        head = parse_head(joined)
+        if not head.unclosed:
+            return head, count
+    return None
+
+
+def split_source(text: str) -> tuple[str, str]:
+    """``title | source``: the source is after the last separator bar."""
+    parts = _SOURCE_SPLIT.split(text)
+    if len(parts) >= 2 and parts[-1].strip():
+        title = text[: text.rfind(parts[-1])].rstrip().rstrip("|丨").strip()
+        return title, parts[-1].strip()
+    return text.rstrip("|丨 ").strip(), ""
+
+
+def normalize_summary(lines: list[str]) -> str:
+    """Markdown for a summary: nested lists re-indented, list blocks set apart by blank lines.
+
+    Editors indent sub-points by eye (``    1.``, ``        2.1``); in CommonMark
+    those would be lazy continuation lines or code blocks. Each run of list lines
+    becomes a proper nested list; ``2.1``-style numbers become bullets that keep
+    their number as text.
+    """
+    out: list[str] = []
+    run: list[tuple[int, str, str]] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        levels = sorted({indent for indent, _, _ in run})
+        if out and out[-1]:
+            out.append("")
+        for indent, marker, content in run:
+            depth = levels.index(indent)
+            if re.fullmatch(r"\d+[.)]", marker):
+                bullet = marker
+            elif marker[0].isdigit():
+                bullet, content = "-", f"{marker} {content}"
+            else:
+                bullet = "-"
+            out.append(f"{'    ' * depth}{bullet} {content}")
+        out.append("")
+        run.clear()
+
+    for raw in lines:
+        stripped = raw.strip()
+        match = _LIST_LINE.match(stripped)
+        if match and stripped:
+            indent = len(raw) - len(raw.lstrip())
+            run.append((indent, match.group(1), match.group(2).strip()))
+            continue
+        flush()
+        if not stripped:
+            if out and out[-1]:
+                out.append("")
+            continue
+        out.append(stripped)
+    flush()
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
