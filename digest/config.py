@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.i18n import resolve_language
 
 __all__ = [
     "DEFAULT_SECTION_SLUGS",
@@ -331,6 +332,10 @@ def _check(config: Config, reader: _Reader) -> None:
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         known = ", ".join("{" + f + "}" for f in PERMALINK_FIELDS)
         reader.fail(f"'site.permalink' has an unknown field {exc} (known: {known})")
+    try:
+        resolve_language(site.language)  # zh, zh-Hans -> zh-CN; en-GB -> en
+    except LookupError as exc:
+        reader.fail(f"'site.language': {exc}")
     if config.feeds.limit < 1:
         reader.fail("'feeds.limit' must be at least 1")
     if release.mode not in ("manual", "auto"):

@@ -1,7 +1,10 @@
 """Jinja2 environments over the built-in ``templates/`` and a newsletter's own.
 
 A newsletter can point ``[email] templates`` at a directory of its own; a
-template found there wins over the built-in one of the same name.
+template found there wins over the built-in one of the same name. Every
+environment speaks one language: ``{% trans %}`` and ``_()`` read the catalog
+of ``[site] language`` (see :mod:`digest.i18n`), and ``|format_date`` writes
+dates as that language does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.errors import TemplateError
+from digest.i18n import format_date, resolve_language, translations
 
 if TYPE_CHECKING:
     import jinja2
@@ -28,29 +32,50 @@ def builtin_templates() -> Path:
 
 
 @functools.cache
-def template_environment(custom: Path | None = None, *, autoescape: bool = True) -> jinja2.Environment:
+def template_environment(
+    custom: Path | None = None, *, autoescape: bool = True, language: str = "zh-CN"
+) -> jinja2.Environment:
+    """The environment for one template directory and one catalog."""
     import jinja2
 
     search = [str(custom)] if custom else []
     search.append(str(builtin_templates()))
-    return jinja2.Environment(
+    catalog = resolve_language(language)
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(catalog), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["format_date"] = functools.partial(format_date, language=catalog)
+    return env
 
 
 def render_template(
-    name: str, custom: Path | None = None, *, autoescape: bool = True, **context: object
+    name: str,
+    custom: Path | None = None,
+    *,
+    autoescape: bool = True,
+    language: str | None = None,
+    **context: object,
 ) -> str:
-    """Render one template; a missing or broken template is a :class:`TemplateError`."""
+    """Render one template; a missing or broken template is a :class:`TemplateError`.
+
+    ``language`` is a ``[site] language`` tag; without it, that of the ``site`` in the context.
+    """
     import jinja2
 
+    if language is None:
+        site = context.get("site")
+        if site is None or not isinstance(getattr(site, "language", None), str):
+            raise TemplateError(f"template {name} rendered without a language")
+        language = site.language  # type: ignore[union-attr]
     try:
-        template = template_environment(custom, autoescape=autoescape).get_template(name)
+        template = template_environment(custom, autoescape=autoescape, language=language).get_template(name)
         return template.render(**context)
     except jinja2.TemplateNotFound:
         raise TemplateError(f"template {name} not found in {custom or builtin_templates()}") from None

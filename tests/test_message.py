@@ -97,7 +97,7 @@ def test_message_id_is_deterministic_per_issue_and_subscriber(site):
 def test_test_copy_is_marked(site):
     factory, digest, issue = factory_for(site)
     message = parse(factory.build("me@example.com", "", digest, test=True).data)
-    assert str(message["Subject"]) == f"[TEST] {issue.full_title}"
+    assert str(message["Subject"]) == f"[测试] {issue.full_title}"  # the zh-CN catalog's [TEST]
     assert str(message["To"]) == "me@example.com"
 
 

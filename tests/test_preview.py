@@ -32,11 +32,11 @@ def test_preview_writes_the_email_parts_and_a_report(site):
     assert str(message["To"]) == "读者 <reader@example.com>"
     assert message.get_body(("html",)).get_content() == (directory / "email.html").read_text(encoding="utf-8")
     report = (directory / "report.txt").read_text(encoding="utf-8")
-    assert f"html:      {preview.html_bytes / 1024:.1f} KB" in report
+    assert f"HTML：   {preview.html_bytes / 1024:.1f} KB" in report  # the report speaks zh-CN
     assert "业界新闻 " in report and "应用 2" in report
-    assert "lint:      0 fatal, 0 error, 1 warning" in report
+    assert "检查：   0 致命，0 错误，1 警告" in report
     assert "url-from-title" in report
-    assert "status:    published" in report
+    assert "状态：   已发布" in report
 
 
 def test_preview_of_a_future_issue_says_so(site):
@@ -45,7 +45,7 @@ def test_preview_of_a_future_issue_says_so(site):
         "2026-12-24.md", "# 简报 (2026-12-24)：圣诞\n## 论文\n- [a | b](https://a.org)\n摘要：x。\n"
     )
     preview = write_preview(site.config, load_issue(site.config, "2026-12-24"), NOW)
-    assert "scheduled for 2026-12-24" in preview.report
+    assert "定于2026年12月24日发布" in preview.report
 
 
 def test_preview_server_serves_every_part_on_loopback(site):
@@ -58,7 +58,7 @@ def test_preview_server_serves_every_part_on_loopback(site):
         assert server.server_address[0] == "127.0.0.1"
         page = urllib.request.urlopen(server.url).read().decode()
         assert '<iframe id="desktop" src="/email.html"' in page and '<iframe id="phone"' in page
-        assert "Feed entries this issue adds (15)" in page
+        assert "本期新增的订阅条目（15）" in page
         assert urllib.request.urlopen(server.url + "email.html").read().decode() == preview.html
         eml = urllib.request.urlopen(server.url + "email.eml")
         assert eml.headers["Content-Type"] == "message/rfc822" and eml.read() == preview.eml
@@ -72,7 +72,7 @@ def test_preview_command(site, run_env):
     site.copy_examples()
     result = run_digest(["preview", "2026-11-01", "--config", str(site.config_path)], run_env)
     assert result.returncode == 0, result.stderr
-    assert "wrote " in result.stdout and "subject:" in result.stdout
+    assert "wrote " in result.stdout and "主题：" in result.stdout
     missing = run_digest(["preview", "1999-01-01", "--config", str(site.config_path)], run_env)
     assert missing.returncode == 1
     assert missing.stderr.startswith("digest: no issue '1999-01-01'")

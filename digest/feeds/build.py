@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 
 from digest.config import Config
 from digest.fsutil import read_json, write_changed_files, write_json
+from digest.i18n import join_title
 from digest.newsletter.markup import (
     absolute_url,
     absolutize_links,
@@ -37,7 +38,7 @@ from digest.newsletter.markup import (
     strip_xml_illegal,
 )
 from digest.newsletter.model import Issue, Item
-from digest.templating import builtin_templates, render_template
+from digest.templating import render_template
 
 __all__ = [
     "FORMATS",
@@ -58,6 +59,7 @@ __all__ = [
 
 STATE_FILE = "feeds.json"
 STYLESHEET = "feed.xsl"
+STYLESHEET_TEMPLATE = "feed.xsl.j2"
 WHOLE = "all"
 
 
@@ -185,7 +187,7 @@ def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
             for section in issue.sections:
                 if section.slug == slug:
                     entries.extend(
-                        _item_entry(item, issue, links[issue.key], name, seen, authority)
+                        _item_entry(item, issue, links[issue.key], name, seen, authority, config)
                         for item in section.items
                     )
         feeds.append(
@@ -219,7 +221,7 @@ def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
     content = issue_html(issue, config, link)
     return _entry(
         id=ident,
-        title=issue.full_title,
+        title=join_title(issue.title, issue.headline, config.site.language),
         link=link,
         published=issue.published,
         content_html=content,
@@ -229,7 +231,13 @@ def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
 
 
 def _item_entry(
-    item: Item, issue: Issue, issue_link: str, section_name: str, seen: set[str], authority: str
+    item: Item,
+    issue: Issue,
+    issue_link: str,
+    section_name: str,
+    seen: set[str],
+    authority: str,
+    config: Config,
 ) -> Entry:
     key = item.url or item.href or item.title
     if key in seen:  # the same link twice in one section: tell the two apart by title
@@ -238,8 +246,10 @@ def _item_entry(
     ident = f"tag:{authority},{issue.date.isoformat()}:item:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
     content = render_template(
         "feed_item.html.j2",
+        language=config.site.language,
         item=item,
         issue=issue,
+        issue_title=join_title(issue.title, issue.headline, config.site.language),
         issue_link=issue_link,
         summary_html=_markup(item.summary_html),
     )
@@ -271,6 +281,7 @@ def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
     link = link or permalink(config, issue)
     rendered = render_template(
         "issue.html.j2",
+        language=config.site.language,
         issue=issue,
         intro=_markup(issue.intro_html),
         warmup=[_markup(h) for h in issue.warmup_html],
@@ -326,7 +337,7 @@ def render_outputs(feeds: Sequence[Feed], config: Config) -> dict[str, bytes]:
     outputs["index.html"] = _index_page(feeds, config).encode("utf-8")
     outputs["feeds.opml"] = _opml(feeds, config)
     if config.feeds.stylesheet:
-        outputs[STYLESHEET] = (builtin_templates() / STYLESHEET).read_bytes()
+        outputs[STYLESHEET] = render_template(STYLESHEET_TEMPLATE, site=config.site).encode("utf-8")
     return outputs
 
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 from digest.config import Config
 from digest.errors import DigestError, HeaderError
+from digest.i18n import gettext_for
 from digest.mail.render import RenderedDigest
 from digest.mail.tokens import TokenPayload, make_token, stable_hash
 from digest.newsletter.model import Issue
@@ -199,7 +200,10 @@ class MessageFactory:
         key = (subject, test)
         if key not in self._subjects:
             check_header_value(subject, "subject")
-            self._subjects[key] = encode_text(f"[TEST] {subject}" if test else subject, "Subject")
+            if test:
+                _ = gettext_for(self.config.site.language)
+                subject = _("[TEST] %(subject)s", subject=subject)
+            self._subjects[key] = encode_text(subject, "Subject")
         return self._subjects[key]
 
     def _unsubscribe_headers(self, url: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import TemplateError
+from digest.i18n import gettext_for, join_title
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
 from digest.newsletter.model import Issue, Item, Link
 from digest.templating import render_template
@@ -116,14 +117,17 @@ def base64_lines(data: bytes) -> str:
 
 
 def render_subject(issue: Issue, config: Config) -> str:
-    """The subject from ``[email] subject`` (a jinja2 template); one line, never empty."""
+    """The subject from ``[email] subject`` (a jinja2 template); one line, never empty.
+
+    ``issue.full_title`` there joins title and headline as the site's language does.
+    """
     import jinja2
 
     try:
         subject = (
             jinja2.Environment(autoescape=False)
             .from_string(config.email.subject)
-            .render(issue=issue, site=config.site)
+            .render(issue=_IssueView.of(issue, config), site=config.site)
         )
     except jinja2.TemplateError as exc:
         raise TemplateError(f"[email] subject does not render: {exc}", path=config.path) from None
@@ -191,7 +195,8 @@ class DigestRenderer:
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
-            "issue": self.issue,
+            "issue": _IssueView.of(self.issue, self.config),
+            "warmup_heading": getattr(self.issue, "warmup_heading", ""),  # the issue's own, when it has one
             "site": self.config.site,
             "subject": self.subject,
             "preheader": self.preheader,
@@ -218,7 +223,9 @@ class DigestRenderer:
             summary, lines = Markup(""), []
         else:
             cut = flat[:limit].rstrip() + "…"
-            summary = Markup('<p>{}<a href="{}">阅读全文</a></p>').format(escape(cut), self.permalink)
+            _ = gettext_for(self.config.site.language)
+            more = _("Read more")
+            summary = Markup('<p>{}<a href="{}">{}</a></p>').format(escape(cut), self.permalink, more)
             lines = [cut]
         links = tuple(Link(link.label, absolute_url(link.url, self.permalink)) for link in item.links)
         return _ItemView(item, absolute_url(item.href, self.permalink), links, summary, tuple(lines))
@@ -243,6 +250,21 @@ class DigestRenderer:
             keep_html_and_head_opening_tags=True,
             minify_css=True,
         )
+
+
+@dataclass(frozen=True)
+class _IssueView:
+    """An issue as the templates see it: ``full_title`` joined in the site's language."""
+
+    issue: Issue
+    full_title: str
+
+    @classmethod
+    def of(cls, issue: Issue, config: Config) -> _IssueView:
+        return cls(issue, join_title(issue.title, issue.headline, config.site.language))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.issue, name)
 
 
 @dataclass(frozen=True)

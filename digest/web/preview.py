@@ -15,22 +15,24 @@ import http.server
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.config import Config
+from rich.cells import cell_len
+
+from digest.config import Config, SiteConfig
 from digest.feeds.build import collect_feeds
 from digest.fsutil import write_changed_files
+from digest.i18n import N_, format_date, gettext_for, join_title
 from digest.mail.message import MessageFactory
 from digest.mail.render import DigestRenderer, RenderedDigest
 from digest.mail.tokens import load_secret
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Issue
-from digest.release.rules import readiness
+from digest.release.rules import NOT_AN_ISSUE, readiness
 from digest.templating import render_template
 from digest.web.localhttp import LocalServer
 
 __all__ = ["SAMPLE_ADDRESS", "Preview", "PreviewServer", "render_preview", "write_preview"]
 
 SAMPLE_ADDRESS = "reader@example.com"
-SAMPLE_NAME = "读者"
 GMAIL_CLIP_BYTES = 102 * 1024
 
 
@@ -45,6 +47,7 @@ class Preview:
     eml: bytes
     report: str
     feed_entries: tuple[tuple[str, str, str], ...]  # (feed, entry title, link) the issue adds
+    site: SiteConfig  # the page speaks its language
 
     @property
     def html_bytes(self) -> int:
@@ -70,9 +73,11 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
         raise ReleaseError("the issue has no items to mail", path=issue.path)
     secret = load_secret(config.paths.state)
     factory = MessageFactory(issue, config, secret, email.utils.format_datetime(now))
-    values = {**factory.links(SAMPLE_ADDRESS), "name": SAMPLE_NAME}
+    _ = gettext_for(config.site.language)
+    sample_name = _("Reader")
+    values = {**factory.links(SAMPLE_ADDRESS), "name": sample_name}
     html, text = digest.personalise(values)
-    eml = factory.build(SAMPLE_ADDRESS, SAMPLE_NAME, digest).data
+    eml = factory.build(SAMPLE_ADDRESS, sample_name, digest).data
     directory = config.paths.previews / issue.stem
     report = _report(config, issue, digest, html, text, now)
     entries = tuple(
@@ -80,7 +85,7 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
         for feed in collect_feeds([issue], config)
         for entry in feed.entries
     )
-    return Preview(issue, directory, html, text, eml, report, entries)
+    return Preview(issue, directory, html, text, eml, report, entries, config.site)
 
 
 def write_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
@@ -93,32 +98,54 @@ def write_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
 def _report(
     config: Config, issue: Issue, digest: RenderedDigest, html: str, text: str, now: dt.datetime
 ) -> str:
+    _ = gettext_for(config.site.language)
     size = len(html.encode("utf-8"))
     counts = count_by_severity(issue.findings)
-    lines = [
-        f"issue:     {issue.full_title}",
-        f"file:      {issue.path}",
-        f"subject:   {digest.subject}",
-        f"status:    {_status(issue, now)}",
-        f"html:      {size / 1024:.1f} KB (budget {config.email.max_html_bytes / 1024:.1f} KB; "
-        f"Gmail clips at {GMAIL_CLIP_BYTES // 1024} KB)",
+    budget = _(
+        "%(size).1f KB (budget %(budget).1f KB; Gmail clips at %(clip)s KB)",
+        size=size / 1024,
+        budget=config.email.max_html_bytes / 1024,
+        clip=GMAIL_CLIP_BYTES // 1024,
+    )
+    shortened = _("summaries shortened to %(limit)s characters to fit", limit=digest.summary_limit)
+    per_section = _(", ").join(f"{s.name} {len(s.items)}" for s in issue.sections)
+    rows = [
+        (_("issue:"), join_title(issue.title, issue.headline, config.site.language)),
+        (_("file:"), str(issue.path)),
+        (_("subject:"), digest.subject),
+        (_("status:"), _status(config, issue, now)),
+        (_("html:"), budget),
+        *([("", shortened)] if digest.shortened else []),
+        (_("text:"), _("%(size).1f KB", size=len(text.encode("utf-8")) / 1024)),
+        (_("items:"), _("%(count)s (%(sections)s)", count=digest.items, sections=per_section)),
+        (_("warm-up:"), _("%(count)s entries", count=len(issue.warmup))),
+        (
+            _("feeds:"),
+            _("1 entry in atom.xml/rss.xml, %(count)s in the section feeds", count=len(issue.items)),
+        ),
+        (_("lint:"), _(", ").join(f"{n} {_(SEVERITY_WORDS[s])}" for s, n in counts.items())),
     ]
-    if digest.shortened:
-        lines.append(f"           summaries shortened to {digest.summary_limit} characters to fit")
-    lines += [
-        f"text:      {len(text.encode('utf-8')) / 1024:.1f} KB",
-        f"items:     {digest.items} (" + ", ".join(f"{s.name} {len(s.items)}" for s in issue.sections) + ")",
-        f"warm-up:   {len(issue.warmup)} entries",
-        f"feeds:     1 entry in atom.xml/rss.xml, {len(issue.items)} in the section feeds",
-        "lint:      " + ", ".join(f"{n} {severity}" for severity, n in counts.items()),
-        *(f"  {f.format(issue.path)}" for f in issue.findings),
-    ]
+    width = max(cell_len(label) for label, _value in rows) + 1
+    lines = [(label + " " * (width - cell_len(label)) + value).rstrip() for label, value in rows]
+    lines += [f"  {f.format(issue.path)}" for f in issue.findings]
     return "\n".join(lines) + "\n"
 
 
-def _status(issue: Issue, now: dt.datetime) -> str:
+# The severity names as the report shows them (the catalog has them as messages).
+SEVERITY_WORDS = {"fatal": N_("fatal"), "error": N_("error"), "warning": N_("warning")}
+
+
+def _status(config: Config, issue: Issue, now: dt.datetime) -> str:
+    _ = gettext_for(config.site.language)
     ready = readiness(issue, now)
-    return f"{ready.reason}; {'in the feeds' if ready.published else 'not in the feeds'}"
+    reasons = {NOT_AN_ISSUE: _("not an issue yet (fatal lint findings)"), "draft": _("draft")}
+    reasons["published"] = _("published")
+    reason = reasons.get(ready.reason) or _(
+        "scheduled for %(date)s", date=format_date(issue.date, config.site.language)
+    )
+    if ready.published:
+        return _("%(reason)s; in the feeds", reason=reason)
+    return _("%(reason)s; not in the feeds", reason=reason)
 
 
 # -- the local preview page ---------------------------------------------------------------------
@@ -161,7 +188,9 @@ def _page(preview: Preview) -> str:
     findings = preview.issue.findings
     return render_template(
         "preview.html.j2",
+        site=preview.site,
         issue=preview.issue,
+        issue_title=join_title(preview.issue.title, preview.issue.headline, preview.site.language),
         report=preview.report,
         text=preview.text,
         findings=[f.format(preview.issue.path) for f in findings],

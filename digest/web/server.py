@@ -30,6 +30,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.fsutil import file_lock, read_json, write_json
+from digest.i18n import gettext_for
 from digest.mail.tokens import TokenPayload, load_secret, read_token, stable_hash
 from digest.newsletter.catalog import now_in
 from digest.send.subscribers import (
@@ -114,6 +115,8 @@ class SubscriptionServer(LocalServer):
     def handle(
         self, method: str, route: str, query: dict[str, str], form: dict[str, list[str]], client: str
     ) -> Page:
+        _ = gettext_for(self.config.site.language)
+        title = self.config.site.title
         now = time.time()
         token = query.get("token", "")
         if route == "unsubscribe":
@@ -121,12 +124,14 @@ class SubscriptionServer(LocalServer):
             if method == "GET":
                 return Page(
                     200,
-                    "退订",
-                    f"确认将 {email} 从《{self.config.site.title}》退订？",
-                    {"button": "退订", "one_click": True},
+                    _("Unsubscribe"),
+                    _("Unsubscribe %(email)s from %(title)s?", email=email, title=title),
+                    {"button": _("Unsubscribe"), "one_click": True},
                 )
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
-            return Page(200, "已退订", f"{email} 不会再收到《{self.config.site.title}》。")
+            return Page(
+                200, _("Unsubscribed"), _("%(email)s will no longer get %(title)s.", email=email, title=title)
+            )
         if route == "subscribe" and method == "POST":
             return self._subscribe(form, client, now)
         if route == "confirm":
@@ -134,9 +139,9 @@ class SubscriptionServer(LocalServer):
             if method == "GET":
                 return Page(
                     200,
-                    "确认订阅",
-                    f"确认用 {payload.email} 订阅《{self.config.site.title}》？",
-                    {"button": "确认订阅"},
+                    _("Confirm subscription"),
+                    _("Subscribe %(email)s to %(title)s?", email=payload.email, title=title),
+                    {"button": _("Confirm subscription")},
                 )
             sections = frozenset(payload.sections or ())
             today = now_in(self.config).date()
@@ -144,10 +149,14 @@ class SubscriptionServer(LocalServer):
                 add_subscriber(
                     self.config.paths.subscribers, self._known, payload.email, sections=sections, today=today
                 )
-            return Page(200, "订阅成功", f"欢迎！{payload.email} 将收到《{self.config.site.title}》。")
+            return Page(
+                200,
+                _("Subscribed"),
+                _("Welcome! %(email)s will get %(title)s.", email=payload.email, title=title),
+            )
         if route == "preferences":
             return self._preferences(method, token, form, now)
-        return Page(404, "找不到页面", "这个地址不存在。")
+        return Page(404, _("Page not found"), _("There is no page at this address."))
 
     @property
     def _known(self) -> set[str]:
@@ -162,19 +171,31 @@ class SubscriptionServer(LocalServer):
         return read_token(self.secret, token, purpose=purpose, now=now)
 
     def _subscribe(self, form: dict[str, list[str]], client: str, now: float) -> Page:
+        _ = gettext_for(self.config.site.language)
         if not self.subscribe_limit.allow(client, now):
-            return Page(429, "请稍后再试", "来自这个地址的订阅请求太多了，请一小时后再试。")
+            return Page(
+                429,
+                _("Please try again later"),
+                _("Too many requests from this address; try again in an hour."),
+            )
         try:
             email = check_email(_one(form, "email"))
             sections = parse_sections(";".join(form.get("sections", [])), self._known)
         except SubscriberError as exc:
-            return Page(400, "无法订阅", exc.message)
+            return Page(400, _("Cannot subscribe"), exc.message)
         try:
             self.requests.put_nowait((email, sections, now))
         except queue.Full:
-            return Page(503, "请稍后再试", "现在请求太多了，请稍后再试。")
+            return Page(
+                503, _("Please try again later"), _("There are too many requests just now; try again later.")
+            )
         return Page(
-            202, "请查收邮件", f"如果 {email} 可以订阅，一封确认邮件正在发出；点击其中的链接完成订阅。"
+            202,
+            _("Check your inbox"),
+            _(
+                "If %(email)s can subscribe, a confirmation mail is on its way; open its link to finish.",
+                email=email,
+            ),
         )
 
     def drain(self) -> None:
@@ -215,26 +236,31 @@ class SubscriptionServer(LocalServer):
         return True
 
     def _preferences(self, method: str, token: str, form: dict[str, list[str]], now: float) -> Page:
+        _ = gettext_for(self.config.site.language)
         email = self._token(token, "preferences", now).email
         chosen: frozenset[str] = frozenset()
         if method == "POST":
             try:
                 chosen = parse_sections(";".join(form.get("sections", [])), self._known)
             except SubscriberError as exc:
-                return Page(400, "无法保存", exc.message)
+                return Page(400, _("Cannot save"), exc.message)
             set_sections(self.config.paths.subscribers, self._known, email, chosen)
-            message = "已保存。" + ("你将只收到所选栏目。" if chosen else "你将收到全部栏目。")
+            message = (
+                _("Saved. You will get only the sections you chose.")
+                if chosen
+                else _("Saved. You will get every section.")
+            )
         else:
             current = find_subscriber(self.config.paths.subscribers, self._known, email)
             chosen = current.sections if current is not None else frozenset()
-            message = "选择你想收到的栏目；全不选即收到全部。"
+            message = _("Choose the sections you want; choose none to get them all.")
         options = [(slug, name, slug in chosen) for slug, name in self.sections.items()]
         unsubscribe = self._link("unsubscribe", email)
         return Page(
             200,
-            f"{email} 的订阅栏目",
+            _("Sections for %(email)s", email=email),
             message,
-            {"button": "保存", "sections": options, "unsubscribe": unsubscribe},
+            {"button": _("Save"), "sections": options, "unsubscribe": unsubscribe},
         )
 
 
@@ -251,8 +277,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        _ = gettext_for(self.server.config.site.language)
         if len(self.path) > MAX_URL:
-            self._reply(Page(414, "地址太长", "请求的地址太长。"))
+            self._reply(Page(414, _("Address too long"), _("The address of the request is too long.")))
             return
         parts = urllib.parse.urlsplit(self.path)
         route = parts.path.rstrip("/").rsplit("/", 1)[-1]
@@ -267,10 +294,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             page = self.server.handle(method, route, query, form, self._client())
         except TokenError as exc:
-            page = Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
+            page = Page(
+                400, _("Invalid link"), _("%(reason)s. Use the link in your newest mail.", reason=exc.message)
+            )
         except DigestError as exc:
             print(f"{self._client()} {method} {urllib.parse.urlsplit(self.path).path}: {exc}", flush=True)
-            page = Page(503, "暂时无法处理", "请稍后再试。")
+            page = Page(503, _("Cannot handle this just now"), _("Please try again later."))
         self._reply(page)
 
     def _client(self) -> str:
@@ -286,11 +315,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
+        _ = gettext_for(self.server.config.site.language)
         if length < 0:
-            self._reply(Page(400, "请求无效", "请求无效。"))
+            self._reply(Page(400, _("Invalid request"), _("The request is not valid.")))
             return None
         if length > self.server.config.serve.max_body_bytes:
-            self._reply(Page(413, "内容太长", "提交的内容太长。"))
+            self._reply(Page(413, _("Too long"), _("What was sent is too long.")))
             return None
         return length
 
@@ -347,6 +377,7 @@ def send_confirmation(config: Config, secret: bytes, address: str, link: str) ->
     from digest.mail.render import base64_lines
     from digest.send.transport import SendFailure, send_one
 
+    _ = gettext_for(config.site.language)
     name, sender = parse_sender(config.email.sender)
     title = config.site.title
     text = render_template(
@@ -357,11 +388,12 @@ def send_confirmation(config: Config, secret: bytes, address: str, link: str) ->
         link=link,
         address=address,
     )
+    subject = _("Please confirm your subscription to %(title)s", title=title)
     key = stable_hash(secret, "confirm-mail", address, link)[:32]
     headers = [
         f"From: {format_mailbox(name, sender, 'From')}",
         f"To: {address}",
-        f"Subject: {encode_text(f'请确认订阅《{title}》', 'Subject')}",
+        f"Subject: {encode_text(subject, 'Subject')}",
         f"Date: {email.utils.format_datetime(now_in(config))}",
         f"Message-ID: <{key}@{sender.split('@')[1]}>",
         "Auto-Submitted: auto-replied",

@@ -1,0 +1,133 @@
+"""The words digest writes, in the newsletter's language: gettext catalogs chosen by ``[site] language``.
+
+The catalogs are the ``.po`` files in ``digest/locale/<catalog>/LC_MESSAGES/``,
+kept in git and shipped in the wheel as they are. Each is compiled to a ``.mo``
+in memory with Babel the first time a process needs it (a few milliseconds),
+so a fresh clone, an editable install and a wheel all work without a build
+step, and a compiled file can never be older than its source.
+
+A language tag is matched to a catalog leniently: case and ``_``/``-`` do not
+matter, ``zh``/``zh-Hans``/``zh-SG`` read the ``zh-CN`` catalog and ``en-GB``
+the ``en`` one. A tag no catalog serves is a config error naming the catalogs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from babel.support import Translations
+
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "N_",
+    "available_catalogs",
+    "format_date",
+    "gettext_for",
+    "join_title",
+    "po_path",
+    "resolve_language",
+    "translations",
+]
+
+DOMAIN = "messages"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+# Tags that name a catalog's language in another spelling: (language, script or region) -> catalog.
+_ALIASES = {("zh", ""): "zh-CN", ("zh", "hans"): "zh-CN", ("zh", "sg"): "zh-CN", ("zh", "my"): "zh-CN"}
+# Chinese in traditional script must not fall back to the simplified catalog.
+_NO_FALLBACK = {("zh", "hant"), ("zh", "tw"), ("zh", "hk"), ("zh", "mo")}
+
+
+def po_path(catalog: str) -> Path:
+    """The ``.po`` file of a catalog (``zh-CN`` -> ``locale/zh_CN/LC_MESSAGES/messages.po``)."""
+    return LOCALE_DIR / catalog.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@functools.cache
+def available_catalogs() -> tuple[str, ...]:
+    """The shipped catalogs as language tags, e.g. ``('en', 'zh-CN')``."""
+    found = LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po") if LOCALE_DIR.is_dir() else []
+    return tuple(sorted(p.parents[1].name.replace("_", "-") for p in found))
+
+
+@functools.cache
+def resolve_language(language: str) -> str:
+    """The catalog for a language tag; :class:`LookupError` naming the available ones when none fits."""
+    catalogs = {c.lower(): c for c in available_catalogs()}
+    subtags = language.strip().replace("_", "-").lower().split("-")
+    if "-".join(subtags) in catalogs:
+        return catalogs["-".join(subtags)]
+    primary, second = subtags[0], (subtags[1] if len(subtags) > 1 else "")
+    alias = _ALIASES.get((primary, second), "")
+    if alias.lower() in catalogs:
+        return catalogs[alias.lower()]
+    if (primary, second) not in _NO_FALLBACK:
+        same = [c for key, c in catalogs.items() if key.split("-")[0] == primary]
+        if len(same) == 1:
+            return same[0]
+    raise LookupError(
+        f"no message catalog for language {language!r} (available: {', '.join(available_catalogs())})"
+    )
+
+
+@functools.cache
+def translations(catalog: str) -> Translations:
+    """The compiled catalog (``catalog`` as from :func:`resolve_language`)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
+    with po_path(catalog).open("rb") as po:
+        messages = read_po(po, locale=catalog.replace("-", "_"), domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, messages, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction where it is defined; it is translated where it is shown."""
+    return message
+
+
+def gettext_for(language: str) -> Callable[..., str]:
+    """``_`` for Python code: ``_("Saved.")`` or ``_("%(email)s is subscribed", email=...)``."""
+    catalog = translations(resolve_language(language))
+
+    def _(message: str, **params: object) -> str:
+        text = catalog.gettext(message)
+        return text % params if params else text
+
+    return _
+
+
+def format_date(date: dt.date, language: str, form: str = "long") -> str:
+    """A date as the language writes it: ``2026年11月1日``, ``November 1, 2026``, ``1 November 2026``."""
+    from babel.dates import format_date as babel_format_date
+
+    return babel_format_date(date, format=form, locale=_date_locale(language))
+
+
+@functools.cache
+def _date_locale(language: str) -> str:
+    """Babel's locale for the tag itself if it knows it (en-GB has its own dates), else the catalog's."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return str(Locale.parse(language.strip().replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        return resolve_language(language).replace("-", "_")
+
+
+def join_title(title: str, headline: str, language: str) -> str:
+    """An issue's title and headline as one line, with the language's separator."""
+    if not headline:
+        return title
+    _ = gettext_for(language)
+    return _("%(title)s: %(headline)s", title=title, headline=headline)
