@@ -221,7 +221,20 @@ def config_from_mapping(data: Mapping[str, object], path: Path) -> Config:
         built[name] = reader.build(cls, table, name)
     config = Config(path=path, **built)  # type: ignore[arg-type]
     _check(config, reader)
-    return config
+    return _own_sections_only(config, data)
+
+
+def _own_sections_only(config: Config, data: Mapping[str, object]) -> Config:
+    """The default section names are Chinese (the first newsletter's): other languages start from none.
+
+    Otherwise an English newsletter would get empty 业界新闻 feeds and preference checkboxes.
+    """
+    if resolve_language(config.site.language) == "zh-CN":
+        return config
+    feeds = data.get("feeds", {})
+    own = feeds.get("sections", {}) if isinstance(feeds, Mapping) else {}
+    sections = types.MappingProxyType(dict(own) if isinstance(own, Mapping) else {})
+    return dataclasses.replace(config, feeds=dataclasses.replace(config.feeds, sections=sections))
 
 
 class _Reader:

@@ -35,6 +35,7 @@ __all__ = [
     "RenderedDigest",
     "base64_lines",
     "render_subject",
+    "warmup_heading",
 ]
 
 FIELD_NAMES = ("name", "email", "unsubscribe_url", "preferences_url")
@@ -114,6 +115,19 @@ def base64_lines(data: bytes) -> str:
     """Base64 in CRLF-terminated lines of 76 characters."""
     encoded = base64.b64encode(data).decode("ascii")
     return "".join(encoded[i : i + 76] + "\r\n" for i in range(0, len(encoded), 76))
+
+
+def warmup_heading(issue: Issue) -> str:
+    """The warm-up news heading in the issue's own words ("" when it has none: the catalog's then).
+
+    That is the text leading into the warm-up bullets ("A few short notes:"),
+    read from the header notes the parser keeps, without its colon.
+    """
+    own = getattr(issue, "warmup_heading", "")  # a parser that reads the heading itself
+    if own or not issue.warmup:
+        return str(own)
+    lead = next((n for n in issue.notes if n.endswith((":", "："))), "")
+    return lead.rstrip(":：").strip()
 
 
 def render_subject(issue: Issue, config: Config) -> str:
@@ -196,7 +210,7 @@ class DigestRenderer:
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
             "issue": _IssueView.of(self.issue, self.config),
-            "warmup_heading": getattr(self.issue, "warmup_heading", ""),  # the issue's own, when it has one
+            "warmup_heading": warmup_heading(self.issue),
             "site": self.config.site,
             "subject": self.subject,
             "preheader": self.preheader,
