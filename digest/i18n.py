@@ -84,7 +84,7 @@ def translations(catalog: str) -> Translations:
     from babel.support import Translations
 
     with po_path(catalog).open("rb") as po:
-        messages = read_po(po, locale=catalog.replace("-", "_"), domain=DOMAIN)
+        messages = read_po(po, domain=DOMAIN)  # the plural rule comes from its header: no CLDR lookup
     compiled = io.BytesIO()
     write_mo(compiled, messages, use_fuzzy=False)
     compiled.seek(0)

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "digest"
 STAGES = ["newsletter", "feeds", "mail", "send", "release", "web"]  # each may import the ones before it
-BASE = {"config", "errors", "fsutil", "templating"}  # used by every stage, import no stage
+BASE = {"config", "errors", "fsutil", "i18n", "templating"}  # used by every stage, import no stage
 TOP = ["pipeline", "cli", "entry", "__main__"]  # above every stage, in this order
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
