@@ -89,7 +89,7 @@ def test_unreachable_server(site, run_env):
 def test_wrong_password(site, run_env):
     auth = password_authenticator("u", "right")
     with running_server(authenticator=auth, auth_require_tls=False) as (controller, _):
-        prepare(site, controller.port, 'username = "u"\n')
+        prepare(site, controller.port, 'username = "u"\nstarttls = "off"\n')
         result = run_send(site, {**run_env, "DIGEST_SMTP_PASSWORD": "wrong"})
         assert_one_clear_line(result, "refused the login for u", "DIGEST_SMTP_PASSWORD")
 
