@@ -114,9 +114,10 @@ def test_a_server_without_starttls_never_gets_the_password(site, run_env):
 def test_auto_starttls_logs_in_once_the_connection_is_encrypted(site, tls_ca, monkeypatch):
     _, cert, ca_file = tls_ca
     authenticate, calls = recording_authenticator("mailer", "s3cret")
-    with running_server(
-        tls_context=tls_context(cert), authenticator=authenticate, auth_require_tls=True
-    ) as (controller, recorder):
+    with running_server(tls_context=tls_context(cert), authenticator=authenticate, auth_require_tls=True) as (
+        controller,
+        recorder,
+    ):
         issue = prepare(site, controller.port, f'username = "mailer"\nca_file = "{ca_file}"\n', READERS[:3])
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "s3cret")
         assert send(site, issue).sent == 3
@@ -218,7 +219,7 @@ def test_dead_addresses_anywhere_fail_alone(site, smtp, run_env, where):
     good = READERS[:30]
     addresses = {"head": dead + good, "middle": good[:15] + dead + good[15:], "tail": good + dead}[where]
     prepare(site, smtp.port, "concurrency = 1\nbounce_after = 1\n", addresses)
-    replies = {a: "550 5.1.1 No such user here" for a in dead[:3]}
+    replies = dict.fromkeys(dead[:3], "550 5.1.1 No such user here")
     replies |= {dead[3]: "550 5.2.1 Mailbox disabled", dead[4]: "550 550 5.1.1 Recipient unknown"}
     refuse_rcpt(smtp, replies)
     result = subprocess.run(
