@@ -5,7 +5,10 @@ content hash, when it was first seen and last changed, whether it is history,
 the editor's approval or hold, and the date it was mailed as. Whether an
 issue was mailed is not decided here: the delivery ledgers are the record of
 that, so a lost or corrupt state file is rebuilt from them and never causes
-anyone to be mailed again.
+anyone to be mailed again. A rebuilt state cannot know what the editor
+approved, so every issue file present then is history, mailed only when the
+editor says so again; a hold is also noted beside the ledgers
+(``ledger/<issue>.held``), so it outlives the state file.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, read_json, write_json
-from digest.send.ledger import ledger_stems
+from digest.send.ledger import ledger_path, ledger_stems
 
-__all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state", "state_path"]
+__all__ = [
+    "Approval",
+    "IssueRecord",
+    "RunState",
+    "hold_path",
+    "load_state",
+    "locked_state",
+    "rebuild_state",
+    "state_path",
+]
 
 STATE_FILE = "issues.json"
 VERSION = 1
@@ -30,6 +42,11 @@ VERSION = 1
 def state_path(state_dir: Path) -> Path:
     """The state file in ``[paths] state``."""
     return state_dir / STATE_FILE
+
+
+def hold_path(state_dir: Path, key: str) -> Path:
+    """Where ``digest hold`` notes a hold beside the ledgers, so that a rebuilt state keeps it."""
+    return ledger_path(state_dir, key).with_name(f"{key}.held")
 
 
 @dataclass(frozen=True)
@@ -61,13 +78,21 @@ class IssueRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IssueRecord:
+        """A record as saved; raises ValueError, TypeError or KeyError for any other shape."""
         approval = data.get("approval")
+        for stamp in (data["first_seen"], data["changed_at"]):
+            if dt.datetime.fromisoformat(stamp).tzinfo is None:
+                raise ValueError("a time without its zone")
         return cls(
             hash=str(data["hash"]),
-            first_seen=str(data["first_seen"]),
-            changed_at=str(data["changed_at"]),
+            first_seen=data["first_seen"],
+            changed_at=data["changed_at"],
             history=bool(data.get("history", False)),
-            approval=Approval(**approval) if isinstance(approval, dict) else None,
+            approval=(
+                Approval(str(approval["hash"]), str(approval["at"]), bool(approval.get("force", False)))
+                if isinstance(approval, dict)
+                else None
+            ),
             held=bool(data.get("held", False)),
             mailed=str(data.get("mailed", "")),
         )
@@ -120,7 +145,7 @@ def load_state(state_dir: Path) -> RunState | None:
 
 
 def rebuild_state(state_dir: Path, reason: str) -> RunState:
-    """A fresh state after loss or corruption: every issue seen from now on is history.
+    """A fresh state after loss or corruption: every issue file present is history, whatever ``since`` says.
 
     Issues with a delivery ledger keep their mailing record in it; nothing else is
     mailed automatically until the editor approves it (or, in auto mode, until a
