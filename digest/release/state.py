@@ -126,10 +126,11 @@ class RunState:
 
 def load_state(state_dir: Path) -> RunState | None:
     """The saved state, None when there is none yet; a corrupt file is rebuilt (see :func:`rebuild_state`)."""
+    path = state_path(state_dir)
     try:
-        data = read_json(state_path(state_dir), what="the issue state")
+        data = read_json(path, what="the issue state")
     except StateError as exc:
-        return rebuild_state(state_dir, f"{exc}; rebuilt from the delivery ledgers")
+        return rebuild_state(state_dir, f"{exc}; {_set_aside(path)}, rebuilt from the delivery ledgers")
     if data is None:
         return None
     try:
@@ -139,9 +140,21 @@ def load_state(state_dir: Path) -> RunState | None:
         issues = {str(stem): IssueRecord.from_json(record) for stem, record in data["issues"].items()}
     except (AttributeError, KeyError, TypeError, ValueError):
         return rebuild_state(
-            state_dir, f"{state_path(state_dir)} is not a valid state file; rebuilt from the ledgers"
+            state_dir, f"{path} is not a valid state file; {_set_aside(path)}, rebuilt from the ledgers"
         )
     return RunState(data["initialized"], issues)
+
+
+def _set_aside(path: Path) -> str:
+    """Keep an unusable state file for a look (``issues.json.corrupt-<time>``) and make room for a new one."""
+    aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    try:
+        path.rename(aside)
+    except FileNotFoundError:
+        return "gone meanwhile"
+    except OSError as exc:
+        raise StateError(f"is unusable and cannot be set aside: {exc.strerror or exc}", path=path) from None
+    return f"set aside as {aside.name}"
 
 
 def rebuild_state(state_dir: Path, reason: str) -> RunState:
