@@ -90,14 +90,17 @@ def write_snapshot(
         "pending": pending,
     }
     path = snapshot_path(config_path)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
             marshal.dump(data, handle)
         os.replace(tmp, path)
-    except OSError:
-        pass  # no cache, no fast path: the next run is a full one
+    except OSError:  # no cache, no fast path: the next run is a full one
+        try:  # noqa: SIM105 (contextlib is one import more on the fast path)
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def is_idle(config_path: str, now: float) -> bool:
