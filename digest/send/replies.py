@@ -121,7 +121,7 @@ def _pause_path(state_dir: Path, key: str) -> Path:
 def note_pause(state_dir: Path, key: str, reason: str | None, now: dt.datetime) -> None:
     """Remember why a send stopped short (for ``digest status``); forget it once a send runs to the end."""
     path = _pause_path(state_dir, key)
-    with contextlib.suppress(OSError):  # a note, not state: the ledger is the record
+    with contextlib.suppress(OSError, StateError):  # a note, not state: the ledger is the record
         if reason is not None:
             write_json(path, {"reason": reason, "at": now.isoformat(timespec="seconds")})
         else:
