@@ -366,3 +366,62 @@ def test_correcting_the_date_of_a_mailed_issue_does_not_mail_it_again(site):
     report = run_once(site.config, NOW + dt.timedelta(hours=1))
     assert delivered(site) == EVERYONE
     assert any("already mailed as 2026-11-20; its date is now 2026-11-19" in line for line in report.lines)
+
+
+def bundled_example(tmp_path):
+    shutil.copy(ROOT / "digest.toml", tmp_path / "digest.toml")  # auto, settle 0, since = 2026-11-01
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / "feeds").mkdir()
+    return tmp_path / "var"
+
+
+def maildir_count(var):
+    new = var / "maildir" / "new"
+    return len(list(new.iterdir())) if new.exists() else 0
+
+
+@pytest.mark.parametrize("damage", ["garbled issues.json", "deleted issues.json", "deleted state directory"])
+def test_a_held_issue_is_never_mailed_by_a_rebuilt_state(tmp_path, run_env, damage):
+    var = bundled_example(tmp_path)
+    held = run_digest(["hold", "2026-11-01"], run_env, cwd=tmp_path)
+    assert held.returncode == 0, held.stderr
+    assert run_digest(["run"], run_env, cwd=tmp_path).returncode == 0
+    assert maildir_count(var) == 0
+    if damage == "garbled issues.json":
+        (var / "state" / "issues.json").write_bytes(b'{"version": 1, "issues": {"2026-11-01": {"ha')
+    elif damage == "deleted issues.json":
+        (var / "state" / "issues.json").unlink()
+    else:
+        shutil.rmtree(var / "state")
+    after = run_digest(["run"], run_env, cwd=tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert maildir_count(var) == 0
+    assert "every issue file present is history" in after.stdout or damage == "deleted state directory"
+    if damage != "deleted state directory":  # the hold outlived the state file beside the ledgers
+        status = run_digest(["status"], run_env, cwd=tmp_path).stdout
+        assert "held" in next(x for x in status.splitlines() if x.startswith("2026-11-01"))
+
+
+@pytest.mark.parametrize("damage", ["deleted state directory", "deleted ledgers", "garbled issues.json"])
+def test_a_mailed_issue_is_never_mailed_again_after_state_loss(tmp_path, run_env, damage):
+    var = bundled_example(tmp_path)
+    assert "sent 2026-11-01: sent 3" in run_digest(["run"], run_env, cwd=tmp_path).stdout
+    assert maildir_count(var) == 3
+    if damage == "deleted state directory":
+        shutil.rmtree(var / "state")
+    elif damage == "deleted ledgers":
+        shutil.rmtree(var / "state" / "ledger")
+    else:
+        (var / "state" / "issues.json").write_text("[]", encoding="utf-8")
+    again = run_digest(["run"], run_env, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "sent 2026" not in again.stdout
+    assert maildir_count(var) == 3
+    status = run_digest(["status"], run_env, cwd=tmp_path)
+    assert status.returncode == 0 and "internal error" not in status.stderr
+    (tmp_path / "examples" / "issues" / "2026-11-15.md").write_text(
+        ISSUE.format(date="2026-11-15", headline="下一期"), encoding="utf-8"
+    )
+    new = run_digest(["run"], run_env, cwd=tmp_path)  # an issue written after the loss is news again
+    assert "sent 2026-11-15: sent 3" in new.stdout, new.stdout + new.stderr
+    assert maildir_count(var) == 6

@@ -89,7 +89,7 @@ def test_unreachable_server(site, run_env):
 def test_wrong_password(site, run_env):
     auth = password_authenticator("u", "right")
     with running_server(authenticator=auth, auth_require_tls=False) as (controller, _):
-        prepare(site, controller.port, 'username = "u"\n')
+        prepare(site, controller.port, 'username = "u"\nstarttls = "off"\n')
         result = run_send(site, {**run_env, "DIGEST_SMTP_PASSWORD": "wrong"})
         assert_one_clear_line(result, "refused the login for u", "DIGEST_SMTP_PASSWORD")
 
@@ -106,3 +106,34 @@ def test_list_without_a_header(site, smtp, run_env):
     (site.root / "subscribers.csv").write_text("a@example.com,,,active,\n", encoding="utf-8")
     assert_one_clear_line(run_send(site, run_env), "subscribers.csv:1:", "header")
     assert smtp.received == []
+
+
+def test_a_killed_manual_send_is_resumed_by_the_next_digest_run(site, smtp, run_env):
+    """Manual mode, the issue not approved: `digest send` by hand, SIGKILL, then cron's `digest run`."""
+    site.write_config(
+        smtp_config(smtp.port, "concurrency = 2\n") + '[release]\nmode = "manual"\nsince = 2026-01-01\n'
+    )
+    site.copy_examples()
+    readers = [f"reader{n}@example.com" for n in range(300)]
+    write_subscribers(site.root / "subscribers.csv", [(a, "", "", "active", "") for a in readers])
+    run = [*digest_cmd(), "run", "--config", str(site.config_path)]
+    for _ in range(2):  # the second answers from the idle snapshot
+        idle = subprocess.run(run, capture_output=True, text=True, env=run_env)
+    assert idle.stdout == "nothing to do\n", idle.stdout + idle.stderr
+
+    some = smtp.notify_at(50)
+    process = subprocess.Popen(send_cmd(site), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env)
+    while not some.wait(timeout=0.2):
+        assert process.poll() is None, process.communicate()[1].decode()
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert len(smtp.per_recipient()) < 300
+
+    resumed = subprocess.run(run, capture_output=True, text=True, env=run_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "sent 2026-11-01: sent " in resumed.stdout and "already done" in resumed.stdout
+    assert set(smtp.per_recipient()) == set(readers)
+    assert sum(smtp.per_recipient().values()) <= 300 + 2  # only the messages in flight twice
+    status = subprocess.run([*digest_cmd(), "status", "--config", str(site.config_path)],
+                            capture_output=True, text=True, env=run_env)  # fmt: skip
+    assert "mailed" in next(x for x in status.stdout.splitlines() if x.startswith("2026-11-01"))

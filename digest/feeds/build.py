@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from digest.config import Config
+from digest.errors import StateError
 from digest.fsutil import read_json, write_changed_files, write_json
 from digest.i18n import join_title
 from digest.newsletter.markup import (
@@ -52,6 +53,7 @@ __all__ = [
     "describe",
     "feeds_base_url",
     "issue_html",
+    "load_feed_state",
     "permalink",
     "render_outputs",
     "stamp_feeds",
@@ -120,21 +122,52 @@ class FeedState:
 
     @classmethod
     def load(cls, state_dir: Path) -> FeedState:
-        data = read_json(state_dir / STATE_FILE, what="feed state") or {}
-        entries = data.get("entries", {}) if isinstance(data, dict) else {}
-        return cls({k: (v["digest"], v["updated"]) for k, v in entries.items() if _valid(v)})
+        """The saved state; one that cannot be used is set aside (see :func:`load_feed_state`)."""
+        return load_feed_state(state_dir)[0]
 
     def save(self, state_dir: Path) -> bool:
         entries = {k: {"digest": d, "updated": u} for k, (d, u) in sorted(self.entries.items())}
         return write_json(state_dir / STATE_FILE, {"version": 1, "entries": entries})
 
 
+def load_feed_state(state_dir: Path) -> tuple[FeedState, str | None]:
+    """The feed state, and a one-line warning when ``feeds.json`` could not be used.
+
+    It only remembers each entry's ``updated``, so a corrupt or wrong-shaped file
+    never stops a run: it is renamed ``feeds.json.corrupt-<time>`` (kept for a
+    look) and the state starts afresh, which moves no entry's id and at worst
+    resets an edited entry's ``updated`` to its issue date.
+    """
+    path = state_dir / STATE_FILE
+    try:
+        data = read_json(path, what="the feed state")
+        if data is None:
+            return FeedState({}), None
+        entries = data.get("entries") if isinstance(data, dict) else None
+        if isinstance(entries, dict) and all(_valid(v) for v in entries.values()):
+            return FeedState({str(k): (v["digest"], v["updated"]) for k, v in entries.items()}), None
+        problem = f"{path} is not a feed state file"
+    except StateError as exc:
+        problem = str(exc)
+    aside = path.with_name(f"{STATE_FILE}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    try:
+        path.rename(aside)
+    except OSError as exc:
+        raise StateError(f"{problem}, and cannot be set aside: {exc.strerror or exc}", path=path) from None
+    return FeedState({}), f"{problem}; set aside as {aside.name}, the feed state is rebuilt"
+
+
 def _valid(value: object) -> bool:
-    return (
+    if not (
         isinstance(value, dict)
         and isinstance(value.get("digest"), str)
         and isinstance(value.get("updated"), str)
-    )
+    ):
+        return False
+    try:
+        return dt.datetime.fromisoformat(value["updated"]).tzinfo is not None
+    except ValueError:
+        return False
 
 
 # -- stage 1: issues to feeds -------------------------------------------------------------------

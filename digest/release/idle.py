@@ -3,6 +3,9 @@
 Cron may start ``digest run`` every minute. When no input changed since the
 last full run, no time-based event is due and no send is pending, it is enough
 to stat a few files and exit: no parsing, no config loading, no heavy imports.
+The inputs include every file of the delivery ledger directory, so a send that
+another process began and did not finish (``digest send`` killed, say) makes the
+next run a full one, which resumes it.
 This module imports only ``os``, ``sys``, ``marshal`` and ``zlib`` for that reason.
 
 The snapshot is a cache, not state: it lives in ``$XDG_CACHE_HOME/digest/``,
@@ -18,7 +21,8 @@ import zlib
 
 __all__ = ["config_path_from_argv", "is_idle", "snapshot_path", "stat_inputs", "write_snapshot"]
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
+LEDGER_DIR = "ledger"  # beside the state file, as digest.send.ledger keeps it
 
 
 def config_path_from_argv(argv: list[str]) -> str | None:
@@ -55,16 +59,21 @@ def _stat(path: str) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def stat_inputs(config_path: str, issues_dir: str, state_file: str) -> dict[str, object]:
-    """Everything whose change means a full run is needed."""
+def _stat_dir(directory: str) -> dict[str, tuple[int, int] | None]:
     try:
-        names = sorted(os.listdir(issues_dir))
+        names = sorted(os.listdir(directory))
     except OSError:
-        names = []
+        return {}
+    return {name: _stat(os.path.join(directory, name)) for name in names if not name.startswith(".")}
+
+
+def stat_inputs(config_path: str, issues_dir: str, state_file: str) -> dict[str, object]:
+    """Everything whose change means a full run is needed: config, issue files, state, ledgers."""
     return {
         "config": _stat(config_path),
         "state": _stat(state_file),
-        "issues": {name: _stat(os.path.join(issues_dir, name)) for name in names if not name.startswith(".")},
+        "issues": _stat_dir(issues_dir),
+        "ledgers": _stat_dir(os.path.join(os.path.dirname(state_file), LEDGER_DIR)),
     }
 
 
@@ -81,14 +90,17 @@ def write_snapshot(
         "pending": pending,
     }
     path = snapshot_path(config_path)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
             marshal.dump(data, handle)
         os.replace(tmp, path)
-    except OSError:
-        pass  # no cache, no fast path: the next run is a full one
+    except OSError:  # no cache, no fast path: the next run is a full one
+        try:  # noqa: SIM105 (contextlib is one import more on the fast path)
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def is_idle(config_path: str, now: float) -> bool:
@@ -104,14 +116,12 @@ def is_idle(config_path: str, now: float) -> bool:
         or data.get("python") != sys.version
     ):
         return False
-    if data.get("pending"):
+    if data.get("pending") is not False:
         return False
     wake_at = data.get("wake_at")
-    if wake_at is not None and now >= wake_at:
+    if wake_at is not None and (not isinstance(wake_at, float | int) or now >= wake_at):
         return False
-    paths = data.get("paths") or {}
-    try:
-        current = stat_inputs(config_path, paths["issues"], paths["state"])
-    except (KeyError, TypeError):
+    paths = data.get("paths")
+    if not isinstance(paths, dict) or not all(isinstance(paths.get(k), str) for k in ("issues", "state")):
         return False
-    return current == data.get("inputs")
+    return stat_inputs(config_path, paths["issues"], paths["state"]) == data.get("inputs")

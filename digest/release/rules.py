@@ -175,6 +175,13 @@ def _release(
         return False, "mailed", None
     if issue is None or not published:
         return False, "not published", None
+    if record.mailed == issue.key and not ledger.exists:
+        return (
+            False,
+            f"mailed; its delivery ledger is gone "
+            f"(digest send {issue.stem} --resend mails it again on purpose)",
+            None,
+        )
     if record.mailed and record.mailed != issue.key:
         return (
             False,

@@ -5,7 +5,10 @@ content hash, when it was first seen and last changed, whether it is history,
 the editor's approval or hold, and the date it was mailed as. Whether an
 issue was mailed is not decided here: the delivery ledgers are the record of
 that, so a lost or corrupt state file is rebuilt from them and never causes
-anyone to be mailed again.
+anyone to be mailed again. A rebuilt state cannot know what the editor
+approved, so every issue file present then is history, mailed only when the
+editor says so again; a hold is also noted beside the ledgers
+(``ledger/<issue>.held``), so it outlives the state file.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, read_json, write_json
-from digest.send.ledger import ledger_stems
+from digest.send.ledger import ledger_path, ledger_stems
 
-__all__ = ["Approval", "IssueRecord", "RunState", "load_state", "locked_state", "rebuild_state", "state_path"]
+__all__ = [
+    "Approval",
+    "IssueRecord",
+    "RunState",
+    "hold_path",
+    "load_state",
+    "locked_state",
+    "rebuild_state",
+    "state_path",
+]
 
 STATE_FILE = "issues.json"
 VERSION = 1
@@ -30,6 +42,11 @@ VERSION = 1
 def state_path(state_dir: Path) -> Path:
     """The state file in ``[paths] state``."""
     return state_dir / STATE_FILE
+
+
+def hold_path(state_dir: Path, key: str) -> Path:
+    """Where ``digest hold`` notes a hold beside the ledgers, so that a rebuilt state keeps it."""
+    return ledger_path(state_dir, key).with_name(f"{key}.held")
 
 
 @dataclass(frozen=True)
@@ -61,13 +78,21 @@ class IssueRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IssueRecord:
+        """A record as saved; raises ValueError, TypeError or KeyError for any other shape."""
         approval = data.get("approval")
+        for stamp in (data["first_seen"], data["changed_at"]):
+            if dt.datetime.fromisoformat(stamp).tzinfo is None:
+                raise ValueError("a time without its zone")
         return cls(
             hash=str(data["hash"]),
-            first_seen=str(data["first_seen"]),
-            changed_at=str(data["changed_at"]),
+            first_seen=data["first_seen"],
+            changed_at=data["changed_at"],
             history=bool(data.get("history", False)),
-            approval=Approval(**approval) if isinstance(approval, dict) else None,
+            approval=(
+                Approval(str(approval["hash"]), str(approval["at"]), bool(approval.get("force", False)))
+                if isinstance(approval, dict)
+                else None
+            ),
             held=bool(data.get("held", False)),
             mailed=str(data.get("mailed", "")),
         )
@@ -101,10 +126,11 @@ class RunState:
 
 def load_state(state_dir: Path) -> RunState | None:
     """The saved state, None when there is none yet; a corrupt file is rebuilt (see :func:`rebuild_state`)."""
+    path = state_path(state_dir)
     try:
-        data = read_json(state_path(state_dir), what="the issue state")
+        data = read_json(path, what="the issue state")
     except StateError as exc:
-        return rebuild_state(state_dir, f"{exc}; rebuilt from the delivery ledgers")
+        return rebuild_state(state_dir, f"{exc}; {_set_aside(path)}, rebuilt from the delivery ledgers")
     if data is None:
         return None
     try:
@@ -114,13 +140,25 @@ def load_state(state_dir: Path) -> RunState | None:
         issues = {str(stem): IssueRecord.from_json(record) for stem, record in data["issues"].items()}
     except (AttributeError, KeyError, TypeError, ValueError):
         return rebuild_state(
-            state_dir, f"{state_path(state_dir)} is not a valid state file; rebuilt from the ledgers"
+            state_dir, f"{path} is not a valid state file; {_set_aside(path)}, rebuilt from the ledgers"
         )
     return RunState(data["initialized"], issues)
 
 
+def _set_aside(path: Path) -> str:
+    """Keep an unusable state file for a look (``issues.json.corrupt-<time>``) and make room for a new one."""
+    aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    try:
+        path.rename(aside)
+    except FileNotFoundError:
+        return "gone meanwhile"
+    except OSError as exc:
+        raise StateError(f"is unusable and cannot be set aside: {exc.strerror or exc}", path=path) from None
+    return f"set aside as {aside.name}"
+
+
 def rebuild_state(state_dir: Path, reason: str) -> RunState:
-    """A fresh state after loss or corruption: every issue seen from now on is history.
+    """A fresh state after loss or corruption: every issue file present is history, whatever ``since`` says.
 
     Issues with a delivery ledger keep their mailing record in it; nothing else is
     mailed automatically until the editor approves it (or, in auto mode, until a

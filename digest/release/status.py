@@ -10,13 +10,14 @@ from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
+from digest.send.replies import pause_note
 from digest.send.subscribers import iter_subscribers
 
 __all__ = ["status_table"]
 
 
 def status_table(config: Config) -> str:
-    """``digest status``: one line per issue file."""
+    """``digest status``: one line per issue file, then why any unfinished send paused."""
     now = now_in(config)
     catalog = load_catalog(config)
     scan_issues(config, catalog, now)
@@ -25,8 +26,12 @@ def status_table(config: Config) -> str:
     rows = [
         ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
     ]
+    notes = []
     for status in statuses:
         issue = status.issue
+        note = None if status.ledger.finished or issue is None else pause_note(config.paths.state, issue.key)
+        if note is not None:
+            notes.append(f"{status.stem}: {note}; the next digest run tries again")
         counts = count_by_severity(status.report.findings)
         lint = f"{counts[Severity.FATAL]}/{counts[Severity.ERROR]}/{counts[Severity.WARNING]}"
         ledger = status.ledger
@@ -41,17 +46,18 @@ def status_table(config: Config) -> str:
                 str(len(issue.items)) if issue else "0",
                 lint,
                 "yes" if status.published else status.publication,
-                _approval(status),
+                "paused" if note is not None else _approval(status),
                 f"{sent}/{failed}/{total}",
             )
         )
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
+    lines = [
         "  ".join(
             cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
         ).rstrip()
         for row in rows
-    )
+    ]
+    return "\n".join(lines + notes)
 
 
 def _width(text: str) -> int:

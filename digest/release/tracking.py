@@ -8,18 +8,30 @@ the editor's go-ahead (or hold).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import replace
+from pathlib import Path
 
 from digest.config import Config
-from digest.errors import ReleaseError
+from digest.errors import ReleaseError, StateError
+from digest.fsutil import write_json
 from digest.newsletter.catalog import Catalog, load_catalog, now_in
 from digest.newsletter.discover import resolve_issue
+from digest.release import idle
 from digest.release.rules import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
-from digest.release.state import Approval, IssueRecord, RunState, load_state, locked_state
-from digest.send.ledger import read_tally
+from digest.release.state import (
+    Approval,
+    IssueRecord,
+    RunState,
+    hold_path,
+    load_state,
+    locked_state,
+    state_path,
+)
+from digest.send.ledger import ledger_stems, read_tally
 
-__all__ = ["approve", "issue_statuses", "remember_mailed", "scan_issues"]
+__all__ = ["approve", "earlier_run", "issue_statuses", "remember_mailed", "scan_issues"]
 
 
 def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set[str], str]:
@@ -32,9 +44,15 @@ def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set
         first_run = state is None
         if state is None:
             state = RunState(initialized=stamp)
+            if (evidence := earlier_run(config)) is not None:
+                missing = state_path(config.paths.state)
+                note = f"{missing} is missing, but digest has run here before ({evidence})"
         elif state.rebuilt:
             note = state.rebuilt
             first_run = True
+        recovered = bool(note)
+        if recovered:
+            note += "; every issue file present is history: digest approve (or digest send) mails one"
         for report in catalog.reports:
             stem = report.path.stem
             record = state.issues.get(stem)
@@ -42,8 +60,9 @@ def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set
                 continue  # unreadable (lint says so), or unchanged
             if record is None:
                 date = report.issue.date if report.issue is not None else None
-                history = is_history(date, config, state, first_sight=first_run)
-                record = IssueRecord(report.sha256, stamp, stamp, history=history)
+                history = recovered or is_history(date, config, state, first_sight=first_run)
+                held = recovered and date is not None and _held(config, report.issue.key)
+                record = IssueRecord(report.sha256, stamp, stamp, history=history, held=held)
             else:
                 record = replace(record, hash=report.sha256, changed_at=stamp)
             state = state.with_record(stem, record)
@@ -52,6 +71,43 @@ def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set
             state = state.without(stem)
         box[0] = replace(state, rebuilt="")
     return changed, note
+
+
+def earlier_run(config: Config) -> str | None:
+    """What shows that digest ran here before, when its state file is gone; None on a true first run.
+
+    Then the state is rebuilt, not started afresh: ``[release] since`` does not
+    decide, since whatever was held, approved or mailed is no longer known.
+    """
+    state_dir = config.paths.state
+    if stems := ledger_stems(state_dir):
+        return f"delivery ledgers of {len(stems)} issue(s) in {state_dir / 'ledger'}"
+    if any((state_dir / "ledger").glob("*.held")):
+        return f"the holds noted in {state_dir / 'ledger'}"
+    snapshot = Path(idle.snapshot_path(str(config.path)))
+    if snapshot.is_file():
+        return f"the snapshot of an earlier digest run, {snapshot}"
+    feed = config.paths.feeds / "atom.xml"
+    if feed.is_file() and not (state_dir / "feeds.json").exists():
+        return f"the feeds it wrote, {feed}, while their state is gone too"
+    return None
+
+
+def _held(config: Config, key: str) -> bool:
+    return hold_path(config.paths.state, key).is_file()
+
+
+def _note_hold(config: Config, key: str, hold: bool, now: dt.datetime) -> None:
+    """A hold beside the ledgers survives a lost state file; an approval removes it."""
+    path = hold_path(config.paths.state, key)
+    if not hold:
+        with contextlib.suppress(OSError):  # a hold left behind only errs on the safe side
+            path.unlink(missing_ok=True)
+        return
+    try:
+        write_json(path, {"held": True, "at": now.isoformat()})
+    except OSError as exc:
+        raise StateError(f"cannot note the hold: {exc.strerror or exc}", path=path) from None
 
 
 def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[IssueStatus]:
@@ -97,6 +153,8 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
             record = replace(record, approval=None, held=True)
         else:
             record = replace(record, approval=Approval(report.sha256, now.isoformat(), force), held=False)
+        if report.issue is not None:
+            _note_hold(config, report.issue.key, hold, now)
         box[0] = state.with_record(stem, record)
     if hold:
         return f"{stem}: held; it will not be mailed until approved again"

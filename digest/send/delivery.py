@@ -4,11 +4,14 @@ The shape is a campaign manager's: a producer streams recipients from the list
 into a bounded queue; ``[email] concurrency`` workers each own one connection
 and reuse it for up to ``max_per_connection`` messages; one rate limiter;
 retries with exponential backoff and jitter for 4xx replies, timeouts and
-dropped connections; a 5xx marks that recipient failed without stopping the
-others. Progress is checkpointed as results come back, not as work is fetched:
-a worker appends its outcome to the ledger, fsynced, before it takes the next
-recipient, so a crash re-sends at most one message per connection, and that
-message keeps its Message-ID.
+dropped connections. A refusal of the recipient's mailbox (5.1.x, 5.2.x) fails
+that recipient only; a reply about the sender (a quota, a rate, a policy: see
+:mod:`digest.send.replies`) pauses the whole send with nobody failed, and so do
+``max_errors`` unexplained permanent refusals in a row; the next run resumes
+where it paused, and ``digest status`` says why. Progress is checkpointed as
+results come back, not as work is fetched: a worker appends its outcome to the
+ledger, fsynced, before it takes the next recipient, so a crash re-sends at
+most one message per connection, and that message keeps its Message-ID.
 
 A large send is split over ``[email] processes`` (one per core by default):
 each process takes the recipients whose address hashes to its shard, keeps its
@@ -50,6 +53,7 @@ from digest.send.ledger import (
     send_lock,
     shard_sizes,
 )
+from digest.send.replies import note_pause
 from digest.send.subscribers import (
     Subscriber,
     check_email,
@@ -242,6 +246,13 @@ class _Progress:
 
 
 @dataclass(frozen=True)
+class _Doubtful:
+    """A permanent refusal that names no cause: held back until the send shows it can deliver."""
+
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
 class _Job:
     """Everything one shard needs to send (passed to a forked process as is)."""
 
@@ -272,7 +283,6 @@ class _Sender:
         self.limiter = RateLimiter(config.email.rate / job.shards)
         self.stop_reason: str | None = None
         self.connection_failures = 0
-        self.delivered_any = False
         self.held_back: list[Outcome] = []
 
     def halt(self, reason: str) -> None:
@@ -301,6 +311,9 @@ class _Sender:
                     if outcome is UNSUBSCRIBED:
                         self.count("unsubscribed_during")
                         continue
+                    if isinstance(outcome, _Doubtful):
+                        self.hold(outcome.outcome)
+                        continue
                     if not isinstance(outcome, Outcome):
                         continue
                     await self.record(outcome)
@@ -321,27 +334,27 @@ class _Sender:
                 await queue.put(subscriber)
             for _ in range(self.concurrency):
                 await queue.put(None)
-        if self.stop_reason is None:  # few recipients, all refused: they are failures after all
+        if not stop.is_set():  # the last few refused, and no pause: they are failures after all
             await self._record_held_back()
 
-    async def record(self, outcome: Outcome) -> None:
-        """Write an outcome to the ledger once the send has proved it can deliver at all.
+    def hold(self, outcome: Outcome) -> None:
+        """Hold back a refusal that names no cause (not the mailbox, not the sender).
 
-        Until the first message is accepted, permanent refusals are held back: if
-        the server refuses the first ``max_errors`` recipients in a row, it is the
-        server or the sender that is wrong (a relay denied, say), not the list, so
-        the send stops with nobody marked failed and nothing marked bounced.
+        ``max_errors`` of them in a row, at any point of the send, are the
+        server's or the sender's problem (a relay denied, a content filter), not
+        the list's: the send pauses with them unrecorded, so nobody is failed
+        or counted towards ``bounce_after`` and the next run tries them again.
         """
-        if outcome.refused and not self.delivered_any:
-            self.held_back.append(outcome)
-            if len(self.held_back) >= self.config.email.max_errors:
-                self.halt(
-                    f"the server refused the first {len(self.held_back)} recipients permanently "
-                    f"(last: {outcome.code} {outcome.detail}); check [email] from and the relay settings"
-                )
-            return
-        if outcome.status == "sent" and not self.delivered_any:
-            self.delivered_any = True
+        self.held_back.append(outcome)
+        if len(self.held_back) >= self.config.email.max_errors:
+            self.halt(
+                f"paused: the server refused {len(self.held_back)} recipients in a row permanently "
+                f"(last: {outcome.detail}); check [email] from and the relay settings"
+            )
+
+    async def record(self, outcome: Outcome) -> None:
+        """Write an outcome to the ledger; a delivery shows the refusals held back were the recipients'."""
+        if outcome.status == "sent" and not self.shared.stop.is_set():
             await self._record_held_back()
         await self.ledger.record(outcome)
         self.count(outcome.status)
@@ -354,7 +367,7 @@ class _Sender:
 
     async def deliver(
         self, connection: Connection, subscriber: Subscriber, recipients: _Recipients
-    ) -> Outcome | object | None:
+    ) -> Outcome | _Doubtful | object | None:
         """Send one message with retries: its outcome, ``UNSUBSCRIBED``, or None when the send stopped."""
         digest = self.renderer.variant(subscriber.wants())
         if digest is None:
@@ -377,11 +390,13 @@ class _Sender:
                 code, reply = await connection.send(self.factory.sender, message.recipient, message.data)
             except SendFailure as failure:
                 last = failure
-                if failure.kind == "fatal":
-                    self.halt(str(failure))
+                if failure.kind in ("fatal", "pause"):
+                    self.halt(f"{'stopped' if failure.kind == 'fatal' else 'paused'}: {failure}")
                     return None
-                if failure.kind == "permanent":
+                if failure.kind == "mailbox":
                     return self._outcome(subscriber, "failed", failure.code, message, str(failure))
+                if failure.kind == "refused":
+                    return _Doubtful(self._outcome(subscriber, "failed", failure.code, message, str(failure)))
                 if failure.kind == "connect" or failure.reconnect:
                     self.connection_failures += 1
                     if self.connection_failures >= email_cfg.max_errors:
@@ -508,10 +523,14 @@ def send_issue(
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.finish_round(round_, now, final.tally(), shard_sizes(state, issue.key))
+        note_pause(state, issue.key, reasons[0] if reasons else None, now)
     report.bounced = mark_bounces(config, final)
     if reasons:
+        left = max(0, total - sum(shared.totals().values()))
         raise DeliveryError(
-            f"{issue.stem}: stopped: {reasons[0]}. So far: {report.summary()} (the ledger keeps it)"
+            f"{issue.stem}: {reasons[0]}; nobody was failed for it, and the {left} not yet mailed wait "
+            f"for the next `digest run` (or `digest send {issue.stem}`). So far: {report.summary()} "
+            "(the ledger keeps it)"
         )
     return report
 

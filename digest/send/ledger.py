@@ -213,10 +213,10 @@ def read_ledger(state_dir: Path, stem: str, only: Collection[str] | None = None)
     select = _selector(only) if only is not None else None
     current, started, finished = 1, False, set()
     for record in _records(files[0], select):
-        if "start_round" in record:
-            current, started = int(record["start_round"]), True
-        elif "finished_round" in record:
-            finished.add(int(record["finished_round"]))
+        if isinstance(number := record.get("start_round"), int):
+            current, started = number, True
+        elif isinstance(number := record.get("finished_round"), int):
+            finished.add(number)
     outcomes: dict[str, Outcome] = {}
     for path in files:
         for record in _records(path, select):

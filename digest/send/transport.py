@@ -7,7 +7,9 @@ from ``$DIGEST_SMTP_PASSWORD``; certificates are always verified, against
 ``[email] ca_file`` when set.
 
 A :class:`Connection` sends many messages; its errors are sorted into what the
-sender should do next (see :class:`SendFailure`).
+sender should do next (see :class:`SendFailure`; server replies by the table in
+:mod:`digest.send.replies`). A password is never sent over a connection without
+TLS unless ``starttls = "off"`` says so on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from digest.config import Config, parse_transport
 from digest.errors import TransportError
 from digest.fsutil import fsync_directory
+from digest.send.replies import Decision, classify, reply_text
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -42,17 +44,25 @@ __all__ = [
 ]
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
-_POLICY = re.compile(r"^\s*5\.7\.\d+")  # RFC 3463 enhanced status: security or policy
+_KINDS = {
+    Decision.MAILBOX: "mailbox",
+    Decision.REFUSED: "refused",
+    Decision.RETRY: "temporary",
+    Decision.SENDER: "pause",
+}
 
 
 class SendFailure(TransportError):
     """Why one message was not accepted, and what to do about it.
 
-    ``kind``: ``permanent`` (5xx for this recipient: do not retry), ``temporary``
-    (4xx, timeout, dropped connection: retry later, reconnecting if
-    ``reconnect``), ``connect`` (could not connect: counts towards
-    ``max_errors``), ``fatal`` (authentication, TLS or a refused sender: stop
-    the whole send, nothing will work until the config is fixed).
+    ``kind``: ``mailbox`` (this recipient's address or mailbox is refused for
+    good), ``refused`` (a permanent refusal that names no cause), ``pause`` (a
+    reply about the sender: a quota, a rate, a policy; the same would come for
+    everyone), ``temporary`` (4xx, timeout, dropped connection: retry later,
+    reconnecting if ``reconnect``), ``connect`` (could not connect: counts
+    towards ``max_errors``), ``fatal`` (authentication or TLS: stop the whole
+    send, nothing will work until the config is fixed). The message carries the
+    server's reply code once, where there is one.
     """
 
     def __init__(self, kind: str, code: int | None, message: str, *, reconnect: bool = False):
@@ -61,7 +71,7 @@ class SendFailure(TransportError):
         super().__init__(message, code=code)
 
     def __str__(self) -> str:
-        return f"{self.code} {self.message}" if self.code else self.message
+        return self.message
 
 
 class Connection(Protocol):
@@ -170,16 +180,31 @@ class SmtpConnection:
         try:
             await smtp.connect()
             if spec.username:
-                password = os.environ.get(PASSWORD_ENV)
-                if password is None:
-                    await smtp.quit()
-                    raise SendFailure("fatal", None, f"[email] username is set but ${PASSWORD_ENV} is not")
-                await smtp.login(spec.username, password)
+                await self._login(smtp)
         except SendFailure:
             raise
         except Exception as exc:
             raise _classify_connect(exc, spec) from None
         self._smtp = smtp
+
+    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
+        """AUTH only over TLS (implicit or STARTTLS), unless ``starttls = "off"`` allows it in the clear."""
+        spec = self.spec
+        problem = None
+        if smtp.get_transport_info("sslcontext") is None and spec.starttls != "off":
+            problem = (
+                f"{spec.host}:{spec.port} does not offer STARTTLS, so the password for {spec.username} "
+                'was not sent: use a server with STARTTLS or smtps://, or set [email] starttls = "off" '
+                "to log in without TLS on purpose"
+            )
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            problem = f"[email] username is set but ${PASSWORD_ENV} is not"
+        if problem is not None:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
+            raise SendFailure("fatal", None, problem)
+        await smtp.login(spec.username, password)
 
     async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
         import aiosmtplib
@@ -196,16 +221,16 @@ class SmtpConnection:
             raise _reply_failure(refusal.code, refusal.message) from None
         except aiosmtplib.SMTPSenderRefused as exc:
             await self._reset()
-            if 500 <= exc.code < 600:
-                raise SendFailure(
-                    "fatal", exc.code, f"the server refuses the sender {sender}: {exc.message}"
-                ) from None
-            raise _reply_failure(exc.code, exc.message) from None
+            failure = _reply_failure(exc.code, exc.message)
+            if failure.kind in ("mailbox", "refused"):  # refusing MAIL FROM is about the sender
+                reply = reply_text(exc.code, exc.message)
+                failure = SendFailure("pause", exc.code, f"the server refuses the sender {sender} ({reply})")
+            raise failure from None
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421 or isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+            if exc.code == 421:
                 await self._drop()
-                raise SendFailure("temporary", exc.code, exc.message, reconnect=True) from None
-            await self._reset()
+            else:
+                await self._reset()
             raise _reply_failure(exc.code, exc.message) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:  # dropped, timed out, garbled
             await self._drop()
@@ -244,13 +269,11 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 def _reply_failure(code: int, message: str) -> SendFailure:
-    if 500 <= code < 600 and _POLICY.match(message):
-        # 5.7.x: relaying denied, authentication required, sender or content refused. The
-        # same answer would come for every recipient: stop, do not mark anyone failed.
-        return SendFailure("fatal", code, f"the server refuses the message as policy ({code} {message})")
-    if 500 <= code < 600:
-        return SendFailure("permanent", code, message)
-    return SendFailure("temporary", code, message, reconnect=code == 421)
+    """A refusal, sorted by :func:`digest.send.replies.classify`; 421 also closes the connection."""
+    verdict = classify(code, message)
+    kind = _KINDS[verdict.decision]
+    text = f"{verdict.why} ({verdict.reply})" if kind == "pause" else verdict.reply
+    return SendFailure(kind, code, text, reconnect=code == 421)
 
 
 def _describe(exc: BaseException) -> str:
@@ -267,7 +290,8 @@ def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
         return SendFailure(
             "fatal",
             exc.code,
-            f"{where} refused the login for {spec.username}: check ${PASSWORD_ENV} ({exc.message})",
+            f"{where} refused the login for {spec.username}: check ${PASSWORD_ENV} "
+            f"({reply_text(exc.code, exc.message)})",
         )
     if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(cause, ssl.SSLCertVerificationError):
         detail = (
@@ -283,7 +307,9 @@ def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
             "fatal", None, f'{where} does not offer STARTTLS, and [email] starttls = "required"'
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
-        return SendFailure("fatal", exc.code, f"{where} refused the session: {exc.message}")
+        return SendFailure(
+            "fatal", exc.code, f"{where} refused the session ({reply_text(exc.code, exc.message)})"
+        )
     if isinstance(exc, socket.gaierror):
         return SendFailure("connect", None, f"cannot resolve {spec.host}: {_describe(exc)}")
     return SendFailure("connect", getattr(exc, "code", None), f"cannot connect to {where}: {_describe(exc)}")
