@@ -17,13 +17,14 @@ on the list; forged, altered or expired tokens get a 4xx page and change nothing
 
 from __future__ import annotations
 
-import contextlib
-import http.server
+import http
 import queue
+import sys
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +42,12 @@ from digest.send.subscribers import (
     set_status,
 )
 from digest.templating import render_template
-from digest.web.localhttp import LocalServer
+from digest.web.localhttp import WsgiServer
 
-__all__ = ["SubscriptionServer", "send_confirmation"]
+__all__ = ["RateLimiter", "SubscriptionServer", "send_confirmation"]
 
 CONFIRMATIONS_FILE = "confirmations.json"
+CHANGES_FILE = "address-changes.json"  # when each address last joined or left through these pages
 MAX_URL = 4096
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -64,31 +66,41 @@ class Page:
     form: dict[str, object] | None = None
 
 
-class RateLimiter:
-    """At most ``limit`` events per ``window`` seconds for each key (a client address)."""
+TRY_AGAIN = Page(503, "暂时无法处理", "请稍后再试。")
 
-    def __init__(self, limit: int, window: float):
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds for each key (a client address).
+
+    Memory is bounded whatever the traffic: at most ``max_clients`` keys are
+    remembered, least recently seen first to go, each with at most ``limit``
+    times; every call is O(limit). Forgetting a client only ever lets it through.
+    """
+
+    def __init__(self, limit: int, window: float, max_clients: int = 10_000):
         self.limit = limit
         self.window = window
-        self._events: dict[str, deque[float]] = {}
+        self.max_clients = max_clients
+        self._events: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def allow(self, key: str, now: float) -> bool:
         with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and now - events[0] >= self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self._events) > 10_000:  # forget idle clients; memory stays bounded
-                for stale in [k for k, v in self._events.items() if not v or now - v[-1] >= self.window]:
-                    del self._events[stale]
-            return True
+            events = [t for t in self._events.pop(key, ()) if now - t < self.window]
+            allowed = len(events) < self.limit
+            if allowed:
+                events.append(now)
+            self._events[key] = events  # now the most recently seen
+            while len(self._events) > self.max_clients:
+                self._events.popitem(last=False)
+            return allowed
 
 
-class SubscriptionServer(LocalServer):
-    """The self-service endpoints for one newsletter."""
+class SubscriptionServer(WsgiServer):
+    """The self-service endpoints for one newsletter, as a WSGI application on waitress."""
 
     thread_name = "digest-serve"
 
@@ -103,11 +115,46 @@ class SubscriptionServer(LocalServer):
         self.secret = load_secret(config.paths.state)
         self.sections = config.feeds.section_names
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
+        # waitress refuses bodies past twice our own limit unread; up to it, our 413 page answers
+        self.max_body_bytes = max(2 * config.serve.max_body_bytes, 65536)
         # Subscription requests are answered at once and handled here, one at a time:
         # the answer never depends on (or waits for) the list or the mail server.
         self.requests: queue.Queue[tuple[str, frozenset[str], float]] = queue.Queue(maxsize=1000)
         threading.Thread(target=self._confirmations, name="digest-confirm", daemon=True).start()
-        super().__init__((host or config.serve.host, config.serve.port if port is None else port), _Handler)
+        address = (host or config.serve.host, config.serve.port if port is None else port)
+        super().__init__(self.application, address)
+
+    def application(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: one request in, one page out; HEAD is GET without the body."""
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        request = _Request(environ, self.config)
+        page = request.problem or self._answer("GET" if method == "HEAD" else method, request)
+        body = render_template(
+            "web.html.j2", self.config.email.templates, page=page, site=self.config.site
+        ).encode("utf-8")
+        headers = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *SECURITY_HEADERS.items(),
+        ]
+        status = f"{page.status} {http.HTTPStatus(page.status).phrase}"
+        start_response(status, headers)
+        # Never log query strings: they carry tokens.
+        print(f"{request.client} {method} {request.path} {page.status}", flush=True)
+        return [b""] if method == "HEAD" else [body]
+
+    def _answer(self, method: str, request: _Request) -> Page:
+        """The page for a request; anything that could not be done is a logged 503, never a 200."""
+        if method not in ("GET", "POST"):
+            return Page(405, "不支持的请求", "不支持这种请求。")
+        try:
+            return self.handle(method, request.route, request.query, request.form, request.client)
+        except TokenError as exc:
+            return Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
+        except (DigestError, OSError) as exc:
+            reason = exc if isinstance(exc, DigestError) else f"{exc.strerror or exc} ({exc.filename or '-'})"
+            print(f"{request.client} {method} {request.path}: 503: {reason}", file=sys.stderr, flush=True)
+            return TRY_AGAIN
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
 
@@ -125,6 +172,7 @@ class SubscriptionServer(LocalServer):
                     f"确认将 {email} 从《{self.config.site.title}》退订？",
                     {"button": "退订", "one_click": True},
                 )
+            self._note_change(email, now)  # first: no confirmation link mailed before now works after
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
             return Page(200, "已退订", f"{email} 不会再收到《{self.config.site.title}》。")
         if route == "subscribe" and method == "POST":
@@ -138,16 +186,52 @@ class SubscriptionServer(LocalServer):
                     f"确认用 {payload.email} 订阅《{self.config.site.title}》？",
                     {"button": "确认订阅"},
                 )
-            sections = frozenset(payload.sections or ())
-            today = now_in(self.config).date()
-            with contextlib.suppress(SubscriberError):  # already subscribed: the same answer either way
-                add_subscriber(
-                    self.config.paths.subscribers, self._known, payload.email, sections=sections, today=today
-                )
-            return Page(200, "订阅成功", f"欢迎！{payload.email} 将收到《{self.config.site.title}》。")
+            return self._join(payload, now)
         if route == "preferences":
             return self._preferences(method, token, form, now)
         return Page(404, "找不到页面", "这个地址不存在。")
+
+    def _join(self, payload: TokenPayload, now: float) -> Page:
+        """The confirming POST: join the list, unless the link predates the address's last change.
+
+        A confirmation link stays valid for ``confirm_ttl_hours``; replayed after the
+        reader joined with it and then left, it must not subscribe them again.
+        """
+        welcome = Page(200, "订阅成功", f"欢迎！{payload.email} 将收到《{self.config.site.title}》。")
+        issued = (payload.expires or now) - self.config.serve.confirm_ttl_hours * 3600
+        changed = self._changes().get(self._address_key(payload.email))
+        if changed is not None and issued <= changed:
+            return Page(
+                400, "链接已失效", "这个确认链接已经用过或已被取代；如需再次订阅，请重新提交订阅请求。"
+            )
+        existing = find_subscriber(self.config.paths.subscribers, self._known, payload.email)
+        if existing is not None and existing.active:
+            return welcome  # already on the list: the same answer either way
+        add_subscriber(
+            self.config.paths.subscribers,
+            self._known,
+            payload.email,
+            sections=frozenset(payload.sections or ()),
+            today=now_in(self.config).date(),
+        )  # a SubscriberError here (a line that cannot be read, a race) is a 503: the link still works
+        self._note_change(payload.email, now)  # this link, and any mailed before it, is now used up
+        return welcome
+
+    def _address_key(self, email: str) -> str:
+        return stable_hash(self.secret, "address", email.lower())[:32]
+
+    def _changes(self) -> dict[str, float]:
+        data = read_json(self.config.paths.state / CHANGES_FILE, what="the address change log") or {}
+        return {k: v for k, v in data.items() if isinstance(v, int | float)} if isinstance(data, dict) else {}
+
+    def _note_change(self, email: str, now: float) -> None:
+        """Remember when an address joined or left here (durably, before the change is made)."""
+        horizon = now - self.config.serve.confirm_ttl_hours * 3600  # older links have expired anyway
+        state = self.config.paths.state
+        with file_lock(state / "address-changes.lock", what="the address change log", wait=10):
+            changes = {k: v for k, v in self._changes().items() if v >= horizon}
+            changes[self._address_key(email)] = now
+            write_json(state / CHANGES_FILE, changes)
 
     @property
     def _known(self) -> set[str]:
@@ -238,81 +322,44 @@ class SubscriptionServer(LocalServer):
         )
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: SubscriptionServer
-    server_version = "digest"
-    sys_version = ""
-    timeout = 15  # seconds a client may take to send its request
+class _Request:
+    """What the endpoints need from a WSGI request, read once; ``problem`` when it is refused unread."""
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def __init__(self, environ: dict[str, Any], config: Config):
+        self.path = str(environ.get("PATH_INFO", "/"))
+        raw_query = str(environ.get("QUERY_STRING", ""))
+        self.route = self.path.rstrip("/").rsplit("/", 1)[-1]
+        self.query = {k: v[0] for k, v in urllib.parse.parse_qs(raw_query).items()}
+        self.client = _client(environ, config)
+        self.form: dict[str, list[str]] = {}
+        self.problem: Page | None = None
+        if len(self.path) + len(raw_query) + 1 > MAX_URL:
+            self.problem = Page(414, "地址太长", "请求的地址太长。")
+        elif environ.get("REQUEST_METHOD") == "POST":
+            self._read_form(environ, config.serve.max_body_bytes)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        if len(self.path) > MAX_URL:
-            self._reply(Page(414, "地址太长", "请求的地址太长。"))
-            return
-        parts = urllib.parse.urlsplit(self.path)
-        route = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
-        form: dict[str, list[str]] = {}
-        if method == "POST":
-            length = self._length()
-            if length is None:
-                return
-            body = self.rfile.read(length)
-            form = _parse_form(self.headers.get("Content-Type", ""), body)
+    def _read_form(self, environ: dict[str, Any], limit: int) -> None:
         try:
-            page = self.server.handle(method, route, query, form, self._client())
-        except TokenError as exc:
-            page = Page(400, "链接无效", f"{exc.message}。请使用邮件里的最新链接。")
-        except DigestError as exc:
-            print(f"{self._client()} {method} {urllib.parse.urlsplit(self.path).path}: {exc}", flush=True)
-            page = Page(503, "暂时无法处理", "请稍后再试。")
-        self._reply(page)
-
-    def _client(self) -> str:
-        """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
-        if self.server.config.serve.trust_proxy:
-            forwarded = self.headers.get("X-Forwarded-For", "")
-            if forwarded.strip():
-                return forwarded.rsplit(",", 1)[-1].strip()
-        return str(self.client_address[0])
-
-    def _length(self) -> int | None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
+            length = int(environ.get("CONTENT_LENGTH") or "0")
         except ValueError:
             length = -1
         if length < 0:
-            self._reply(Page(400, "请求无效", "请求无效。"))
-            return None
-        if length > self.server.config.serve.max_body_bytes:
-            self._reply(Page(413, "内容太长", "提交的内容太长。"))
-            return None
-        return length
+            self.problem = Page(400, "请求无效", "请求无效。")
+            return
+        body = environ["wsgi.input"].read(min(length, limit + 1))
+        if length > limit or len(body) > limit:
+            self.problem = Page(413, "内容太长", "提交的内容太长。")
+            return
+        self.form = _parse_form(str(environ.get("CONTENT_TYPE", "")), body)
 
-    def _reply(self, page: Page) -> None:
-        config = self.server.config
-        body = render_template("web.html.j2", config.email.templates, page=page, site=config.site).encode(
-            "utf-8"
-        )
-        self.send_response(page.status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        # Never log query strings: they carry tokens.
-        path = urllib.parse.urlsplit(self.path).path if hasattr(self, "path") else "-"
-        status = args[1] if len(args) > 1 else "-"
-        print(f"{self.client_address[0]} {getattr(self, 'command', '-')} {path} {status}", flush=True)
+def _client(environ: dict[str, Any], config: Config) -> str:
+    """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
+    if config.serve.trust_proxy:
+        forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+        if forwarded.strip():
+            return forwarded.rsplit(",", 1)[-1].strip()
+    return str(environ.get("REMOTE_ADDR", "-"))
 
 
 def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
