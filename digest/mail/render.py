@@ -24,7 +24,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import TemplateError
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
-from digest.newsletter.model import Issue, Item, Link
+from digest.newsletter.model import Finding, Issue, Item, Link, Severity
 from digest.templating import render_template
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "RenderedDigest",
     "base64_lines",
     "render_subject",
+    "size_finding",
 ]
 
 FIELD_NAMES = ("name", "email", "unsubscribe_url", "preferences_url")
@@ -92,6 +93,7 @@ class RenderedDigest:
     sections: tuple[str, ...]
     items: int
     summary_limit: int | None
+    html_bytes: int = 0  # the compiled HTML, before the per-subscriber values are filled in
 
     @property
     def shortened(self) -> bool:
@@ -182,6 +184,7 @@ class DigestRenderer:
             sections=tuple(s.slug for s in chosen),
             items=sum(len(s.items) for s in chosen),
             summary_limit=limit,
+            html_bytes=len(html.encode("utf-8")),
         )
 
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
@@ -269,3 +272,40 @@ class _SectionView:
 def _tidy_text(text: str) -> str:
     """Collapse runs of blank lines the template leaves behind."""
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+# The built-in templates never make more than this from an issue file (4x its bytes plus
+# the page itself, measured on the real newsletter and on issues of hundreds of bare
+# links), so smaller files need not be rendered to know that they fit.
+SOURCE_EXPANSION, TEMPLATE_BYTES = 4, 16_000
+
+
+def size_finding(issue: Issue, config: Config, source_bytes: int | None = None) -> Finding | None:
+    """A lint error when the digest is still over ``max_html_bytes`` after every shortening.
+
+    Gmail would clip it (hiding the unsubscribe link), so it is not mailed
+    automatically; ``digest send --force`` (or a higher limit) mails it anyway.
+    """
+    from digest.errors import DigestError
+
+    budget = config.email.max_html_bytes - FIELD_ALLOWANCE
+    if (
+        source_bytes is not None
+        and config.email.templates is None
+        and SOURCE_EXPANSION * source_bytes + TEMPLATE_BYTES <= budget
+    ):
+        return None
+    try:
+        digest = DigestRenderer.for_issue(issue, config).variant()
+    except DigestError:  # a template that does not render: the send and the preview say so
+        return None
+    if digest is None or digest.html_bytes <= budget:
+        return None
+    return Finding(
+        0,
+        "digest-too-large",
+        Severity.ERROR,
+        f"the digest is {digest.html_bytes:,} bytes with every summary shortened, over "
+        f"[email] max_html_bytes = {config.email.max_html_bytes:,} (less {FIELD_ALLOWANCE:,} for "
+        "the links): Gmail would clip it; split the issue, or mail it anyway with --force",
+    )

@@ -11,6 +11,7 @@ The editor's preview page (one user, on 127.0.0.1) stays on ``http.server``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import http.server
 import socket
@@ -108,22 +109,12 @@ class WsgiServer:
     max_body_bytes = 65536
 
     def __init__(self, app: Callable[..., Any], address: tuple[str, int]):
-        from waitress.adjustments import Adjustments
         from waitress.task import ThreadedTaskDispatcher
 
-        adj = Adjustments(
-            host=address[0],
-            port=address[1],
-            backlog=self.backlog,
-            threads=self.threads,
-            connection_limit=self.max_connections + 2,  # the map also holds the listener and a trigger
-            max_request_header_size=self.max_header_bytes,
-            max_request_body_size=self.max_body_bytes,
-            ident="digest",
-            asyncore_use_poll=True,  # select() stops at 1024 descriptors
-            expose_tracebacks=False,
-            clear_untrusted_proxy_headers=False,  # digest serve decides whether to trust X-Forwarded-For
-        )
+        try:
+            adj = self._adjustments(address)
+        except ValueError:  # waitress's word for a host that does not resolve
+            raise OSError(errno.EADDRNOTAVAIL, "not an address of this machine") from None
         # waitress reads these as whole seconds; tests need fractions
         adj.channel_timeout = self.idle_timeout
         adj.cleanup_interval = min(1.0, self.idle_timeout / 2, self.request_deadline / 2)
@@ -143,6 +134,23 @@ class WsgiServer:
         self.server_address: tuple[str, int] = self._server.socket.getsockname()[:2]
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+
+    def _adjustments(self, address: tuple[str, int]) -> Any:
+        from waitress.adjustments import Adjustments
+
+        return Adjustments(
+            host=address[0],
+            port=address[1],
+            backlog=self.backlog,
+            threads=self.threads,
+            connection_limit=self.max_connections + 2,  # the map also holds the listener and a trigger
+            max_request_header_size=self.max_header_bytes,
+            max_request_body_size=self.max_body_bytes,
+            ident="digest",
+            asyncore_use_poll=True,  # select() stops at 1024 descriptors
+            expose_tracebacks=False,
+            clear_untrusted_proxy_headers=False,  # digest serve decides whether to trust X-Forwarded-For
+        )
 
     @property
     def url(self) -> str:
