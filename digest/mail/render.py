@@ -187,6 +187,13 @@ class DigestRenderer:
             html_bytes=len(html.encode("utf-8")),
         )
 
+    def smallest_html_bytes(self) -> int:
+        """How big the whole digest is at the last shortening step (every summary cut): one compile."""
+        chosen = [s for s in self.issue.sections if s.items]
+        context = self._context(chosen, SUMMARY_LIMITS[-1])
+        html = self._compile(render_template("digest.mjml.j2", self.config.email.templates, **context))
+        return len(html.encode("utf-8"))
+
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
@@ -274,9 +281,10 @@ def _tidy_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-# The built-in templates never make more than this from an issue file (4x its bytes plus
-# the page itself, measured on the real newsletter and on issues of hundreds of bare
-# links), so smaller files need not be rendered to know that they fit.
+# At the last shortening step every summary is cut, and the built-in templates then never
+# make more than 4 bytes of HTML per byte of the rest of the file, plus the page itself
+# (measured on the real newsletter and on issues of hundreds of bare links): a file whose
+# rest is small need not be rendered to know that its digest fits.
 SOURCE_EXPANSION, TEMPLATE_BYTES = 4, 16_000
 
 
@@ -284,28 +292,28 @@ def size_finding(issue: Issue, config: Config, source_bytes: int | None = None) 
     """A lint error when the digest is still over ``max_html_bytes`` after every shortening.
 
     Gmail would clip it (hiding the unsubscribe link), so it is not mailed
-    automatically; ``digest send --force`` (or a higher limit) mails it anyway.
+    automatically; ``--force`` (or a higher limit) mails it anyway.
     """
     from digest.errors import DigestError
 
     budget = config.email.max_html_bytes - FIELD_ALLOWANCE
-    if (
-        source_bytes is not None
-        and config.email.templates is None
-        and SOURCE_EXPANSION * source_bytes + TEMPLATE_BYTES <= budget
-    ):
+    if source_bytes is not None and config.email.templates is None:
+        summaries = sum(len(html_to_text(item.summary_html).encode("utf-8")) for item in issue.items)
+        if SOURCE_EXPANSION * max(0, source_bytes - summaries) + TEMPLATE_BYTES <= budget:
+            return None
+    if not any(section.items for section in issue.sections):
         return None
     try:
-        digest = DigestRenderer.for_issue(issue, config).variant()
+        size = DigestRenderer.for_issue(issue, config).smallest_html_bytes()
     except DigestError:  # a template that does not render: the send and the preview say so
         return None
-    if digest is None or digest.html_bytes <= budget:
+    if size <= budget:
         return None
     return Finding(
         0,
         "digest-too-large",
         Severity.ERROR,
-        f"the digest is {digest.html_bytes:,} bytes with every summary shortened, over "
+        f"the digest is {size:,} bytes with every summary shortened, over "
         f"[email] max_html_bytes = {config.email.max_html_bytes:,} (less {FIELD_ALLOWANCE:,} for "
         "the links): Gmail would clip it; split the issue, or mail it anyway with --force",
     )
