@@ -129,11 +129,16 @@ class SubscriptionServer(WsgiServer):
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         request = _Request(environ, self.config)
         page = request.problem or self._answer("GET" if method == "HEAD" else method, request)
-        body = render_template(
-            "web.html.j2", self.config.email.templates, page=page, site=self.config.site
-        ).encode("utf-8")
+        try:
+            body = render_template(
+                "web.html.j2", self.config.email.templates, page=page, site=self.config.site
+            ).encode("utf-8")
+            kind = "text/html; charset=utf-8"
+        except DigestError as exc:  # a page template of the editor's that does not render
+            print(f"{request.client} {method} {request.path}: {exc}", file=sys.stderr, flush=True)
+            page, body, kind = TRY_AGAIN, "请稍后再试。\n".encode(), "text/plain; charset=utf-8"
         headers = [
-            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Type", kind),
             ("Content-Length", str(len(body))),
             *SECURITY_HEADERS.items(),
         ]
@@ -154,6 +159,12 @@ class SubscriptionServer(WsgiServer):
         except (DigestError, OSError) as exc:
             reason = exc if isinstance(exc, DigestError) else f"{exc.strerror or exc} ({exc.filename or '-'})"
             print(f"{request.client} {method} {request.path}: 503: {reason}", file=sys.stderr, flush=True)
+            return TRY_AGAIN
+        except Exception as exc:  # a bug: one line in the log, and the reader is told to try again
+            name = exc.__class__.__name__
+            print(
+                f"{request.client} {method} {request.path}: 503: {name}: {exc}", file=sys.stderr, flush=True
+            )
             return TRY_AGAIN
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
