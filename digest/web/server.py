@@ -10,9 +10,12 @@ matched on the last path segment, so any prefix the proxy adds works:
 ``GET/POST .../confirm?token=``  the address joins the list only here (POST).
 ``GET/POST .../preferences?token=`` choose sections.
 
-Every change goes through the subscriber list's one locked, atomic rewrite, the
-same one the CLI uses. Responses never say whether an address is
-on the list; forged, altered or expired tokens get a 4xx page and change nothing.
+Every change goes through the subscriber list's own functions, the same ones the
+CLI uses; one that cannot be made is a logged 503 "try again", never a page saying
+it was done. Responses never say whether an address is on the list; forged,
+altered or expired tokens get a 4xx page and change nothing. HEAD is GET without
+the body. The endpoints are a WSGI application run by waitress
+(:class:`~digest.web.localhttp.WsgiServer`).
 """
 
 from __future__ import annotations
