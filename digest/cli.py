@@ -119,10 +119,11 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from digest.newsletter.catalog import load_issue, now_in
+    from digest.release.rules import RELEASE_CHECKS
     from digest.web.preview import PreviewServer, write_preview
 
     config = _config(args)
-    issue = load_issue(config, args.issue)
+    issue = load_issue(config, args.issue, RELEASE_CHECKS)
     preview = write_preview(config, issue, now_in(config))
     print(preview.report, end="")
     print(f"wrote {preview.directory}/email.html, email.txt, email.eml, report.txt")

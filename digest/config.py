@@ -199,7 +199,29 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("config is not UTF-8", path=found) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path=found) from None
-    return config_from_mapping(data, found.resolve())
+    config = config_from_mapping(data, found.resolve())
+    _check_secret_file(config)
+    return config
+
+
+SECRET_FILE = "secret.key"  # the generated signing key, when DIGEST_SECRET is not set
+
+
+def _check_secret_file(config: Config) -> None:
+    """A signing key others can read lets them forge unsubscribe and confirmation links."""
+    if os.environ.get("DIGEST_SECRET") is not None:
+        return
+    path = config.paths.state / SECRET_FILE
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # not made yet (it is created 0600), or unreadable: the command that needs it says so
+    if mode & 0o077:
+        raise ConfigError(
+            f"the signing key is readable by group or others (mode {mode & 0o777:o}), so anyone on "
+            f"this machine could forge links; run: chmod 600 {path}",
+            path=path,
+        )
 
 
 def default_config(base: Path | None = None) -> Config:
@@ -330,6 +352,44 @@ def _check_url(reader: _Reader, key: str, value: str, *, folder: str | None = No
         reader.fail(f"'{key}' must end with '/'{folder}")
 
 
+# key -> (the least value allowed, how to say so): no size, count or duration may be negative, and
+# only those where 0 means something ("no limit", "automatic", "at once") may be 0.
+LIMITS: Mapping[str, tuple[float, str]] = types.MappingProxyType(
+    {
+        "feeds.limit": (1, "at least 1"),
+        "release.settle_minutes": (0, "0 (mail at once) or more"),
+        **{
+            f"email.{key}": (1, "at least 1")
+            for key in ("concurrency", "max_per_connection", "max_attempts", "bounce_after", "max_errors")
+        },
+        "email.processes": (0, "0 (automatic) or more"),
+        "email.rate": (0, "0 (no limit) or more"),
+        "email.timeout": (0.001, "a positive number of seconds"),
+        "email.retry_base": (0.001, "a positive number of seconds"),
+        "email.max_html_bytes": (1, "a positive number of bytes"),
+        "serve.port": (0, "a port number (0 picks a free one)"),
+        "serve.subscribe_per_hour": (1, "at least 1"),
+        "serve.confirm_window_minutes": (1, "a positive number of minutes"),
+        "serve.confirm_ttl_hours": (1, "a positive number of hours"),
+        "serve.max_body_bytes": (1, "a positive number of bytes"),
+    }
+)
+
+
+def _check_transport(reader: _Reader, transport: str) -> None:
+    """A transport URL that parses, with no credentials in it (config files end up in git)."""
+    scheme, _, rest = transport.partition("://")
+    if scheme in ("smtp", "smtps") and "@" in rest:  # smtp://user:password@host, however spelled
+        reader.fail(
+            "'email.transport' must not hold credentials: put the user name in [email] username "
+            "and the password in the environment variable DIGEST_SMTP_PASSWORD"
+        )
+    try:
+        parse_transport(transport)
+    except ValueError:
+        reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
+
+
 def _check(config: Config, reader: _Reader) -> None:
     """Cross-field checks: values each of the right type but not right together."""
     site, email, release = config.site, config.email, config.release
@@ -340,6 +400,11 @@ def _check(config: Config, reader: _Reader) -> None:
     if email.unsubscribe_url:
         hint = " (a mailto: address goes in unsubscribe_mailto)"
         _check_url(reader, "email.unsubscribe_url", email.unsubscribe_url, hint=hint)
+        if urlsplit(email.unsubscribe_url).scheme != "https":
+            reader.fail(
+                "'email.unsubscribe_url' must be https: RFC 8058 one-click unsubscribe is only honoured "
+                "over https (or leave it out and set unsubscribe_mailto alone)"
+            )
     try:
         site.permalink.format(**dict.fromkeys(PERMALINK_FIELDS, ""))
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
@@ -349,25 +414,17 @@ def _check(config: Config, reader: _Reader) -> None:
         resolve_language(site.language)  # zh, zh-Hans -> zh-CN; en-GB -> en
     except LookupError as exc:
         reader.fail(f"'site.language': {exc}")
-    if config.feeds.limit < 1:
-        reader.fail("'feeds.limit' must be at least 1")
     if release.mode not in ("manual", "auto"):
         reader.fail('\'release.mode\' must be "manual" or "auto"')
-    if release.settle_minutes < 0:
-        reader.fail("'release.settle_minutes' must not be negative")
     if email.starttls not in ("auto", "required", "off"):
         reader.fail('\'email.starttls\' must be "auto", "required" or "off"')
-    for key in ("concurrency", "max_per_connection", "max_attempts", "bounce_after", "max_errors"):
-        if getattr(email, key) < 1:
-            reader.fail(f"'email.{key}' must be at least 1")
-    if email.processes < 0:
-        reader.fail("'email.processes' must not be negative (0 means automatic)")
-    if email.rate < 0:
-        reader.fail("'email.rate' must not be negative (0 means no limit)")
-    try:
-        parse_transport(email.transport)
-    except ValueError:
-        reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
+    for key, (least, reason) in LIMITS.items():
+        table, name = key.split(".")
+        if getattr(getattr(config, table), name) < least:
+            reader.fail(f"'{key}' must be {reason}")
+    if config.serve.port > 65535:
+        reader.fail("'serve.port' must be a port number (0 picks a free one)")
+    _check_transport(reader, email.transport)
     for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
         value = getattr(email, key)
         if "\r" in value or "\n" in value:

@@ -28,6 +28,7 @@ __all__ = [
     "fsync_directory",
     "read_json",
     "write_changed_files",
+    "write_error",
     "write_if_changed",
     "write_json",
 ]
@@ -43,9 +44,16 @@ def fsync_directory(directory: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` all at once: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Replace ``path`` with ``data`` all at once: readers see the old file or the new one.
+
+    Any failure (a full disk, a read-only or missing folder, no permission) is a
+    :class:`StateError` naming ``path``; the old file is then left as it was.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -53,11 +61,24 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
-    fsync_directory(path.parent)
+    try:
+        fsync_directory(path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def write_error(path: Path, exc: OSError) -> StateError:
+    """One line for a write that failed: the path, the reason, and for a full disk what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += " (free some space and run the command again; nothing was half-written)"
+    return StateError(f"cannot write: {reason}", path=path)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -65,7 +86,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     try:
         if path.read_bytes() == data:
             return False
-    except FileNotFoundError:
+    except OSError:  # absent, or unreadable: writing it says what is wrong
         pass
     atomic_write(path, data)
     return True

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from digest.config import Config
 from digest.newsletter.catalog import Catalog, load_catalog, load_issue, now_in
+from digest.release.rules import RELEASE_CHECKS
 from digest.release.state import state_path
 
 if TYPE_CHECKING:
@@ -31,16 +32,15 @@ def build_feeds_now(config: Config, now: dt.datetime | None = None) -> FeedBuild
     from digest.release.rules import published_issues
 
     now = now or now_in(config)
-    return build_feeds(published_issues(load_catalog(config).issues, now), config, now)
+    return build_feeds(published_issues(load_catalog(config, RELEASE_CHECKS).issues, now), config, now)
 
 
 def send(
     config: Config, ref: str, *, resend: bool = False, force: bool = False, progress: bool | None = None
 ) -> SendReport:
     """``digest send ISSUE``: mail one issue to every active subscriber not yet done."""
-    return mail_issue(
-        config, load_issue(config, ref), now_in(config), resend=resend, force=force, progress=progress
-    )
+    issue = load_issue(config, ref, RELEASE_CHECKS)
+    return mail_issue(config, issue, now_in(config), resend=resend, force=force, progress=progress)
 
 
 def mail_issue(
@@ -113,7 +113,7 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     from digest.web.preview import write_preview
 
     inputs = idle.stat_inputs(str(config.path), str(config.paths.issues), str(state_path(config.paths.state)))
-    catalog = load_catalog(config)
+    catalog = load_catalog(config, RELEASE_CHECKS)
     changed, state_note = scan_issues(config, catalog, now)
     if state_note:
         report.say(f"state: {state_note}")

@@ -66,6 +66,27 @@ def test_config_from_env_and_explicit_path(tmp_path, monkeypatch):
         ("[email.dkim]\nselector = 's'\n", "[email.dkim] needs 'domain'"),
         ("[feeds.sections]\n'观点' = 'Opinion Pieces'\n", "lowercase ASCII slug"),
         ("[site\n", "invalid TOML"),
+        # issue 11, item 15: credentials in the URL, one-click over http, sizes and durations of 0 or less
+        (
+            "[email]\ntransport = 'smtp://news:s3cret@mail.example.org:587'\n",
+            "put the user name in [email] username and the password in the environment variable "
+            "DIGEST_SMTP_PASSWORD",
+        ),
+        ("[email]\ntransport = 'smtps://news@mail.example.org'\n", "must not hold credentials"),
+        ("[email]\nunsubscribe_url = 'http://news.example.org/u'\n", "RFC 8058 one-click"),
+        ("[email]\ntimeout = 0\n", "'email.timeout' must be a positive number of seconds"),
+        ("[email]\ntimeout = -5\n", "'email.timeout' must be a positive number of seconds"),
+        ("[email]\nretry_base = -1\n", "'email.retry_base' must be a positive"),
+        ("[email]\nmax_html_bytes = 0\n", "'email.max_html_bytes' must be a positive number of bytes"),
+        ("[email]\nmax_html_bytes = -100\n", "'email.max_html_bytes' must be a positive"),
+        ("[email]\nrate = -1\n", "'email.rate' must be 0 (no limit) or more"),
+        ("[release]\nsettle_minutes = -1\n", "'release.settle_minutes' must be 0 (mail at once) or more"),
+        ("[serve]\nmax_body_bytes = 0\n", "'serve.max_body_bytes' must be a positive number of bytes"),
+        ("[serve]\nconfirm_ttl_hours = 0\n", "'serve.confirm_ttl_hours' must be a positive number of hours"),
+        ("[serve]\nconfirm_window_minutes = -10\n", "'serve.confirm_window_minutes' must be a positive"),
+        ("[serve]\nsubscribe_per_hour = 0\n", "'serve.subscribe_per_hour' must be at least 1"),
+        ("[serve]\nport = -1\n", "'serve.port' must be a port number"),
+        ("[serve]\nport = 70000\n", "'serve.port' must be a port number"),
     ],
 )
 def test_invalid_config_names_the_key_and_the_file(tmp_path, text, message):
@@ -89,3 +110,38 @@ def test_custom_section_slugs_extend_the_defaults(tmp_path):
     config = load_config(write(tmp_path, "[feeds.sections]\n'观点' = 'opinions'\n"))
     assert config.feeds.sections["观点"] == "opinions"
     assert config.feeds.sections["博文"] == "blogs"
+
+
+def test_mailto_alone_is_enough_for_unsubscribing(tmp_path):
+    config = load_config(write(tmp_path, "[email]\nunsubscribe_mailto = 'leave@example.org'\n"))
+    assert config.email.unsubscribe_url == "" and config.email.unsubscribe_mailto == "leave@example.org"
+
+
+def test_a_signing_key_others_can_read_is_refused_with_the_chmod_to_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    path = write(tmp_path, "[paths]\nstate = 'state'\n")
+    key = tmp_path / "state" / "secret.key"
+    key.parent.mkdir()
+    key.write_text("k" * 43 + "\n")
+    key.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"run: chmod 600 {key}" in str(caught.value) and "readable by group or others" in str(caught.value)
+    key.chmod(0o600)
+    assert load_config(path).paths.state == tmp_path / "state"
+    key.chmod(0o640)
+    monkeypatch.setenv("DIGEST_SECRET", "a-shared-secret-of-enough-length")
+    load_config(path)  # the file is not the key in use: nothing to refuse
+
+
+def test_a_readable_signing_key_stops_a_command_with_one_line(tmp_path, run_env):
+    from conftest import run_digest
+
+    run_env.pop("DIGEST_SECRET", None)
+    path = write(tmp_path, "[paths]\nstate = 'state'\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "secret.key").write_text("k" * 43 + "\n")
+    (tmp_path / "state" / "secret.key").chmod(0o604)
+    result = run_digest(["status", "--config", str(path)], run_env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "chmod 600" in result.stderr

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import html.parser
 import os
 import re
+import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -195,7 +198,10 @@ def test_content_is_sanitised_links_absolute_and_xml_safe(site):
             assert bad not in text, (path.name, bad)
         if path.name.startswith(("papers", "atom", "rss")):
             assert "https://news.example.org/2026-11-01.html" in text, path.name
-            assert "]]&gt;" in text
+            # escaped, never CDATA: as text (a title) or as escaped HTML (a summary, content)
+            assert "]]&gt;" in text or "]]&amp;gt;" in text
+            entry = feedparser.parse(raw).entries[0]
+            assert "]]>" in html.unescape(entry.summary), path.name  # and readers still see it
     papers = feedparser.parse((site.config.paths.feeds / "papers.atom.xml").read_bytes())
     assert papers.entries[0].title == "Title with control"
     whole = feedparser.parse((site.config.paths.feeds / "atom.xml").read_bytes())
@@ -240,8 +246,8 @@ def test_a_section_renamed_in_the_config_titles_its_feed(site):
 
 @pytest.mark.corpus
 def test_every_item_link_of_the_corpus_is_in_its_section_feed(site, corpus_issues):
-    for path in corpus_issues:
-        os.symlink(path, site.issues / path.name)
+    for path in corpus_issues:  # copies: a symlink out of the issues folder is not published
+        shutil.copy(path, site.issues / path.name)
     site.write_config("[feeds]\nlimit = 1000\n")
     build_feeds_now(site.config, NOW)
     issues = published_issues(site.parsed(), NOW)
@@ -303,3 +309,62 @@ def test_two_files_with_one_date_give_one_issue_in_the_feeds(site):
         assert len(entry_ids) == len(set(entry_ids)) == 1, name
     whole = feedparser.parse((site.config.paths.feeds / "atom.xml").read_bytes())
     assert whole.entries[0].title == "简报 (2026-11-20)：乙"  # newest first, then by file name: stable
+
+
+ATTACKS = """\
+# 简报 (2026-11-21)：攻击 &lt;b onclick=x&gt;测试
+
+**关注 `<img src=x onerror=alert(1)>`**
+
+> 导读：`<img src=x onerror=alert(2)>` 与 &lt;script&gt;alert(3)&lt;/script&gt; 和 [点我](javascript:alert(4))
+
+## 论文
+
+- [标题 `<svg onload=alert(5)>` | 源 <img src=x onerror=alert(6)>](https://arxiv.org/abs/1)
+摘要：`<img src=x onerror=alert(7)>` 与 &lt;script&gt;alert(8)&lt;/script&gt; [坏](javascript:alert(9))
+<a href="javascript:alert(10)">链接</a>
+"""
+
+
+class _Markup(html.parser.HTMLParser):
+    """Every tag and attribute a reader rendering a field as HTML would create."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+
+def _markup_in(value: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    parser = _Markup()
+    parser.feed(value)
+    parser.close()
+    return parser.tags
+
+
+def test_no_tag_or_handler_survives_in_any_field_of_any_feed(site):
+    """RSS <description> carried live markup from inline code and escaped tags (an XSS in readers)."""
+    from digest.newsletter.markup import ALLOWED_TAGS
+
+    site.write_issue("2026-11-21.md", ATTACKS)
+    build_feeds_now(site.config, NOW)
+    checked = 0
+    for path in feed_files(site.config.paths.feeds):
+        parsed = feedparser.parse(path.read_bytes(), sanitize_html=False)  # as a naive reader sees it
+        for entry in parsed.entries:
+            fields = {
+                "title": entry.get("title", ""),
+                "summary/description": entry.get("summary", ""),
+                **{f"content[{n}]": c.value for n, c in enumerate(entry.get("content", []))},
+                **{f"category[{n}]": t.term for n, t in enumerate(entry.get("tags", []))},
+            }
+            for name, value in fields.items():
+                for tag, attrs in _markup_in(value):
+                    where = (path.name, name, value)
+                    assert name.startswith("content") and tag in ALLOWED_TAGS, where
+                    assert not any(attr.startswith("on") for attr, _ in attrs), where
+                    assert not any("javascript:" in (v or "").lower() for _, v in attrs), where
+                checked += 1
+    assert checked >= 16  # every field of the issue entry and the item entry, in Atom and RSS

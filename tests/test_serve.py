@@ -141,16 +141,18 @@ def test_rate_limit_uses_the_proxy_address_only_when_trusted(site):
         assert from_client("198.51.100.2", 9) == 202  # another reader behind the same proxy
 
 
-def test_idle_connections_cannot_exhaust_the_server(site):
+def test_idle_connections_are_closed_and_cannot_exhaust_the_server(site):
     import socket
 
     site.write_config(SERVE_CONFIG)
-    with serving(site.config, max_connections=2) as instance:
-        idle = [socket.create_connection(instance.server_address) for _ in range(2)]
+    with serving(site.config, max_connections=2, idle_timeout=0.5) as instance:
+        idle = [socket.create_connection(instance.server_address, timeout=10) for _ in range(2)]
         try:
-            with socket.create_connection(instance.server_address) as third:
+            for sock in idle:
+                assert sock.recv(100) == b""  # the server hung up on the idle connection
+            with socket.create_connection(instance.server_address, timeout=10) as third:
                 third.sendall(b"GET /subscribe HTTP/1.0\r\n\r\n")
-                assert third.recv(100).startswith(b"HTTP/1.1 503")
+                assert third.recv(100).startswith(b"HTTP/1.0 404")  # a real answer, not "busy"
         finally:
             for sock in idle:
                 sock.close()
@@ -233,3 +235,153 @@ def test_a_trickling_client_is_cut_off_at_the_deadline(site):
     ):
         client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
         assert client.recv(100) == b""  # the server hung up on it
+
+
+# -- load, slow clients, failures (issue 11, items 10, 12 and 16) -------------------------------
+
+
+def test_forty_concurrent_one_click_unsubscribes_are_all_answered_and_applied(site):
+    """A listen backlog of 5 reset 10-21 of 40 concurrent one-click POSTs, unlogged."""
+    import concurrent.futures
+    import threading
+
+    site.write_config(SERVE_CONFIG)
+    readers = [f"r{n}@example.com" for n in range(40)]
+    write_subscribers(site.root / "subscribers.csv", [(r, "", "", "active", "") for r in readers])
+    with serving(site.config) as instance:
+        start = threading.Barrier(len(readers))
+
+        def click(address):
+            path = f"/unsubscribe?token={token(site, address, 'unsubscribe')}"
+            start.wait()
+            return one_click(instance, path)[0]
+
+        with concurrent.futures.ThreadPoolExecutor(len(readers)) as pool:
+            codes = list(pool.map(click, readers))
+    assert codes == [200] * len(readers)
+    assert [status_of(site, r) for r in readers] == ["unsubscribed"] * len(readers)
+
+
+def test_seventy_slow_clients_do_not_starve_a_normal_one(site):
+    """70 slowloris connections made every other client get 503 for about 20 s."""
+    import socket
+    import time
+
+    site.write_config(SERVE_CONFIG)
+    write_subscribers(site.root / "subscribers.csv", [("a@example.com", "", "", "active", "")])
+    with serving(site.config) as instance:
+        slow = []
+        try:
+            for _ in range(70):
+                sock = socket.create_connection(instance.server_address, timeout=10)
+                sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n")  # and no more
+                slow.append(sock)
+            started = time.monotonic()
+            path = f"/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}"
+            code, page, _ = request(instance, "GET", path)
+            assert code == 200 and "<button" in page
+            assert time.monotonic() - started < 2.0  # answered at once, not after the slow ones time out
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def _full_disk_under(monkeypatch, root):
+    """fsync answers ENOSPC for every file under ``root``, as a full disk does."""
+    import errno
+    import os
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if target.startswith(str(root)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_a_full_disk_is_a_logged_503_never_an_empty_reply(site, server, monkeypatch, capfd):
+    """On a full disk the handler swallowed the error and sent an empty reply."""
+    path = f"/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}"
+    _full_disk_under(monkeypatch, site.root)
+    code, page, _ = one_click(server, path)
+    monkeypatch.undo()
+    assert code == 503 and "请稍后再试" in page
+    assert status_of(site, "a@example.com") == "active"  # nothing half-done, and not told it was done
+    logged = capfd.readouterr().err
+    assert "POST /unsubscribe: 503" in logged and "No space left on device" in logged
+    assert "token=" not in logged
+
+
+def test_a_change_that_cannot_be_made_is_a_503_try_again(site, server, monkeypatch, capfd):
+    """A one-click unsubscribe for an address the list cannot rewrite was answered 200 "已退订"."""
+    from digest.errors import SubscriberError
+
+    def cannot(*args, **kwargs):
+        raise SubscriberError("a@example.com is on a line that cannot be read; fix it first", line=3)
+
+    monkeypatch.setattr("digest.web.server.set_status", cannot)
+    code, page, _ = one_click(server, f"/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}")
+    assert code == 503 and "请稍后再试" in page and "已退订" not in page
+    assert "cannot be read" in capfd.readouterr().err
+
+
+def test_the_rate_limiter_stays_small_with_a_hundred_thousand_clients():
+    """With trust_proxy every X-Forwarded-For address was remembered: unbounded, 7-9 ms a request."""
+    import time
+    import tracemalloc
+
+    from digest.web.server import RateLimiter
+
+    limiter = RateLimiter(3, 3600.0, max_clients=10_000)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    started = time.monotonic()
+    for n in range(100_000):
+        assert limiter.allow(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", 1000.0 + n * 0.001)
+        assert time.monotonic() - started < 20, f"too slow: {n} clients in 20 s"
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(limiter) <= 10_000 and grown < 8_000_000
+    for _ in range(3):
+        limiter.allow("198.51.100.7", 2000.0)
+    assert not limiter.allow("198.51.100.7", 2000.0)  # a recent client is still limited
+
+
+def test_head_is_answered_like_get_without_a_body(site, server):
+    import http.client
+
+    path = f"/digest/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}"
+    _, page, get_headers = request(server, "GET", path)
+    connection = http.client.HTTPConnection(*server.server_address, timeout=10)
+    try:
+        connection.request("HEAD", path)
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b""
+        assert response.headers["Content-Length"] == str(len(page.encode()))
+        assert response.headers["Content-Security-Policy"] == get_headers["Content-Security-Policy"]
+    finally:
+        connection.close()
+    assert status_of(site, "a@example.com") == "active"
+
+
+@pytest.mark.parametrize("leaves_by", ["one-click", "cli"])
+def test_a_confirmation_replayed_after_unsubscribing_does_not_subscribe_again(site, server, leaves_by):
+    request(server, "POST", "/subscribe", {"email": "new@example.com"})
+    _, link = confirmation_link(site, server)
+    confirm = f"{link.path}?{link.query}"
+    assert request(server, "POST", confirm, {})[0] == 200
+    assert status_of(site, "new@example.com") == "active"
+    if leaves_by == "one-click":
+        one_click(server, f"/unsubscribe?token={token(site, 'new@example.com', 'unsubscribe')}")
+    else:  # digest subscribers remove
+        set_status(site.root / "subscribers.csv", KNOWN, "new@example.com", "unsubscribed")
+    assert status_of(site, "new@example.com") == "unsubscribed"
+    code, page, _ = request(server, "POST", confirm, {})  # the old mail, clicked again
+    assert code == 400 and "已经用过" in page
+    assert status_of(site, "new@example.com") == "unsubscribed"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,8 +56,10 @@ __all__ = [
     "issue_html",
     "load_feed_state",
     "permalink",
+    "plain_text",
     "render_outputs",
     "stamp_feeds",
+    "summary_html",
 ]
 
 STATE_FILE = "feeds.json"
@@ -298,15 +301,34 @@ def _item_entry(
 
 
 def _entry(**fields: Any) -> Entry:
-    fields["title"] = strip_xml_illegal(fields["title"])
+    fields["title"] = plain_text(fields["title"])
     fields["summary"] = strip_xml_illegal(fields["summary"])
-    fields["categories"] = tuple(strip_xml_illegal(c) for c in fields["categories"])
+    fields["categories"] = tuple(plain_text(c) for c in fields["categories"])
     seen = {k: fields[k] for k in ("title", "link", "content_html", "summary", "categories")}
     seen["published"] = fields["published"].isoformat()
     fields["digest"] = hashlib.sha256(
         json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()
     ).hexdigest()
     return Entry(**fields)
+
+
+def plain_text(text: str) -> str:
+    """A text field (a title, a category) no reader can take for markup.
+
+    RSS says nothing about whether ``<title>`` holds text or HTML, and readers do
+    both; "<" (which opens every tag) becomes a look-alike quote, so no tag survives
+    either reading.
+    """
+    return strip_xml_illegal(text).replace("<", "\u2039")
+
+
+def summary_html(text: str) -> str:
+    """A plain summary as HTML: escaped, then through the one sanitiser every HTML field uses.
+
+    RSS ``<description>`` is HTML to every reader, so plain text that merely looks
+    like a tag (``<img onerror=...>`` from inline code) must arrive escaped.
+    """
+    return sanitize_html(html.escape(text, quote=False))
 
 
 def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
@@ -401,8 +423,9 @@ def _render(feed: Feed, fmt: FeedFormat, config: Config) -> bytes:
         fe.published(entry.published)
         fe.updated(entry.updated or entry.published)
         fe.author({"name": site.author or site.title})
-        fe.content(entry.content_html, type="html")  # escaped, never CDATA: "]]>" stays harmless
-        fe.summary(entry.summary or _plain_summary(entry.content_html))
+        fe.content(entry.content_html, type="html")  # sanitised in _entry; escaped, never CDATA
+        # Atom <summary> and RSS <description>: HTML, from the same sanitiser as the content.
+        fe.summary(summary_html(entry.summary or _plain_summary(entry.content_html)), type="html")
         for term in entry.categories:
             fe.category(term=term)
     return _with_stylesheet(fmt.render(fg), config)

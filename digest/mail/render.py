@@ -25,7 +25,7 @@ from digest.config import Config
 from digest.errors import TemplateError
 from digest.i18n import gettext_for, join_title
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
-from digest.newsletter.model import Issue, Item, Link
+from digest.newsletter.model import Finding, Issue, Item, Link, Severity
 from digest.templating import render_template
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "RenderedDigest",
     "base64_lines",
     "render_subject",
+    "size_finding",
     "warmup_heading",
 ]
 
@@ -94,6 +95,7 @@ class RenderedDigest:
     sections: tuple[str, ...]
     items: int
     summary_limit: int | None
+    html_bytes: int = 0  # the compiled HTML, before the per-subscriber values are filled in
 
     @property
     def shortened(self) -> bool:
@@ -200,7 +202,15 @@ class DigestRenderer:
             sections=tuple(s.slug for s in chosen),
             items=sum(len(s.items) for s in chosen),
             summary_limit=limit,
+            html_bytes=len(html.encode("utf-8")),
         )
+
+    def smallest_html_bytes(self) -> int:
+        """How big the whole digest is at the last shortening step (every summary cut): one compile."""
+        chosen = [s for s in self.issue.sections if s.items]
+        context = self._context(chosen, SUMMARY_LIMITS[-1])
+        html = self._compile(render_template("digest.mjml.j2", self.config.email.templates, **context))
+        return len(html.encode("utf-8"))
 
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
@@ -305,3 +315,41 @@ class _SectionView:
 def _tidy_text(text: str) -> str:
     """Collapse runs of blank lines the template leaves behind."""
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+# At the last shortening step every summary is cut, and the built-in templates then never
+# make more than 4 bytes of HTML per byte of the rest of the file, plus the page itself
+# (measured on the real newsletter and on issues of hundreds of bare links): a file whose
+# rest is small need not be rendered to know that its digest fits.
+SOURCE_EXPANSION, TEMPLATE_BYTES = 4, 16_000
+
+
+def size_finding(issue: Issue, config: Config, source_bytes: int | None = None) -> Finding | None:
+    """A lint error when the digest is still over ``max_html_bytes`` after every shortening.
+
+    Gmail would clip it (hiding the unsubscribe link), so it is not mailed
+    automatically; ``--force`` (or a higher limit) mails it anyway.
+    """
+    from digest.errors import DigestError
+
+    budget = config.email.max_html_bytes - FIELD_ALLOWANCE
+    if source_bytes is not None and config.email.templates is None:
+        summaries = sum(len(html_to_text(item.summary_html).encode("utf-8")) for item in issue.items)
+        if SOURCE_EXPANSION * max(0, source_bytes - summaries) + TEMPLATE_BYTES <= budget:
+            return None
+    if not any(section.items for section in issue.sections):
+        return None
+    try:
+        size = DigestRenderer.for_issue(issue, config).smallest_html_bytes()
+    except DigestError:  # a template that does not render: the send and the preview say so
+        return None
+    if size <= budget:
+        return None
+    return Finding(
+        0,
+        "digest-too-large",
+        Severity.ERROR,
+        f"the digest is {size:,} bytes with every summary shortened, over "
+        f"[email] max_html_bytes = {config.email.max_html_bytes:,} (less {FIELD_ALLOWANCE:,} for "
+        "the links): Gmail would clip it; split the issue, or mail it anyway with --force",
+    )

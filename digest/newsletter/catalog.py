@@ -7,17 +7,22 @@ bytes: what is approved is exactly what was linted and previewed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import Config
-from digest.newsletter.discover import issue_paths, resolve_issue
+from digest.errors import ParseError
+from digest.newsletter.discover import issue_paths, link_outside, resolve_issue
 from digest.newsletter.lint import LintReport, lint_file
-from digest.newsletter.model import Issue
+from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.parse import ParseOptions, read_issue
 
-__all__ = ["Catalog", "load_catalog", "load_issue", "now_in"]
+__all__ = ["Catalog", "IssueCheck", "load_catalog", "load_issue", "now_in"]
 
 
 def now_in(config: Config) -> dt.datetime:
@@ -41,12 +46,50 @@ class Catalog:
         return next((report for report in self.reports if report.path.resolve() == wanted), None)
 
 
-def load_catalog(config: Config) -> Catalog:
-    """Read and parse every issue file, keeping each file's findings."""
+IssueCheck = Callable[[Config, Issue, Path], "Finding | None"]
+"""A check a later stage adds to every issue it reads (the release stage: does the digest fit?)."""
+
+
+def load_catalog(config: Config, checks: Sequence[IssueCheck] = ()) -> Catalog:
+    """Read and parse every issue file, keeping each file's findings (and those of ``checks``)."""
     options = ParseOptions.from_config(config)
-    return Catalog(tuple(lint_file(path, options) for path in issue_paths(config.paths.issues)))
+    paths = issue_paths(config.paths.issues)
+    return Catalog(tuple(_report(config, path, options, checks) for path in paths))
 
 
-def load_issue(config: Config, ref: str) -> Issue:
+def _report(config: Config, path: Path, options: ParseOptions, checks: Sequence[IssueCheck]) -> LintReport:
+    outside = link_outside(config.paths.issues, path)
+    if outside is not None:  # known by where it points, so status lists it with the reason
+        finding = Finding(0, "outside-issues", Severity.FATAL, _outside(outside))
+        return LintReport(path, (finding,), None, hashlib.sha256(os.fsencode(outside)).hexdigest())
+    report = lint_file(path, options)
+    if report.issue is None:
+        return report
+    issue = _checked(config, report.issue, path, checks)
+    return (
+        report if issue is report.issue else dataclasses.replace(report, findings=issue.findings, issue=issue)
+    )
+
+
+def _checked(config: Config, issue: Issue, path: Path, checks: Sequence[IssueCheck]) -> Issue:
+    """The issue with the findings of the later stages' ``checks`` added (none for a fatal one)."""
+    if issue.has(Severity.FATAL) or not checks:
+        return issue
+    found = [finding for check in checks if (finding := check(config, issue, path)) is not None]
+    return dataclasses.replace(issue, findings=(*issue.findings, *found)) if found else issue
+
+
+def _outside(target: Path) -> str:
+    return (
+        f"is a symlink to {target}, outside [paths] issues: it is neither fed nor mailed "
+        "(copy the file into the issues folder if it is an issue)"
+    )
+
+
+def load_issue(config: Config, ref: str, checks: Sequence[IssueCheck] = ()) -> Issue:
     """One issue by stem or path; a file that is not an issue yet is a clear error."""
-    return read_issue(resolve_issue(config.paths.issues, ref), ParseOptions.from_config(config))
+    path = resolve_issue(config.paths.issues, ref)
+    outside = link_outside(config.paths.issues, path)
+    if outside is not None:
+        raise ParseError(_outside(outside), path=path)
+    return _checked(config, read_issue(path, ParseOptions.from_config(config)), path, checks)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from digest.errors import IssueNotFound
 
-__all__ = ["ISSUE_SUFFIXES", "issue_paths", "resolve_issue"]
+__all__ = ["ISSUE_SUFFIXES", "issue_paths", "link_outside", "resolve_issue"]
 
 ISSUE_SUFFIXES = (".md", ".markdown")
 _NOT_ISSUES = ("readme", "index", "license", "changelog")
@@ -44,3 +44,20 @@ def resolve_issue(directory: Path, ref: str) -> Path:
         if path.stem == ref:
             return path
     raise IssueNotFound(f"no issue '{ref}' in {directory} (digest status lists them)")
+
+
+def link_outside(directory: Path, path: Path) -> Path | None:
+    """Where ``path``, a file of ``directory``, really is when a symlink takes it outside; else None.
+
+    Whatever a link in the issues folder points at (a file elsewhere in the repo,
+    ``/etc/passwd``, another checkout) is not part of the newsletter, so it is
+    neither fed nor mailed.
+    """
+    try:
+        folder = directory.resolve()
+        if path.parent.resolve() != folder or not path.is_symlink():
+            return None
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, or a loop of links
+        return path
+    return None if folder in target.parents else target

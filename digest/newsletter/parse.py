@@ -72,14 +72,43 @@ class UndatedIssue(ParseError):
         super().__init__(first.message, path=path, line=first.line or None)
 
 
-def read_source(path: Path) -> bytes:
-    """The bytes of an issue file; OS errors become :class:`ParseError` naming the file."""
+def read_source(path: Path, *, max_bytes: int = 2_000_000) -> bytes:
+    """The bytes of an issue file; anything else is a :class:`ParseError` naming the file, at once.
+
+    Opened without blocking, so a FIFO or a device is refused rather than waited
+    on; a file over ``max_bytes`` (the largest real issue is 30 KB) is refused
+    before it is read.
+    """
+    import os
+    import stat
+
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:
         raise ParseError("is a directory, not an issue file", path=path) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ParseError("is a directory, not an issue file", path=path)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+            raise ParseError(f"is {kind}, not an issue file", path=path)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = b"" if info.st_size > max_bytes else handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    finally:
+        os.close(fd)
+    size = max(info.st_size, len(data))  # it may also have grown while being read
+    if size > max_bytes:
+        raise ParseError(
+            f"is {size / 1e6:.1f} MB; an issue file may be at most {max_bytes / 1e6:.0f} MB "
+            "(is this really an issue?)",
+            path=path,
+        )
+    return data
 
 
 def read_issue(path: Path, options: ParseOptions | None = None) -> Issue:

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from digest.config import Config
 from digest.errors import ReleaseError
 from digest.newsletter.lint import LintReport
-from digest.newsletter.model import Issue, Severity
+from digest.newsletter.model import Finding, Issue, Severity
 from digest.release.state import IssueRecord, RunState
 from digest.send.ledger import LedgerTally
 
 __all__ = [
+    "RELEASE_CHECKS",
     "IssueStatus",
     "Readiness",
     "check_sendable",
     "decide",
+    "digest_fits",
     "is_history",
     "is_published",
     "publish_time",
@@ -88,6 +91,23 @@ def refusal(issue: Issue | None, now: dt.datetime, *, force: bool, action: str) 
             f"fix them, or {action} it anyway with --force"
         )
     return None
+
+
+def digest_fits(config: Config, issue: Issue, path: Path) -> Finding | None:
+    """A lint error when the digest stays over ``max_html_bytes`` however it is shortened.
+
+    Release, status, approval, preview and sending all read issues with this
+    check (:data:`RELEASE_CHECKS`), so a digest Gmail would clip is held like any lint error.
+    """
+    from digest.mail.render import size_finding
+
+    try:
+        return size_finding(issue, config, path.stat().st_size)
+    except OSError:
+        return None
+
+
+RELEASE_CHECKS = (digest_fits,)
 
 
 def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:

@@ -8,7 +8,7 @@ from digest.config import Config
 from digest.newsletter.catalog import load_catalog, now_in
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
-from digest.release.rules import IssueStatus
+from digest.release.rules import RELEASE_CHECKS, IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
 from digest.send.replies import pause_note
 from digest.send.subscribers import iter_subscribers
@@ -19,7 +19,7 @@ __all__ = ["status_table"]
 def status_table(config: Config) -> str:
     """``digest status``: one line per issue file, then why any unfinished send paused."""
     now = now_in(config)
-    catalog = load_catalog(config)
+    catalog = load_catalog(config, RELEASE_CHECKS)
     scan_issues(config, catalog, now)
     statuses = issue_statuses(config, catalog, now)
     active = sum(1 for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs) if s.active)

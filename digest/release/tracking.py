@@ -19,7 +19,14 @@ from digest.fsutil import write_json
 from digest.newsletter.catalog import Catalog, load_catalog, now_in
 from digest.newsletter.discover import resolve_issue
 from digest.release import idle
-from digest.release.rules import IssueStatus, decide, is_history, refusal, with_same_date_conflicts
+from digest.release.rules import (
+    RELEASE_CHECKS,
+    IssueStatus,
+    decide,
+    is_history,
+    refusal,
+    with_same_date_conflicts,
+)
 from digest.release.state import (
     Approval,
     IssueRecord,
@@ -132,7 +139,7 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
     needs a new approval.
     """
     now = now_in(config)
-    catalog = load_catalog(config)
+    catalog = load_catalog(config, RELEASE_CHECKS)
     scan_issues(config, catalog, now)
     path = resolve_issue(config.paths.issues, ref)
     report = catalog.report_for(path)

@@ -1,15 +1,26 @@
-"""The small HTTP servers digest runs (the preview page, the self-service endpoints)."""
+"""The HTTP servers digest runs: the self-service endpoints on waitress, the preview page.
+
+``digest serve`` faces the internet (behind a proxy), so it runs on waitress, a
+production WSGI server: requests are read by one event loop and handed to a
+thread pool only once complete, so slow clients hold a socket, never a thread;
+the listen backlog is deep; idle connections are closed after ``idle_timeout``
+and any connection still sending its request after ``request_deadline``.
+The editor's preview page (one user, on 127.0.0.1) stays on ``http.server``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import http.server
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LocalServer"]
+__all__ = ["LocalServer", "WsgiServer"]
 
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -76,3 +87,127 @@ class LocalServer(http.server.ThreadingHTTPServer):
 def _close(request: socket.socket) -> None:
     with contextlib.suppress(OSError):
         request.shutdown(socket.SHUT_RDWR)
+
+
+class WsgiServer:
+    """A WSGI application served by waitress on one address, in this thread or a background one.
+
+    The class attributes are the limits (tests override them): at most
+    ``max_connections`` open connections (more wait in the kernel's ``backlog``),
+    ``threads`` requests handled at once, each connection closed after
+    ``idle_timeout`` seconds with nothing received or sent, and one whose request
+    is still incomplete ``request_deadline`` seconds after it was accepted.
+    """
+
+    thread_name = "digest-http"
+    max_connections = 500
+    backlog = 2048
+    threads = 8
+    idle_timeout = 10.0
+    request_deadline = 30.0
+    max_header_bytes = 16384
+    max_body_bytes = 65536
+
+    def __init__(self, app: Callable[..., Any], address: tuple[str, int]):
+        from waitress.task import ThreadedTaskDispatcher
+
+        try:
+            adj = self._adjustments(address)
+        except ValueError:  # waitress's word for a host that does not resolve
+            raise OSError(errno.EADDRNOTAVAIL, "not an address of this machine") from None
+        # waitress reads these as whole seconds; tests need fractions
+        adj.channel_timeout = self.idle_timeout
+        adj.cleanup_interval = min(1.0, self.idle_timeout / 2, self.request_deadline / 2)
+        adj.asyncore_loop_timeout = adj.cleanup_interval
+        self._map: dict[int, Any] = {}
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(adj.threads)
+        listener = _listener_class()
+        self._server = listener(
+            app,
+            self._map,
+            dispatcher=dispatcher,
+            adj=adj,
+            sockinfo=adj.listen[0],
+            deadline=self.request_deadline,
+        )
+        self.server_address: tuple[str, int] = self._server.socket.getsockname()[:2]
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+
+    def _adjustments(self, address: tuple[str, int]) -> Any:
+        from waitress.adjustments import Adjustments
+
+        return Adjustments(
+            host=address[0],
+            port=address[1],
+            backlog=self.backlog,
+            threads=self.threads,
+            connection_limit=self.max_connections + 2,  # the map also holds the listener and a trigger
+            max_request_header_size=self.max_header_bytes,
+            max_request_body_size=self.max_body_bytes,
+            ident="digest",
+            asyncore_use_poll=True,  # select() stops at 1024 descriptors
+            expose_tracebacks=False,
+            clear_untrusted_proxy_headers=False,  # digest serve decides whether to trust X-Forwarded-For
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address
+        return f"http://{host!s}:{port}/"
+
+    def serve_forever(self) -> None:
+        """Run the event loop until :meth:`shutdown` (or Ctrl-C)."""
+        from waitress import wasyncore
+
+        try:
+            while not self._stopping.is_set() and self._map:
+                wasyncore.loop(
+                    timeout=self._server.adj.asyncore_loop_timeout, map=self._map, use_poll=True, count=1
+                )
+        finally:
+            self._stopped.set()
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests)."""
+        thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        """Stop the loop started by :meth:`start` and wait for it."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._server.pull_trigger()
+        self._stopped.wait(10)
+
+    def server_close(self) -> None:
+        """Close the listener and every connection; wait for requests in hand to finish."""
+        from waitress import wasyncore
+
+        self._stopping.set()
+        self._server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(self._map)
+
+
+@functools.cache
+def _listener_class() -> type:
+    """waitress's TCP server, imported only by a command that serves (the cron tick stays fast)."""
+    from waitress.server import TcpWSGIServer
+
+    class Listener(TcpWSGIServer):  # type: ignore[misc]
+        """waitress's TCP server, which also ends connections past their request deadline."""
+
+        def __init__(self, *args: Any, deadline: float, **kwargs: Any):
+            self.deadline = deadline
+            super().__init__(*args, **kwargs)
+
+        def maintenance(self, now: float) -> None:
+            super().maintenance(now)
+            cutoff = now - self.deadline
+            for channel in list(self.active_channels.values()):
+                if not channel.requests and channel.request is not None and channel.creation_time < cutoff:
+                    channel.will_close = True  # still trickling its request in: slowloris
+
+    return Listener

@@ -10,20 +10,24 @@ matched on the last path segment, so any prefix the proxy adds works:
 ``GET/POST .../confirm?token=``  the address joins the list only here (POST).
 ``GET/POST .../preferences?token=`` choose sections.
 
-Every change goes through the subscriber list's one locked, atomic rewrite, the
-same one the CLI uses. Responses never say whether an address is
-on the list; forged, altered or expired tokens get a 4xx page and change nothing.
+Every change goes through the subscriber list's own functions, the same ones the
+CLI uses; one that cannot be made is a logged 503 "try again", never a page saying
+it was done. Responses never say whether an address is on the list; forged,
+altered or expired tokens get a 4xx page and change nothing. HEAD is GET without
+the body. The endpoints are a WSGI application run by waitress
+(:class:`~digest.web.localhttp.WsgiServer`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.server
+import http
 import queue
+import sys
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +46,12 @@ from digest.send.subscribers import (
     set_status,
 )
 from digest.templating import render_template
-from digest.web.localhttp import LocalServer
+from digest.web.localhttp import WsgiServer
 
-__all__ = ["SubscriptionServer", "send_confirmation"]
+__all__ = ["RateLimiter", "SubscriptionServer", "send_confirmation"]
 
 CONFIRMATIONS_FILE = "confirmations.json"
+CHANGES_FILE = "address-changes.json"  # when each address last joined or left through these pages
 MAX_URL = 4096
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -65,31 +70,43 @@ class Page:
     form: dict[str, object] | None = None
 
 
-class RateLimiter:
-    """At most ``limit`` events per ``window`` seconds for each key (a client address)."""
+def try_again(_: Callable[..., str]) -> Page:
+    """The answer for anything that could not be done just now (always logged too)."""
+    return Page(503, _("Cannot handle this just now"), _("Please try again later."))
 
-    def __init__(self, limit: int, window: float):
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds for each key (a client address).
+
+    Memory is bounded whatever the traffic: at most ``max_clients`` keys are
+    remembered, least recently seen first to go, each with at most ``limit``
+    times; every call is O(limit). Forgetting a client only ever lets it through.
+    """
+
+    def __init__(self, limit: int, window: float, max_clients: int = 10_000):
         self.limit = limit
         self.window = window
-        self._events: dict[str, deque[float]] = {}
+        self.max_clients = max_clients
+        self._events: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def allow(self, key: str, now: float) -> bool:
         with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and now - events[0] >= self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self._events) > 10_000:  # forget idle clients; memory stays bounded
-                for stale in [k for k, v in self._events.items() if not v or now - v[-1] >= self.window]:
-                    del self._events[stale]
-            return True
+            events = [t for t in self._events.pop(key, ()) if now - t < self.window]
+            allowed = len(events) < self.limit
+            if allowed:
+                events.append(now)
+            self._events[key] = events  # now the most recently seen
+            while len(self._events) > self.max_clients:
+                self._events.popitem(last=False)
+            return allowed
 
 
-class SubscriptionServer(LocalServer):
-    """The self-service endpoints for one newsletter."""
+class SubscriptionServer(WsgiServer):
+    """The self-service endpoints for one newsletter, as a WSGI application on waitress."""
 
     thread_name = "digest-serve"
 
@@ -104,11 +121,62 @@ class SubscriptionServer(LocalServer):
         self.secret = load_secret(config.paths.state)
         self.sections = config.feeds.section_names
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
+        # waitress refuses bodies past twice our own limit unread; up to it, our 413 page answers
+        self.max_body_bytes = max(2 * config.serve.max_body_bytes, 65536)
         # Subscription requests are answered at once and handled here, one at a time:
         # the answer never depends on (or waits for) the list or the mail server.
         self.requests: queue.Queue[tuple[str, frozenset[str], float]] = queue.Queue(maxsize=1000)
         threading.Thread(target=self._confirmations, name="digest-confirm", daemon=True).start()
-        super().__init__((host or config.serve.host, config.serve.port if port is None else port), _Handler)
+        address = (host or config.serve.host, config.serve.port if port is None else port)
+        super().__init__(self.application, address)
+
+    def application(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: one request in, one page out; HEAD is GET without the body."""
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        _ = gettext_for(self.config.site.language)
+        request = _Request(environ, self.config, _)
+        page = request.problem or self._answer("GET" if method == "HEAD" else method, request)
+        try:
+            body = render_template(
+                "web.html.j2", self.config.email.templates, page=page, site=self.config.site
+            ).encode("utf-8")
+            kind = "text/html; charset=utf-8"
+        except DigestError as exc:  # a page template of the editor's that does not render
+            print(f"{request.client} {method} {request.path}: {exc}", file=sys.stderr, flush=True)
+            page = try_again(_)
+            body, kind = f"{page.message}\n".encode(), "text/plain; charset=utf-8"
+        headers = [
+            ("Content-Type", kind),
+            ("Content-Length", str(len(body))),
+            *SECURITY_HEADERS.items(),
+        ]
+        status = f"{page.status} {http.HTTPStatus(page.status).phrase}"
+        start_response(status, headers)
+        # Never log query strings: they carry tokens.
+        print(f"{request.client} {method} {request.path} {page.status}", flush=True)
+        return [b""] if method == "HEAD" else [body]
+
+    def _answer(self, method: str, request: _Request) -> Page:
+        """The page for a request; anything that could not be done is a logged 503, never a 200."""
+        _ = gettext_for(self.config.site.language)
+        if method not in ("GET", "POST"):
+            return Page(405, _("Not supported"), _("This kind of request is not supported."))
+        try:
+            return self.handle(method, request.route, request.query, request.form, request.client)
+        except TokenError as exc:
+            return Page(
+                400, _("Invalid link"), _("%(reason)s. Use the link in your newest mail.", reason=exc.message)
+            )
+        except (DigestError, OSError) as exc:
+            reason = exc if isinstance(exc, DigestError) else f"{exc.strerror or exc} ({exc.filename or '-'})"
+            print(f"{request.client} {method} {request.path}: 503: {reason}", file=sys.stderr, flush=True)
+            return try_again(_)
+        except Exception as exc:  # a bug: one line in the log, and the reader is told to try again
+            name = exc.__class__.__name__
+            print(
+                f"{request.client} {method} {request.path}: 503: {name}: {exc}", file=sys.stderr, flush=True
+            )
+            return try_again(_)
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
 
@@ -128,6 +196,10 @@ class SubscriptionServer(LocalServer):
                     _("Unsubscribe %(email)s from %(title)s?", email=email, title=title),
                     {"button": _("Unsubscribe"), "one_click": True},
                 )
+            try:  # first: no confirmation link mailed before now works after
+                self._note_change(email, now)
+            except DigestError as exc:  # leaving must not depend on it: links already used stay used
+                print(f"unsubscribe: {exc}", file=sys.stderr, flush=True)
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
             return Page(
                 200, _("Unsubscribed"), _("%(email)s will no longer get %(title)s.", email=email, title=title)
@@ -143,20 +215,60 @@ class SubscriptionServer(LocalServer):
                     _("Subscribe %(email)s to %(title)s?", email=payload.email, title=title),
                     {"button": _("Confirm subscription")},
                 )
-            sections = frozenset(payload.sections or ())
-            today = now_in(self.config).date()
-            with contextlib.suppress(SubscriberError):  # already subscribed: the same answer either way
-                add_subscriber(
-                    self.config.paths.subscribers, self._known, payload.email, sections=sections, today=today
-                )
-            return Page(
-                200,
-                _("Subscribed"),
-                _("Welcome! %(email)s will get %(title)s.", email=payload.email, title=title),
-            )
+            return self._join(payload, now)
         if route == "preferences":
             return self._preferences(method, token, form, now)
         return Page(404, _("Page not found"), _("There is no page at this address."))
+
+    def _join(self, payload: TokenPayload, now: float) -> Page:
+        """The confirming POST: join the list, unless the link predates the address's last change.
+
+        A confirmation link stays valid for ``confirm_ttl_hours``; replayed after the
+        reader joined with it and then left, it must not subscribe them again.
+        """
+        _ = gettext_for(self.config.site.language)
+        title = self.config.site.title
+        welcome = Page(
+            200,
+            _("Subscribed"),
+            _("Welcome! %(email)s will get %(title)s.", email=payload.email, title=title),
+        )
+        issued = (payload.expires or now) - self.config.serve.confirm_ttl_hours * 3600
+        changed = self._changes().get(self._address_key(payload.email))
+        if changed is not None and issued <= changed:
+            return Page(
+                400,
+                _("Link used up"),
+                _("This confirmation link was already used or replaced; to subscribe again, ask once more."),
+            )
+        existing = find_subscriber(self.config.paths.subscribers, self._known, payload.email)
+        if existing is not None and existing.active:
+            return welcome  # already on the list: the same answer either way
+        add_subscriber(
+            self.config.paths.subscribers,
+            self._known,
+            payload.email,
+            sections=frozenset(payload.sections or ()),
+            today=now_in(self.config).date(),
+        )  # a SubscriberError here (a line that cannot be read, a race) is a 503: the link still works
+        self._note_change(payload.email, now)  # this link, and any mailed before it, is now used up
+        return welcome
+
+    def _address_key(self, email: str) -> str:
+        return stable_hash(self.secret, "address", email.lower())[:32]
+
+    def _changes(self) -> dict[str, float]:
+        data = read_json(self.config.paths.state / CHANGES_FILE, what="the address change log") or {}
+        return {k: v for k, v in data.items() if isinstance(v, int | float)} if isinstance(data, dict) else {}
+
+    def _note_change(self, email: str, now: float) -> None:
+        """Remember when an address joined or left here (durably, before the change is made)."""
+        horizon = now - self.config.serve.confirm_ttl_hours * 3600  # older links have expired anyway
+        state = self.config.paths.state
+        with file_lock(state / "address-changes.lock", what="the address change log", wait=10):
+            changes = {k: v for k, v in self._changes().items() if v >= horizon}
+            changes[self._address_key(email)] = now
+            write_json(state / CHANGES_FILE, changes)
 
     @property
     def _known(self) -> set[str]:
@@ -264,85 +376,45 @@ class SubscriptionServer(LocalServer):
         )
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: SubscriptionServer
-    server_version = "digest"
-    sys_version = ""
-    timeout = 15  # seconds a client may take to send its request
+class _Request:
+    """What the endpoints need from a WSGI request, read once; ``problem`` when it is refused unread."""
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def __init__(self, environ: dict[str, Any], config: Config, _: Callable[..., str]):
+        self._ = _
+        self.path = str(environ.get("PATH_INFO", "/"))
+        raw_query = str(environ.get("QUERY_STRING", ""))
+        self.route = self.path.rstrip("/").rsplit("/", 1)[-1]
+        self.query = {k: v[0] for k, v in urllib.parse.parse_qs(raw_query).items()}
+        self.client = _client(environ, config)
+        self.form: dict[str, list[str]] = {}
+        self.problem: Page | None = None
+        if len(self.path) + len(raw_query) + 1 > MAX_URL:
+            self.problem = Page(414, _("Address too long"), _("The address of the request is too long."))
+        elif environ.get("REQUEST_METHOD") == "POST":
+            self._read_form(environ, config.serve.max_body_bytes)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        _ = gettext_for(self.server.config.site.language)
-        if len(self.path) > MAX_URL:
-            self._reply(Page(414, _("Address too long"), _("The address of the request is too long.")))
-            return
-        parts = urllib.parse.urlsplit(self.path)
-        route = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
-        form: dict[str, list[str]] = {}
-        if method == "POST":
-            length = self._length()
-            if length is None:
-                return
-            body = self.rfile.read(length)
-            form = _parse_form(self.headers.get("Content-Type", ""), body)
+    def _read_form(self, environ: dict[str, Any], limit: int) -> None:
         try:
-            page = self.server.handle(method, route, query, form, self._client())
-        except TokenError as exc:
-            page = Page(
-                400, _("Invalid link"), _("%(reason)s. Use the link in your newest mail.", reason=exc.message)
-            )
-        except DigestError as exc:
-            print(f"{self._client()} {method} {urllib.parse.urlsplit(self.path).path}: {exc}", flush=True)
-            page = Page(503, _("Cannot handle this just now"), _("Please try again later."))
-        self._reply(page)
-
-    def _client(self) -> str:
-        """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
-        if self.server.config.serve.trust_proxy:
-            forwarded = self.headers.get("X-Forwarded-For", "")
-            if forwarded.strip():
-                return forwarded.rsplit(",", 1)[-1].strip()
-        return str(self.client_address[0])
-
-    def _length(self) -> int | None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
+            length = int(environ.get("CONTENT_LENGTH") or "0")
         except ValueError:
             length = -1
-        _ = gettext_for(self.server.config.site.language)
         if length < 0:
-            self._reply(Page(400, _("Invalid request"), _("The request is not valid.")))
-            return None
-        if length > self.server.config.serve.max_body_bytes:
-            self._reply(Page(413, _("Too long"), _("What was sent is too long.")))
-            return None
-        return length
+            self.problem = Page(400, self._("Invalid request"), self._("The request is not valid."))
+            return
+        body = environ["wsgi.input"].read(min(length, limit + 1))
+        if length > limit or len(body) > limit:
+            self.problem = Page(413, self._("Too long"), self._("What was sent is too long."))
+            return
+        self.form = _parse_form(str(environ.get("CONTENT_TYPE", "")), body)
 
-    def _reply(self, page: Page) -> None:
-        config = self.server.config
-        body = render_template("web.html.j2", config.email.templates, page=page, site=config.site).encode(
-            "utf-8"
-        )
-        self.send_response(page.status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        # Never log query strings: they carry tokens.
-        path = urllib.parse.urlsplit(self.path).path if hasattr(self, "path") else "-"
-        status = args[1] if len(args) > 1 else "-"
-        print(f"{self.client_address[0]} {getattr(self, 'command', '-')} {path} {status}", flush=True)
+def _client(environ: dict[str, Any], config: Config) -> str:
+    """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
+    if config.serve.trust_proxy:
+        forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+        if forwarded.strip():
+            return forwarded.rsplit(",", 1)[-1].strip()
+    return str(environ.get("REMOTE_ADDR", "-"))
 
 
 def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
