@@ -33,7 +33,6 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
-from digest.fsutil import file_lock, read_json, write_json
 from digest.i18n import gettext_for
 from digest.mail.tokens import TokenPayload, load_secret, read_token, stable_hash
 from digest.newsletter.catalog import now_in
@@ -46,6 +45,7 @@ from digest.send.subscribers import (
     set_status,
 )
 from digest.templating import render_template
+from digest.web.addresslog import AddressTimes
 from digest.web.localhttp import WsgiServer
 
 __all__ = ["RateLimiter", "SubscriptionServer", "send_confirmation"]
@@ -123,10 +123,13 @@ class SubscriptionServer(WsgiServer):
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         # waitress refuses bodies past twice our own limit unread; up to it, our 413 page answers
         self.max_body_bytes = max(2 * config.serve.max_body_bytes, 65536)
-        # Subscription requests are answered at once and handled here, one at a time:
+        ttl = config.serve.confirm_ttl_hours * 3600
+        # when each address last joined or left here: older confirmation links no longer work
+        changes = config.paths.state / CHANGES_FILE
+        self.changes = AddressTimes(changes, self.secret, "address", what="the address change log", keep=ttl)
+        # Subscription requests are answered at once and handled by this worker, one at a time:
         # the answer never depends on (or waits for) the list or the mail server.
-        self.requests: queue.Queue[tuple[str, frozenset[str], float]] = queue.Queue(maxsize=1000)
-        threading.Thread(target=self._confirmations, name="digest-confirm", daemon=True).start()
+        self.confirmer = _Confirmations(config, self.secret, self._link)
         address = (host or config.serve.host, config.serve.port if port is None else port)
         super().__init__(self.application, address)
 
@@ -197,7 +200,7 @@ class SubscriptionServer(WsgiServer):
                     {"button": _("Unsubscribe"), "one_click": True},
                 )
             try:  # first: no confirmation link mailed before now works after
-                self._note_change(email, now)
+                self.changes.note(email, now)
             except DigestError as exc:  # leaving must not depend on it: links already used stay used
                 print(f"unsubscribe: {exc}", file=sys.stderr, flush=True)
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
@@ -234,7 +237,7 @@ class SubscriptionServer(WsgiServer):
             _("Welcome! %(email)s will get %(title)s.", email=payload.email, title=title),
         )
         issued = (payload.expires or now) - self.config.serve.confirm_ttl_hours * 3600
-        changed = self._changes().get(self._address_key(payload.email))
+        changed = self.changes.last(payload.email)
         if changed is not None and issued <= changed:
             return Page(
                 400,
@@ -251,24 +254,8 @@ class SubscriptionServer(WsgiServer):
             sections=frozenset(payload.sections or ()),
             today=now_in(self.config).date(),
         )  # a SubscriberError here (a line that cannot be read, a race) is a 503: the link still works
-        self._note_change(payload.email, now)  # this link, and any mailed before it, is now used up
+        self.changes.note(payload.email, now)  # this link, and any mailed before it, is now used up
         return welcome
-
-    def _address_key(self, email: str) -> str:
-        return stable_hash(self.secret, "address", email.lower())[:32]
-
-    def _changes(self) -> dict[str, float]:
-        data = read_json(self.config.paths.state / CHANGES_FILE, what="the address change log") or {}
-        return {k: v for k, v in data.items() if isinstance(v, int | float)} if isinstance(data, dict) else {}
-
-    def _note_change(self, email: str, now: float) -> None:
-        """Remember when an address joined or left here (durably, before the change is made)."""
-        horizon = now - self.config.serve.confirm_ttl_hours * 3600  # older links have expired anyway
-        state = self.config.paths.state
-        with file_lock(state / "address-changes.lock", what="the address change log", wait=10):
-            changes = {k: v for k, v in self._changes().items() if v >= horizon}
-            changes[self._address_key(email)] = now
-            write_json(state / CHANGES_FILE, changes)
 
     @property
     def _known(self) -> set[str]:
@@ -296,7 +283,7 @@ class SubscriptionServer(WsgiServer):
         except SubscriberError as exc:
             return Page(400, _("Cannot subscribe"), exc.message)
         try:
-            self.requests.put_nowait((email, sections, now))
+            self.confirmer.requests.put_nowait((email, sections, now))
         except queue.Full:
             return Page(
                 503, _("Please try again later"), _("There are too many requests just now; try again later.")
@@ -312,40 +299,7 @@ class SubscriptionServer(WsgiServer):
 
     def drain(self) -> None:
         """Wait until every queued subscription request has been handled."""
-        self.requests.join()
-
-    def _confirmations(self) -> None:
-        """The background worker: mail a confirmation link unless the address needs none."""
-        while True:
-            email, sections, now = self.requests.get()
-            try:
-                self._confirm_one(email, sections, now)
-            except Exception as exc:  # the worker must outlive any one request
-                print(f"confirmation for a subscribe request not sent: {exc}", flush=True)
-            finally:
-                self.requests.task_done()
-
-    def _confirm_one(self, email: str, sections: frozenset[str], now: float) -> None:
-        existing = find_subscriber(self.config.paths.subscribers, self._known, email)
-        if (existing is not None and existing.active) or not self._may_confirm(email, now):
-            return
-        expires = int(now + self.config.serve.confirm_ttl_hours * 3600)
-        link = self._link("confirm", email, expires=expires, sections=tuple(sorted(sections)))
-        send_confirmation(self.config, self.secret, email, link)
-
-    def _may_confirm(self, email: str, now: float) -> bool:
-        """No second confirmation mail to one address within ``confirm_window_minutes``."""
-        state = self.config.paths.state
-        key = stable_hash(self.secret, "confirm", email.lower())[:32]
-        window = self.config.serve.confirm_window_minutes * 60
-        with file_lock(state / "confirmations.lock", what="the confirmation log", wait=10):
-            sent = read_json(state / CONFIRMATIONS_FILE, what="the confirmation log") or {}
-            sent = {k: v for k, v in sent.items() if isinstance(v, int | float) and now - v < window}
-            if key in sent:
-                return False
-            sent[key] = int(now)
-            write_json(state / CONFIRMATIONS_FILE, sent)
-        return True
+        self.confirmer.requests.join()
 
     def _preferences(self, method: str, token: str, form: dict[str, list[str]], now: float) -> Page:
         _ = gettext_for(self.config.site.language)
@@ -374,6 +328,46 @@ class SubscriptionServer(WsgiServer):
             message,
             {"button": _("Save"), "sections": options, "unsubscribe": unsubscribe},
         )
+
+
+class _Confirmations:
+    """The background worker that mails confirmation links, at most one per address per window."""
+
+    def __init__(self, config: Config, secret: bytes, link: Callable[..., str]):
+        self.config = config
+        self.secret = secret
+        self.link = link
+        self.window = config.serve.confirm_window_minutes * 60
+        self.sent = AddressTimes(
+            config.paths.state / CONFIRMATIONS_FILE,
+            secret,
+            "confirm",
+            what="the confirmation log",
+            keep=self.window,
+        )
+        self.requests: queue.Queue[tuple[str, frozenset[str], float]] = queue.Queue(maxsize=1000)
+        threading.Thread(target=self._run, name="digest-confirm", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            email, sections, now = self.requests.get()
+            try:
+                self._confirm_one(email, sections, now)
+            except Exception as exc:  # the worker must outlive any one request
+                print(f"confirmation for a subscribe request not sent: {exc}", flush=True)
+            finally:
+                self.requests.task_done()
+
+    def _confirm_one(self, email: str, sections: frozenset[str], now: float) -> None:
+        """Mail a confirmation link, unless the address is already on the list or was just sent one."""
+        existing = find_subscriber(self.config.paths.subscribers, set(self.config.feeds.section_names), email)
+        if existing is not None and existing.active:
+            return
+        if not self.sent.note(email, now, unless_within=self.window):
+            return
+        expires = int(now + self.config.serve.confirm_ttl_hours * 3600)
+        link = self.link("confirm", email, expires=expires, sections=tuple(sorted(sections)))
+        send_confirmation(self.config, self.secret, email, link)
 
 
 class _Request:
