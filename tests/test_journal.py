@@ -207,3 +207,19 @@ def test_export_neutralises_cells_a_spreadsheet_would_run(site, run_env):
         "at@example.com,'@SUM(A1),,active,",
         "plain@example.com,Li Lei,,active,",
     ]
+
+
+def test_a_one_click_unsubscribe_for_a_swallowed_address_says_try_again(site, server):
+    from servehelpers import one_click, status_of, token
+
+    path = site.root / "subscribers.csv"
+    path.write_text(
+        'email,name,sections,status,since\na@example.com,"甲 open,,active,\nb@example.com,乙,,active,\n',
+        encoding="utf-8",
+    )
+    code, page, _ = one_click(server, f"/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}")
+    assert code == 503 and "已退订" not in page  # never answered as done
+    path.write_text(path.read_text(encoding="utf-8").replace('"甲 open', "甲"), encoding="utf-8")
+    assert status_of(site, "b@example.com") == "active"  # nothing was changed in the dark
+    code, _, _ = one_click(server, f"/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}")
+    assert code == 200 and status_of(site, "b@example.com") == "unsubscribed"
