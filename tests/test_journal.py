@@ -184,6 +184,16 @@ def test_a_fold_killed_before_the_rename_loses_nothing(tmp_path):
     assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")
 
 
+def test_a_fold_creating_the_list_killed_before_the_rename_loses_nothing(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    add_subscriber(path, KNOWN, "first@example.com", today=TODAY)  # there is no list yet
+    kill_fold_at(tmp_path, path, "mark_fold")
+    assert not path.exists()
+    assert statuses(path) == {"first@example.com": "active"}
+    fold_journal(path, KNOWN)
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == ["first@example.com,,,active,2026-11-22"]
+
+
 def test_export_neutralises_cells_a_spreadsheet_would_run(site, run_env):
     path = site.root / "subscribers.csv"
     rows = [

@@ -94,6 +94,7 @@ class Journal:
     changes: tuple[Change, ...] = ()
     folded: int = 0
     origin: Signature = None
+    folding: bool = False  # a fold wrote its header: ``origin`` is the list it read (None: no list)
     keep: frozenset[int] = frozenset()
     torn: bool = False  # the last line is incomplete (a crash mid-append)
 
@@ -103,7 +104,7 @@ class Journal:
 
     def pending(self, signature: Signature) -> tuple[Change, ...]:
         """The changes the list with this signature does not hold yet."""
-        if self.origin is not None and signature == self.origin:
+        if self.folding and signature == self.origin:
             return self.changes  # the fold never renamed its list into place
         return tuple(c for c in self.changes if c.seq > self.folded or c.seq in self.keep)
 
@@ -136,6 +137,7 @@ def read_journal(path: Path) -> Journal:
         tuple(changes),
         int(header.get("folded", 0)),
         tuple(origin) if isinstance(origin, list) else None,  # type: ignore[arg-type]
+        bool(header),
         frozenset(header.get("keep", ())),
         bool(data) and not data.endswith(b"\n"),
     )

@@ -291,15 +291,14 @@ class _Overlay:
     def apply(self, key: str, base: Subscriber | None) -> Subscriber | None:
         current = base
         for change in self.changes.get(key, ()):
-            fields = dict(change.fields)
-            if "sections" in fields:
-                fields["sections"] = frozenset(fields["sections"])
+            fields = {name: change.fields[name] for name in HEADER if name in change.fields}
+            fields["sections"] = frozenset(fields.get("sections", current.sections if current else ()))
             if change.op == "erase":
                 current = None
             elif current is not None:
                 current = replace(current, **fields)
-            elif change.op == "add":
-                current = Subscriber(**fields)
+            elif change.op == "add" and fields.get("email"):
+                current = Subscriber(**{"name": "", "status": "active", "since": "", **fields})
         return current
 
     def seqs(self, key: str) -> set[int]:
