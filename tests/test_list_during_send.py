@@ -146,3 +146,18 @@ def test_a_round_is_not_finished_while_someone_due_was_not_reached(site, smtp):
     again = send_issue(site.config, issue, NOW, progress=False)
     assert again.sent == 1 and smtp.per_recipient()["reader5@example.com"] == 1
     assert read_ledger(site.root / "state", "2026-11-01").finished
+
+
+def test_a_status_is_trusted_only_from_lines_written_whole(tmp_path):
+    from conftest import KNOWN
+    from digest.send.subscribers import read_statuses
+
+    path = tmp_path / "subscribers.csv"
+    path.write_text(HEADER + "a@example.com,,,unsubscribed,\nb@example.com,,,unsubscribed", encoding="utf-8")
+    assert read_statuses(path, KNOWN) == {"a@example.com": "unsubscribed"}  # b's line may be cut short
+    path.write_text("", encoding="utf-8")
+    assert read_statuses(path, KNOWN) is None  # truncated by an editor that is about to write it
+    path.write_text("email,na", encoding="utf-8")
+    assert read_statuses(path, KNOWN) is None
+    path.unlink()
+    assert read_statuses(path, KNOWN) is None

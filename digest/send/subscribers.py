@@ -240,12 +240,12 @@ def scan_subscribers(
 
 
 def read_statuses(path: Path, known_sections: Collection[str]) -> dict[str, str] | None:
-    """Every readable address's status in the file (not the journal), if it could be read whole; else None.
+    """Every readable address's status in the file (not the journal), or None when it cannot be read.
 
-    Whole means: the file is there, its header is, it did not change while it was
-    read, and it ends with a line break (an editor part-way through saving leaves
-    a file that is empty, shorter, or cut in the middle of a line). A send trusts
-    a status that stops a mail only from such a read.
+    A send trusts a status that stops a mail only from such a read: the file is
+    there with its header and did not change while it was read. A last line
+    without its line break is left out: it may be cut short by an editor
+    part-way through saving (``unsub`` of ``unsubscribed``, or an address cut in two).
     """
     try:
         with path.open("rb") as handle:
@@ -257,10 +257,10 @@ def read_statuses(path: Path, known_sections: Collection[str]) -> dict[str, str]
     except (OSError, UnicodeDecodeError):
         return None
     stamps = {(st.st_ino, st.st_size, st.st_mtime_ns) for st in (before, after, current)}
-    if len(stamps) != 1 or not text.endswith("\n"):
+    if len(stamps) != 1 or "\n" not in text:
         return None
     try:
-        rows = list(_Scan(path, known_sections, text=text))
+        rows = list(_Scan(path, known_sections, text=text[: text.rindex("\n") + 1]))
     except SubscriberError:
         return None
     return {row.key: row.subscriber.status for row, _ in rows if row.subscriber is not None and row.key}
