@@ -40,6 +40,7 @@ from digest.fsutil import atomic_write, file_lock, fsync_directory
 __all__ = [
     "STALE",
     "Change",
+    "IndexBuilder",
     "IndexRow",
     "Journal",
     "SubscriberUnavailable",
@@ -225,29 +226,72 @@ class IndexRow:
 _COLUMNS = "key, line, readable, email, name, sections, status, since"
 
 
+class IndexBuilder:
+    """An index being written beside the list row by row (memory stays flat); ``finish`` puts it in place."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._batch: list[tuple[object, ...]] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.index.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            self._db: sqlite3.Connection | None = sqlite3.connect(self._tmp)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("CREATE TABLE meta (signature TEXT)")
+            self._db.execute(f"CREATE TABLE rows ({_COLUMNS}, PRIMARY KEY (key)) WITHOUT ROWID")
+        except (OSError, sqlite3.Error) as exc:
+            raise SubscriberError(f"cannot write the list's index: {exc}", path=index_path(path)) from None
+
+    def __enter__(self) -> IndexBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, row: IndexRow) -> None:
+        self._batch.append(
+            (row.key, row.line, row.readable, row.email, row.name, row.sections, row.status, row.since)
+        )
+        if len(self._batch) >= 10_000:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._db is not None
+        self._db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._batch)
+        self._batch = []
+
+    def finish(self, signature: Signature) -> None:
+        """Mark the index as describing the list with ``signature`` and rename it into place."""
+        try:
+            self._flush()
+            assert self._db is not None
+            self._db.execute("INSERT INTO meta VALUES (?)", (json.dumps(signature),))
+            self._db.commit()
+            self._db.close()
+            self._db = None
+            os.chmod(self._tmp, 0o640)
+            os.replace(self._tmp, index_path(self.path))
+        except (OSError, sqlite3.Error) as exc:
+            raise SubscriberError(
+                f"cannot write the list's index: {exc}", path=index_path(self.path)
+            ) from None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+
 def build_index(path: Path, signature: Signature, rows: Iterable[IndexRow]) -> None:
     """Write the index of the list with ``signature`` (first record of an address wins)."""
-    target = index_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.index.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with contextlib.closing(sqlite3.connect(tmp)) as db:
-            db.execute("PRAGMA journal_mode=OFF")
-            db.execute("PRAGMA synchronous=OFF")
-            db.execute("CREATE TABLE meta (signature TEXT)")
-            db.execute(f"CREATE TABLE rows ({_COLUMNS}, PRIMARY KEY (key)) WITHOUT ROWID")
-            db.execute("INSERT INTO meta VALUES (?)", (json.dumps(signature),))
-            db.executemany(
-                "INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((r.key, r.line, r.readable, r.email, r.name, r.sections, r.status, r.since) for r in rows),
-            )
-            db.commit()
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-    except (OSError, sqlite3.Error) as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise SubscriberError(f"cannot write the list's index: {exc}", path=target) from None
+    with IndexBuilder(path) as builder:
+        for row in rows:
+            builder.add(row)
+        builder.finish(signature)
 
 
 def lookup_index(path: Path, signature: Signature, key: str) -> IndexRow | object | None:

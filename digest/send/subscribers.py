@@ -3,10 +3,14 @@
 Header: ``email,name,sections,status,since``. ``status`` is active, unsubscribed
 or bounced (empty means active); ``sections`` is ``;``-separated feed slugs
 (empty means all). Reading reports every bad line with its number and skips only
-that line. Every change goes through one streaming rewrite (:func:`_rewrite`):
-under a lock, line by line into a temporary file that is fsynced and renamed over
-the list, keeping every line it did not change byte for byte, including the ones
-it could not parse, in their place. Memory does not grow with the list.
+that line; a quote left open also reports each line it swallowed that starts
+with an address. A change (:func:`set_status` and friends) finds its address
+through the list's index and appends one fsynced line to the change journal
+(:mod:`digest.send.journal`); every reader applies the journal on top of the
+file. :func:`fold_journal` writes it into the file through one streaming rewrite
+(:func:`_rewrite`): under a lock, line by line into a temporary file that is
+fsynced and renamed over the list, keeping every line it did not change byte for
+byte, including the ones it could not parse, in their place.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from digest.fsutil import file_lock, fsync_directory
 from digest.send.journal import (
     STALE,
     Change,
+    IndexBuilder,
     IndexRow,
     SubscriberUnavailable,
     append_change,
-    build_index,
     lookup_index,
     mark_fold,
     read_journal,
@@ -305,12 +309,9 @@ class _Overlay:
         return {c.seq for c in self.changes.get(key, ())}
 
 
-def _overlaid(
-    scan: _Scan, signature: tuple[int, int, int] | object | None = KEEP
-) -> Iterator[tuple[_Row, Problem | None]]:
+def _overlaid(scan: _Scan) -> Iterator[tuple[_Row, Problem | None]]:
     """The scan's rows with the journal's pending changes applied, then the addresses it adds."""
-    sig = list_signature(scan.path) if signature is KEEP else signature
-    overlay = _Overlay(read_journal(scan.path).pending(sig))  # type: ignore[arg-type]
+    overlay = _Overlay(read_journal(scan.path).pending(list_signature(scan.path)))
     seen: set[str] = set()
     for row, problem in scan:
         if row.key is not None:
@@ -530,24 +531,29 @@ def _attempt(
     before = list_signature(path)
     journal = read_journal(path)
     changes = journal.pending(before)
-    result = _rewritten(path, known, edit, append, changes)
-    if list_signature(path) != before:
-        return None  # changed under us by a hand edit: do it again on the new text
-    if result.data is None:
-        if before is not None and lookup_index(path, before, "") is STALE:
-            build_index(path, before, result.index)
+    stale = before is not None and lookup_index(path, before, "") is STALE
+    if not (stale or changes or edit or append):  # nothing to write, and the index describes the list
         if journal.changes:
-            settle_journal(path, journal.last, result.kept)
+            settle_journal(path, journal.last, ())  # what is left was folded by a fold cut short
         return False
+    with IndexBuilder(path) as index:
+        result = _rewritten(path, known, edit, append, changes, index)
+        if list_signature(path) != before:
+            return None  # changed under us by a hand edit: do it again on the new text
+        if result.data is None:
+            if stale:
+                index.finish(before)
+            if journal.changes:
+                settle_journal(path, journal.last, result.kept)
+            return False
 
-    def ready(signature: tuple[int, int, int]) -> None:
-        build_index(path, signature, result.index)
-        if changes:
-            mark_fold(path, journal.last, before, result.kept, changes)
+        def ready(signature: tuple[int, int, int]) -> None:
+            index.finish(signature)
+            if changes:
+                mark_fold(path, journal.last, before, result.kept, changes)
 
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-    assert result.data is not None
-    _replace_list(path, result.data, mode, ready)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+        _replace_list(path, result.data, mode, ready)
     if journal.changes:
         settle_journal(path, journal.last, result.kept)
     return True
@@ -575,20 +581,22 @@ def _replace_list(path: Path, data: bytes, mode: int, ready: Callable[[tuple[int
 
 @dataclass
 class _Rewritten:
-    """A rewrite's result: the new text (None if unchanged), its index, the changes it could not apply."""
+    """A rewrite's result: the new text (None if unchanged), the changes it could not apply, one record."""
 
     data: bytes | None
-    index: list[IndexRow]
     kept: set[int]
+    found: IndexRow | None = None  # the record of the address asked for
 
 
 class _Writer:
     """The new list being put together, record by record, with the index of where each address is."""
 
-    def __init__(self, scan: _Scan):
+    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None):
         self.scan = scan
         self.body: list[str] = []
-        self.index: list[IndexRow] = []
+        self.index = index
+        self.want = want
+        self.found: IndexRow | None = None
         self.keys: dict[str, int] = {}
         self.line = 2  # the line the next record starts on
         self.shift = 0  # new line minus old line, for the lines inside the last record
@@ -619,22 +627,18 @@ class _Writer:
         if key is None or key in self.keys:
             return
         self.keys[key] = -line if problem is not None else line
+        if self.index is None and key != self.want:
+            return
         if subscriber is None or problem is not None:
-            self.index.append(IndexRow(key, line, False))
+            row = IndexRow(key, line, False)
         else:
             sections = ";".join(sorted(subscriber.sections))
-            self.index.append(
-                IndexRow(
-                    key,
-                    line,
-                    True,
-                    subscriber.email,
-                    subscriber.name,
-                    sections,
-                    subscriber.status,
-                    subscriber.since,
-                )
-            )
+            fields = (subscriber.email, subscriber.name, sections, subscriber.status, subscriber.since)
+            row = IndexRow(key, line, True, *fields)
+        if self.index is not None:
+            self.index.add(row)
+        if key == self.want:
+            self.found = row
 
     def data(self) -> bytes:
         scan = self.scan
@@ -652,10 +656,12 @@ def _rewritten(
     edit: Callable[[Subscriber], object] | None,
     append: Callable[[dict[str, int]], list[Subscriber]] | None,
     changes: Sequence[Change] = (),
+    index: IndexBuilder | None = None,
+    want: str | None = None,
 ) -> _Rewritten:
     scan = _Scan(path, known)
     overlay = _Overlay(changes)
-    writer = _Writer(scan)
+    writer = _Writer(scan, index, want)
     kept: set[int] = set()
     for row, problem in scan:
         subscriber = row.subscriber
@@ -683,7 +689,7 @@ def _rewritten(
             writer.put(added)
     for subscriber in append(writer.keys) if append is not None else []:
         writer.put(subscriber)
-    return _Rewritten(writer.data() if writer.changed else None, writer.index, kept)
+    return _Rewritten(writer.data() if writer.changed else None, kept, writer.found)
 
 
 def _full(header: tuple[str, ...]) -> tuple[str, ...]:
@@ -756,8 +762,10 @@ def _lookup(path: Path, known: Collection[str], key: str) -> _Found:
             signature = list_signature(path)  # a fold may have just put a new list and index in place
             row = lookup_index(path, signature, key)
             if row is STALE:
-                build_index(path, signature, _rewritten(path, known, None, None).index)
-                row = lookup_index(path, signature, key)
+                with IndexBuilder(path) as index:
+                    row = _rewritten(path, known, None, None, (), index, want=key).found
+                    if list_signature(path) == signature:  # not edited by hand while it was read
+                        index.finish(signature)
     assert row is None or isinstance(row, IndexRow)
     changes = [c for c in read_journal(path).pending(signature) if c.key == key]
     if row is not None and not row.readable:
