@@ -1,6 +1,6 @@
 """Benchmark: one unsubscribe against a 1,000,000-line subscriber list, journaled vs rewritten.
 
-Run: python bench/bench_unsubscribe.py [--lines 1000000] [--changes 200] [--naive-changes 3]
+Run: python bench/bench_unsubscribe.py [--lines 1000000] [--changes 200] [--naive-changes 3] [--only journal]
 
 Generates the list (about 57 MB), then in a separate process for each:
 
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--naive-changes", type=int, default=3)
+    parser.add_argument("--only", choices=["journal", "naive"], help="run one of the two")
     parser.add_argument("--child", choices=["journal", "naive"])
     parser.add_argument("--list", type=Path)
     args = parser.parse_args()
@@ -145,6 +146,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:  # on disk here (ext4), so fsync costs what it costs
         for mode, changes in (("journal", args.changes), ("naive", args.naive_changes)):
+            if args.only and mode != args.only:
+                continue
             path = Path(tmp) / mode / "subscribers.csv"
             path.parent.mkdir()
             generate(path, args.lines)
