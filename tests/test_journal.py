@@ -233,3 +233,24 @@ def test_a_one_click_unsubscribe_for_a_swallowed_address_says_try_again(site, se
     assert status_of(site, "b@example.com") == "active"  # nothing was changed in the dark
     code, _, _ = one_click(server, f"/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}")
     assert code == 200 and status_of(site, "b@example.com") == "unsubscribed"
+
+
+def test_an_address_added_after_a_quote_left_open_to_the_end_is_refused_or_kept_pending(site, run_env):
+    path = site.root / "subscribers.csv"
+    path.write_text(OPEN_QUOTE, encoding="utf-8")
+    added = cli(site, run_env, "add", "new@example.com")  # its line would be swallowed too
+    assert added.returncode == 1 and "quote left open" in added.stderr and "added" not in added.stdout
+    assert path.read_text(encoding="utf-8") == OPEN_QUOTE
+    assert find_subscriber(path, KNOWN, "new@example.com") is None
+
+    fixed = OPEN_QUOTE.replace('"B open', "B open")
+    path.write_text(fixed, encoding="utf-8")
+    add_subscriber(path, KNOWN, "late@example.com", today=TODAY)  # journaled while the list is fine
+    path.write_text(OPEN_QUOTE, encoding="utf-8")  # then the quote is broken again by hand
+    fold_journal(path, KNOWN)
+    assert path.read_text(encoding="utf-8") == OPEN_QUOTE  # not appended where it would be swallowed
+    assert find_subscriber(path, KNOWN, "late@example.com").active  # but kept, and read
+    path.write_text(fixed, encoding="utf-8")
+    fold_journal(path, KNOWN)
+    assert path.read_text(encoding="utf-8").splitlines()[-1] == "late@example.com,,,active,2026-11-22"
+    assert b"late@example.com" not in journal_path(path).read_bytes()

@@ -47,6 +47,7 @@ __all__ = [
     "append_change",
     "build_index",
     "index_path",
+    "index_unclosed",
     "journal_path",
     "lookup_index",
     "mark_fold",
@@ -232,6 +233,7 @@ class IndexBuilder:
     def __init__(self, path: Path):
         self.path = path
         self._batch: list[tuple[object, ...]] = []
+        self.unclosed: int | None = None  # the line of a record whose quote runs to the end of the list
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.index.", suffix=".tmp", dir=path.parent)
@@ -239,7 +241,7 @@ class IndexBuilder:
             self._db: sqlite3.Connection | None = sqlite3.connect(self._tmp)
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("CREATE TABLE meta (signature TEXT)")
+            self._db.execute("CREATE TABLE meta (signature TEXT, unclosed INTEGER)")
             self._db.execute(f"CREATE TABLE rows ({_COLUMNS}, PRIMARY KEY (key)) WITHOUT ROWID")
         except (OSError, sqlite3.Error) as exc:
             raise SubscriberError(f"cannot write the list's index: {exc}", path=index_path(path)) from None
@@ -267,7 +269,7 @@ class IndexBuilder:
         try:
             self._flush()
             assert self._db is not None
-            self._db.execute("INSERT INTO meta VALUES (?)", (json.dumps(signature),))
+            self._db.execute("INSERT INTO meta VALUES (?, ?)", (json.dumps(signature), self.unclosed))
             self._db.commit()
             self._db.close()
             self._db = None
@@ -292,6 +294,18 @@ def build_index(path: Path, signature: Signature, rows: Iterable[IndexRow]) -> N
         for row in rows:
             builder.add(row)
         builder.finish(signature)
+
+
+def index_unclosed(path: Path, signature: Signature) -> int | None:
+    """The line of a record whose quote is left open to the end of the list, as the index knows it."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(index_path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        ) as db:
+            stored, unclosed = db.execute("SELECT signature, unclosed FROM meta").fetchone()
+    except (sqlite3.Error, TypeError):
+        return None
+    return unclosed if json.loads(stored) == (list(signature) if signature else None) else None
 
 
 def lookup_index(path: Path, signature: Signature, key: str) -> IndexRow | object | None:

@@ -36,6 +36,7 @@ from digest.send.journal import (
     IndexRow,
     SubscriberUnavailable,
     append_change,
+    index_unclosed,
     lookup_index,
     mark_fold,
     read_journal,
@@ -367,6 +368,7 @@ class _Scan:
         self.header: tuple[str, ...] = HEADER
         self.header_text = ""
         self.newline = "\n"
+        self.unclosed: int | None = None  # a record whose quote is left open runs to the end of the file
 
     def __iter__(self) -> Iterator[tuple[_Row, Problem | None]]:
         if self.text is not None:
@@ -405,6 +407,8 @@ class _Scan:
             except StopIteration:
                 break
             except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    self.unclosed = start
                 taken = lines.take_lines()
                 key = self._line_key(taken[0]) if taken else None
                 yield _Row("".join(taken), None, key), Problem(start, f"not a CSV record: {exc}")
@@ -686,9 +690,16 @@ def _rewritten(
             writer.put(result, row.text)
     for key in overlay.changes:
         if key not in writer.keys and (added := overlay.apply(key, None)) is not None:
+            if scan.unclosed is not None:  # a line added now would be swallowed: keep it pending
+                kept |= overlay.seqs(key)
+                continue
             writer.put(added)
     for subscriber in append(writer.keys) if append is not None else []:
+        if scan.unclosed is not None:
+            raise _swallowing(path, scan.unclosed)
         writer.put(subscriber)
+    if index is not None:
+        index.unclosed = scan.unclosed
     return _Rewritten(writer.data() if writer.changed else None, kept, writer.found)
 
 
@@ -777,6 +788,15 @@ def _lookup(path: Path, known: Collection[str], key: str) -> _Found:
     return _Found(_Overlay(changes).apply(key, base), listed=signature is not None)
 
 
+def _swallowing(path: Path, line: int) -> SubscriberUnavailable:
+    return SubscriberUnavailable(
+        "the record on this line has a quote left open to the end of the list, so a line added "
+        "after it could not be read; fix it first (nothing was changed)",
+        path=path,
+        line=line,
+    )
+
+
 def _readable(path: Path, found: _Found, address: str) -> Subscriber | None:
     """The subscriber found, or SubscriberUnavailable when the record is on a line that cannot be read."""
     if found.unreadable is not None:
@@ -817,6 +837,8 @@ def add_subscriber(
     if current is not None:
         name, chosen = new.name or current.name, new.sections or current.sections
         new = replace(current, status="active", since=new.since, name=name, sections=chosen)
+    elif (unclosed := index_unclosed(path, list_signature(path))) is not None:
+        raise _swallowing(path, unclosed)
     _record(
         path,
         new.key,
