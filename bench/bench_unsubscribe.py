@@ -53,8 +53,13 @@ def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], o
             before = list_signature(path)
             scan = _Scan(path, known)
             body: list[str] = []
+            keys: dict[str, int] = {}  # every address on the list, for the appending operations
             changed = False
-            for row, _problem in scan:
+            for row, problem in scan:
+                if row.key is not None and row.key not in keys:
+                    keys[row.key] = (
+                        -problem.line if problem else (row.subscriber.line if row.subscriber else 0)
+                    )
                 subscriber = row.subscriber
                 result = KEEP if subscriber is None else edit(subscriber)
                 if result is KEEP:

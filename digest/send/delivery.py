@@ -140,8 +140,9 @@ class _Recipients:
     Who is due was fixed when the round started, so a list saved in place,
     reordered, or deleted and written back while the send runs changes nobody's
     turn. What stops a mail is an explicit non-active status: from the journal,
-    or from a read of the whole list file (a list missing, cut short or unreadable
-    mid-send says nothing about anyone, and the last whole read stands).
+    or from a read of the list file that did not change while it was read (see
+    :func:`read_statuses`). A list missing, emptied or unreadable mid-send says
+    nothing about anyone; an address no longer listed keeps its last known status.
     """
 
     def __init__(
