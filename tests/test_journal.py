@@ -254,3 +254,17 @@ def test_an_address_added_after_a_quote_left_open_to_the_end_is_refused_or_kept_
     fold_journal(path, KNOWN)
     assert path.read_text(encoding="utf-8").splitlines()[-1] == "late@example.com,,,active,2026-11-22"
     assert b"late@example.com" not in journal_path(path).read_bytes()
+
+
+def test_a_hand_edit_after_a_change_is_seen_by_the_next_lookup(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(
+        path, [("a@example.com", "A", "", "active", ""), ("b@example.com", "B", "", "active", "")]
+    )
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")  # builds the index for this version
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("hand@example.com,手写,papers,active,\n")  # an editor adds a line
+    assert find_subscriber(path, KNOWN, "hand@example.com").sections == {"papers"}
+    assert set_sections(path, KNOWN, "hand@example.com", frozenset()).sections == frozenset()
+    assert find_subscriber(path, KNOWN, "a@example.com").status == "unsubscribed"
+    assert find_subscriber(path, KNOWN, "hand@example.com").sections == frozenset()
