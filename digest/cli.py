@@ -166,14 +166,17 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
     path, known = config.paths.subscribers, config.feeds.slugs
     today = now_in(config).date()
     action = args.action
+    subs.fold_journal(path, known)  # changes made meanwhile (the web, bounces) into the file first
     if action == "add":
         sections = subs.parse_sections(args.sections or "", known)
         added = subs.add_subscriber(
             path, known, args.email, name=args.name or "", sections=sections, today=today
         )
+        subs.fold_journal(path, known)
         print(f"added {added.email}")
     elif action == "remove":
         removed = subs.remove_subscriber(path, known, args.email, purge=args.purge)
+        subs.fold_journal(path, known)
         print(f"{'erased' if args.purge else 'unsubscribed'} {removed.email}")
     elif action == "import":
         result = subs.import_subscribers(path, known, Path(args.file), today=today)

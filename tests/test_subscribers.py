@@ -12,6 +12,7 @@ from digest.errors import SubscriberError
 from digest.send.subscribers import (
     add_subscriber,
     export_csv,
+    fold_journal,
     import_subscribers,
     read_subscribers,
     remove_subscriber,
@@ -68,6 +69,7 @@ def test_changes_keep_every_other_line_byte_for_byte(tmp_path):
     before = path.read_text(encoding="utf-8").splitlines()
     add_subscriber(path, KNOWN, "new@example.com", name="新", sections=frozenset({"papers"}), today=TODAY)
     remove_subscriber(path, KNOWN, "good@example.com")
+    fold_journal(path, KNOWN)  # the changes went to the journal; the fold writes them into the list
     after = path.read_text(encoding="utf-8").splitlines()
     assert after[0] == before[0]
     assert after[1] == "good@example.com,好人,,unsubscribed,2026-01-01"
@@ -199,6 +201,7 @@ def test_the_fast_path_accepts_exactly_what_email_validator_accepts(address):
 def test_a_list_without_status_column_can_still_unsubscribe(tmp_path):
     path = write(tmp_path, "email,name\na@example.com,甲\nb@example.com,乙\n")
     remove_subscriber(path, KNOWN, "a@example.com")
+    fold_journal(path, KNOWN)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "email,name,sections,status,since"
     assert lines[1] == "a@example.com,甲,,unsubscribed,"
@@ -210,6 +213,7 @@ def test_a_list_without_status_column_can_still_unsubscribe(tmp_path):
 def test_columns_digest_does_not_know_are_kept(tmp_path):
     path = write(tmp_path, "email,name,sections,status,since,note\na@example.com,甲,,active,2026-01-01,VIP\n")
     set_status(path, KNOWN, "a@example.com", "bounced")
+    fold_journal(path, KNOWN)
     assert path.read_text(encoding="utf-8").splitlines()[1] == "a@example.com,甲,,bounced,2026-01-01,VIP"
 
 
@@ -238,7 +242,8 @@ def test_a_quoted_field_spanning_lines_is_one_bad_record_and_nobody_is_mailed_by
     assert [s.email for s in listing.subscribers] == ["ok@example.com"]
     assert [p.line for p in listing.problems] == [2]
     assert "lines 2-3" in listing.problems[0].message
-    set_status(path, KNOWN, "ok@example.com", "bounced")  # a rewrite keeps the record whole
+    set_status(path, KNOWN, "ok@example.com", "bounced")
+    assert fold_journal(path, KNOWN)  # a rewrite keeps the record whole
     assert 'han@example.com,"Han\nMeimei",,unsubscribed,2026-09-03\n' in path.read_text(encoding="utf-8")
 
 
@@ -250,6 +255,7 @@ def test_header_spelling_and_crlf_line_endings_are_kept(tmp_path):
     )
     remove_subscriber(path, KNOWN, "a@example.com")
     remove_subscriber(path, KNOWN, "a@example.com")
+    fold_journal(path, KNOWN)
     assert path.read_bytes() == (
         b'Email,Name,Sections,Status,Since,"notes, misc",Tag\r\n'
         b'a@example.com,A,,unsubscribed,2026-01-01,"vip, paid",x\r\nb@example.com,B,,active,,,\r\n'
@@ -309,6 +315,7 @@ def test_a_hand_edit_made_during_a_rewrite_is_not_lost(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subscribers, "_rewritten", editor_saves_meanwhile)
     add_subscriber(path, KNOWN, "new@example.com", today=TODAY)
+    fold_journal(path, KNOWN)
     emails = [s.email for s in read_subscribers(path, KNOWN).subscribers]
     assert emails == ["a@example.com", "hand@example.com", "new@example.com"]
     assert len(calls) == 2

@@ -36,7 +36,8 @@ def status_table(config: Config) -> str:
         lint = f"{counts[Severity.FATAL]}/{counts[Severity.ERROR]}/{counts[Severity.WARNING]}"
         ledger = status.ledger
         sent, failed = ledger.count("sent"), ledger.count("failed")
-        remaining = 0 if ledger.finished else max(0, active - ledger.done)
+        due = ledger.due if ledger.due is not None else active  # fixed when the round started
+        remaining = 0 if ledger.finished else max(0, due - ledger.done)
         total = ledger.recipients + remaining if ledger.exists else active
         rows.append(
             (

@@ -43,6 +43,7 @@ from digest.mail.message import MessageFactory, Outgoing
 from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
 from digest.newsletter.model import Issue
+from digest.send.journal import journal_path
 from digest.send.ledger import (
     LedgerSummary,
     LedgerWriter,
@@ -50,15 +51,21 @@ from digest.send.ledger import (
     ledger_path,
     ledger_stems,
     read_ledger,
+    read_recipients,
+    recipients_path,
     send_lock,
     shard_sizes,
+    write_recipients,
 )
 from digest.send.replies import note_pause
 from digest.send.subscribers import (
     Subscriber,
     check_email,
+    fold_journal,
     iter_subscribers,
+    journal_statuses,
     list_signature,
+    read_statuses,
     scan_subscribers,
     set_statuses,
 )
@@ -83,6 +90,7 @@ class SendReport:
     deferred: int = 0
     skipped: int = 0
     unsubscribed_during: int = 0
+    unreached: int = 0  # due this round, no outcome, not unsubscribed: counted in deferred too
     already_done: int = 0
     seconds: float = 0.0
     processes: int = 1
@@ -101,6 +109,8 @@ class SendReport:
             parts.append(f"{self.already_done} already done")
         if self.unsubscribed_during:
             parts.append(f"{self.unsubscribed_during} unsubscribed meanwhile")
+        if self.unreached:
+            parts.append(f"{self.unreached} of the deferred due this round but not reached")
         text = ", ".join(parts) + f" in {self.seconds:.1f}s ({self.rate:.0f} msg/s)"
         if self.bounced:
             text += f"; marked bounced: {', '.join(self.bounced)}"
@@ -129,18 +139,37 @@ class RateLimiter:
 
 
 class _Recipients:
-    """One shard's active subscribers not yet done, streamed; statuses re-read when the list changes."""
+    """One shard's recipients not yet done, from the round's snapshot; statuses re-read as the list changes.
+
+    Who is due was fixed when the round started, so a list saved in place,
+    reordered, or deleted and written back while the send runs changes nobody's
+    turn. What stops a mail is an explicit non-active status: from the journal,
+    or from a read of the list file that did not change while it was read (see
+    :func:`read_statuses`). A list missing, emptied or unreadable mid-send says
+    nothing about anyone; an address no longer listed keeps its last known status.
+    """
 
     def __init__(
-        self, path: Path, sections: Collection[str], done: set[str], shard: int = 0, shards: int = 1
+        self,
+        path: Path,
+        sections: Collection[str],
+        done: set[str],
+        snapshot: Path,
+        shard: int = 0,
+        shards: int = 1,
     ):
         self.path = path
         self.sections = sections
         self.done = done
+        self.snapshot = snapshot
         self.shard = shard
         self.shards = shards
-        self._signature = list_signature(path)
-        self._active: set[str] | None = None  # None: unchanged since the send began
+        self._signature = self._signatures()
+        self._listed: dict[str, str] = {}  # statuses from the last whole read of the file
+        self._journal: dict[str, str] = {}
+
+    def _signatures(self) -> tuple[object, object]:
+        return list_signature(self.path), list_signature(journal_path(self.path))
 
     def mine(self, key: str) -> bool:
         """Whether this shard sends to the address ``key`` (normalised, as the list finds duplicates).
@@ -149,29 +178,40 @@ class _Recipients:
         """
         return zlib.crc32(key.encode()) % self.shards == self.shard
 
+    def due(self) -> Iterator[Subscriber]:
+        """Everyone of the snapshot, in this shard (done or not)."""
+        for record in read_recipients(self.snapshot):
+            key = str(record["key"])
+            if self.shards == 1 or self.mine(key):
+                sections = frozenset(record.get("sections", ()))
+                yield Subscriber(record["email"], record.get("name", ""), sections, "active", "", 0)
+
     def __iter__(self) -> Iterator[Subscriber]:
-        keep = self.mine if self.shards > 1 else None
-        for subscriber in iter_subscribers(self.path, self.sections, keep):
-            if subscriber.active and subscriber.key not in self.done:
+        for subscriber in self.due():
+            if subscriber.key not in self.done:
                 yield subscriber
 
-    def survey(self) -> tuple[int, list[str]]:
-        """One streaming pass before sending: how many to send, and every unreadable line of the list."""
-        count, problems = 0, []
-        for subscriber, problem in scan_subscribers(self.path, self.sections):
-            if problem is not None:
-                problems.append(problem.format(self.path))
-            elif subscriber is not None and subscriber.active and subscriber.key not in self.done:
-                count += 1
-        return count, problems
+    def survey(self) -> int:
+        """How many of this round's recipients are still to be sent."""
+        return sum(1 for _ in self)
+
+    def refresh(self) -> None:
+        listed = read_statuses(self.path, self.sections)
+        if listed is not None:
+            self._listed.update(listed)  # an address no longer listed keeps its last known status
+        self._journal = journal_statuses(self.path)
+
+    def status(self, key: str) -> str | None:
+        """The explicit status of ``key`` as last known (None: nothing says, so still due)."""
+        return self._journal.get(key) or self._listed.get(key)
 
     def still_active(self, subscriber: Subscriber) -> bool:
-        """False once the subscriber left the list or stopped being active (checked per message)."""
-        signature = list_signature(self.path)
+        """False once the subscriber is explicitly not active any more (checked per message)."""
+        signature = self._signatures()
         if signature != self._signature:
             self._signature = signature
-            self._active = {s.key for s in iter_subscribers(self.path, self.sections) if s.active}
-        return self._active is None or subscriber.key in self._active
+            self.refresh()
+        return self.status(subscriber.key) in (None, "active")
 
 
 @dataclass
@@ -431,8 +471,9 @@ class _Sender:
 def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) -> str | None:
     """Send one shard to the end (or until stopped); the stop reason, if any."""
     config = job.config
+    snapshot = recipients_path(config.paths.state, job.issue.key, job.round)
     recipients = _Recipients(
-        config.paths.subscribers, config.feeds.slugs, set(job.done), job.shard, job.shards
+        config.paths.subscribers, config.feeds.slugs, set(job.done), snapshot, job.shard, job.shards
     )
     with LedgerWriter(ledger_path(config.paths.state, job.issue.key, job.shard)) as ledger:
         sender = _Sender(job, ledger, shared, progress)
@@ -490,11 +531,13 @@ def send_issue(
     Whether the issue may be mailed at all is the release stage's call
     (:func:`digest.release.rules.check_sendable`), made before this.
     """
-    if not config.paths.subscribers.is_file():
+    path, known = config.paths.subscribers, config.feeds.slugs
+    fold_journal(path, known)  # changes since the last send into the file, before it is read
+    if not path.is_file():
         raise SubscriberError(
             "there is no subscriber list here: create it with the header email,name,sections,status,since "
             "(or `digest subscribers add`); nothing was sent",
-            path=config.paths.subscribers,
+            path=path,
         )
     state = config.paths.state
     with send_lock(state, issue.key):
@@ -504,8 +547,10 @@ def send_issue(
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.start_round(round_, now)
         done = frozenset() if round_ != summary.round else frozenset(summary.done())
-        recipients = _Recipients(config.paths.subscribers, config.feeds.slugs, set(done))
-        total, problems = recipients.survey()
+        snapshot = recipients_path(state, issue.key, round_)
+        problems = _fix_recipients(path, known, snapshot, done)
+        recipients = _Recipients(path, known, set(done), snapshot)
+        total = recipients.survey()
         shards = _process_count(config, total)
         report = SendReport(
             issue.stem, round_, already_done=len(done), processes=shards, list_problems=problems
@@ -520,6 +565,9 @@ def send_issue(
         for name, value in shared.totals().items():
             setattr(report, name, value)
         final = read_ledger(state, issue.key)
+        if not reasons:  # a stopped send says so; one that ran to the end accounts for everyone due
+            report.unreached = _unreached(recipients, final.outcomes)
+            report.deferred += report.unreached
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.finish_round(round_, now, final.tally(), shard_sizes(state, issue.key))
@@ -533,6 +581,41 @@ def send_issue(
             "(the ledger keeps it)"
         )
     return report
+
+
+def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Collection[str]) -> list[str]:
+    """Read the list once: its unreadable lines, and (when the round starts) who is due, kept in ``snapshot``.
+
+    A round that already has its snapshot (a resumed send) keeps it.
+    """
+    problems: list[str] = []
+
+    def due() -> Iterator[dict[str, object]]:
+        for subscriber, problem in scan_subscribers(path, known):
+            if problem is not None:
+                problems.append(problem.format(path))
+            elif subscriber is not None and subscriber.active and subscriber.key not in done:
+                yield {
+                    "key": subscriber.key,
+                    "email": subscriber.email,
+                    "name": subscriber.name,
+                    "sections": sorted(subscriber.sections),
+                }
+
+    if snapshot.exists():
+        for _ in due():
+            pass
+    else:
+        write_recipients(snapshot, due())
+    return problems
+
+
+def _unreached(recipients: _Recipients, outcomes: Collection[str]) -> int:
+    """How many of the round's recipients have no outcome and were not explicitly unsubscribed meanwhile."""
+    recipients.refresh()
+    return sum(
+        1 for s in recipients.due() if s.key not in outcomes and recipients.status(s.key) in (None, "active")
+    )
 
 
 def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: bool | None) -> list[str]:

@@ -15,6 +15,12 @@ Statuses: ``sent`` (accepted), ``failed`` (permanently refused, 5xx),
 ``sent``, ``failed`` and ``skipped`` are final for the round; ``--resend``
 starts a new round.
 
+The recipients of a round are fixed when it starts: ``<stem>.round<N>.due``
+holds every subscriber who was due (one JSON line each, then a line with the
+count), written atomically before the first message. A round resumed after a
+crash sends to the rest of them, whatever the list looks like by then, and it
+is not marked finished while any of them has no outcome.
+
 A round that ran to the end gets a marker line with its counts, so knowing
 where a mailed issue stands (every ``digest run`` and ``digest status`` asks,
 for every issue) reads the last line of one file, not every recipient's.
@@ -28,13 +34,14 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from digest.errors import StateError
-from digest.fsutil import file_lock
+from digest.fsutil import file_lock, fsync_directory
 
 __all__ = [
     "FINAL",
@@ -45,9 +52,12 @@ __all__ = [
     "ledger_path",
     "ledger_stems",
     "read_ledger",
+    "read_recipients",
     "read_tally",
+    "recipients_path",
     "send_lock",
     "shard_sizes",
+    "write_recipients",
 ]
 
 FINAL = frozenset({"sent", "failed", "skipped"})
@@ -116,6 +126,7 @@ class LedgerTally:
     counts: dict[str, int]  # status -> recipients
     finished: bool = False  # the round's send ran to the end with nothing deferred
     exists: bool = False  # a send of this issue has begun
+    due: int | None = field(default=None, compare=False)  # due when the round started (None: unknown)
 
     def count(self, status: str) -> int:
         return self.counts.get(status, 0)
@@ -250,7 +261,61 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
             return LedgerTally(int(marker["finished_round"]), tally, finished=True, exists=True)
         except (TypeError, ValueError):
             pass  # a hand-edited marker: count the lines instead
-    return read_ledger(state_dir, stem).tally()
+    tally = read_ledger(state_dir, stem).tally()
+    return replace(tally, due=_due(recipients_path(state_dir, stem, tally.round)))
+
+
+def recipients_path(state_dir: Path, stem: str, round_: int) -> Path:
+    """Where the recipients of one round are kept (beside its ledger)."""
+    return state_dir / LEDGER_DIR / f"{stem}.round{round_}.due"
+
+
+def write_recipients(path: Path, recipients: Iterable[Mapping[str, Any]]) -> int:
+    """Write a round's recipients (streamed; fsynced, then renamed into place); returns how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for recipient in recipients:
+                handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+                count += 1
+            handle.write(json.dumps({"due": count}).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise StateError(f"cannot write the round's recipients: {exc.strerror or exc}", path=path) from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(path.parent)
+    return count
+
+
+def read_recipients(path: Path) -> Iterator[dict[str, Any]]:
+    """The recipients of a round, as written by :func:`write_recipients`."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise StateError(f"cannot read the round's recipients: {exc.strerror or exc}", path=path) from None
+    with handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise StateError("the round's recipients are damaged", path=path) from None
+            if isinstance(record, dict) and "key" in record:
+                yield record
+
+
+def _due(path: Path) -> int | None:
+    record = _last_record(path)
+    due = record.get("due") if record else None
+    return due if isinstance(due, int) else None
 
 
 def shard_sizes(state_dir: Path, stem: str) -> dict[str, int]:

@@ -3,26 +3,45 @@
 Header: ``email,name,sections,status,since``. ``status`` is active, unsubscribed
 or bounced (empty means active); ``sections`` is ``;``-separated feed slugs
 (empty means all). Reading reports every bad line with its number and skips only
-that line. Every change goes through one streaming rewrite (:func:`_rewrite`):
-under a lock, line by line into a temporary file that is fsynced and renamed over
-the list, keeping every line it did not change byte for byte, including the ones
-it could not parse, in their place. Memory does not grow with the list.
+that line; a quote left open also reports each line it swallowed that starts
+with an address. A change (:func:`set_status` and friends) finds its address
+through the list's index and appends one fsynced line to the change journal
+(:mod:`digest.send.journal`); every reader applies the journal on top of the
+file. :func:`fold_journal` writes it into the file through one streaming rewrite
+(:func:`_rewrite`): under a lock, line by line into a temporary file that is
+fsynced and renamed over the list, keeping every line it did not change byte for
+byte, including the ones it could not parse, in their place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from digest.errors import SubscriberError
-from digest.fsutil import atomic_write, file_lock
+from digest.fsutil import file_lock, fsync_directory
+from digest.send.journal import (
+    STALE,
+    Change,
+    IndexBuilder,
+    IndexRow,
+    SubscriberUnavailable,
+    append_change,
+    index_unclosed,
+    lookup_index,
+    mark_fold,
+    read_journal,
+    settle_journal,
+)
 
 __all__ = [
     "HEADER",
@@ -31,15 +50,19 @@ __all__ = [
     "Problem",
     "Subscriber",
     "SubscriberList",
+    "SubscriberUnavailable",
     "add_subscriber",
     "address_key",
     "check_email",
     "export_csv",
     "find_subscriber",
+    "fold_journal",
     "import_subscribers",
     "iter_subscribers",
+    "journal_statuses",
     "list_signature",
     "parse_sections",
+    "read_statuses",
     "read_subscribers",
     "remove_subscriber",
     "scan_subscribers",
@@ -53,6 +76,9 @@ STATUSES = ("active", "unsubscribed", "bounced")
 MAX_NAME = 100
 LOCK_WAIT = 30.0
 REWRITE_ATTEMPTS = 5
+
+
+KEEP = object()  # what an edit returns for a line it leaves alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +207,10 @@ def _check_name(name: str) -> str:
 
 
 def read_subscribers(path: Path, known_sections: Collection[str]) -> SubscriberList:
-    """Read the whole list; a missing file is an empty list."""
+    """Read the whole list, the journal applied; a missing file is an empty list."""
     scan = _Scan(path, known_sections)
     rows, problems = [], []
-    for row, problem in scan:
+    for row, problem in _overlaid(scan):
         rows.append(row)
         if problem:
             problems.append(problem)
@@ -194,28 +220,112 @@ def read_subscribers(path: Path, known_sections: Collection[str]) -> SubscriberL
 def iter_subscribers(
     path: Path, known_sections: Collection[str], keep: Callable[[str], bool] | None = None
 ) -> Iterator[Subscriber]:
-    """Stream the valid subscribers without holding the whole list (for large sends).
+    """Stream the valid subscribers (the journal applied) without holding the whole list.
 
     ``keep`` sees each line's address in lower case (normalised when it is valid,
     so two spellings of one address look alike) and can skip the rest of the
     line's checks: a send split over processes takes only its share.
     """
-    for row, _ in _Scan(path, known_sections, keep):
+    for row, _ in _overlaid(_Scan(path, known_sections, keep)):
         if row.subscriber is not None:
             yield row.subscriber
 
 
 def find_subscriber(path: Path, known_sections: Collection[str], email: str) -> Subscriber | None:
-    """One subscriber by address, checking only that line in full; None when not listed."""
-    return next(iter_subscribers(path, known_sections, keep=address_key(email).__eq__), None)
+    """One subscriber by address (from the index, the journal applied); None when not listed or unreadable."""
+    return _lookup(path, known_sections, address_key(email)).subscriber
 
 
 def scan_subscribers(
     path: Path, known_sections: Collection[str]
 ) -> Iterator[tuple[Subscriber | None, Problem | None]]:
     """Stream every line as (subscriber, problem): one of them set, or neither for a blank line."""
-    for row, problem in _Scan(path, known_sections):
+    for row, problem in _overlaid(_Scan(path, known_sections)):
         yield row.subscriber, problem
+
+
+def read_statuses(path: Path, known_sections: Collection[str]) -> dict[str, str] | None:
+    """Every readable address's status in the file (not the journal), or None when it cannot be read.
+
+    A send trusts a status that stops a mail only from such a read: the file is
+    there with its header and did not change while it was read. A last line
+    without its line break is left out: it may be cut short by an editor
+    part-way through saving (``unsub`` of ``unsubscribed``, or an address cut in two).
+    """
+    try:
+        with path.open("rb") as handle:
+            before = os.fstat(handle.fileno())
+            data = handle.read()
+            after = os.fstat(handle.fileno())
+        current = os.stat(path)
+        text = data.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    stamps = {(st.st_ino, st.st_size, st.st_mtime_ns) for st in (before, after, current)}
+    if len(stamps) != 1 or "\n" not in text:
+        return None
+    try:
+        rows = list(_Scan(path, known_sections, text=text[: text.rindex("\n") + 1]))
+    except SubscriberError:
+        return None
+    return {row.key: row.subscriber.status for row, _ in rows if row.subscriber is not None and row.key}
+
+
+def journal_statuses(path: Path) -> dict[str, str]:
+    """The statuses the journal's pending changes give (``erased`` for an erased record)."""
+    statuses = {}
+    for change in read_journal(path).pending(list_signature(path)):
+        if change.op == "erase":
+            statuses[change.key] = "erased"
+        elif "status" in change.fields:
+            statuses[change.key] = str(change.fields["status"])
+    return statuses
+
+
+class _Overlay:
+    """The pending changes of the journal, by address, applied to records as they are read."""
+
+    def __init__(self, changes: Iterable[Change]):
+        self.changes: dict[str, list[Change]] = {}
+        for change in changes:
+            self.changes.setdefault(change.key, []).append(change)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.changes
+
+    def apply(self, key: str, base: Subscriber | None) -> Subscriber | None:
+        current = base
+        for change in self.changes.get(key, ()):
+            fields = {name: change.fields[name] for name in HEADER if name in change.fields}
+            fields["sections"] = frozenset(fields.get("sections", current.sections if current else ()))
+            if change.op == "erase":
+                current = None
+            elif current is not None:
+                current = replace(current, **fields)
+            elif change.op == "add" and fields.get("email"):
+                current = Subscriber(**{"name": "", "status": "active", "since": "", **fields})
+        return current
+
+    def seqs(self, key: str) -> set[int]:
+        return {c.seq for c in self.changes.get(key, ())}
+
+
+def _overlaid(scan: _Scan) -> Iterator[tuple[_Row, Problem | None]]:
+    """The scan's rows with the journal's pending changes applied, then the addresses it adds."""
+    overlay = _Overlay(read_journal(scan.path).pending(list_signature(scan.path)))
+    seen: set[str] = set()
+    for row, problem in scan:
+        if row.key is not None:
+            seen.add(row.key)
+        if row.subscriber is not None and row.key in overlay:
+            row = replace(row, subscriber=overlay.apply(row.key, row.subscriber))
+        yield row, problem
+    for key in overlay.changes:
+        if key in seen or (scan.keep is not None and not scan.keep(key)):
+            continue
+        added = overlay.apply(key, None)
+        if added is not None:
+            yield _Row("", added, key), None
 
 
 class _Lines:
@@ -235,57 +345,106 @@ class _Lines:
         self.taken.append(line)
         return line
 
-    def take(self) -> str:
-        text, self.taken = "".join(self.taken), []
-        return text
+    def take_lines(self) -> list[str]:
+        taken, self.taken = self.taken, []
+        return taken
 
 
 class _Scan:
     """Iterates (row, problem) over the records after the header, as csv reads them (a quoted
     field may span lines); ``header`` is known once iteration has started."""
 
-    def __init__(self, path: Path, known: Collection[str], keep: Callable[[str], bool] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        known: Collection[str],
+        keep: Callable[[str], bool] | None = None,
+        text: str | None = None,
+    ):
         self.path = path
         self.known = known
         self.keep = keep
+        self.text = text  # the list already read (a send's check of the statuses), else read from path
         self.header: tuple[str, ...] = HEADER
         self.header_text = ""
         self.newline = "\n"
+        self.unclosed: int | None = None  # a record whose quote is left open runs to the end of the file
 
     def __iter__(self) -> Iterator[tuple[_Row, Problem | None]]:
+        if self.text is not None:
+            yield from self._records(io.StringIO(self.text, newline=""))
+            return
         try:
             handle = self.path.open(encoding="utf-8-sig", newline="")
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise SubscriberError(
+            raise SubscriberUnavailable(
                 f"cannot read the subscriber list: {exc.strerror or exc}", path=self.path
             ) from None
-        seen: set[str] = set()
         with handle:
             try:
-                first = next(handle, None)
-                if first is None:
-                    return
-                self.header_text = first
-                self.newline = "\r\n" if first.endswith("\r\n") else "\n"
-                self.header = _header(first.rstrip("\r\n"), self.path)
-                lines = _Lines(handle)
-                reader = csv.reader(lines, strict=True)
-                while True:
-                    start = lines.number + 2
-                    try:
-                        fields = next(reader)
-                    except StopIteration:
-                        break
-                    except csv.Error as exc:
-                        yield _Row(lines.take(), None), Problem(start, f"not a CSV record: {exc}")
-                        continue
-                    yield self._row(lines.take(), fields, start, lines.number + 1, seen)
+                yield from self._records(handle)
             except UnicodeDecodeError:
-                raise SubscriberError(
+                raise SubscriberUnavailable(
                     "the subscriber list is not UTF-8; save it as UTF-8", path=self.path
                 ) from None
+
+    def _records(self, handle: Any) -> Iterator[tuple[_Row, Problem | None]]:
+        seen: set[str] = set()
+        first = next(handle, None)
+        if first is None:
+            return
+        self.header_text = first
+        self.newline = "\r\n" if first.endswith("\r\n") else "\n"
+        self.header = _header(first.rstrip("\r\n"), self.path)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, strict=True)
+        while True:
+            start = lines.number + 2
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    self.unclosed = start
+                taken = lines.take_lines()
+                key = self._line_key(taken[0]) if taken else None
+                yield _Row("".join(taken), None, key), Problem(start, f"not a CSV record: {exc}")
+                yield from self._swallowed(taken[1:], start)
+                continue
+            taken = lines.take_lines()
+            yield self._row("".join(taken), fields, start, lines.number + 1, seen)
+            yield from self._swallowed(taken[1:], start)
+
+    def _swallowed(self, rest: list[str], start: int) -> Iterator[tuple[_Row, Problem | None]]:
+        """The lines inside a record that look like records of their own: a quote left open swallowed them."""
+        for offset, raw in enumerate(rest, 1):
+            key = self._line_key(raw)
+            if key is not None:
+                yield (
+                    _Row("", None, key),
+                    Problem(
+                        start + offset,
+                        f"{key} is inside the record that starts on line {start} (a quote left open there?); "
+                        "this line is not read until that is fixed",
+                    ),
+                )
+
+    def _line_key(self, raw: str) -> str | None:
+        """The address at the start of one physical line, read on its own, if it is one."""
+        try:
+            fields = next(csv.reader([raw.rstrip("\r\n")]), [])
+        except csv.Error:
+            return None
+        email = dict(zip(self.header, fields, strict=False)).get("email", "").strip()
+        if "@" not in email:
+            return None
+        try:
+            return check_email(email).lower()
+        except SubscriberError:
+            return None
 
     def _row(
         self, text: str, fields: list[str], number: int, last: int, seen: set[str]
@@ -341,16 +500,13 @@ def _parse(email: str, values: dict[str, str], number: int, known: Collection[st
     return Subscriber(email, _check_name(values.get("name", "")), sections, status, since, number)
 
 
-KEEP = object()  # what an edit returns for a line it leaves alone
-
-
 def _rewrite(
     path: Path,
     known: Collection[str],
     edit: Callable[[Subscriber], object] | None = None,
     append: Callable[[dict[str, int]], list[Subscriber]] | None = None,
 ) -> bool:
-    """Stream the list through ``edit`` under its lock and replace it atomically; True if it changed.
+    """Fold the journal into the list, with ``edit`` and ``append``, under its lock; True if it changed.
 
     ``edit`` gets each subscriber and returns ``KEEP``, a changed ``Subscriber``,
     or None to erase the record; ``append`` gets every address on the list (with
@@ -358,20 +514,144 @@ def _rewrite(
     subscribers to add at the end. Records that do not parse, blank lines and
     records left alone are written back exactly as they were, line endings
     included. If someone edits the file meanwhile (an editor does not take the
-    lock), the rewrite starts again from their version.
+    lock), the rewrite starts again from their version. The index is rebuilt
+    for the new list before it is renamed into place.
     """
     with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
         for _ in range(REWRITE_ATTEMPTS):
-            before = list_signature(path)
-            data = _rewritten(path, known, edit, append)
-            if data is None:
-                return False
-            if list_signature(path) != before:
-                continue  # changed under us by a hand edit: do it again on the new text
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-            atomic_write(path, data, mode=mode)
-            return True
-    raise SubscriberError("the list keeps changing while digest rewrites it; try again", path=path)
+            changed = _attempt(path, known, edit, append)
+            if changed is not None:
+                return changed
+    raise SubscriberUnavailable("the list keeps changing while digest rewrites it; try again", path=path)
+
+
+def _attempt(
+    path: Path,
+    known: Collection[str],
+    edit: Callable[[Subscriber], object] | None,
+    append: Callable[[dict[str, int]], list[Subscriber]] | None,
+) -> bool | None:
+    """One try at the rewrite (the lock held): whether the list changed, None if a hand edit came between."""
+    before = list_signature(path)
+    journal = read_journal(path)
+    changes = journal.pending(before)
+    stale = before is not None and lookup_index(path, before, "") is STALE
+    if not (stale or changes or edit or append):  # nothing to write, and the index describes the list
+        if journal.changes:
+            settle_journal(path, journal.last, ())  # what is left was folded by a fold cut short
+        return False
+    with IndexBuilder(path) as index:
+        result = _rewritten(path, known, edit, append, changes, index)
+        if list_signature(path) != before:
+            return None  # changed under us by a hand edit: do it again on the new text
+        if result.data is None:
+            if stale:
+                index.finish(before)
+            if journal.changes:
+                settle_journal(path, journal.last, result.kept)
+            return False
+
+        def ready(signature: tuple[int, int, int]) -> None:
+            index.finish(signature)
+            if changes:
+                mark_fold(path, journal.last, before, result.kept, changes)
+
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+        _replace_list(path, result.data, mode, ready)
+    if journal.changes:
+        settle_journal(path, journal.last, result.kept)
+    return True
+
+
+def _replace_list(path: Path, data: bytes, mode: int, ready: Callable[[tuple[int, int, int]], None]) -> None:
+    """Write the new list beside the old one, call ``ready`` with its signature, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        st = os.stat(tmp)
+        ready((st.st_ino, st.st_size, st.st_mtime_ns))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(path.parent)
+
+
+@dataclass
+class _Rewritten:
+    """A rewrite's result: the new text (None if unchanged), the changes it could not apply, one record."""
+
+    data: bytes | None
+    kept: set[int]
+    found: IndexRow | None = None  # the record of the address asked for
+
+
+class _Writer:
+    """The new list being put together, record by record, with the index of where each address is."""
+
+    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None):
+        self.scan = scan
+        self.body: list[str] = []
+        self.index = index
+        self.want = want
+        self.found: IndexRow | None = None
+        self.keys: dict[str, int] = {}
+        self.line = 2  # the line the next record starts on
+        self.shift = 0  # new line minus old line, for the lines inside the last record
+        self.changed = self.formatted = False
+
+    def keep(self, row: _Row, problem: Problem | None) -> None:
+        old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)
+        if row.text:
+            self.shift = self.line - old if old else self.shift
+        line = self.line if row.text else old + self.shift
+        self._note(row.key, row.subscriber, problem, line)
+        self.body.append(row.text)
+        self.line += row.text.count("\n")
+
+    def put(self, subscriber: Subscriber, original: str = "") -> None:
+        header = self.scan.header
+        if not original and self.body and not self.body[-1].endswith("\n"):
+            self.body[-1] += self.scan.newline
+        text = _format_row(_full(header), subscriber, original, header) + self.scan.newline
+        self._note(subscriber.key, replace(subscriber, line=self.line), None, self.line)
+        self.body.append(text)
+        self.line += 1
+        self.changed = self.formatted = True
+
+    def _note(
+        self, key: str | None, subscriber: Subscriber | None, problem: Problem | None, line: int
+    ) -> None:
+        if key is None or key in self.keys:
+            return
+        self.keys[key] = -line if problem is not None else line
+        if self.index is None and key != self.want:
+            return
+        if subscriber is None or problem is not None:
+            row = IndexRow(key, line, False)
+        else:
+            sections = ";".join(sorted(subscriber.sections))
+            fields = (subscriber.email, subscriber.name, sections, subscriber.status, subscriber.since)
+            row = IndexRow(key, line, True, *fields)
+        if self.index is not None:
+            self.index.add(row)
+        if key == self.want:
+            self.found = row
+
+    def data(self) -> bytes:
+        scan = self.scan
+        header = scan.header_text or ",".join(HEADER) + scan.newline
+        if self.formatted and _full(scan.header) != scan.header:
+            original = next(csv.reader([header.rstrip("\r\n")]))
+            added = [column for column in HEADER if column not in scan.header]
+            header = _csv_line([*original, *added]) + scan.newline
+        return (header + "".join(self.body)).encode("utf-8")
 
 
 def _rewritten(
@@ -379,39 +659,48 @@ def _rewritten(
     known: Collection[str],
     edit: Callable[[Subscriber], object] | None,
     append: Callable[[dict[str, int]], list[Subscriber]] | None,
-) -> bytes | None:
+    changes: Sequence[Change] = (),
+    index: IndexBuilder | None = None,
+    want: str | None = None,
+) -> _Rewritten:
     scan = _Scan(path, known)
-    body: list[str] = []  # only the text of records; a 100,000-line list is a few MB
-    keys: dict[str, int] = {}
-    changed = formatted = False  # a record written by digest uses the full header
+    overlay = _Overlay(changes)
+    writer = _Writer(scan, index, want)
+    kept: set[int] = set()
     for row, problem in scan:
-        if row.key is not None and row.key not in keys:
-            keys[row.key] = (
-                -problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)
-            )
         subscriber = row.subscriber
-        result = KEEP if subscriber is None or edit is None else edit(subscriber)
-        if result is KEEP:
-            body.append(row.text)
-        elif result is None:
-            changed = True
+        if subscriber is None:
+            if row.key in overlay:
+                kept |= overlay.seqs(row.key)  # its record cannot be read: wait until it is fixed
+            writer.keep(row, problem)
+            continue
+        result: object = subscriber
+        if subscriber.key in overlay:
+            result = overlay.apply(subscriber.key, subscriber)
+        if result is not None and edit is not None:
+            chosen = edit(result)  # type: ignore[arg-type]
+            result = result if chosen is KEEP else chosen
+        if result is None:
+            writer.changed = True
+            writer.keys.setdefault(subscriber.key, 0)
+        elif result == subscriber:
+            writer.keep(row, problem)
         else:
             assert isinstance(result, Subscriber)
-            body.append(_format_row(_full(scan.header), result, row.text, scan.header) + scan.newline)
-            changed = formatted = True
-    for subscriber in append(keys) if append is not None else []:
-        if body and not body[-1].endswith("\n"):
-            body[-1] += scan.newline
-        body.append(_format_row(_full(scan.header), subscriber, "", scan.header) + scan.newline)
-        changed = formatted = True
-    if not changed:
-        return None
-    header = scan.header_text or ",".join(HEADER) + scan.newline
-    if formatted and _full(scan.header) != scan.header:
-        original = next(csv.reader([header.rstrip("\r\n")]))
-        added = [column for column in HEADER if column not in scan.header]
-        header = _csv_line([*original, *added]) + scan.newline
-    return (header + "".join(body)).encode("utf-8")
+            writer.put(result, row.text)
+    for key in overlay.changes:
+        if key not in writer.keys and (added := overlay.apply(key, None)) is not None:
+            if scan.unclosed is not None:  # a line added now would be swallowed: keep it pending
+                kept |= overlay.seqs(key)
+                continue
+            writer.put(added)
+    for subscriber in append(writer.keys) if append is not None else []:
+        if scan.unclosed is not None:
+            raise _swallowing(path, scan.unclosed)
+        writer.put(subscriber)
+    if index is not None:
+        index.unclosed = scan.unclosed
+    return _Rewritten(writer.data() if writer.changed else None, kept, writer.found)
 
 
 def _full(header: tuple[str, ...]) -> tuple[str, ...]:
@@ -466,6 +755,65 @@ def _known_sections(slugs: Iterable[str], known: Collection[str]) -> frozenset[s
     return sections
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What the list says about one address: its subscriber, or the line of its unreadable record."""
+
+    subscriber: Subscriber | None
+    unreadable: int | None = None
+    listed: bool = True  # False: there is no list file at all
+
+
+def _lookup(path: Path, known: Collection[str], key: str) -> _Found:
+    """One address's record from the index (rebuilt first if the list changed), the journal applied."""
+    signature = list_signature(path)
+    row = lookup_index(path, signature, key) if signature is not None else None
+    if row is STALE:
+        with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
+            signature = list_signature(path)  # a fold may have just put a new list and index in place
+            row = lookup_index(path, signature, key)
+            if row is STALE:
+                with IndexBuilder(path) as index:
+                    row = _rewritten(path, known, None, None, (), index, want=key).found
+                    if list_signature(path) == signature:  # not edited by hand while it was read
+                        index.finish(signature)
+    assert row is None or isinstance(row, IndexRow)
+    changes = [c for c in read_journal(path).pending(signature) if c.key == key]
+    if row is not None and not row.readable:
+        return _Found(None, row.line)
+    base = None
+    if row is not None:
+        sections = frozenset(s for s in row.sections.split(";") if s)
+        base = Subscriber(row.email, row.name, sections, row.status, row.since, row.line)
+    return _Found(_Overlay(changes).apply(key, base), listed=signature is not None)
+
+
+def _swallowing(path: Path, line: int) -> SubscriberUnavailable:
+    return SubscriberUnavailable(
+        "the record on this line has a quote left open to the end of the list, so a line added "
+        "after it could not be read; fix it first (nothing was changed)",
+        path=path,
+        line=line,
+    )
+
+
+def _readable(path: Path, found: _Found, address: str) -> Subscriber | None:
+    """The subscriber found, or SubscriberUnavailable when the record is on a line that cannot be read."""
+    if found.unreadable is not None:
+        raise SubscriberUnavailable(
+            f"{address} is on a line that cannot be read; fix it first (nothing was changed)",
+            path=path,
+            line=found.unreadable,
+        )
+    return found.subscriber
+
+
+def _record(path: Path, key: str, op: str, **fields: Any) -> None:
+    if "sections" in fields:
+        fields["sections"] = sorted(fields["sections"])
+    append_change(path, key, op, fields)
+
+
 def add_subscriber(
     path: Path,
     known: Collection[str],
@@ -478,95 +826,92 @@ def add_subscriber(
     """Add an address, or re-activate one that left (keeping its name and sections unless new ones are given).
 
     An address already active is an error, and so is one whose line cannot be read:
-    that line must be fixed first, not shadowed by a second one.
+    that line must be fixed first, not shadowed by a second one. The change goes
+    to the journal (fsynced) and is folded into the list later.
     """
     address = check_email(email)
     new = Subscriber(address, _check_name(name), frozenset(sections), "active", today.isoformat())
-    result = [new]
+    current = _readable(path, _lookup(path, known, new.key), address)
+    if current is not None and current.active:
+        raise SubscriberError(f"{address} is already subscribed", path=path, line=current.line or None)
+    if current is not None:
+        name, chosen = new.name or current.name, new.sections or current.sections
+        new = replace(current, status="active", since=new.since, name=name, sections=chosen)
+    elif (unclosed := index_unclosed(path, list_signature(path))) is not None:
+        raise _swallowing(path, unclosed)
+    _record(
+        path,
+        new.key,
+        "add",
+        email=new.email,
+        name=new.name,
+        sections=new.sections,
+        status="active",
+        since=new.since,
+    )
+    return new
 
-    def edit(subscriber: Subscriber) -> object:
-        if subscriber.key != new.key:
-            return KEEP
-        if subscriber.active:
-            raise SubscriberError(f"{address} is already subscribed", path=path, line=subscriber.line)
-        name, chosen = new.name or subscriber.name, new.sections or subscriber.sections
-        result[0] = replace(subscriber, status="active", since=new.since, name=name, sections=chosen)
-        return result[0]
 
-    def append(keys: dict[str, int]) -> list[Subscriber]:
-        line = keys.get(new.key)
-        if line is not None and line < 0:
-            raise SubscriberError(
-                f"{address} is on a line that cannot be read; fix it first", path=path, line=-line
-            )
-        return [] if line is not None else [new]
-
-    _rewrite(path, known, edit, append)
-    return result[0]
+def _change(path: Path, known: Collection[str], email: str, **fields: Any) -> Subscriber | None:
+    """Give one address new field values; None when it is not on the list (nothing changes)."""
+    key = address_key(email)
+    found = _lookup(path, known, key)
+    if not found.listed:
+        raise SubscriberUnavailable(
+            "the subscriber list is missing; nothing was changed, try again", path=path
+        )
+    current = _readable(path, found, email)
+    if current is None:
+        return None
+    changed = replace(current, **fields)
+    if changed != current:
+        _record(path, key, "update", **fields)
+    return changed
 
 
 def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]) -> list[Subscriber]:
     """Give each listed address (lower case) its new status; returns the subscribers changed."""
     changed: list[Subscriber] = []
-
-    def edit(subscriber: Subscriber) -> object:
-        status = statuses.get(subscriber.key)
-        if status is None or status == subscriber.status:
-            return KEEP
-        changed.append(replace(subscriber, status=status))
-        return changed[-1]
-
-    _rewrite(path, known, edit)
+    for key, status in statuses.items():
+        current = _lookup(path, known, key).subscriber
+        if current is not None and current.status != status:
+            _record(path, key, "update", status=status)
+            changed.append(replace(current, status=status))
     return changed
 
 
 def set_status(path: Path, known: Collection[str], email: str, status: str) -> Subscriber | None:
-    """Change one address's status; None when it is not on the list (nothing changes)."""
-    key = address_key(email)
-    found: list[Subscriber] = []
+    """Change one address's status; None when it is not on the list (nothing changes).
 
-    def edit(subscriber: Subscriber) -> object:
-        if subscriber.key != key:
-            return KEEP
-        found.append(replace(subscriber, status=status))
-        return found[-1] if subscriber.status != status else KEEP
-
-    _rewrite(path, known, edit)
-    return found[0] if found else None
+    Raises :class:`SubscriberUnavailable` when the list is missing or the address
+    is on a line that cannot be read: the change could not be made, say "try again".
+    """
+    return _change(path, known, email, status=status)
 
 
 def set_sections(
     path: Path, known: Collection[str], email: str, sections: frozenset[str]
 ) -> Subscriber | None:
     """Choose the sections one address gets; None when it is not on the list (nothing changes)."""
-    key = address_key(email)
-    found: list[Subscriber] = []
-
-    def edit(subscriber: Subscriber) -> object:
-        if subscriber.key != key:
-            return KEEP
-        found.append(replace(subscriber, sections=frozenset(sections)))
-        return found[-1]
-
-    _rewrite(path, known, edit)
-    return found[0] if found else None
+    return _change(path, known, email, sections=frozenset(sections))
 
 
 def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: bool = False) -> Subscriber:
     """Unsubscribe an address (kept as ``unsubscribed``), or with ``purge`` erase its line."""
     key = address_key(email)
-    found: list[Subscriber] = []
-
-    def edit(subscriber: Subscriber) -> object:
-        if subscriber.key != key:
-            return KEEP
-        found.append(subscriber)
-        return None if purge else replace(subscriber, status="unsubscribed")
-
-    _rewrite(path, known, edit)
-    if not found:
+    current = _readable(path, _lookup(path, known, key), email)
+    if current is None:
         raise SubscriberError(f"{email} is not on the list", path=path)
-    return found[0]
+    if purge:
+        _record(path, key, "erase")
+    elif current.status != "unsubscribed":
+        _record(path, key, "update", status="unsubscribed")
+    return current
+
+
+def fold_journal(path: Path, known: Collection[str]) -> bool:
+    """Write the journal's changes into the list (the locked rewrite), then empty it; True if it changed."""
+    return _rewrite(path, known)
 
 
 @dataclass(frozen=True)
@@ -599,11 +944,21 @@ def import_subscribers(path: Path, known: Collection[str], source: Path, *, toda
     return ImportReport(tuple(added), tuple(present), incoming.problems)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets a leading ``'``."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def export_csv(subscribers: Collection[Subscriber], statuses: Collection[str] | None = None) -> str:
+    """The subscribers as CSV for a spreadsheet: a cell that would run as a formula starts with ``'``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     for s in subscribers:
         if statuses is None or s.status in statuses:
-            writer.writerow([s.email, s.name, ";".join(sorted(s.sections)), s.status, s.since])
+            cells = [s.email, s.name, ";".join(sorted(s.sections)), s.status, s.since]
+            writer.writerow([_inert(cell) for cell in cells])
     return buffer.getvalue()
