@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
-from digest.newsletter.model import Field, Item, Link, Section, Severity
-from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawSection, Scan
+from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
+from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawProse, RawSection, Scan
 
 __all__ = [
     "LINK_LABELS",
@@ -97,9 +97,18 @@ class Assembler:
                 f"section '{raw.name}' is not in [feeds.sections]; its feed slug is '{slug}'",
             )
         items = tuple(self.item(r) for r in raw.items)
-        if not items:
+        prose = tuple(p for p in (self.prose(r) for r in raw.prose) if p.html)
+        if not items and not prose:
             self.log.note(raw.line, "empty-section", WARNING, f"section '{raw.name}' has no items")
-        return Section(name=raw.name, slug=slug, items=items, line=raw.line)
+        name = raw.name or slug
+        return Section(name, slug, items, raw.line, prose, tuple(raw.subsections))
+
+    def prose(self, raw: RawProse) -> Prose:
+        """A block shown as written: an essay, a cover picture, a quote, a table."""
+        markdown = "\n".join(raw.lines).strip("\n")
+        return Prose(
+            markdown=markdown, html=markdown_to_html(markdown), line=raw.line, subsection=raw.subsection
+        )
 
     def item(self, raw: RawItem) -> Item:
         head = parse_head(raw.head)
@@ -142,7 +151,7 @@ class Assembler:
         if url and not is_safe_url(url):
             self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
             url = ""
-        links, fields, summary_lines = self.item_body(body, head, line)
+        links, fields, summary_lines = self.item_body(body, head, line, raw.code)
         summary = normalize_summary(summary_lines)
         return Item(
             title=title,
@@ -154,10 +163,11 @@ class Assembler:
             links=tuple(links),
             fields=tuple(fields),
             line=line,
+            subsection=raw.subsection,
         )
 
     def item_body(
-        self, body: list[tuple[int, str]], head: ItemHead, line: int
+        self, body: list[tuple[int, str]], head: ItemHead, line: int, code: frozenset[int] = frozenset()
     ) -> tuple[list[Link], list[Field], list[str]]:
         links = [link for link in head.extras if self.safe_link(link, line)]
         fields: list[Field] = []
@@ -166,9 +176,11 @@ class Assembler:
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append(tail)
         in_summary = bool(summary)
-        for _, raw in body:
+        for no, raw in body:
             stripped = raw.strip()
-            if not in_summary:
+            if no in code:  # code is shown as written, never read for links or fields
+                in_summary = True
+            elif not in_summary:
                 if not stripped:
                     continue
                 match = _SUMMARY.match(stripped)
@@ -225,7 +237,8 @@ class Assembler:
     def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
         """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
         items = [item for section in sections for item in section.items]
-        if not items and not self.log.has("empty-file"):
+        prose = scan.preamble or any(section.prose for section in sections)
+        if not items and not prose and not self.log.has("empty-file"):
             self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
         if scan.title and not scan.intro and scan.intro_line:
             self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
@@ -399,8 +412,17 @@ def normalize_summary(lines: list[str]) -> str:
         out.append("")
         run.clear()
 
+    fence = ""
     for raw in lines:
         stripped = raw.strip()
+        if fence or stripped.startswith(("```", "~~~")):
+            flush()
+            out.append(raw.rstrip())
+            if not fence:
+                fence = stripped[:3]
+            elif stripped.startswith(fence):
+                fence = ""
+            continue
         match = _LIST_LINE.match(stripped)
         if match and stripped:
             indent = len(raw) - len(raw.lstrip())
