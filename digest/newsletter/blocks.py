@@ -75,7 +75,8 @@ def resolve_references(text: str, references: dict[str, str]) -> str:
 def _parser():  # type: ignore[no-untyped-def]
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").enable("table").disable("lheading")
+    # Only the block structure is needed here: inline parsing is left to the renderer.
+    return MarkdownIt("commonmark").enable("table").disable(["lheading", "inline", "text_join"])
 
 
 def read_blocks(lines: list[str], start: int) -> Blocks:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.config import Config
-from digest.newsletter.discover import issue_paths, resolve_issue
+from digest.newsletter.discover import draft_paths, issue_paths, resolve_issue
 from digest.newsletter.lint import LintReport, lint_file
 from digest.newsletter.model import Issue
 from digest.newsletter.parse import ParseOptions, read_issue
 
-__all__ = ["Catalog", "load_catalog", "load_issue", "now_in"]
+__all__ = ["Catalog", "load_catalog", "load_issue", "now_in", "parse_options"]
 
 
 def now_in(config: Config) -> dt.datetime:
@@ -41,12 +41,22 @@ class Catalog:
         return next((report for report in self.reports if report.path.resolve() == wanted), None)
 
 
+def parse_options(config: Config) -> ParseOptions:
+    """The parse options of a command: with ``date_from = "git"``, every file's first commit, read once."""
+    if config.newsletter.date_from != "git":
+        return ParseOptions.from_config(config)
+    from digest.newsletter.history import first_commits
+
+    return ParseOptions.from_config(config, first_commits(config.paths.issues))
+
+
 def load_catalog(config: Config) -> Catalog:
     """Read and parse every issue file, keeping each file's findings."""
-    options = ParseOptions.from_config(config)
-    return Catalog(tuple(lint_file(path, options) for path in issue_paths(config.paths.issues)))
+    options = parse_options(config)
+    paths = issue_paths(config.paths.issues) + draft_paths(config.paths.issues)
+    return Catalog(tuple(lint_file(path, options) for path in paths))
 
 
 def load_issue(config: Config, ref: str) -> Issue:
     """One issue by stem or path; a file that is not an issue yet is a clear error."""
-    return read_issue(resolve_issue(config.paths.issues, ref), ParseOptions.from_config(config))
+    return read_issue(resolve_issue(config.paths.issues, ref), parse_options(config))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from digest.errors import IssueNotFound
 
-__all__ = ["ISSUE_SUFFIXES", "issue_paths", "resolve_issue"]
+__all__ = ["DRAFT_FOLDERS", "ISSUE_SUFFIXES", "draft_paths", "issue_paths", "resolve_issue"]
 
 ISSUE_SUFFIXES = (".md", ".markdown")
 _NOT_ISSUES = ("readme", "index", "license", "changelog")
+DRAFT_FOLDERS = ("draft", "drafts", "_drafts")  # a file in one of these, inside the issues folder, is a draft
 
 
 def issue_paths(directory: Path) -> list[Path]:
@@ -30,6 +31,16 @@ def issue_paths(directory: Path) -> list[Path]:
         and path.stem.lower() not in _NOT_ISSUES
         and path.is_file()
     )
+
+
+def draft_paths(directory: Path) -> list[Path]:
+    """The files of the ``draft/``, ``drafts/`` or ``_drafts/`` folders inside the issues folder."""
+    return [
+        path
+        for name in DRAFT_FOLDERS
+        if (directory / name).is_dir()
+        for path in issue_paths(directory / name)
+    ]
 
 
 def resolve_issue(directory: Path, ref: str) -> Path:

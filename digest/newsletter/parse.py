@@ -32,13 +32,13 @@ from typing import Any
 from digest.config import DEFAULT_SECTION_SLUGS, Config
 from digest.errors import ParseError
 from digest.newsletter.assemble import Assembler, derive_slug
+from digest.newsletter.discover import DRAFT_FOLDERS
 from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.scan import FindingLog, SectionRules, scan_text
 
 __all__ = [
-    "DRAFT_FOLDERS",
     "ParseOptions",
     "UndatedIssue",
     "derive_slug",
@@ -53,7 +53,6 @@ FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 _DATE_PAREN = re.compile(r"[(（]\s*([^()（）]{6,40}?)\s*[)）]")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
-DRAFT_FOLDERS = frozenset({"draft", "drafts", "_drafts"})
 
 
 def path_key(path: Path) -> str:
@@ -161,7 +160,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
 
 def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
     """A draft by its folder (``drafts/``), front matter (``draft: true``) or Pelican's ``Status: draft``."""
-    if path.parent.name.lower() in DRAFT_FOLDERS:
+    if path.parent.name.lower() in DRAFT_FOLDERS:  # also beside the issues, as examples/drafts/
         return True
     draft, published, status = front.get("draft"), front.get("published"), front.get("status")
     if isinstance(draft, str):

@@ -327,6 +327,7 @@ class BlockScanner(_HeaderReader):
         self.item: RawItem | None = None
         self.item_end = 0  # the item's body is read up to here
         self.prose: RawProse | None = None  # the prose block being continued
+        self.prose_touched = False  # the last block was prose
         self.mode = "header"  # header | section | footer | skip
         self.subsection = ""
         self.skip_level = 0  # a skipped subsection: its level
@@ -349,6 +350,9 @@ class BlockScanner(_HeaderReader):
     def block(self, block: Block) -> None:
         if block.kind == "comment":
             return
+        if not self.prose_touched:  # prose continues only over prose (and comments)
+            self.prose = None
+        self.prose_touched = False
         if block.kind == "heading":
             self.heading(block)
         elif self.mode == "header":
@@ -477,6 +481,7 @@ class BlockScanner(_HeaderReader):
         lines = self.block_lines(block, end)
         if not any(s.strip() for s in lines):
             return
+        self.prose_touched = True
         if self.prose is not None and into and into[-1] is self.prose:
             gap = range(self.prose.line - 1 + len(self.prose.lines), block.start)
             self.prose.lines.extend([self.text(i) for i in gap] + lines)
