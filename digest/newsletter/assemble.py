@@ -33,6 +33,7 @@ FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 _ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
 _SUMMARY = re.compile(r"^(?:\*\*)?摘要(?:\*\*)?\s*[：:]\s*(?:\*\*)?\s*(.*)$")
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
+_TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
 _SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
@@ -89,7 +90,7 @@ class Assembler:
 
     def section(self, raw: RawSection) -> Section:
         slug, known = derive_slug(raw.name, self.section_slugs)
-        if not known:
+        if not known and (raw.items or not raw.prose):  # a prose section has no feed to configure
             self.log.note(
                 raw.line,
                 "unknown-section",
@@ -118,6 +119,10 @@ class Assembler:
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
+        tag = _TAIL_LABEL.fullmatch(head.tail.strip())
+        if tag and head.url:  # '[t](u)（英文）': a note on the link, shown as a label
+            head.labels.append(tag.group(1).strip())
+            head.tail = ""
         title, source = split_source(head.text)
         url = (head.url or "").strip()
         line = raw.line
@@ -176,7 +181,7 @@ class Assembler:
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append(tail)
         in_summary = bool(summary)
-        for no, raw in body:
+        for no, raw in _fence_indented_code(body, code):
             stripped = raw.strip()
             if no in code:  # code is shown as written, never read for links or fields
                 in_summary = True
@@ -260,6 +265,36 @@ class Assembler:
                 self.log.note(
                     item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no 摘要 summary"
                 )
+
+
+def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:
+    """An indented code block in an item's body is fenced, so it stays code once re-indented.
+
+    Indented list lines (``    1. point``) are the editor's sub-points, not code: the
+    summary's list repair handles those.
+    """
+    if not code:
+        return body
+    out: list[tuple[int, str]] = []
+    run: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        texts = [text for _, text in run if text.strip()]
+        if texts and not texts[0].lstrip().startswith(("```", "~~~")):
+            if not all(_LIST_LINE.match(text.strip()) for text in texts):
+                first, last = run[0][0], run[-1][0]
+                run[:] = [(first, "```"), *((no, text[4:]) for no, text in run), (last, "```")]
+        out.extend(run)
+        run.clear()
+
+    for no, text in body:
+        if no in code:
+            run.append((no, text))
+            continue
+        flush()
+        out.append((no, text))
+    flush()
+    return out
 
 
 def parse_head(text: str) -> ItemHead:
