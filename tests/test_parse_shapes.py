@@ -1,4 +1,4 @@
-"""The three newsletter shapes: every item link in its section (and subsection), nothing from comments or code.
+"""Three newsletter shapes: every item link in its section (and subsection), none from comments or code.
 
 The shapes are those of the three example newsletters: 嵌入式AI简报 (examples/issues),
 an English Pelican weekly (examples/pelican-weekly) and a Chinese weekly with numbered

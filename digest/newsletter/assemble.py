@@ -280,10 +280,10 @@ def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> l
 
     def flush() -> None:
         texts = [text for _, text in run if text.strip()]
-        if texts and not texts[0].lstrip().startswith(("```", "~~~")):
-            if not all(_LIST_LINE.match(text.strip()) for text in texts):
-                first, last = run[0][0], run[-1][0]
-                run[:] = [(first, "```"), *((no, text[4:]) for no, text in run), (last, "```")]
+        fenced = bool(texts) and texts[0].lstrip().startswith(("```", "~~~"))
+        if texts and not fenced and not all(_LIST_LINE.match(text.strip()) for text in texts):
+            first, last = run[0][0], run[-1][0]
+            run[:] = [(first, "```"), *((no, text[4:]) for no, text in run), (last, "```")]
         out.extend(run)
         run.clear()
 
