@@ -174,7 +174,9 @@ ALL_PROSE = """\
 
 def test_an_issue_of_only_prose_is_fed_previewed_and_mailed(site, run_env):
     site.write_config(
-        '[release]\nmode = "auto"\nsettle_minutes = 0\n[email]\ntransport = "maildir:maildir"\n'
+        '[release]\nmode = "auto"\nsettle_minutes = 0\nsince = 2026-11-01\n'
+        '[email]\ntransport = "maildir:maildir"\nfrom = "简报 <news@example.org>"\n'
+        'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
     )
     site.write_issue("2026-11-20.md", ALL_PROSE)
     (site.root / "subscribers.csv").write_text("email,name,sections,status,since\na@example.com,A,,active,\n")
@@ -188,6 +190,8 @@ def test_an_issue_of_only_prose_is_fed_previewed_and_mailed(site, run_env):
         assert not feedparser.parse(path.read_bytes()).bozo, path.name
     ran = run_digest(["run", "--config", str(site.config_path)], env)
     assert ran.returncode == 0, ran.stderr
+    preview = site.root / "previews" / "2026-11-20" / "email.html"
+    assert "很长的一段文字" in preview.read_text(encoding="utf-8")
     (message,) = list((site.root / "maildir" / "new").iterdir())
     assert "很长的一段文字".encode() in email.message_from_bytes(message.read_bytes()).get_payload()[
         0

@@ -157,7 +157,7 @@ class DigestRenderer:
         self.preheader = (intro or self.issue.headline or self.subject)[:150]
 
     def variant(self, sections: frozenset[str] | None = None) -> RenderedDigest | None:
-        """The digest for subscribers of ``sections`` (None: all); None when it has no items."""
+        """The digest for subscribers of ``sections`` (None: all); None when it has nothing for them."""
         if sections is not None and not sections:
             sections = None
         if sections not in self._cache:

@@ -154,7 +154,8 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
     scanner.walk()
     intro = " ".join(scanner.intro).strip()
     preamble = scanner.preamble
-    if not intro and not scanner.intro_line and preamble and _is_paragraph(preamble[0], lines):
+    lead = not intro and not scanner.intro_line and not scanner.warmup  # no 导读, no warm-up news
+    if lead and preamble and _is_paragraph(preamble[0]):  # the first paragraph is the intro
         intro, preamble = " ".join(s.strip() for s in preamble[0].lines if s.strip()), preamble[1:]
     return Scan(
         front=front,
@@ -170,7 +171,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
     )
 
 
-def _is_paragraph(prose: RawProse, lines: list[str]) -> bool:
+def _is_paragraph(prose: RawProse) -> bool:
     """A preamble block that can stand as the intro: plain paragraph text, not a quote or table."""
     first = prose.lines[0].lstrip() if prose.lines else ""
     return (
