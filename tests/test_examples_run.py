@@ -196,3 +196,14 @@ def test_an_issue_of_only_prose_is_fed_previewed_and_mailed(site, run_env):
     assert "很长的一段文字".encode() in email.message_from_bytes(message.read_bytes()).get_payload()[
         0
     ].get_payload(decode=True)
+
+
+def test_an_issue_without_any_title_still_gets_feeds(site, run_env):
+    site.write_issue("2026-11-20.md", "Some words first.\n\n## 论文\n\n- [](https://a.example/1)\n")
+    fed = run_digest(["feeds", "--config", str(site.config_path)], run_env)
+    assert fed.returncode == 0, fed.stderr
+    assert "Required fields" not in fed.stderr and "Traceback" not in fed.stderr
+    whole = feedparser.parse((site.root / "feeds" / "atom.xml").read_bytes())
+    assert [e.title for e in whole.entries] == ["2026-11-20"]
+    papers = feedparser.parse((site.root / "feeds" / "papers.atom.xml").read_bytes())
+    assert [e.link for e in papers.entries] == ["https://a.example/1"]

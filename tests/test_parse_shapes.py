@@ -311,3 +311,13 @@ def test_an_issue_of_only_prose_is_an_issue():
     assert [s.name for s in issue.sections] == ["Essay", "Picture"]
     assert not issue.items
     assert not {"no-items", "empty-section"} & {f.code for f in issue.findings}
+
+
+def test_multimarkdown_keys_with_spaces_and_a_title_number():
+    text = "Title: The Weekly No. 12\nBase Header Level: 2\nDate: 2026-05-08\n\n## A\n- [a](https://a.org)\n"
+    issue = parse_issue(text, Path("x.md"))
+    assert (issue.title, issue.number, issue.date) == ("The Weekly No. 12", 12, dt.date(2026, 5, 8))
+    assert (
+        parse_issue("# W (2026-05-08): no 1 answer\n## A\n- [a](https://a.org)\n", Path("x.md")).number
+        is None
+    )
