@@ -34,13 +34,11 @@ def issue_paths(directory: Path) -> list[Path]:
 
 
 def draft_paths(directory: Path) -> list[Path]:
-    """The files of the ``draft/``, ``drafts/`` or ``_drafts/`` folders inside the issues folder."""
-    return [
-        path
-        for name in DRAFT_FOLDERS
-        if (directory / name).is_dir()
-        for path in issue_paths(directory / name)
-    ]
+    """The files of a ``draft/``, ``drafts/`` or ``_drafts/`` folder inside the issues folder or beside it."""
+    folders = [directory / name for name in DRAFT_FOLDERS]
+    if directory.name.lower() not in DRAFT_FOLDERS:
+        folders += [directory.parent / name for name in DRAFT_FOLDERS]
+    return [path for folder in folders if folder.is_dir() for path in issue_paths(folder)]
 
 
 def resolve_issue(directory: Path, ref: str) -> Path:
