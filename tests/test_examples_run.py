@@ -207,3 +207,24 @@ def test_an_issue_without_any_title_still_gets_feeds(site, run_env):
     assert [e.title for e in whole.entries] == ["2026-11-20"]
     papers = feedparser.parse((site.root / "feeds" / "papers.atom.xml").read_bytes())
     assert [e.link for e in papers.entries] == ["https://a.example/1"]
+
+
+def test_drafts_inside_or_beside_the_issues_folder_are_listed_as_drafts(site, run_env):
+    site.write_issue("2026-11-20.md", "# 简报 (2026-11-20)：一\n\n## 论文\n\n- [a](https://a.example/1)\n")
+    for folder in (site.issues / "drafts", site.root / "_drafts"):
+        folder.mkdir()
+    (site.issues / "drafts" / "2026-11-27.md").write_text(
+        "# 简报 (2026-11-27)：二\n\n## 论文\n\n- [b](https://b.example)\n"
+    )
+    (site.root / "_drafts" / "2026-12-04.md").write_text(
+        "# 简报 (2026-12-04)：三\n\n## 论文\n\n- [c](https://c.example)\n"
+    )
+    status = run_digest(["status", "--config", str(site.config_path)], run_env)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert set(rows) == {"2026-11-20", "2026-11-27", "2026-12-04"}
+    assert " draft " in rows["2026-11-27"] and " draft " in rows["2026-12-04"]
+    fed = run_digest(["feeds", "--config", str(site.config_path)], run_env)
+    assert fed.returncode == 0, fed.stderr
+    whole = feedparser.parse((site.root / "feeds" / "atom.xml").read_bytes())
+    assert [e.title for e in whole.entries] == ["简报 (2026-11-20)：一"]
