@@ -321,3 +321,13 @@ def test_multimarkdown_keys_with_spaces_and_a_title_number():
         parse_issue("# W (2026-05-08): no 1 answer\n## A\n- [a](https://a.org)\n", Path("x.md")).number
         is None
     )
+
+
+def test_tagline_and_intro_keep_to_their_own_lines():
+    text = (
+        "# 简报 (2024-03-01)：x\n\n**关注部署**\n<font>注：PC端请用手机打开</font>\n\n"
+        "> 导读：本期三条。\n紧接着的一段话。\n\n## 论文\n- [a](https://a.org)\n"
+    )
+    issue = parse_issue(text, Path("x.md"))
+    assert (issue.tagline, issue.intro) == ("关注部署", "本期三条。")
+    assert [p.markdown for p in issue.preamble] == ["紧接着的一段话。"]

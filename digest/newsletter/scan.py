@@ -251,9 +251,10 @@ class _HeaderReader:
             self.mode = "footer"
             return
         tagline = _TAGLINE.match(first)
-        one_line = block.kind == "para" and block.end - block.start == 1
-        if one_line and tagline and self.tagline is None and not self.warmup:
-            self.tagline = tagline.group(1).strip()
+        if block.kind == "para" and tagline and self.tagline is None and not self.warmup:
+            self.tagline = tagline.group(1).strip()  # its first line; what follows is read on its own
+            if block.end - block.start > 1:
+                self.header_block(Block("para", block.start + 1, block.end))
             return
         if block.kind in ("para", "html") and _HTML_ONLY.match(first):
             return
@@ -264,7 +265,16 @@ class _HeaderReader:
         self.add_prose(self.preamble, block)
 
     def blockquote(self, block: Block) -> None:
-        """``> 导读：`` starts the intro; any other quote is preamble prose."""
+        """``> 导读：`` starts the intro; any other quote is preamble prose.
+
+        Lines run on without ``>`` (CommonMark's lazy continuation) are not the quote's:
+        they are read as a paragraph of their own, as the editor wrote them.
+        """
+        for lazy in range(block.start + 1, block.end):
+            if self.text(lazy).strip() and not self.text(lazy).lstrip().startswith(">"):
+                self.blockquote(Block("quote", block.start, lazy))
+                self.header_block(Block("para", lazy, block.end))
+                return
         quote = None
         for index in range(block.start, block.end):
             text = self.text(index).strip().lstrip(">").strip()
