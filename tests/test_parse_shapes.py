@@ -331,3 +331,12 @@ def test_tagline_and_intro_keep_to_their_own_lines():
     issue = parse_issue(text, Path("x.md"))
     assert (issue.tagline, issue.intro) == ("关注部署", "本期三条。")
     assert [p.markdown for p in issue.preamble] == ["紧接着的一段话。"]
+
+
+def test_the_first_link_of_a_bullet_is_the_item():
+    issue = parse_issue(
+        "# W (2026-03-02)\n## A\n* Foo released [v2.0](https://foo.org/2) today\n", Path("x.md")
+    )
+    (item,) = issue.items
+    assert (item.title, item.url) == ("Foo released v2.0 today", "https://foo.org/2")
+    assert "no-link" not in {f.code for f in issue.findings}

@@ -33,6 +33,7 @@ FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 _ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
 _SUMMARY = re.compile(r"^(?:\*\*)?摘要(?:\*\*)?\s*[：:]\s*(?:\*\*)?\s*(.*)$")
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
+_INLINE_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]*)\)")
 _TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
 _SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
@@ -119,6 +120,9 @@ class Assembler:
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
+        inline = _INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
+        if inline:  # 'Foo released [v2.0](url)': the first link is the item's
+            head.url, head.text = inline.group(2), _INLINE_LINK.sub(r"\1", head.text)
         tag = _TAIL_LABEL.fullmatch(head.tail.strip())
         if tag and head.url:  # '[t](u)（英文）': a note on the link, shown as a label
             head.labels.append(tag.group(1).strip())
