@@ -67,10 +67,11 @@ def _config_or_default(args: argparse.Namespace) -> Config:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     from digest.errors import ParseError
-    from digest.newsletter.parse import ParseOptions, read_issue
+    from digest.newsletter.catalog import parse_options
+    from digest.newsletter.parse import read_issue
     from digest.newsletter.serialize import issue_to_dict
 
-    options = ParseOptions.from_config(_config_or_default(args))
+    options = parse_options(_config_or_default(args))
     failed = 0
     for name in args.files:
         try:
@@ -88,13 +89,13 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from digest.newsletter.catalog import parse_options
     from digest.newsletter.discover import issue_paths
     from digest.newsletter.lint import count_by_severity, lint_files
-    from digest.newsletter.parse import ParseOptions
 
     config = _config_or_default(args)
     paths = [Path(f) for f in args.files] or issue_paths(config.paths.issues)
-    reports = lint_files(paths, ParseOptions.from_config(config))
+    reports = lint_files(paths, parse_options(config))
     findings = [f for report in reports for f in report.findings]
     for report in reports:
         for line in report.lines():

@@ -32,6 +32,7 @@ __all__ = [
     "DkimConfig",
     "EmailConfig",
     "FeedsConfig",
+    "NewsletterConfig",
     "PathsConfig",
     "ReleaseConfig",
     "ServeConfig",
@@ -92,6 +93,22 @@ class FeedsConfig:
     def section_names(self) -> dict[str, str]:
         """slug -> the section's name; when two names share a slug, the last one listed (the editor's own)."""
         return {slug: name for name, slug in self.sections.items()}
+
+
+@dataclass(frozen=True)
+class NewsletterConfig:
+    """How to read the newsletter's issues: where dates come from, what each heading holds.
+
+    Headings are matched by name, case-insensitively. ``item_sections`` are read for
+    items even when they have none (an empty one is a warning); ``prose_sections`` are
+    shown as written, never taken apart into items; ``skip_sections`` are left out of
+    every output (a jobs board, "how to contribute").
+    """
+
+    date_from: str = field(default="content", metadata={"choices": ("content", "git")})
+    item_sections: tuple[str, ...] = field(default=(), metadata={"convert": "names"})
+    prose_sections: tuple[str, ...] = field(default=(), metadata={"convert": "names"})
+    skip_sections: tuple[str, ...] = field(default=(), metadata={"convert": "names"})
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
 
     @property
     def root(self) -> Path:
@@ -303,6 +321,14 @@ class _Reader:
                 return ZoneInfo(name)
             except (ZoneInfoNotFoundError, ValueError):
                 self.fail(f"'{key}' = {name!r} is not a timezone name such as 'Asia/Shanghai'")
+        if convert == "names":
+            names = self.expect(raw, list, key)
+            if not all(isinstance(name, str) and name.strip() for name in names):
+                self.fail(f"'{key}' must be a list of heading names such as [\"Jobs\"]")
+            return tuple(name.strip() for name in names)
+        if "choices" in fld.metadata and raw not in fld.metadata["choices"]:
+            options = " or ".join(f'"{c}"' for c in fld.metadata["choices"])
+            self.fail(f"'{key}' must be {options}, not {raw!r}")
         if convert == "slugs":
             table = self.expect(raw, Mapping, key)
             slugs = dict(DEFAULT_SECTION_SLUGS)

@@ -81,3 +81,29 @@ def test_every_top_level_link_bullet_yields_exactly_one_item(spec):
     assert [s.name for s in issue.sections] == [name for name, _ in spec]
     for section, (_, items) in zip(issue.sections, spec, strict=True):
         assert [i.url for i in section.items] == [url for _, url, _ in items]
+
+
+hidden_line = st.one_of(
+    st.text(alphabet="abcxyz 甲乙", min_size=1, max_size=10).map(lambda t: f"- [{t}](https://hidden.example/{t})"),
+    st.sampled_from(["## hidden heading", "1、[h](https://hidden.example/n)", "- [x](https://hidden.example/b)",
+                     "代码：https://hidden.example/c", "    - [i](https://hidden.example/i)", ""]),
+)  # fmt: skip
+wrapper = st.sampled_from([("<!--", "-->"), ("```", "```"), ("~~~", "~~~"), ("<!-- note", "end -->")])
+visible = st.tuples(title_text, urls).map(lambda t: f"- [{t[0]}]({t[1]})")
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.lists(visible, max_size=3), wrapper, st.lists(hidden_line, max_size=5)), max_size=4)
+)
+def test_nothing_inside_a_comment_or_a_code_fence_becomes_an_item(blocks):
+    lines = ["# 简报 (2024-01-01)：x", "", "## 论文", ""]
+    expected = []
+    for shown, (opener, closer), hidden in blocks:
+        lines += [*shown, "", opener, *hidden, closer, ""]
+        expected += [re.search(r"\]\((.*)\)$", line).group(1) for line in shown]
+    issue = parse_issue("\n".join(lines), Path("x.md"))
+    assert [s.name for s in issue.sections] == ["论文"]
+    assert [i.url for i in issue.items] == expected
+    assert not any("hidden.example" in link.url for i in issue.items for link in i.links)
+    assert all("hidden" not in s.name for s in issue.sections)

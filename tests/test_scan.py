@@ -1,4 +1,4 @@
-"""The line-level scanner on its own: which line goes where, and what is noted on the way."""
+"""The scanner on its own: which block goes where, and what is noted on the way."""
 
 from __future__ import annotations
 
@@ -57,10 +57,12 @@ def test_items_keep_their_body_lines_and_back_issues_are_dropped():
     assert item.body[1][1] == "  缩进的续行"
 
 
-def test_text_outside_any_item_is_noted_and_kept_as_a_note():
-    result, log = scan("# 简报 (2026-03-01)：x\n## 论文\n说明文字\n- [A](https://a.org)\n")
-    assert result.notes == ("说明文字",)
-    assert [(f.line, f.code) for f in log.findings] == [(3, "orphan-text")]
+def test_text_before_the_first_item_is_the_sections_prose():
+    result, log = scan("# 简报 (2026-03-01)：x\n## 论文\n说明文字\n\n- [A](https://a.org)\n")
+    (section,) = result.sections
+    assert [(p.line, p.lines) for p in section.prose] == [(3, ["说明文字"])]
+    assert [item.head for item in section.items] == ["[A](https://a.org)"]
+    assert log.findings == []
 
 
 def test_bad_bytes_and_control_characters_are_noted_with_their_line():

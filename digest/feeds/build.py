@@ -39,7 +39,7 @@ from digest.newsletter.markup import (
     sanitize_html,
     strip_xml_illegal,
 )
-from digest.newsletter.model import Issue, Item
+from digest.newsletter.model import Issue, Item, Section
 from digest.templating import render_template
 
 __all__ = [
@@ -249,7 +249,8 @@ def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
     names = config.feeds.section_names
     for issue in issues:
         for section in issue.sections:
-            names.setdefault(section.slug, section.name)
+            if section.items:  # a prose section (an essay, a cover picture) has no entries to feed
+                names.setdefault(section.slug, section.name or section.slug)
     return names
 
 
@@ -257,7 +258,7 @@ def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
     content = issue_html(issue, config, link)
     return _entry(
         id=ident,
-        title=join_title(issue.title, issue.headline, config.site.language),
+        title=join_title(issue.title, issue.headline, config.site.language) or issue.key,
         link=link,
         published=issue.published,
         content_html=content,
@@ -296,7 +297,7 @@ def _item_entry(
         published=issue.published,
         content_html=absolutize_links(sanitize_html(content), issue_link),
         summary="",
-        categories=tuple(c for c in (item.source, *item.labels) if c),
+        categories=tuple(c for c in (item.subsection, item.source, *item.labels) if c),
     )
 
 
@@ -340,9 +341,19 @@ def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
         issue=issue,
         intro=_markup(issue.intro_html),
         warmup=[_markup(h) for h in issue.warmup_html],
-        sections=[(s, [(i, _markup(i.summary_html)) for i in s.items]) for s in issue.sections if s.items],
+        preamble=[_markup(p.html) for p in issue.preamble],
+        sections=[(s, _parts(s)) for s in issue.sections if s.items or s.prose],
     )
     return absolutize_links(sanitize_html(rendered), link)
+
+
+def _parts(section: Section) -> list[tuple[str, list[Any], list[tuple[Item, Any]]]]:
+    """A section's top and subsections: (name, prose HTML, [(item, summary HTML)])."""
+    return [
+        (part.name, [_markup(p.html) for p in part.prose], [(i, _markup(i.summary_html)) for i in part.items])
+        for part in section.parts
+        if part.prose or part.items
+    ]
 
 
 def _markup(fragment: str) -> Any:
@@ -404,7 +415,7 @@ def _render(feed: Feed, fmt: FeedFormat, config: Config) -> bytes:
     fg = FeedGenerator()
     fg.id(base + fmt.filename(feed.key))
     fg.title(strip_xml_illegal(feed.title))
-    fg.subtitle(strip_xml_illegal(feed.subtitle))
+    fg.subtitle(strip_xml_illegal(feed.subtitle) or strip_xml_illegal(feed.title) or feed.key)
     fg.author({"name": site.author or site.title, **({"email": site.email} if site.email else {})})
     fg.link(href=base + fmt.filename(feed.key), rel="self", type=fmt.media_type)
     fg.link(href=site.base_url, rel="alternate", type="text/html")  # RSS <link> takes the last one

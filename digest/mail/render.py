@@ -25,7 +25,7 @@ from digest.config import Config
 from digest.errors import TemplateError
 from digest.i18n import gettext_for, join_title
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
-from digest.newsletter.model import Finding, Issue, Item, Link, Severity
+from digest.newsletter.model import Finding, Issue, Item, Link, Section, Severity
 from digest.templating import render_template
 
 __all__ = [
@@ -177,7 +177,7 @@ class DigestRenderer:
         self.preheader = (intro or self.issue.headline or self.subject)[:150]
 
     def variant(self, sections: frozenset[str] | None = None) -> RenderedDigest | None:
-        """The digest for subscribers of ``sections`` (None: all); None when it has no items."""
+        """The digest for subscribers of ``sections`` (None: all); None when it has nothing for them."""
         if sections is not None and not sections:
             sections = None
         if sections not in self._cache:
@@ -186,7 +186,11 @@ class DigestRenderer:
 
     def _render(self, sections: frozenset[str] | None) -> RenderedDigest | None:
         chosen = [s for s in self.issue.sections if s.items and (sections is None or s.slug in sections)]
-        if not chosen:
+        if not chosen and self.issue.items:
+            return None
+        keep = {id(s) for s in chosen} | {id(s) for s in self.issue.sections if s.prose and not s.items}
+        chosen = [s for s in self.issue.sections if id(s) in keep]  # prose sections go to everyone
+        if not chosen and not self.issue.preamble:
             return None
         budget = self.config.email.max_html_bytes - FIELD_ALLOWANCE
         for limit in SUMMARY_LIMITS:
@@ -215,7 +219,7 @@ class DigestRenderer:
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
-        views = [_SectionView(s.name, s.slug, tuple(self._item(i, limit) for i in s.items)) for s in sections]
+        views = [self._section(s, limit) for s in sections]
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
@@ -231,9 +235,25 @@ class DigestRenderer:
             "intro_text": html_to_text(intro, urls=True),
             "warmup_text": [html_to_text(h, urls=True) for h in warmup],
             "sections": views,
+            "preamble": [Markup(self._absolute(p.html)) for p in self.issue.preamble],
+            "preamble_text": [html_to_text(self._absolute(p.html), urls=True) for p in self.issue.preamble],
             "shortened": limit is not None,
             "fields": _PLACEHOLDERS,
         }
+
+    def _section(self, section: Section, limit: int | None) -> _SectionView:
+        """A section as the templates see it: its items, and its top and subsections with their prose."""
+        from markupsafe import Markup
+
+        parts = []
+        for part in section.parts:
+            html = [self._absolute(p.html) for p in part.prose]
+            items = tuple(self._item(i, limit) for i in part.items)
+            if html or items:
+                text = tuple(html_to_text(h, urls=True) for h in html)
+                parts.append(_PartView(part.name, tuple(Markup(h) for h in html), text, items))
+        items = tuple(item for part in parts for item in part.items)
+        return _SectionView(section.name, section.slug, items, tuple(parts))
 
     def _item(self, item: Item, limit: int | None) -> _ItemView:
         from markupsafe import Markup, escape
@@ -306,10 +326,21 @@ class _ItemView:
 
 
 @dataclass(frozen=True)
+class _PartView:
+    """A section's top (``name`` empty) or a ``###`` subsection: prose (HTML and text) and items."""
+
+    name: str
+    prose: tuple[Any, ...]
+    prose_text: tuple[str, ...]
+    items: tuple[_ItemView, ...]
+
+
+@dataclass(frozen=True)
 class _SectionView:
     name: str
     slug: str
     items: tuple[_ItemView, ...]
+    parts: tuple[_PartView, ...] = ()
 
 
 def _tidy_text(text: str) -> str:

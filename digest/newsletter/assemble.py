@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
-from digest.newsletter.model import Field, Item, Link, Section, Severity
-from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawSection, Scan
+from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
+from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawProse, RawSection, Scan
 
 __all__ = [
     "LINK_LABELS",
@@ -33,6 +33,8 @@ FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 _ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
 _SUMMARY = re.compile(r"^(?:\*\*)?摘要(?:\*\*)?\s*[：:]\s*(?:\*\*)?\s*(.*)$")
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
+_INLINE_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]*)\)")
+_TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
 _SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
@@ -89,7 +91,7 @@ class Assembler:
 
     def section(self, raw: RawSection) -> Section:
         slug, known = derive_slug(raw.name, self.section_slugs)
-        if not known:
+        if not known and (raw.items or not raw.prose):  # a prose section has no feed to configure
             self.log.note(
                 raw.line,
                 "unknown-section",
@@ -97,9 +99,18 @@ class Assembler:
                 f"section '{raw.name}' is not in [feeds.sections]; its feed slug is '{slug}'",
             )
         items = tuple(self.item(r) for r in raw.items)
-        if not items:
+        prose = tuple(p for p in (self.prose(r) for r in raw.prose) if p.html)
+        if not items and not prose:
             self.log.note(raw.line, "empty-section", WARNING, f"section '{raw.name}' has no items")
-        return Section(name=raw.name, slug=slug, items=items, line=raw.line)
+        name = raw.name or slug
+        return Section(name, slug, items, raw.line, prose, tuple(raw.subsections))
+
+    def prose(self, raw: RawProse) -> Prose:
+        """A block shown as written: an essay, a cover picture, a quote, a table."""
+        markdown = "\n".join(raw.lines).strip("\n")
+        return Prose(
+            markdown=markdown, html=markdown_to_html(markdown), line=raw.line, subsection=raw.subsection
+        )
 
     def item(self, raw: RawItem) -> Item:
         head = parse_head(raw.head)
@@ -109,6 +120,13 @@ class Assembler:
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
+        inline = _INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
+        if inline:  # 'Foo released [v2.0](url)': the first link is the item's
+            head.url, head.text = inline.group(2), _INLINE_LINK.sub(r"\1", head.text)
+        tag = _TAIL_LABEL.fullmatch(head.tail.strip())
+        if tag and head.url:  # '[t](u)（英文）': a note on the link, shown as a label
+            head.labels.append(tag.group(1).strip())
+            head.tail = ""
         title, source = split_source(head.text)
         url = (head.url or "").strip()
         line = raw.line
@@ -142,7 +160,7 @@ class Assembler:
         if url and not is_safe_url(url):
             self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
             url = ""
-        links, fields, summary_lines = self.item_body(body, head, line)
+        links, fields, summary_lines = self.item_body(body, head, line, raw.code)
         summary = normalize_summary(summary_lines)
         return Item(
             title=title,
@@ -154,10 +172,11 @@ class Assembler:
             links=tuple(links),
             fields=tuple(fields),
             line=line,
+            subsection=raw.subsection,
         )
 
     def item_body(
-        self, body: list[tuple[int, str]], head: ItemHead, line: int
+        self, body: list[tuple[int, str]], head: ItemHead, line: int, code: frozenset[int] = frozenset()
     ) -> tuple[list[Link], list[Field], list[str]]:
         links = [link for link in head.extras if self.safe_link(link, line)]
         fields: list[Field] = []
@@ -166,9 +185,11 @@ class Assembler:
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append(tail)
         in_summary = bool(summary)
-        for _, raw in body:
+        for no, raw in _fence_indented_code(body, code):
             stripped = raw.strip()
-            if not in_summary:
+            if no in code:  # code is shown as written, never read for links or fields
+                in_summary = True
+            elif not in_summary:
                 if not stripped:
                     continue
                 match = _SUMMARY.match(stripped)
@@ -225,7 +246,8 @@ class Assembler:
     def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
         """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
         items = [item for section in sections for item in section.items]
-        if not items and not self.log.has("empty-file"):
+        prose = scan.preamble or any(section.prose for section in sections)
+        if not items and not prose and not self.log.has("empty-file"):
             self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
         if scan.title and not scan.intro and scan.intro_line:
             self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
@@ -247,6 +269,36 @@ class Assembler:
                 self.log.note(
                     item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no 摘要 summary"
                 )
+
+
+def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:
+    """An indented code block in an item's body is fenced, so it stays code once re-indented.
+
+    Indented list lines (``    1. point``) are the editor's sub-points, not code: the
+    summary's list repair handles those.
+    """
+    if not code:
+        return body
+    out: list[tuple[int, str]] = []
+    run: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        texts = [text for _, text in run if text.strip()]
+        fenced = bool(texts) and texts[0].lstrip().startswith(("```", "~~~"))
+        if texts and not fenced and not all(_LIST_LINE.match(text.strip()) for text in texts):
+            first, last = run[0][0], run[-1][0]
+            run[:] = [(first, "```"), *((no, text[4:]) for no, text in run), (last, "```")]
+        out.extend(run)
+        run.clear()
+
+    for no, text in body:
+        if no in code:
+            run.append((no, text))
+            continue
+        flush()
+        out.append((no, text))
+    flush()
+    return out
 
 
 def parse_head(text: str) -> ItemHead:
@@ -399,8 +451,17 @@ def normalize_summary(lines: list[str]) -> str:
         out.append("")
         run.clear()
 
+    fence = ""
     for raw in lines:
         stripped = raw.strip()
+        if fence or stripped.startswith(("```", "~~~")):
+            flush()
+            out.append(raw.rstrip())
+            if not fence:
+                fence = stripped[:3]
+            elif stripped.startswith(fence):
+                fence = ""
+            continue
         match = _LIST_LINE.match(stripped)
         if match and stripped:
             indent = len(raw) - len(raw.lstrip())

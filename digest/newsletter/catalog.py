@@ -17,12 +17,12 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import ParseError
-from digest.newsletter.discover import issue_paths, link_outside, resolve_issue
+from digest.newsletter.discover import draft_paths, issue_paths, link_outside, resolve_issue
 from digest.newsletter.lint import LintReport, lint_file
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.parse import ParseOptions, read_issue
 
-__all__ = ["Catalog", "IssueCheck", "load_catalog", "load_issue", "now_in"]
+__all__ = ["Catalog", "IssueCheck", "load_catalog", "load_issue", "now_in", "parse_options"]
 
 
 def now_in(config: Config) -> dt.datetime:
@@ -50,10 +50,19 @@ IssueCheck = Callable[[Config, Issue, Path], "Finding | None"]
 """A check a later stage adds to every issue it reads (the release stage: does the digest fit?)."""
 
 
+def parse_options(config: Config) -> ParseOptions:
+    """The parse options of a command: with ``date_from = "git"``, every file's first commit, read once."""
+    if config.newsletter.date_from != "git":
+        return ParseOptions.from_config(config)
+    from digest.newsletter.history import first_commits
+
+    return ParseOptions.from_config(config, first_commits(config.paths.issues))
+
+
 def load_catalog(config: Config, checks: Sequence[IssueCheck] = ()) -> Catalog:
-    """Read and parse every issue file, keeping each file's findings (and those of ``checks``)."""
-    options = ParseOptions.from_config(config)
-    paths = issue_paths(config.paths.issues)
+    """Read and parse every issue file and draft, keeping each file's findings (and those of ``checks``)."""
+    options = parse_options(config)
+    paths = issue_paths(config.paths.issues) + draft_paths(config.paths.issues)
     return Catalog(tuple(_report(config, path, options, checks) for path in paths))
 
 
@@ -92,4 +101,4 @@ def load_issue(config: Config, ref: str, checks: Sequence[IssueCheck] = ()) -> I
     outside = link_outside(config.paths.issues, path)
     if outside is not None:
         raise ParseError(_outside(outside), path=path)
-    return _checked(config, read_issue(path, ParseOptions.from_config(config)), path, checks)
+    return _checked(config, read_issue(path, parse_options(config)), path, checks)

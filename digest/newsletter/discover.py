@@ -6,10 +6,11 @@ from pathlib import Path
 
 from digest.errors import IssueNotFound
 
-__all__ = ["ISSUE_SUFFIXES", "issue_paths", "link_outside", "resolve_issue"]
+__all__ = ["DRAFT_FOLDERS", "ISSUE_SUFFIXES", "draft_paths", "issue_paths", "link_outside", "resolve_issue"]
 
 ISSUE_SUFFIXES = (".md", ".markdown")
 _NOT_ISSUES = ("readme", "index", "license", "changelog")
+DRAFT_FOLDERS = ("draft", "drafts", "_drafts")  # a file in one of these, inside the issues folder, is a draft
 
 
 def issue_paths(directory: Path) -> list[Path]:
@@ -30,6 +31,14 @@ def issue_paths(directory: Path) -> list[Path]:
         and path.stem.lower() not in _NOT_ISSUES
         and path.is_file()
     )
+
+
+def draft_paths(directory: Path) -> list[Path]:
+    """The files of a ``draft/``, ``drafts/`` or ``_drafts/`` folder inside the issues folder or beside it."""
+    folders = [directory / name for name in DRAFT_FOLDERS]
+    if directory.name.lower() not in DRAFT_FOLDERS:
+        folders += [directory.parent / name for name in DRAFT_FOLDERS]
+    return [path for folder in folders if folder.is_dir() for path in issue_paths(folder)]
 
 
 def resolve_issue(directory: Path, ref: str) -> Path:

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 __all__ = [
     "C0_CONTROLS",
     "SAFE_SCHEMES",
+    "UNSAFE_SCHEMES",
     "absolute_url",
     "absolutize_links",
     "find_urls",
@@ -30,6 +31,23 @@ __all__ = [
 ]
 
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+# Schemes that run code or smuggle content in a link; every other scheme (irc:, xmpp:, tel:, ...) is a link.
+UNSAFE_SCHEMES = frozenset(
+    {
+        "javascript",
+        "vbscript",
+        "livescript",
+        "mocha",
+        "jscript",
+        "data",
+        "blob",
+        "filesystem",
+        "file",
+        "about",
+    }
+)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_HREF_SCHEMES = re.compile(r"""\b(?:href|src)\s*=\s*["']?\s*([A-Za-z][A-Za-z0-9+.-]*):""")
 
 ALLOWED_TAGS = frozenset(
     {
@@ -65,9 +83,12 @@ def find_urls(text: str) -> Iterator[tuple[int, int, str]]:
 
 
 def is_safe_url(url: str) -> bool:
-    """True for http(s)/mailto URLs and relative references; False for javascript: and the like."""
-    scheme = urlsplit(url.strip()).scheme.lower()
-    return scheme in SAFE_SCHEMES or scheme == ""
+    """False for javascript:, data:, vbscript: and their kind; any other scheme, or none, is a link."""
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return False
+    return scheme == "" or (scheme not in UNSAFE_SCHEMES and _SCHEME.fullmatch(scheme) is not None)
 
 
 @functools.cache
@@ -140,14 +161,19 @@ def inline_markdown_to_html(markdown: str) -> str:
 
 
 def sanitize_html(fragment: str) -> str:
-    """Keep only an allowlist of tags and attributes, and only http(s)/mailto/relative URLs."""
+    """Keep only an allowlist of tags and attributes, and no javascript:/data:/vbscript: URL."""
     import nh3
 
+    schemes = set(SAFE_SCHEMES)
+    for found in _HREF_SCHEMES.findall(fragment):
+        scheme = found.lower()
+        if scheme not in UNSAFE_SCHEMES:
+            schemes.update((scheme, found))
     return nh3.clean(
         strip_xml_illegal(fragment),
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(SAFE_SCHEMES),
+        url_schemes=schemes,
         link_rel="noopener noreferrer",
     ).strip()
 

@@ -18,6 +18,8 @@ __all__ = [
     "Issue",
     "Item",
     "Link",
+    "Part",
+    "Prose",
     "Section",
     "Severity",
 ]
@@ -86,6 +88,7 @@ class Item:
     links: tuple[Link, ...]
     fields: tuple[Field, ...]
     line: int
+    subsection: str = ""  # the ``###`` heading the item stands under, if any
 
     @property
     def href(self) -> str:
@@ -96,13 +99,50 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Prose:
+    """A block that is not items (an essay, a cover picture, a quote of the week), kept as written.
+
+    ``html`` is sanitised; ``subsection`` is the ``###`` heading it stands under, if any.
+    """
+
+    markdown: str
+    html: str
+    line: int
+    subsection: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A section's top (``name`` empty) or one of its ``###`` subsections, with its prose and items."""
+
+    name: str
+    prose: tuple[Prose, ...]
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
-    """A ``## name`` section: 业界新闻, 论文, 开源项目, 博文 or any other."""
+    """A ``## name`` section: its items (all of them, subsections included), prose and subsections."""
 
     name: str
     slug: str
     items: tuple[Item, ...]
     line: int
+    prose: tuple[Prose, ...] = ()
+    subsections: tuple[str, ...] = ()
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """The section's top, then each subsection in order: what templates show under the heading."""
+        names = ("", *self.subsections)
+        return tuple(
+            Part(
+                name,
+                tuple(p for p in self.prose if p.subsection == name),
+                tuple(i for i in self.items if i.subsection == name),
+            )
+            for name in names
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +168,8 @@ class Issue:
     findings: tuple[Finding, ...]
     draft: bool = False
     notes: tuple[str, ...] = field(default=())
+    number: int | None = None  # the issue's number (``Number:``, ``第 N 期``, ``#665``, ``issue-300``)
+    preamble: tuple[Prose, ...] = ()  # prose before the first section, after the intro
 
     @property
     def key(self) -> str:

@@ -22,6 +22,7 @@ item is silently dropped. Only a file with no date anywhere cannot be an issue;
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,15 +32,18 @@ from typing import Any
 from digest.config import DEFAULT_SECTION_SLUGS, Config
 from digest.errors import ParseError
 from digest.newsletter.assemble import Assembler, derive_slug
+from digest.newsletter.discover import DRAFT_FOLDERS
 from digest.newsletter.markup import inline_markdown_to_html
+from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
-from digest.newsletter.scan import FindingLog, scan_text
+from digest.newsletter.scan import FindingLog, SectionRules, scan_text
 
 __all__ = [
     "ParseOptions",
     "UndatedIssue",
     "derive_slug",
     "parse_issue",
+    "path_key",
     "read_issue",
     "read_source",
 ]
@@ -51,16 +55,42 @@ _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
 
 
+def path_key(path: Path) -> str:
+    """How a file is known in :attr:`ParseOptions.first_commits`: its absolute, normalised path."""
+    return os.path.normpath(path.absolute())
+
+
 @dataclass(frozen=True)
 class ParseOptions:
-    """What parsing needs from the config: the site's timezone and the section slug table."""
+    """What parsing needs from the config: timezone, section slugs, the ``[newsletter]`` rules.
+
+    ``first_commits`` (absolute path -> when the file was first committed) is read
+    once per catalog when ``date_from = "git"``; a file missing from it is not committed.
+    """
 
     timezone: dt.tzinfo = dt.UTC
     section_slugs: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SECTION_SLUGS)
+    rules: SectionRules = field(default_factory=SectionRules)
+    date_from: str = "content"
+    first_commits: Mapping[str, dt.datetime] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: Config) -> ParseOptions:
-        return cls(timezone=config.site.timezone, section_slugs=config.feeds.sections)
+    def from_config(
+        cls, config: Config, first_commits: Mapping[str, dt.datetime] | None = None
+    ) -> ParseOptions:
+        news = config.newsletter
+        rules = SectionRules(
+            items=frozenset(n.casefold() for n in news.item_sections),
+            prose=frozenset(n.casefold() for n in news.prose_sections),
+            skip=frozenset(n.casefold() for n in news.skip_sections),
+        )
+        return cls(
+            timezone=config.site.timezone,
+            section_slugs=config.feeds.sections,
+            rules=rules,
+            date_from=news.date_from,
+            first_commits=first_commits or {},
+        )
 
 
 class UndatedIssue(ParseError):
@@ -124,13 +154,14 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     """
     options = options or ParseOptions()
     log = FindingLog()
-    scan = scan_text(data, log)
+    scan = scan_text(data, log, options.rules)
     title_line, title_text = scan.title or (0, "")
     title, headline, h1_date = _title(title_line, title_text, scan.front, scan.empty, log)
-    date, published = _date(h1_date, title_line, scan.front, path, options.timezone, log)
+    date, published = _date(h1_date, title_line, scan.front, path, options, log)
     assembler = Assembler(log, options.section_slugs)
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
+    preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
     assembler.check_issue(scan, sections)
     findings = log.sorted()
     if date is None or published is None:
@@ -149,9 +180,23 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         warmup_html=tuple(h for _, h in warmup),
         sections=sections,
         findings=findings,
-        draft=scan.front.get("draft") is True or scan.front.get("published") is False,
+        draft=_is_draft(scan.front, path),
         notes=scan.notes,
+        number=issue_number(scan.front, title_text or title, path.stem),
+        preamble=preamble,
     )
+
+
+def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
+    """A draft by its folder (``drafts/``), front matter (``draft: true``) or Pelican's ``Status: draft``."""
+    if path.parent.name.lower() in DRAFT_FOLDERS:  # also beside the issues, as examples/drafts/
+        return True
+    draft, published, status = front.get("draft"), front.get("published"), front.get("status")
+    if isinstance(draft, str):
+        draft = draft.strip().lower() in ("true", "yes", "1")
+    if isinstance(published, str):
+        published = published.strip().lower() not in ("false", "no", "0")
+    return draft is True or published is False or str(status or "").strip().lower() in ("draft", "hidden")
 
 
 def _title(
@@ -188,10 +233,11 @@ def _date(
     title_line: int,
     front: Mapping[str, Any],
     path: Path,
-    tz: dt.tzinfo,
+    options: ParseOptions,
     log: FindingLog,
 ) -> tuple[dt.date | None, dt.datetime | None]:
-    """The issue's date (title, then front matter, then file name) and when it is published."""
+    """The issue's date (title, then metadata, then file name, then git) and when it is published."""
+    tz = options.timezone
     front_value = front.get("date")
     front_dt = _front_datetime(front_value, tz)
     if front_value is not None and front_dt is None:
@@ -204,6 +250,8 @@ def _date(
         ("the file name", name_date),
     ]
     known = [(where, value) for where, value in candidates if value is not None]
+    if not known and options.date_from == "git":
+        return _git_date(path, title_line, options, log)
     if not known:
         log.note(
             title_line,
@@ -225,6 +273,19 @@ def _date(
         return chosen, front_dt
     midnight = dt.datetime.combine(chosen, dt.time(0, 0), tzinfo=tz)
     return chosen, midnight
+
+
+def _git_date(
+    path: Path, title_line: int, options: ParseOptions, log: FindingLog
+) -> tuple[dt.date | None, dt.datetime | None]:
+    """``date_from = "git"``: the day the file was first committed, in the site's timezone."""
+    committed = options.first_commits.get(path_key(path))
+    if committed is None:
+        message = "no date in the file, and it is not committed to git yet: commit it to give it a date"
+        log.note(title_line, "no-date", FATAL, message)
+        return None, None
+    local = committed.astimezone(options.timezone)
+    return local.date(), local
 
 
 def _parse_date(text: str) -> dt.date | None:

@@ -1,29 +1,35 @@
-"""The line-level scanner: one pass sorting an issue file's lines into their parts.
+"""The scanner: one pass over an issue's blocks (from :mod:`.blocks`), sorting them into parts.
 
-Decoding, control characters and front matter come first; then each line is
-header (title, tagline, 导读 intro, warm-up bullets), a section heading, an
-item's first line or one of its body lines, or boilerplate (back issues, QR
-code, footer) that is dropped. Oddities are noted in a :class:`FindingLog`
-with their line; nothing here raises.
+Decoding, control characters and metadata come first; then each top-level block
+is header (title, tagline, 导读 intro, warm-up bullets, preamble prose), a section
+or subsection heading, an item (a bullet, a numbered list item or a numbered
+paragraph such as ``1、[t](u)``) or its body, prose, or boilerplate (back issues, QR
+code, footer) that is dropped. An item's body is every block after it until the
+next item or heading, as written, so the assembly can repair it line by line.
+Oddities are noted in a :class:`FindingLog` with their line; nothing here raises.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references
 from digest.newsletter.markup import C0_CONTROLS
+from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Finding, Severity
 
 __all__ = [
     "BACK_ISSUES",
     "LABEL_LINE",
     "FindingLog",
-    "LineScanner",
     "RawItem",
+    "RawProse",
     "RawSection",
     "Scan",
+    "SectionRules",
     "clean_heading",
     "scan_text",
 ]
@@ -32,15 +38,16 @@ FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
 BACK_ISSUES = "往期回顾"
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
-_HEADING = re.compile(r"^(#+)\s*(.*?)\s*#*\s*$")
-_HR = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
-_TOP_BULLET = re.compile(r"^[-*+](?:\s+(.*))?$")
+_HASH_TITLE = re.compile(r"^#+\s*(.*?)\s*#*\s*$")
+_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s+(.*))?$")
+_NUMBERED = re.compile(r"^(\*\*)?\s*\d{1,3}\s*[、．.)）](?!\d)\s*(.*)$")
 _TAGLINE = re.compile(r"^\*\*(.+?)\*\*$")
 _FOOTER = re.compile(
     r"^(?:(?:editor|project|wechat id|license)\s*[:：]|!\[wechat_qrcode\]|<a rel=\"license\")",
     re.I,
 )
 _HTML_ONLY = re.compile(r"^<(font|img|center|div|span|br)\b.*$", re.I)
+_BULLET_LINE = re.compile(r"^[-*+](?:\s+(.*))?$")
 LABEL_LINE = re.compile(r"^([^\s：:\[\]()（）<>*#/]{1,12}?)\s*[：:]\s*(.*)$")
 _CONTROL = re.compile(f"[{C0_CONTROLS}\x7f\ufffe\uffff]")  # what XML forbids, and DEL
 
@@ -62,22 +69,54 @@ class FindingLog:
         return tuple(sorted(self.findings, key=lambda f: (f.line, f.severity.rank, f.code)))
 
 
+@dataclass(frozen=True)
+class SectionRules:
+    """The editor's word on headings (``[newsletter]``), by lowercased name."""
+
+    items: Collection[str] = ()
+    prose: Collection[str] = ()
+    skip: Collection[str] = ()
+
+    def kind(self, name: str) -> str:
+        """``skip``, ``prose`` or ``items`` (read for items; without any it is prose)."""
+        key = name.casefold()
+        if key in self.skip or BACK_ISSUES in name:
+            return "skip"
+        if key in self.prose or (self.items and key not in self.items):
+            return "prose"
+        return "items"
+
+
 @dataclass
 class RawItem:
-    """An item's first line and the lines under it, as written."""
+    """An item's first line and the lines under it, as written (``code``: line numbers in code)."""
 
     line: int
     head: str
     body: list[tuple[int, str]] = field(default_factory=list)
+    subsection: str = ""
+    code: frozenset[int] = frozenset()
+
+
+@dataclass
+class RawProse:
+    """Blocks that are not items, as written, with the line they start at."""
+
+    line: int
+    lines: list[str] = field(default_factory=list)
+    subsection: str = ""
 
 
 @dataclass
 class RawSection:
-    """A ``## `` heading and the raw items under it."""
+    """A ``## `` heading, the raw items and prose under it, and its ``###`` subsections."""
 
     name: str
     line: int
     items: list[RawItem] = field(default_factory=list)
+    prose: list[RawProse] = field(default_factory=list)
+    subsections: list[str] = field(default_factory=list)
+    kind: str = "items"
 
 
 @dataclass(frozen=True)
@@ -93,29 +132,52 @@ class Scan:
     notes: tuple[str, ...]
     warmup: tuple[tuple[int, str], ...]
     sections: tuple[RawSection, ...]
+    preamble: tuple[RawProse, ...] = ()
 
 
-def scan_text(data: bytes | str, log: FindingLog) -> Scan:
-    """Decode ``data`` and sort its lines; every oddity is noted in ``log``."""
+def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = None) -> Scan:
+    """Decode ``data`` and sort its blocks; every oddity is noted in ``log``."""
     text = decode(data, log) if isinstance(data, bytes) else data.lstrip("\ufeff")
     text = without_control_characters(text, log)
     lines = _LINE_SPLIT.split(text)
     empty = not text.strip()
     if empty:
         log.note(0, "empty-file", FATAL, "the file is empty: not an issue yet")
-    front, body_start = front_matter(lines, log)
-    scanner = LineScanner(log)
-    scanner.walk(lines, body_start)
+    front, body_start = read_metadata(lines, log)
+    blocks = read_blocks(lines, body_start)
+    if blocks.unclosed_comment is not None:
+        line = blocks.unclosed_comment + 1
+        log.note(
+            line, "unclosed-comment", WARNING, "'<!--' is never closed with '-->': all after it is hidden"
+        )
+    scanner = BlockScanner(log, lines, blocks, rules or SectionRules())
+    scanner.walk()
+    intro = " ".join(scanner.intro).strip()
+    preamble = scanner.preamble
+    lead = not intro and not scanner.intro_line and not scanner.warmup  # no 导读, no warm-up news
+    if lead and preamble and _is_paragraph(preamble[0]):  # the first paragraph is the intro
+        intro, preamble = " ".join(s.strip() for s in preamble[0].lines if s.strip()), preamble[1:]
     return Scan(
         front=front,
         empty=empty,
         title=scanner.title,
         tagline=scanner.tagline or "",
-        intro=" ".join(scanner.intro).strip(),
+        intro=intro,
         intro_line=scanner.intro_line,
         notes=tuple(scanner.notes),
         warmup=tuple(scanner.warmup),
         sections=tuple(scanner.sections),
+        preamble=tuple(preamble),
+    )
+
+
+def _is_paragraph(prose: RawProse) -> bool:
+    """A preamble block that can stand as the intro: plain paragraph text, not a quote or table."""
+    first = prose.lines[0].lstrip() if prose.lines else ""
+    return (
+        bool(first)
+        and not first.startswith((">", "|", "!", "<", "```", "~~~", "#"))
+        and not any(not line.strip() for line in prose.lines)
     )
 
 
@@ -147,162 +209,313 @@ def without_control_characters(text: str, log: FindingLog) -> str:
     return _CONTROL.sub("", text)
 
 
-def front_matter(lines: list[str], log: FindingLog) -> tuple[dict[str, Any], int]:
-    """The YAML front matter (``---`` ... ``---``) and the index of the first body line."""
-    if not lines or lines[0].strip() != "---":
-        return {}, 0
-    for end in range(1, len(lines)):
-        if lines[end].strip() in ("---", "..."):
-            break
-    else:
-        log.note(1, "bad-front-matter", WARNING, "front matter opened with '---' is never closed")
-        return {}, 0
-    import yaml
+class _HeaderReader:
+    """The header's blocks: title, tagline, 导读 intro, warm-up bullets, preamble prose."""
 
-    try:
-        loaded = yaml.safe_load("\n".join(lines[1:end])) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = 2 + (mark.line if mark is not None else 0)
-        log.note(
-            line,
-            "bad-front-matter",
-            WARNING,
-            f"front matter is not valid YAML; ignored ({exc.__class__.__name__})",
-        )
-        return {}, end + 1
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. "date: 2026-02-30"
-        log.note(2, "bad-front-matter", WARNING, f"front matter has an impossible value ({exc}); ignored")
-        return {}, end + 1
-    if not isinstance(loaded, dict):
-        log.note(2, "bad-front-matter", WARNING, "front matter is not a mapping of keys; ignored")
-        return {}, end + 1
-    return {str(k): v for k, v in loaded.items()}, end + 1
+    log: FindingLog
+    lines: list[str]
+    title: tuple[int, str] | None
+    tagline: str | None
+    intro: list[str]
+    intro_line: int
+    notes: list[str]
+    warmup: list[tuple[int, str]]
+    preamble: list[RawProse]
+    sections: list[RawSection]
+    mode: str
+
+    def text(self, index: int) -> str:
+        raise NotImplementedError
+
+    def footer_at(self, block: Block) -> int | None:
+        raise NotImplementedError
+
+    def add_prose(self, into: list[RawProse], block: Block, end: int | None = None) -> None:
+        raise NotImplementedError
+
+    def block_lines(self, block: Block, end: int | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def header_block(self, block: Block) -> None:
+        first = self.lines[block.start].strip()
+        if block.kind == "hr":
+            return
+        if block.kind == "para" and self.title is None and not self.sections and first.startswith("#"):
+            match = _HASH_TITLE.match(first)  # '####### t': more hashes than CommonMark allows
+            self.title = (block.start + 1, match.group(1) if match else first)
+            return
+        if block.kind == "quote":
+            self.blockquote(block)
+            return
+        if self.footer_at(block) == block.start:
+            self.mode = "footer"
+            return
+        tagline = _TAGLINE.match(first)
+        if block.kind == "para" and tagline and self.tagline is None and not self.warmup:
+            self.tagline = tagline.group(1).strip()  # its first line; what follows is read on its own
+            if block.end - block.start > 1:
+                self.header_block(Block("para", block.start + 1, block.end))
+            return
+        if block.kind in ("para", "html") and _HTML_ONLY.match(first):
+            return
+        if block.kind == "item" and not block.ordered:
+            self.warmup_entries(block)
+            return
+        self.notes.extend(s.strip() for s in self.block_lines(block) if s.strip())
+        self.add_prose(self.preamble, block)
+
+    def blockquote(self, block: Block) -> None:
+        """``> 导读：`` starts the intro; any other quote is preamble prose.
+
+        Lines run on without ``>`` (CommonMark's lazy continuation) are not the quote's:
+        they are read as a paragraph of their own, as the editor wrote them.
+        """
+        for lazy in range(block.start + 1, block.end):
+            if self.text(lazy).strip() and not self.text(lazy).lstrip().startswith(">"):
+                self.blockquote(Block("quote", block.start, lazy))
+                self.header_block(Block("para", lazy, block.end))
+                return
+        quote = None
+        for index in range(block.start, block.end):
+            text = self.text(index).strip().lstrip(">").strip()
+            intro = re.match(r"^导读\s*[：:]?\s*(.*)$", text)
+            if intro:
+                quote, self.intro_line = "intro", index + 1
+                if intro.group(1):
+                    self.intro.append(intro.group(1))
+            elif quote == "intro" and text:
+                self.intro.append(text)
+            elif text:
+                quote = "note"
+                self.notes.append(text)
+        if quote != "intro":
+            self.add_prose(self.preamble, block)
+
+    def warmup_entries(self, block: Block) -> None:
+        """Each bullet is an entry; an unbulleted ``label：text`` line starts one too (with a warning)."""
+        open_entry = False
+        for index in range(block.start, block.end):
+            raw = self.text(index)
+            stripped = raw.strip()
+            if not stripped:
+                open_entry = False
+                continue
+            bullet = _BULLET_LINE.match(stripped)
+            if bullet:
+                self.warmup.append((index + 1, bullet.group(1) or ""))
+                open_entry = True
+            elif not open_entry:
+                self.notes.append(stripped)
+            elif not raw[:1].isspace() and LABEL_LINE.match(stripped):
+                self.log.note(
+                    index + 1,
+                    "warmup-missing-bullet",
+                    WARNING,
+                    "warm-up entry without '- '; read as its own entry",
+                )
+                self.warmup.append((index + 1, stripped))
+            else:
+                last_no, last = self.warmup[-1]
+                self.warmup[-1] = (last_no, f"{last} {stripped}".strip())
 
 
-class LineScanner:
-    """One pass over the lines, sorting each into header, warm-up, sections or boilerplate.
+class BlockScanner(_HeaderReader):
+    """One pass over the blocks, sorting each into header, sections, items, prose or boilerplate.
 
-    It only sorts lines; what an item's lines mean is :mod:`.assemble`'s job.
+    It only sorts; what an item's lines mean is :mod:`.assemble`'s job.
     """
 
-    def __init__(self, log: FindingLog):
-        self.log = log
+    def __init__(self, log: FindingLog, lines: list[str], blocks: Blocks, rules: SectionRules):
+        self.log, self.lines, self.blocks, self.rules = log, lines, blocks, rules
         self.title: tuple[int, str] | None = None
         self.tagline: str | None = None
         self.intro: list[str] = []
         self.intro_line = 0
         self.notes: list[str] = []
         self.warmup: list[tuple[int, str]] = []
+        self.preamble: list[RawProse] = []
         self.sections: list[RawSection] = []
         self.item: RawItem | None = None
-        self.mode = "header"  # header | section | footer | back-issues
-        self.quote: str | None = None  # the blockquote being continued: intro | note
-        self.warmup_open = False
+        self.item_end = 0  # the item's body is read up to here
+        self.prose: RawProse | None = None  # the prose block being continued
+        self.prose_touched = False  # the last block was prose
+        self.mode = "header"  # header | section | footer | skip
+        self.subsection = ""
+        self.skip_level = 0  # a skipped subsection: its level
+        self.style = ""  # the section's items: "bullet" or "numbered", set by its first item
 
-    def walk(self, lines: list[str], start: int) -> None:
-        for index in range(start, len(lines)):
-            self.line(index + 1, lines[index])
+    def text(self, index: int) -> str:
+        """A line as the repairs see it: blank in a comment, reference links written inline."""
+        if index in self.blocks.hidden:
+            return ""
+        line = self.lines[index]
+        if self.blocks.references and "[" in line and index not in self.blocks.code:
+            return resolve_references(line, self.blocks.references)
+        return line
 
-    def line(self, no: int, raw: str) -> None:
-        text = raw.rstrip()
-        stripped = text.strip()
-        heading = _HEADING.match(text) if text.startswith("#") else None
-        if heading and len(heading.group(1)) == 2:
-            self.section_heading(no, heading.group(2))
+    def walk(self) -> None:
+        for block in self.blocks.blocks:
+            self.block(block)
+        self.close_item(len(self.lines))
+
+    def block(self, block: Block) -> None:
+        if block.kind == "comment":
             return
-        if self.mode == "back-issues":
-            return
-        if _FOOTER.match(stripped) or (_HR.match(stripped) and self.mode != "header"):
-            self.item = None
-            self.mode = "footer"
-            return
-        if heading and self.title is None and not self.sections:
-            self.title = (no, heading.group(2).strip())
-            return
-        if self.mode == "header":
-            self.header_line(no, raw, stripped)
+        if not self.prose_touched:  # prose continues only over prose (and comments)
+            self.prose = None
+        self.prose_touched = False
+        if block.kind == "heading":
+            self.heading(block)
+        elif self.mode == "header":
+            self.header_block(block)
         elif self.mode == "footer":
-            if _TOP_BULLET.match(text) and "](" in text and self.sections:
+            if self.is_bullet(block) and "](" in self.lines[block.start] and self.sections:
                 self.mode = "section"
-                self.section_line(no, raw, stripped)
-        else:
-            self.section_line(no, raw, stripped)
+                self.section_block(block)
+        elif self.mode == "section":
+            self.section_block(block)
+
+    # -- headings -------------------------------------------------------------------------------
+
+    def heading(self, block: Block) -> None:
+        no = block.start + 1
+        if block.level == 2 or (block.level == 1 and self.title is not None):
+            self.section_heading(no, block.text)
+        elif self.title is None and not self.sections:
+            self.title = (no, block.text.strip())
+        elif self.mode == "header":
+            self.add_prose(self.preamble, block)
+        elif (
+            self.mode in ("section", "skip") and self.sections and (self.mode == "section" or self.skip_level)
+        ):
+            self.subsection_heading(block)
 
     def section_heading(self, no: int, text: str) -> None:
         name = clean_heading(text)
-        self.item = None
-        if BACK_ISSUES in name:
-            self.mode = "back-issues"
+        self.close_item(no - 1)
+        self.prose, self.subsection, self.skip_level, self.style = None, "", 0, ""
+        kind = self.rules.kind(name)
+        if kind == "skip":
+            self.mode = "skip"
             return
         self.mode = "section"
-        self.sections.append(RawSection(name=name, line=no))
+        self.sections.append(RawSection(name=name, line=no, kind=kind))
 
-    def header_line(self, no: int, raw: str, stripped: str) -> None:
-        if _HR.match(stripped):
+    def subsection_heading(self, block: Block) -> None:
+        if self.skip_level and block.level > self.skip_level:
             return
-        if not stripped:
-            self.quote = None
-            self.warmup_open = False
+        self.close_item(block.start)
+        self.prose, self.skip_level = None, 0
+        name = clean_heading(block.text)
+        kind = self.rules.kind(name)
+        if kind == "skip":
+            self.mode, self.skip_level = "skip", block.level
             return
-        if stripped.startswith(">"):
-            self.blockquote(no, stripped.lstrip(">").strip())
-            return
-        self.quote = None
-        tagline = _TAGLINE.match(stripped)
-        if tagline and self.tagline is None and not self.warmup:
-            self.tagline = tagline.group(1).strip()
-            return
-        if _HTML_ONLY.match(stripped):
-            return
-        bullet = _TOP_BULLET.match(stripped)
-        if bullet:
-            self.warmup.append((no, bullet.group(1) or ""))
-            self.warmup_open = True
-            return
-        if self.warmup_open:
-            if not raw[:1].isspace() and LABEL_LINE.match(stripped):
-                self.log.note(
-                    no, "warmup-missing-bullet", WARNING, "warm-up entry without '- '; read as its own entry"
-                )
-                self.warmup.append((no, stripped))
-            else:
-                last_no, last = self.warmup[-1]
-                self.warmup[-1] = (last_no, f"{last} {stripped}".strip())
-            return
-        self.notes.append(stripped)
+        self.mode = "section"
+        self.subsection = name
+        section = self.sections[-1]
+        if name not in section.subsections:
+            section.subsections.append(name)
 
-    def blockquote(self, no: int, text: str) -> None:
-        intro = re.match(r"^导读\s*[：:]?\s*(.*)$", text)
-        if intro:
-            self.quote = "intro"
-            self.intro_line = no
-            if intro.group(1):
-                self.intro.append(intro.group(1))
-        elif self.quote == "intro" and text:
-            self.intro.append(text)
-        elif text:
-            self.quote = "note"
-            self.notes.append(text)
+    # -- sections -------------------------------------------------------------------------------
 
-    def section_line(self, no: int, raw: str, stripped: str) -> None:
-        bullet = _TOP_BULLET.match(raw.rstrip())
-        if bullet and not raw[:1].isspace():
-            self.item = RawItem(line=no, head=bullet.group(1) or "")
-            self.sections[-1].items.append(self.item)
+    def section_block(self, block: Block) -> None:
+        if block.kind == "hr":
+            self.close_item(block.start)
+            self.mode = "footer"
+            return
+        section = self.sections[-1]
+        head = self.item_head(block) if section.kind == "items" else None
+        if head is not None:
+            self.close_item(block.start)
+            self.prose = None
+            self.item = RawItem(line=block.start + 1, head=head, subsection=self.subsection)
+            self.item_end = block.start + 1
+            section.items.append(self.item)
+            self.extend_item(block.end)
             return
         if self.item is not None:
-            self.item.body.append((no, raw))
+            self.extend_item(block.end)
             return
-        if not stripped:
+        footer = self.footer_at(block)
+        if footer == block.start:
+            self.mode = "footer"
             return
-        if stripped.startswith(">"):
-            self.notes.append(stripped.lstrip(">").strip())
+        if block.kind in ("para", "html") and _HTML_ONLY.match(self.lines[block.start].strip()):
             return
-        if _HTML_ONLY.match(stripped):
+        self.add_prose(section.prose, block, footer)
+
+    def item_head(self, block: Block) -> str | None:
+        """The head of the item ``block`` starts, in the section's style; None when it is no item."""
+        raw = self.text(block.start)
+        if block.kind == "item" and not raw[:1].isspace():
+            style = "numbered" if block.ordered else "bullet"
+            if self.style in ("", style):
+                self.style = style
+                match = _MARKER.match(raw.rstrip())
+                return (match.group(1) or "") if match else raw.strip()
+            return None
+        if block.kind == "para" and self.style in ("", "numbered"):
+            match = _NUMBERED.match(raw.strip())
+            if match:
+                self.style = "numbered"
+                head = match.group(2)
+                if match.group(1) and "**" in head:  # '**1、title**': the bold is the number's
+                    head = head.replace("**", "", 1)
+                return head
+        return None
+
+    def extend_item(self, end: int) -> None:
+        """The item's body runs on to ``end``; a footer line stops it (and what follows is dropped)."""
+        item = self.item
+        if item is None:
             return
-        self.log.note(no, "orphan-text", WARNING, "text outside any item is not shown to readers")
-        self.notes.append(stripped)
+        code = set(item.code)
+        for index in range(self.item_end, end):
+            text = self.text(index)
+            if _FOOTER.match(text.strip()):
+                self.close_item(index)
+                self.mode = "footer"
+                return
+            item.body.append((index + 1, text))
+            if index in self.blocks.code:
+                code.add(index + 1)
+        item.code = frozenset(code)
+        self.item_end = end
+
+    def close_item(self, end: int) -> None:
+        if self.item is not None and self.mode == "section":
+            self.extend_item(end)
+        self.item = None
+
+    def add_prose(self, into: list[RawProse], block: Block, end: int | None = None) -> None:
+        lines = self.block_lines(block, end)
+        if not any(s.strip() for s in lines):
+            return
+        self.prose_touched = True
+        if self.prose is not None and into and into[-1] is self.prose:
+            gap = range(self.prose.line - 1 + len(self.prose.lines), block.start)
+            self.prose.lines.extend([self.text(i) for i in gap] + lines)
+        else:
+            self.prose = RawProse(line=block.start + 1, lines=lines, subsection=self.subsection)
+            into.append(self.prose)
+        if end is not None and end < block.end:
+            self.mode = "footer"
+
+    def block_lines(self, block: Block, end: int | None = None) -> list[str]:
+        return [self.text(i) for i in range(block.start, block.end if end is None else end)]
+
+    def footer_at(self, block: Block) -> int | None:
+        """The first footer line (Editor:, the QR code, the license) of a block, if any."""
+        if block.kind == "code":
+            return None
+        for index in range(block.start, block.end):
+            if _FOOTER.match(self.text(index).strip()):
+                return index
+        return None
+
+    def is_bullet(self, block: Block) -> bool:
+        return block.kind == "item" and not block.ordered and not self.lines[block.start][:1].isspace()
 
 
 def clean_heading(text: str) -> str:

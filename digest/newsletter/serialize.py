@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from digest.newsletter.model import Finding, Issue, Item, Section
+from digest.newsletter.model import Finding, Issue, Item, Prose, Section
 
 __all__ = ["finding_to_dict", "issue_to_dict"]
 
@@ -25,8 +25,10 @@ def issue_to_dict(issue: Issue) -> dict[str, Any]:
         "intro": issue.intro,
         "intro_html": issue.intro_html,
         "draft": issue.draft,
+        "number": issue.number,
         "warmup": list(issue.warmup),
         "warmup_html": list(issue.warmup_html),
+        "preamble": [_prose(p) for p in issue.preamble],
         "sections": [_section(section) for section in issue.sections],
         "notes": list(issue.notes),
         "warnings": [finding_to_dict(f) for f in issue.findings],
@@ -47,7 +49,18 @@ def _section(section: Section) -> dict[str, Any]:
         "name": section.name,
         "slug": section.slug,
         "line": section.line,
+        "subsections": list(section.subsections),
+        "prose": [_prose(p) for p in section.prose],
         "items": [_item(item) for item in section.items],
+    }
+
+
+def _prose(prose: Prose) -> dict[str, Any]:
+    return {
+        "markdown": prose.markdown,
+        "html": prose.html,
+        "line": prose.line,
+        "subsection": prose.subsection,
     }
 
 
@@ -62,4 +75,5 @@ def _item(item: Item) -> dict[str, Any]:
         "links": [{"label": link.label, "url": link.url} for link in item.links],
         "fields": [{"label": f.label, "text": f.text} for f in item.fields],
         "line": item.line,
+        "subsection": item.subsection,
     }

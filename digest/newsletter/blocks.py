@@ -1,0 +1,138 @@
+"""The token-stream reader: an issue's top-level blocks, as a CommonMark reader sees them.
+
+markdown-it-py parses the body once; its token stream gives each top-level block
+(heading, paragraph, list item, quote, table, code, HTML) with its lines. HTML
+comments are hidden and code is marked, at every depth, so nothing inside them is
+ever taken for an item, a heading or a link. Two repairs are made on the stream
+for the way newsletters are written: a ``---`` under a line is a rule (editors mean
+one), not a setext heading; and a bare ``-`` at the start of a line is an item,
+even where CommonMark would read it as the text of the paragraph above.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+__all__ = ["Block", "Blocks", "read_blocks", "resolve_references"]
+
+_BARE_BULLET = re.compile(r"^[-*+](?:\s|$)")
+_KINDS = {
+    "paragraph_open": "para",
+    "blockquote_open": "quote",
+    "table_open": "table",
+    "fence": "code",
+    "code_block": "code",
+    "hr": "hr",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One top-level block: ``kind`` is heading, item, para, quote, table, code, html, comment or hr.
+
+    ``start``/``end`` are 0-based indexes into the file's lines (end excluded);
+    ``level`` is a heading's level; ``ordered`` tells a numbered list item from a bullet.
+    """
+
+    kind: str
+    start: int
+    end: int
+    level: int = 0
+    text: str = ""
+    ordered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    """The blocks in order, and the lines hidden in comments or standing in code."""
+
+    blocks: tuple[Block, ...]
+    hidden: frozenset[int]
+    code: frozenset[int]
+    unclosed_comment: int | None  # the line index of a comment never closed with '-->'
+    references: dict[str, str]  # reference-style link labels (casefolded) -> URL
+
+
+_REFERENCE = re.compile(r"\[((?:[^\[\]\\]|\\.)+)\](?:\[((?:[^\[\]\\]|\\.)*)\]|(?![(\[:]))")
+
+
+def resolve_references(text: str, references: dict[str, str]) -> str:
+    """``[t][ref]``, ``[t][]`` and ``[ref]`` written as inline links, for the line-level repairs."""
+
+    def inline(match: re.Match[str]) -> str:
+        label = match.group(2) if match.group(2) else match.group(1)
+        url = references.get(" ".join(label.split()).casefold())
+        if url is None:
+            return match.group(0)
+        return f"[{match.group(1)}]({url})"
+
+    return _REFERENCE.sub(inline, text)
+
+
+@functools.cache
+def _parser():  # type: ignore[no-untyped-def]
+    from markdown_it import MarkdownIt
+
+    # Only the block structure is needed here: inline parsing is left to the renderer.
+    return MarkdownIt("commonmark").enable("table").disable(["lheading", "inline", "text_join"])
+
+
+def read_blocks(lines: list[str], start: int) -> Blocks:
+    """The blocks of ``lines[start:]``; line indexes count from the top of the file."""
+    env: dict[str, object] = {}
+    tokens = _parser().parse("\n".join(lines[start:]), env)
+    covered: set[int] = set()
+    blocks: list[Block] = []
+    hidden: set[int] = set()
+    code: set[int] = set()
+    unclosed: int | None = None
+    for index, token in enumerate(tokens):
+        if token.map is None:
+            continue
+        first, last = token.map[0] + start, token.map[1] + start
+        if token.level == 0:
+            covered.update(range(first, last))
+        if token.type == "html_block" and token.content.lstrip().startswith("<!--"):
+            hidden.update(range(first, last))
+            if "-->" not in token.content and unclosed is None:
+                unclosed = first
+        elif token.type in ("fence", "code_block"):
+            code.update(range(first, last))
+        if token.level == 1 and token.type == "list_item_open":
+            blocks.append(Block("item", first, last, ordered=token.markup in (".", ")")))
+        elif token.level != 0:
+            continue
+        elif token.type == "heading_open":
+            blocks.append(
+                Block("heading", first, last, level=int(token.tag[1]), text=tokens[index + 1].content)
+            )
+        elif token.type == "html_block":
+            blocks.append(Block("comment" if first in hidden else "html", first, last))
+        elif token.type in _KINDS:
+            blocks.append(Block(_KINDS[token.type], first, last))
+    refs = env.get("references") or {}
+    references = {str(k).casefold(): str(v.get("href", "")) for k, v in refs.items()}  # type: ignore[union-attr]
+    if references:  # definition lines are in no block: hide them
+        hidden.update(i for i in range(start, len(lines)) if i not in covered and lines[i].strip())
+    split = _bare_bullets(blocks, lines, hidden, code)
+    return Blocks(tuple(split), frozenset(hidden), frozenset(code), unclosed, references)
+
+
+def _bare_bullets(blocks: list[Block], lines: list[str], hidden: set[int], code: set[int]) -> list[Block]:
+    """A bare ``-`` line inside a paragraph, an item or raw HTML starts an item of its own."""
+    out: list[Block] = []
+    for block in blocks:
+        if block.kind not in ("para", "item", "html"):
+            out.append(block)
+            continue
+        cut = block.start
+        for index in range(block.start + 1, block.end):
+            if index in hidden or index in code or not _BARE_BULLET.match(lines[index]):
+                continue
+            out.append(Block(block.kind, cut, index, ordered=block.ordered))
+            block = Block("item", index, block.end)
+            cut = index
+        out.append(Block(block.kind, cut, block.end, ordered=block.ordered))
+    return out
