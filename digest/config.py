@@ -27,6 +27,7 @@ from digest.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SECTION_SLUGS",
+    "BouncesConfig",
     "Config",
     "DkimConfig",
     "EmailConfig",
@@ -123,6 +124,7 @@ class EmailConfig:
     username: str = ""
     ca_file: Path | None = field(default=None, metadata={"convert": "path"})
     max_html_bytes: int = 100_000
+    return_path: str = ""  # the envelope sender; "" is the From address; {token}: VERP per message
     dkim: DkimConfig | None = None
 
 
@@ -145,6 +147,17 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """Where mail that comes back is read (``maildir:PATH`` or ``imaps://user@host/FOLDER``)."""
+
+    mailbox: str = ""  # "": no mailbox is read
+    soft_limit: int = 5  # temporary failures within soft_days that mark an address bounced
+    soft_days: int = 30
+    folder: str = ""  # IMAP: move handled messages here (else they are only flagged \Seen)
+    ca_file: Path | None = field(default=None, metadata={"convert": "path"})  # IMAP server's CA
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``path`` is the file it came from."""
 
@@ -155,6 +168,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
 
     @property
     def root(self) -> Path:
@@ -350,11 +364,26 @@ def _check(config: Config, reader: _Reader) -> None:
         parse_transport(email.transport)
     except ValueError:
         reader.fail("'email.transport' must look like smtp://host:port, smtps://host:port or maildir:PATH")
-    for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
+    _check_bounces(config, reader)
+    for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to", "return_path"):
         value = getattr(email, key)
         if "\r" in value or "\n" in value:
             name = "from" if key == "sender" else key
             reader.fail(f"'email.{name}' must be one line (no CR/LF)")
+
+
+def _check_bounces(config: Config, reader: _Reader) -> None:
+    """``[email] return_path`` and ``[bounces]``: an address with at most a {token}; a mailbox URL."""
+    return_path = config.email.return_path
+    if return_path and not re.fullmatch(
+        r"[^@\s<>{}]*(\{token\}[^@\s<>{}]*)?@[A-Za-z0-9.-]+\.[A-Za-z]+", return_path
+    ):
+        reader.fail("'email.return_path' must be an address such as bounces+{token}@example.org")
+    bounces = config.bounces
+    if bounces.mailbox and not re.fullmatch(r"maildir:.+|imaps://[^@/\s]+@[^/\s]+/[^\s]*", bounces.mailbox):
+        reader.fail("'bounces.mailbox' must look like maildir:PATH or imaps://user@host/INBOX")
+    if bounces.soft_limit < 1 or bounces.soft_days < 1:
+        reader.fail("'bounces.soft_limit' and 'bounces.soft_days' must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from digest.config import Config
 from digest.errors import DigestError, HeaderError
 from digest.mail.render import RenderedDigest
 from digest.mail.tokens import TokenPayload, make_token, stable_hash
+from digest.mail.verp import return_path_for
 from digest.newsletter.model import Issue
 
 __all__ = [
@@ -145,6 +146,11 @@ class MessageFactory:
     def message_id(self, address: str) -> str:
         parts = [self.issue.key, address.lower()] + ([str(self.round)] if self.round > 1 else [])
         return f"<{stable_hash(self.secret, 'message-id', *parts)[:32]}@{self.domain}>"
+
+    def return_path(self, address: str) -> str:
+        """The envelope sender (MAIL FROM) for one recipient: ``[email] return_path``, else From."""
+        template = self.config.email.return_path
+        return return_path_for(template, self.sender, self.secret, self.issue.key, address)
 
     def links(self, address: str) -> dict[str, str]:
         """The subscriber's own unsubscribe and preference links."""
