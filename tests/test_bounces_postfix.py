@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import EXAMPLES, run_digest, write_subscribers
 from mailservers import running_postfix, wait_for
+
+from conftest import EXAMPLES, run_digest, write_subscribers
 from servehelpers import status_of
 
 DOMAIN = "lists.example.org"
