@@ -155,6 +155,7 @@ class BouncesConfig:
     soft_days: int = 30
     folder: str = ""  # IMAP: move handled messages here (else they are only flagged \Seen)
     ca_file: Path | None = field(default=None, metadata={"convert": "path"})  # IMAP server's CA
+    ses_topics: str = ""  # the SNS topic ARNs (spaces between) whose SES notifications are believed
 
 
 @dataclass(frozen=True)

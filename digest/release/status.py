@@ -10,6 +10,7 @@ from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
+from digest.send.bouncelog import bounce_counts
 from digest.send.subscribers import iter_subscribers
 
 __all__ = ["status_table"]
@@ -22,9 +23,11 @@ def status_table(config: Config) -> str:
     scan_issues(config, catalog, now)
     statuses = issue_statuses(config, catalog, now)
     active = sum(1 for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs) if s.active)
+    came_back = bounce_counts(config.paths.state)  # issue -> (bounced, complained), from [bounces]
     rows = [
         ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
     ]
+    rows[0] = (*rows[0], "bounced/complained")
     for status in statuses:
         issue = status.issue
         counts = count_by_severity(status.report.findings)
@@ -43,6 +46,7 @@ def status_table(config: Config) -> str:
                 "yes" if status.published else status.publication,
                 _approval(status),
                 f"{sent}/{failed}/{total}",
+                "{}/{}".format(*came_back.get(issue.key if issue else status.stem, (0, 0))),
             )
         )
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]

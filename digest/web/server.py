@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,8 @@ from digest.send.subscribers import (
 )
 from digest.templating import render_template
 from digest.web.localhttp import LocalServer
+from digest.web.webhooks import MAX_BODY as WEBHOOK_MAX_BODY
+from digest.web.webhooks import webhook_for
 
 __all__ = ["SubscriptionServer", "send_confirmation"]
 
@@ -255,6 +258,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(Page(414, "地址太长", "请求的地址太长。"))
             return
         parts = urllib.parse.urlsplit(self.path)
+        if method == "POST" and (webhook := webhook_for(parts.path)) is not None:
+            self._webhook(webhook)  # bounces and complaints from a mail provider: digest/web/webhooks.py
+            return
         route = parts.path.rstrip("/").rsplit("/", 1)[-1]
         query = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
         form: dict[str, list[str]] = {}
@@ -272,6 +278,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             print(f"{self._client()} {method} {urllib.parse.urlsplit(self.path).path}: {exc}", flush=True)
             page = Page(503, "暂时无法处理", "请稍后再试。")
         self._reply(page)
+
+    def _webhook(self, handler: Callable[..., tuple[int, str]]) -> None:
+        """One provider's post: its raw body and headers in, one line of plain text out."""
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= WEBHOOK_MAX_BODY:
+            status, text = handler(self.server.config, self.headers, self.rfile.read(int(length)))
+        else:
+            status, text = 413, "refused: no Content-Length, or too long"
+        body = (text + "\n").encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
 
     def _client(self) -> str:
         """Who is asking: behind a trusted proxy, the address it saw (the last X-Forwarded-For entry)."""
