@@ -22,7 +22,6 @@ from urllib.parse import unquote, urlsplit
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.fsutil import fsync_directory
 
 __all__ = ["IMAP_PASSWORD_ENV", "Mailbox", "MaildirBox", "open_mailbox"]
 
@@ -58,15 +57,16 @@ class MaildirBox:
                     continue
 
     def move_aside(self, key: str) -> None:
-        """Into cur/ with the Seen flag: one rename, so it is either done or not."""
+        """Into cur/ with the Seen flag: one rename, so it is either done or not.
+
+        Not fsynced: if a crash undoes the rename, the message is read again and the
+        record (which is fsynced) knows it was handled.
+        """
         name = key.split("/", 1)[1]
         base, flags = name.split(":2,", 1) if ":2," in name else (name, "")
         target = self.path / "cur" / f"{base}:2,{''.join(sorted(set(flags) | {'S'}))}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(self.path / key, target)
-        fsync_directory(self.path / "cur")
-        if key.startswith("new/"):
-            fsync_directory(self.path / "new")
 
     def close(self) -> None:
         pass
