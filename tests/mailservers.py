@@ -115,7 +115,9 @@ class Postfix:
 
     def _master_cf(self) -> str:
         lines = []
-        for line in Path("/etc/postfix/master.cf").read_text().splitlines():
+        shipped = [Path("/usr/share/postfix/master.cf.dist"), Path("/etc/postfix/master.cf")]
+        source = next(p for p in shipped if p.exists())  # the package's, however debconf configured it
+        for line in source.read_text().splitlines():
             fields = line.split()
             if not fields or line.startswith("#"):
                 continue
@@ -233,10 +235,16 @@ def running_dovecot(cert, user: str = "bounces", password: str = "imap-test-pass
     server = Dovecot(root, cert, user, password)
     conf = str(root / "dovecot.conf")
     try:
-        subprocess.run([DOVECOT, "-c", conf], check=True, capture_output=True, timeout=60)
+        with (root / "start.log").open("wb") as log:  # dovecot's daemons inherit these: not a pipe
+            subprocess.run([DOVECOT, "-c", conf], check=True, stdout=log, stderr=log, timeout=60)
         wait_for(lambda: _listening(server.port), f"dovecot on 127.0.0.1:{server.port}")
         yield server
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run([DOVECOT, "-c", conf, "stop"], capture_output=True, timeout=60)
+            subprocess.run(
+                [DOVECOT, "-c", conf, "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+            )
         shutil.rmtree(root, ignore_errors=True)

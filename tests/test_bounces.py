@@ -240,3 +240,48 @@ def test_a_reader_killed_mid_mailbox_loses_nothing_and_counts_nothing_twice(mail
     record = json.loads((mailed.root / "state" / "bounces.json").read_text())
     assert len(record["events"]) == 800
     assert {status_of(mailed, address) for address, *_ in many} == {"active"}
+
+
+@pytest.mark.parametrize("folder", ["", "Handled"])
+def test_an_imap_bounce_box_on_a_real_dovecot(mailed, run_env, tls_ca, folder):
+    """The mailbox over IMAPS: handled mail is flagged Seen (or moved to a folder); the rest stays unseen."""
+    import imaplib
+    import ssl
+
+    from mailservers import running_dovecot
+
+    _ca, cert, ca_file = tls_ca
+    with running_dovecot(cert) as dovecot:
+        url = f"imaps://{dovecot.user}@127.0.0.1:{dovecot.port}/INBOX"
+        text = mailed.config_path.read_text().replace('mailbox = "maildir:bounces"', f'mailbox = "{url}"')
+        extra = f'folder = "{folder}"\n' if folder else ""
+        mailed.config_path.write_text(text + f'ca_file = "{ca_file}"\n' + extra)
+        imap = imaplib.IMAP4_SSL(
+            "127.0.0.1", dovecot.port, ssl_context=ssl.create_default_context(cafile=ca_file)
+        )
+        imap.login(dovecot.user, dovecot.password)
+        for message in (
+            arf_report(sent_to(mailed, "li@example.com"), redact=True),
+            _dsn("bounces@news.example.org", "han@example.com", "failed", "5.1.1", 1),
+            _mail_to_unsubscribe("someone@example.org", "hello", "news@news.example.org"),
+        ):
+            data = message if isinstance(message, bytes) else message.as_bytes()
+            imap.append("INBOX", "", imaplib.Time2Internaldate(time.time()), data)
+        no_password = run_digest(["bounces", "--config", str(mailed.config_path)], run_env)
+        assert no_password.returncode == 1 and "DIGEST_IMAP_PASSWORD" in no_password.stderr
+        assert "Traceback" not in no_password.stderr
+        run_env["DIGEST_IMAP_PASSWORD"] = dovecot.password
+        result = bounces(mailed, run_env)
+        assert [status_of(mailed, r[0]) for r in READERS] == ["unsubscribed", "bounced", "active"]
+        assert "left for a person" in result.stdout
+        imap.select("INBOX")
+        unseen = imap.search(None, "UNSEEN")[1][0].split()
+        assert len(unseen) == 1  # the stranger's mail, for a person
+        remaining = imap.search(None, "ALL")[1][0].split()
+        assert len(remaining) == (3 if not folder else 1)
+        if folder:
+            imap.select(folder)
+            assert len(imap.search(None, "ALL")[1][0].split()) == 2
+        again = bounces(mailed, run_env)
+        assert "is now" not in again.stdout
+        imap.logout()
