@@ -27,7 +27,9 @@ def test_a_return_path_names_issue_and_recipient_and_fits_a_local_part():
 
 
 def test_without_a_template_the_envelope_sender_is_the_from_address():
-    assert return_path_for("", "news@example.org", SECRET, "2026-11-01", "a@example.com") == "news@example.org"
+    assert (
+        return_path_for("", "news@example.org", SECRET, "2026-11-01", "a@example.com") == "news@example.org"
+    )
     fixed = "bounces@example.org"
     assert return_path_for(fixed, "news@example.org", SECRET, "2026-11-01", "a@example.com") == fixed
     assert token_in_address(TEMPLATE, "bounces@example.org") is None
