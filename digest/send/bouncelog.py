@@ -21,12 +21,13 @@ import contextlib
 import datetime as dt
 import email.parser
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from digest.config import Config
-from digest.fsutil import file_lock, read_json, write_json
+from digest.fsutil import atomic_write, file_lock, read_json
 from digest.mail.tokens import load_secret
 from digest.mail.verp import compact_token
 from digest.send.bounces import USER_UNKNOWN, Verdict, classify
@@ -66,15 +67,24 @@ class BounceRecord:
         horizon = (now - dt.timedelta(days=KEEP_DAYS)).isoformat()
         self.events = [e for e in self.events if e["at"] >= horizon]
         self.handled = {k: v for k, v in self.handled.items() if str(v.get("at", "")) >= horizon}
-        write_json(state / RECORD_FILE, {"handled": self.handled, "events": self.events})
+        # One line, by the C encoder: the file is rewritten for every batch, and may hold 100,000 events.
+        data = json.dumps(
+            {"handled": self.handled, "events": self.events}, ensure_ascii=False, separators=(",", ":")
+        )
+        atomic_write(state / RECORD_FILE, data.encode("utf-8") + b"\n", mode=0o600)
 
     def add(self, key: str, verdict: Verdict, now: dt.datetime) -> None:
         at = now.isoformat(timespec="seconds")
         self.handled[key] = {"at": at, "kind": verdict.kind, "applied": not verdict.acts}
         self.events += [{**asdict(e), "at": at, "source": key} for e in verdict.events]
 
-    def for_address(self, key: str) -> list[dict[str, str]]:
-        return [e for e in self.events if e["address"] == key]
+    def by_address(self, keys: set[str]) -> dict[str, list[dict[str, str]]]:
+        """The events of each of ``keys``, in one pass over the record."""
+        found: dict[str, list[dict[str, str]]] = {key: [] for key in keys}
+        for event in self.events:
+            if event["address"] in found:
+                found[event["address"]].append(event)
+        return found
 
 
 def message_key(data: bytes) -> str:
@@ -136,11 +146,12 @@ def decide(
     """The new status (and why) of each of ``keys`` that the recorded events change."""
     changes: dict[str, tuple[str, str]] = {}
     soft_from = (now - dt.timedelta(days=config.bounces.soft_days)).isoformat()
-    for key in sorted(set(keys)):
+    history = record.by_address(set(keys))
+    for key in sorted(history):
         subscriber = subscribers.get(key)
         if subscriber is None or not subscriber.active:
             continue
-        events = [e for e in record.for_address(key) if e["at"][:10] >= subscriber.since[:10]]
+        events = [e for e in history[key] if e["at"][:10] >= subscriber.since[:10]]
         kinds = {e["kind"] for e in events}
         hard = [e for e in events if e["kind"] == "hard"]
         hard_issues = {e.get("issue") or e["source"] for e in hard}
@@ -172,15 +183,18 @@ def _apply(
     changes = decide(config, record, subscribers, keys, now)
     if dry_run:
         return changes
-    record.save(config.paths.state, now)  # the events first: a crash after this loses nothing
-    if changes:
-        set_statuses(config.paths.subscribers, config.feeds.slugs, {k: s for k, (s, _) in changes.items()})
-        for key, (status, _) in changes.items():
-            subscribers[key] = replace(subscribers[key], status=status)
-    if pending:
+    if not changes:  # nothing to apply: recorded and applied in one write
         for key in pending:
             record.handled[key]["applied"] = True
         record.save(config.paths.state, now)
+        return changes
+    record.save(config.paths.state, now)  # the events first: a crash after this loses nothing
+    set_statuses(config.paths.subscribers, config.feeds.slugs, {k: s for k, (s, _) in changes.items()})
+    for key, (status, _) in changes.items():
+        subscribers[key] = replace(subscribers[key], status=status)
+    for key in pending:
+        record.handled[key]["applied"] = True
+    record.save(config.paths.state, now)
     return changes
 
 
@@ -265,11 +279,11 @@ def _finish(
         return []
     changes = _apply(config, record, [key for _, key, _ in batch], lookup.subscribers, now, dry_run)
     lines = []
+    acting = {e.get("source") for e in record.events}
     for box_key, key, verdict in batch:
         if verdict is not None:
             lines.append(_describe(box_key, verdict, changes, lookup.subscribers, dry_run=dry_run))
-        acted = any(e.get("source") == key for e in record.events)
-        if acted and not dry_run:
+        if key in acting and not dry_run:
             box.move_aside(box_key)
     return lines
 
