@@ -34,8 +34,7 @@ READERS = [
 ]
 
 
-@pytest.fixture
-def mailed(site, run_env):
+def _mail(site, run_env, mailto: str = "unsubscribe@news.example.org"):
     """A site whose 2026-11-01 issue went to three readers (into sent/), with a bounce Maildir."""
     site.write_config(
         "[email]\n"
@@ -43,7 +42,7 @@ def mailed(site, run_env):
         'transport = "maildir:sent"\n'
         'return_path = "bounces+{token}@news.example.org"\n'
         'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
-        'unsubscribe_mailto = "unsubscribe@news.example.org"\n'
+        f'unsubscribe_mailto = "{mailto}"\n'
         "bounce_after = 2\n"
         '[bounces]\nmailbox = "maildir:bounces"\nsoft_limit = 2\nsoft_days = 30\n'
     )
@@ -55,6 +54,11 @@ def mailed(site, run_env):
     sent = run_digest(["send", "2026-11-01", "--config", str(site.config_path)], run_env)
     assert sent.returncode == 0, sent.stderr
     return site
+
+
+@pytest.fixture
+def mailed(site, run_env):
+    return _mail(site, run_env)
 
 
 def sent_to(site, address: str) -> email.message.Message:
@@ -152,6 +156,27 @@ def test_a_token_in_the_subject_names_the_reader_whoever_sends_it(mailed, run_en
     deliver(mailed, _mail_to_unsubscribe("nobody@example.org", f"unsubscribe {forged}"), "2")
     bounces(mailed, run_env)
     assert [status_of(mailed, r[0]) for r in READERS] == ["active", "unsubscribed", "active"]
+
+
+def test_a_tokened_mailto_names_its_reader_whoever_sends_it(site, run_env):
+    """unsubscribe_mailto = "unsubscribe+{token}@...": each reader's List-Unsubscribe has its own address."""
+    mailed = _mail(site, run_env, "unsubscribe+{token}@news.example.org")
+    targets = {}
+    for address in ("li@example.com", "han@example.com"):
+        header = sent_to(mailed, address)["List-Unsubscribe"]
+        targets[address] = header.split("<mailto:", 1)[1].split("?", 1)[0]
+    assert targets["li@example.com"] != targets["han@example.com"]
+    deliver(
+        mailed,
+        _mail_to_unsubscribe("han.at.work@example.org", "unsubscribe", targets["han@example.com"]),
+        "1",
+    )
+    forged = "unsubscribe+20261101-0123456789abcdef0123@news.example.org"
+    deliver(mailed, _mail_to_unsubscribe("mallory@example.org", "unsubscribe", forged), "2")
+    result = bounces(mailed, run_env)
+    assert [status_of(mailed, r[0]) for r in READERS] == ["active", "unsubscribed", "active"]
+    assert "the token in the address" in result.stdout
+    assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["2"]
 
 
 def _dsn(recipient_header: str, final: str, action: str, status: str, n: int) -> bytes:

@@ -1,7 +1,8 @@
 """Short signed tokens that fit in an address's local part: VERP return paths, tokened mailtos.
 
 ``[email] return_path = "bounces+{token}@example.org"`` gives each message its own
-envelope sender, so a bounce names the issue and the recipient even when the
+envelope sender (and ``unsubscribe_mailto = "unsubscribe+{token}@example.org"`` its own
+unsubscribe address), so a bounce names the issue and the recipient even when the
 delivery report is garbled or names a forwarding address. A token is
 ``<issue date as YYYYMMDD>-<20 hex digits>``: the digits are an HMAC-SHA256 (keyed by
 the same secret as the other tokens in :mod:`digest.mail.tokens`) over the
@@ -53,13 +54,15 @@ def token_issue(token: str) -> str | None:
     return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
 
 
-def return_path_for(template: str, sender: str, secret: bytes, issue_key: str, address: str) -> str:
-    """The envelope sender for one message: ``template`` with its token filled in, or ``sender``."""
+def return_path_for(
+    template: str, sender: str, secret: bytes, issue_key: str, address: str, purpose: str = "bounce"
+) -> str:
+    """The envelope sender (or a tokened mailto) for one message: ``template`` filled in, or ``sender``."""
     if not template:
         return sender
     if TOKEN_FIELD not in template:
         return template
-    return template.replace(TOKEN_FIELD, compact_token(secret, "bounce", issue_key, address))
+    return template.replace(TOKEN_FIELD, compact_token(secret, purpose, issue_key, address))
 
 
 def token_in_address(template: str, address: str) -> str | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from digest.config import Config
 from digest.fsutil import atomic_write, file_lock, read_json
 from digest.mail.tokens import load_secret
-from digest.mail.verp import compact_token
+from digest.mail.verp import compact_token, token_issue
 from digest.send.bounces import USER_UNKNOWN, Verdict, classify
 from digest.send.ledger import ledger_stems, read_ledger
 from digest.send.mailbox import Mailbox
@@ -111,8 +111,6 @@ class ListLookup:
         return key if key in self.subscribers else None
 
     def by_token(self, token: str, purpose: str) -> str | None:
-        from digest.mail.verp import token_issue
-
         issue = token_issue(token)
         if issue is None:
             return None

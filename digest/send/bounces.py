@@ -33,7 +33,7 @@ from typing import Protocol
 from digest.config import Config
 from digest.errors import TokenError
 from digest.mail.tokens import read_token
-from digest.mail.verp import token_in_address, token_issue
+from digest.mail.verp import TOKEN_FIELD, token_in_address, token_issue
 
 __all__ = ["ACTING", "USER_UNKNOWN", "Event", "Lookup", "Verdict", "classify"]
 
@@ -267,9 +267,10 @@ def _auto_reply(message: email.message.Message, config: Config, lookup: Lookup) 
 
 
 def _unsubscribe(message: email.message.Message, config: Config, lookup: Lookup) -> Verdict | None:
-    mailto = config.email.unsubscribe_mailto.lower()
-    if not mailto or "@" not in mailto:
+    template = config.email.unsubscribe_mailto.lower()
+    if not template or "@" not in template:
         return None
+    mailto = template.replace("+" + TOKEN_FIELD, "").replace(TOKEN_FIELD, "")  # the address, untokened
     local, domain = mailto.rsplit("@", 1)
     recipients = [
         a.lower() for h in _RECIPIENT_HEADERS for _, a in email.utils.getaddresses(message.get_all(h) or [])
@@ -284,9 +285,9 @@ def _unsubscribe(message: email.message.Message, config: Config, lookup: Lookup)
             continue
         return _unsubscribe_verdict(lookup.listed(named), "the token in the subject")
     for address in ours:
-        extension = address.split("@", 1)[0][len(local) + 1 :]
-        if extension and token_issue(extension):
-            return _unsubscribe_verdict(lookup.by_token(extension, "unsubscribe"), "the token in the address")
+        token = token_in_address(template, address) or address.split("@", 1)[0][len(local) + 1 :]
+        if token and token_issue(token):
+            return _unsubscribe_verdict(lookup.by_token(token, "unsubscribe"), "the token in the address")
     sender = _address(_header(message, "From"))
     return _unsubscribe_verdict(lookup.listed(sender) if sender else None, "its sender, who is on the list")
 
