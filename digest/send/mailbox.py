@@ -95,6 +95,8 @@ class ImapBox:
                 parts.hostname or "", parts.port or 993, ssl_context=context, timeout=IMAP_TIMEOUT
             )
             self.imap.login(unquote(parts.username or ""), password)
+            capabilities = self.imap.capability()[1]  # what the server offers once logged in
+            self.can_move = b"MOVE" in (capabilities[0] or b"").upper().split()
             status, _ = self.imap.select(_quote(self.folder))
         except (OSError, imaplib.IMAP4.error) as exc:
             raise DigestError(f"cannot read the bounce mailbox at {where}: {exc}") from None
@@ -116,6 +118,10 @@ class ImapBox:
             self.imap.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
             return
         self.imap.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
+        if self.can_move:  # RFC 6851: one step, and no EXPUNGE of anyone else's deletions
+            status, _ = self.imap.uid("MOVE", key, _quote(self.target))
+            if status == "OK":
+                return
         status, _ = self.imap.uid("COPY", key, _quote(self.target))
         if status != "OK":
             raise DigestError(f"the IMAP server cannot copy into {self.target!r} (does the folder exist?)")
