@@ -232,6 +232,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def cmd_bounces(args: argparse.Namespace) -> int:
+    from digest.send.bouncelog import read_mailbox
+
+    config = _config(args)
+    if not config.bounces.mailbox:
+        raise DigestError(
+            "set [bounces] mailbox (maildir:PATH or imaps://user@host/INBOX) first", path=config.path
+        )
+    lines = read_mailbox(config, dry_run=args.dry_run)
+    for line in lines:
+        print(line)
+    if not lines:
+        print("no new mail in the bounce mailbox")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from digest.release.status import status_table
 
@@ -294,6 +310,12 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         cmd_status,
         "A table of issues: date, headline, items, lint, published, approved, sent/failed/total.",
         "example: digest status",
+    ),
+    (
+        "bounces",
+        cmd_bounces,
+        "Read [bounces] mailbox: bounces, complaints and unsubscribes by mail change the list.",
+        "example: digest bounces --dry-run    # what would change, and why, per message",
     ),
     (
         "approve",
@@ -471,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands[name].add_argument(
             "issue", metavar="ISSUE", help="the issue's file stem (2026-11-01) or a path"
         )
+    commands["bounces"].add_argument(
+        "--dry-run", action="store_true", help="say what each message would change; change nothing"
+    )
     commands["approve"].add_argument("--force", action="store_true", help="approve despite lint errors")
     commands["serve"].add_argument("--host", help="address to bind (default: [serve] host, 127.0.0.1)")
     commands["serve"].add_argument("--port", type=_port, help="port (default: [serve] port, 8025)")

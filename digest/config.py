@@ -28,6 +28,7 @@ from digest.i18n import resolve_language
 
 __all__ = [
     "DEFAULT_SECTION_SLUGS",
+    "BouncesConfig",
     "Config",
     "DkimConfig",
     "EmailConfig",
@@ -141,6 +142,7 @@ class EmailConfig:
     username: str = ""
     ca_file: Path | None = field(default=None, metadata={"convert": "path"})
     max_html_bytes: int = 100_000
+    return_path: str = ""  # the envelope sender; "" is the From address; {token}: VERP per message
     dkim: DkimConfig | None = None
 
 
@@ -163,6 +165,18 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """Where mail that comes back is read (``maildir:PATH`` or ``imaps://user@host/FOLDER``)."""
+
+    mailbox: str = ""  # "": no mailbox is read
+    soft_limit: int = 5  # temporary failures within soft_days that mark an address bounced
+    soft_days: int = 30
+    folder: str = ""  # IMAP: move handled messages here (else they are only flagged \Seen)
+    ca_file: Path | None = field(default=None, metadata={"convert": "path"})  # IMAP server's CA
+    ses_topics: str = ""  # the SNS topic ARNs (spaces between) whose SES notifications are believed
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``path`` is the file it came from."""
 
@@ -174,6 +188,7 @@ class Config:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
 
     @property
     def root(self) -> Path:
@@ -451,11 +466,26 @@ def _check(config: Config, reader: _Reader) -> None:
     if config.serve.port > 65535:
         reader.fail("'serve.port' must be a port number (0 picks a free one)")
     _check_transport(reader, email.transport)
-    for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to"):
+    _check_bounces(config, reader)
+    for key in ("sender", "subject", "unsubscribe_url", "unsubscribe_mailto", "reply_to", "return_path"):
         value = getattr(email, key)
         if "\r" in value or "\n" in value:
             name = "from" if key == "sender" else key
             reader.fail(f"'email.{name}' must be one line (no CR/LF)")
+
+
+def _check_bounces(config: Config, reader: _Reader) -> None:
+    """``[email] return_path`` and ``[bounces]``: an address with at most a {token}; a mailbox URL."""
+    return_path = config.email.return_path
+    if return_path and not re.fullmatch(
+        r"[^@\s<>{}]*(\{token\}[^@\s<>{}]*)?@[A-Za-z0-9.-]+\.[A-Za-z]+", return_path
+    ):
+        reader.fail("'email.return_path' must be an address such as bounces+{token}@example.org")
+    bounces = config.bounces
+    if bounces.mailbox and not re.fullmatch(r"maildir:.+|imaps://[^@/\s]+@[^/\s]+/[^\s]*", bounces.mailbox):
+        reader.fail("'bounces.mailbox' must look like maildir:PATH or imaps://user@host/INBOX")
+    if bounces.soft_limit < 1 or bounces.soft_days < 1:
+        reader.fail("'bounces.soft_limit' and 'bounces.soft_days' must be at least 1")
 
 
 @dataclass(frozen=True)

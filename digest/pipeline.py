@@ -113,6 +113,8 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     from digest.web.preview import write_preview
 
     inputs = idle.stat_inputs(str(config.path), str(config.paths.issues), str(state_path(config.paths.state)))
+    if config.bounces.mailbox:
+        _read_bounces(config, report)
     catalog = load_catalog(config, RELEASE_CHECKS)
     changed, state_note = scan_issues(config, catalog, now)
     if state_note:
@@ -143,6 +145,21 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
         report.say(NOTHING_TO_DO)
 
 
+def _read_bounces(config: Config, report: RunReport) -> None:
+    """What came back to ``[bounces] mailbox`` since the last run, before anyone is mailed again."""
+    from digest.errors import DigestError
+    from digest.send.bouncelog import read_mailbox
+
+    try:
+        lines = read_mailbox(config)
+    except DigestError as exc:
+        report.failed = True
+        report.say(f"bounces: {exc}")
+        return
+    for line in lines:
+        report.say(f"bounces: {line}")
+
+
 def _send_released(config: Config, status: IssueStatus, now: dt.datetime, report: RunReport) -> None:
     from digest.errors import DigestError
 
@@ -170,5 +187,6 @@ def _remember(
     remember_mailed(config, statuses)
     waits = [s.wake_at.timestamp() for s in statuses if s.wake_at is not None]
     pending = report.failed or any(s.should_send for s in statuses)
+    pending = pending or bool(config.bounces.mailbox)  # mail comes back at any time: no idle fast path
     paths = {"issues": str(config.paths.issues), "state": str(state_path(config.paths.state))}
     idle.write_snapshot(str(config.path), paths, inputs, min(waits) if waits else None, pending)

@@ -26,6 +26,7 @@ from digest.errors import DigestError, HeaderError
 from digest.i18n import gettext_for
 from digest.mail.render import RenderedDigest
 from digest.mail.tokens import TokenPayload, make_token, stable_hash
+from digest.mail.verp import TOKEN_FIELD, return_path_for
 from digest.newsletter.model import Issue
 
 __all__ = [
@@ -132,7 +133,9 @@ class MessageFactory:
         self.from_header = format_mailbox(self.sender_name, self.sender, "From")
         self.list_id = list_id(self.config)
         if email_cfg.unsubscribe_mailto:
-            check_address(email_cfg.unsubscribe_mailto, "[email] unsubscribe_mailto")
+            check_address(
+                email_cfg.unsubscribe_mailto.replace(TOKEN_FIELD, "t"), "[email] unsubscribe_mailto"
+            )
         if not (email_cfg.unsubscribe_url or email_cfg.base_url or email_cfg.unsubscribe_mailto):
             raise HeaderError(
                 "set [email] unsubscribe_url (or base_url) or unsubscribe_mailto: "
@@ -147,11 +150,21 @@ class MessageFactory:
         parts = [self.issue.key, address.lower()] + ([str(self.round)] if self.round > 1 else [])
         return f"<{stable_hash(self.secret, 'message-id', *parts)[:32]}@{self.domain}>"
 
+    def return_path(self, address: str) -> str:
+        """The envelope sender (MAIL FROM) for one recipient: ``[email] return_path``, else From."""
+        template = self.config.email.return_path
+        return return_path_for(template, self.sender, self.secret, self.issue.key, address)
+
+    def mailto(self, address: str) -> str:
+        """``[email] unsubscribe_mailto``, with a ``{token}`` in it naming the recipient."""
+        template = self.config.email.unsubscribe_mailto
+        return return_path_for(template, template, self.secret, self.issue.key, address, "unsubscribe")
+
     def links(self, address: str) -> dict[str, str]:
         """The subscriber's own unsubscribe and preference links."""
         unsubscribe = subscriber_link(self.config, self.secret, "unsubscribe", address)
         if not unsubscribe and self.config.email.unsubscribe_mailto:
-            unsubscribe = f"mailto:{self.config.email.unsubscribe_mailto}?subject=unsubscribe"
+            unsubscribe = f"mailto:{self.mailto(address)}?subject=unsubscribe"
         preferences = subscriber_link(self.config, self.secret, "preferences", address)
         return {"email": address, "unsubscribe_url": unsubscribe, "preferences_url": preferences}
 
@@ -171,7 +184,7 @@ class MessageFactory:
             f"Date: {self.date}",
             f"Message-ID: {message_id}",
             f"List-Id: {self.list_id}",
-            *self._unsubscribe_headers(values["unsubscribe_url"]),
+            *self._unsubscribe_headers(values["unsubscribe_url"], address),
             *([f"Reply-To: {self.reply_to}"] if self.reply_to else []),
             "Precedence: bulk",
             "MIME-Version: 1.0",
@@ -206,12 +219,12 @@ class MessageFactory:
             self._subjects[key] = encode_text(subject, "Subject")
         return self._subjects[key]
 
-    def _unsubscribe_headers(self, url: str) -> list[str]:
+    def _unsubscribe_headers(self, url: str, address: str) -> list[str]:
         targets = []
         if url.startswith("https://"):
             targets.append(f"<{url}>")
         if self.config.email.unsubscribe_mailto:
-            targets.append(f"<mailto:{self.config.email.unsubscribe_mailto}?subject={quote('unsubscribe')}>")
+            targets.append(f"<mailto:{self.mailto(address)}?subject={quote('unsubscribe')}>")
         if not targets:
             return []
         headers = ["List-Unsubscribe: " + f",{CRLF} ".join(targets)]

@@ -10,6 +10,7 @@ from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import RELEASE_CHECKS, IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
+from digest.send.bouncelog import bounce_counts
 from digest.send.replies import pause_note
 from digest.send.subscribers import iter_subscribers
 
@@ -23,9 +24,11 @@ def status_table(config: Config) -> str:
     scan_issues(config, catalog, now)
     statuses = issue_statuses(config, catalog, now)
     active = sum(1 for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs) if s.active)
+    came_back = bounce_counts(config.paths.state)  # issue -> (bounced, complained), from [bounces]
     rows = [
         ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
     ]
+    rows[0] = (*rows[0], "bounced/complained")
     notes = []
     for status in statuses:
         issue = status.issue
@@ -49,6 +52,7 @@ def status_table(config: Config) -> str:
                 "yes" if status.published else status.publication,
                 "paused" if note is not None else _approval(status),
                 f"{sent}/{failed}/{total}",
+                "{}/{}".format(*came_back.get(issue.key if issue else status.stem, (0, 0))),
             )
         )
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -427,7 +427,8 @@ class _Sender:
             try:
                 if not connection.connected:
                     await connection.connect()
-                code, reply = await connection.send(self.factory.sender, message.recipient, message.data)
+                envelope = self.factory.return_path(message.recipient)
+                code, reply = await connection.send(envelope, message.recipient, message.data)
             except SendFailure as failure:
                 last = failure
                 if failure.kind in ("fatal", "pause"):

@@ -47,6 +47,8 @@ from digest.send.subscribers import (
 from digest.templating import render_template
 from digest.web.addresslog import AddressTimes
 from digest.web.localhttp import WsgiServer
+from digest.web.webhooks import MAX_BODY as WEBHOOK_MAX_BODY
+from digest.web.webhooks import webhook_for
 
 __all__ = ["RateLimiter", "SubscriptionServer", "send_confirmation"]
 
@@ -121,8 +123,8 @@ class SubscriptionServer(WsgiServer):
         self.secret = load_secret(config.paths.state)
         self.sections = config.feeds.section_names
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
-        # waitress refuses bodies past twice our own limit unread; up to it, our 413 page answers
-        self.max_body_bytes = max(2 * config.serve.max_body_bytes, 65536)
+        # waitress refuses bodies past this unread; below it, our 413 page (or the webhook's) answers
+        self.max_body_bytes = max(2 * config.serve.max_body_bytes, WEBHOOK_MAX_BODY)
         ttl = config.serve.confirm_ttl_hours * 3600
         # when each address last joined or left here: older confirmation links no longer work
         changes = config.paths.state / CHANGES_FILE
@@ -136,6 +138,8 @@ class SubscriptionServer(WsgiServer):
     def application(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The WSGI entry point: one request in, one page out; HEAD is GET without the body."""
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if method == "POST" and (webhook := webhook_for(str(environ.get("PATH_INFO", "")))) is not None:
+            return _answer_webhook(self.config, webhook, environ, start_response)
         _ = gettext_for(self.config.site.language)
         request = _Request(environ, self.config, _)
         page = request.problem or self._answer("GET" if method == "HEAD" else method, request)
@@ -400,6 +404,25 @@ class _Request:
             self.problem = Page(413, self._("Too long"), self._("What was sent is too long."))
             return
         self.form = _parse_form(str(environ.get("CONTENT_TYPE", "")), body)
+
+
+def _answer_webhook(
+    config: Config, handler: Callable[..., tuple[int, str]], environ: dict[str, Any], start_response: Any
+) -> Iterable[bytes]:
+    """A mail provider's post (bounces, complaints: digest/web/webhooks.py): raw headers and body in,
+    one line of plain text out."""
+    length = str(environ.get("CONTENT_LENGTH") or "")
+    if length.isdigit() and int(length) <= WEBHOOK_MAX_BODY:
+        headers = {k[5:].replace("_", "-"): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+        headers["Content-Type"] = str(environ.get("CONTENT_TYPE", ""))
+        status, text = handler(config, headers, environ["wsgi.input"].read(int(length)))
+    else:
+        status, text = 413, "refused: no Content-Length, or too long"
+    body = (text + "\n").encode("utf-8")
+    kind = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(f"{status} {http.HTTPStatus(status).phrase}", [*kind, *SECURITY_HEADERS.items()])
+    print(f"{_client(environ, config)} POST {environ.get('PATH_INFO', '')} {status}", flush=True)
+    return [body]
 
 
 def _client(environ: dict[str, Any], config: Config) -> str:

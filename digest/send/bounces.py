@@ -1,0 +1,329 @@
+"""What a message that came back means: a bounce, a complaint, an unsubscribe, or nothing.
+
+:func:`classify` reads one message (bytes) and returns a :class:`Verdict`: the
+events it carries (an address, a kind and why) or a reason to leave it for a
+person. In order:
+
+1. an ARF report (RFC 5965, ``Feedback-Type: abuse``): a complaint about the
+   reader named by the report, the original message's signed unsubscribe link or
+   VERP return path, or its recipient;
+2. a delivery status notification (RFC 3464, or the older formats GNU Mailman's
+   ``flufl.bounce`` knows): a permanent (``hard``) or temporary (``soft``) failure
+   for the recipient the VERP token names, else for each failed address on the list;
+3. an auto-reply (``Auto-Submitted``, out of office): left alone;
+4. a mail to ``[email] unsubscribe_mailto``: unsubscribes the reader named by a
+   token in the subject or the local part, else the sender when on the list.
+
+Anything else is ``unknown`` and is left for a person. Lookups that need the list
+or the ledgers (which address a token names) come in through :class:`Lookup`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.message
+import email.parser
+import email.utils
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from digest.config import Config
+from digest.errors import TokenError
+from digest.mail.tokens import read_token
+from digest.mail.verp import TOKEN_FIELD, token_in_address, token_issue
+
+__all__ = ["ACTING", "USER_UNKNOWN", "Event", "Lookup", "Verdict", "classify"]
+
+USER_UNKNOWN = frozenset({"5.1.1", "5.1.10"})  # no such mailbox: bounced at the first report
+ACTING = frozenset({"hard", "soft", "complaint", "unsubscribe"})
+_RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To", "Cc")
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(out of (the )?office|auto(matic)?[ -]?(reply|response)|auto:|autoreply|vacation|自动回复)",
+    re.I,
+)
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to one address."""
+
+    address: str  # as the list knows it (lower case)
+    kind: str  # hard, soft, complaint, unsubscribe
+    reason: str
+    issue: str = ""  # the issue key, when known
+    status: str = ""  # the DSN status code (5.1.1 ...), when there is one
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one message means: the events it carries, or (none) what it is and why it is left."""
+
+    kind: str  # hard, soft, complaint, unsubscribe, mixed, auto-reply or unknown
+    reason: str
+    events: tuple[Event, ...] = ()
+
+    @property
+    def acts(self) -> bool:
+        return bool(self.events)
+
+
+class Lookup(Protocol):
+    """What classifying needs from the list and the ledgers."""
+
+    secret: bytes
+
+    def listed(self, address: str) -> str | None:
+        """The address as the list knows it (lower case), or None when it is not on the list."""
+
+    def by_token(self, token: str, purpose: str) -> str | None:
+        """The listed address a compact token was made for."""
+
+    def by_message_id(self, message_id: str) -> tuple[str, str] | None:
+        """(issue, address) of a message digest sent, from the ledgers."""
+
+
+def classify(data: bytes, config: Config, lookup: Lookup) -> Verdict:
+    """What ``data`` (one whole message) means; never raises on a malformed message."""
+    message = email.message_from_bytes(data)
+    for check in (_feedback, _delivery_status, _auto_reply, _unsubscribe):
+        verdict = check(message, config, lookup)
+        if verdict is not None:
+            return verdict
+    subject = _header(message, "Subject")[:60]
+    return Verdict("unknown", f"not a bounce, complaint or unsubscribe (subject {subject!r})")
+
+
+# -- ARF complaints -------------------------------------------------------------------------
+
+
+def _feedback(message: email.message.Message, config: Config, lookup: Lookup) -> Verdict | None:
+    if message.get_content_type() != "multipart/report":
+        return None
+    if (message.get_param("report-type") or "").lower() != "feedback-report":
+        return None
+    fields = next(
+        (_fields(p) for p in message.walk() if p.get_content_type() == "message/feedback-report"), None
+    )
+    if fields is None:
+        return Verdict("unknown", "a feedback report without its message/feedback-report part")
+    kind = _header(fields, "Feedback-Type").lower()
+    if kind != "abuse":
+        return Verdict("unknown", f"a feedback report of type {kind or 'none'!r}, not a complaint")
+    original = _original(message)
+    candidates = [
+        *(_address(v) for v in fields.get_all("Original-Rcpt-To") or []),
+        *_addresses_in(original, config, lookup),
+    ]
+    issue = _issue_of(original, config, lookup)
+    for candidate in candidates:
+        listed = lookup.listed(candidate) if candidate else None
+        if listed:
+            return Verdict(
+                "complaint",
+                "a spam complaint (ARF)",
+                (Event(listed, "complaint", "ARF abuse report", issue),),
+            )
+    return Verdict("unknown", "a spam complaint about no address on the list")
+
+
+def _fields(part: email.message.Message) -> email.message.Message:
+    """The report fields of a message/feedback-report part, however the parser left them."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        return payload[0]
+    return email.parser.HeaderParser().parsestr(str(payload or ""))
+
+
+def _original(message: email.message.Message) -> email.message.Message | None:
+    """The returned original message (or its headers) inside a report."""
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            payload = part.get_payload()
+            return payload[0] if isinstance(payload, list) and payload else None
+        if kind == "text/rfc822-headers":
+            text = part.get_payload(decode=True) or b""
+            return email.parser.BytesHeaderParser().parsebytes(text)
+    return None
+
+
+def _addresses_in(original: email.message.Message | None, config: Config, lookup: Lookup) -> Iterator[str]:
+    """Who the original was sent to: its signed unsubscribe link, its VERP return path, its To."""
+    if original is None:
+        return
+    for token in re.findall(r"[?&]token=([A-Za-z0-9_.-]+)", _header(original, "List-Unsubscribe")):
+        try:
+            yield read_token(lookup.secret, token, purpose="unsubscribe", now=0).email
+        except TokenError:
+            continue
+    found = _by_verp(_header(original, "Return-Path"), config, lookup)
+    if found:
+        yield found
+    located = lookup.by_message_id(_header(original, "Message-ID"))
+    if located:
+        yield located[1]
+    yield from (address for _, address in email.utils.getaddresses(original.get_all("To") or []))
+
+
+def _issue_of(original: email.message.Message | None, config: Config, lookup: Lookup) -> str:
+    if original is None:
+        return ""
+    token = token_in_address(config.email.return_path, _address(_header(original, "Return-Path")))
+    if token:
+        return token_issue(token) or ""
+    located = lookup.by_message_id(_header(original, "Message-ID"))
+    return located[0] if located else ""
+
+
+# -- delivery status notifications --------------------------------------------------------
+
+
+def _delivery_status(message: email.message.Message, config: Config, lookup: Lookup) -> Verdict | None:
+    from flufl.bounce import all_failures
+
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # a detector tripped over a malformed message: treat it as not a bounce
+        temporary, permanent = frozenset(), frozenset()
+    reports = dict(_status_blocks(message))
+    failed = {_decode(a): "hard" for a in permanent} | {
+        _decode(a): "soft" for a in temporary if _decode(a) not in {_decode(p) for p in permanent}
+    }
+    for address, (action, status) in reports.items():
+        if address not in failed and action in ("failed", "delayed"):
+            failed[address] = "hard" if action == "failed" and status.startswith("5") else "soft"
+    if not failed and not reports:
+        return None
+    if not failed:
+        return Verdict("unknown", "a delivery report with no failure (delivered or relayed)")
+    original = _original(message)
+    issue = _issue_of(original, config, lookup)
+    verp = next(
+        (
+            t
+            for h in _RECIPIENT_HEADERS
+            for v in message.get_all(h) or []
+            if (t := token_in_address(config.email.return_path, _address(v)))
+        ),
+        None,
+    )
+    if verp is not None:
+        who = lookup.by_token(verp, "bounce")
+        if who is None:
+            return Verdict("unknown", "a bounce whose return-path token names no one on the list")
+        kind = "hard" if "hard" in failed.values() else "soft"
+        status = next((s for a, s in reports.values() if s), "")
+        event = Event(who, kind, _why(kind, status), token_issue(verp) or issue, status)
+        return Verdict(kind, f"a delivery report (return path names {who})", (event,))
+    events = []
+    for address, kind in sorted(failed.items()):
+        listed = lookup.listed(address)
+        if listed:
+            status = reports.get(address, ("", ""))[1]
+            events.append(Event(listed, kind, _why(kind, status), issue, status))
+    if not events:
+        return Verdict("unknown", f"a bounce for {', '.join(sorted(failed))}: not on the list")
+    kinds = {e.kind for e in events}
+    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", "a delivery report", tuple(events))
+
+
+def _status_blocks(message: email.message.Message) -> Iterator[tuple[str, tuple[str, str]]]:
+    """(recipient, (action, status)) for each per-recipient block of a message/delivery-status part."""
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        for block in blocks if isinstance(blocks, list) else []:
+            recipient = _header(block, "Original-Recipient") or _header(block, "Final-Recipient")
+            if not recipient:
+                continue
+            recipient = _address(recipient.split(";", 1)[-1])
+            match = _STATUS.search(_header(block, "Status"))
+            yield recipient, (_header(block, "Action").lower(), match.group(0) if match else "")
+
+
+def _why(kind: str, status: str) -> str:
+    if status in USER_UNKNOWN:
+        return f"no such mailbox ({status})"
+    return f"{'permanent' if kind == 'hard' else 'temporary'} failure{f' ({status})' if status else ''}"
+
+
+# -- auto-replies and unsubscribe-by-mail ---------------------------------------------------
+
+
+def _auto_reply(message: email.message.Message, config: Config, lookup: Lookup) -> Verdict | None:
+    auto = _header(message, "Auto-Submitted").lower()
+    if (auto and auto != "no") or message.get("X-Autoreply") or message.get("X-Autorespond"):
+        return Verdict("auto-reply", "an automatic reply (Auto-Submitted)")
+    if _header(message, "Precedence").lower() == "auto_reply" or _AUTO_SUBJECT.match(
+        _header(message, "Subject")
+    ):
+        return Verdict("auto-reply", "an automatic reply (out of office)")
+    return None
+
+
+def _unsubscribe(message: email.message.Message, config: Config, lookup: Lookup) -> Verdict | None:
+    template = config.email.unsubscribe_mailto.lower()
+    if not template or "@" not in template:
+        return None
+    mailto = template.replace("+" + TOKEN_FIELD, "").replace(TOKEN_FIELD, "")  # the address, untokened
+    local, domain = mailto.rsplit("@", 1)
+    recipients = [
+        a.lower() for h in _RECIPIENT_HEADERS for _, a in email.utils.getaddresses(message.get_all(h) or [])
+    ]
+    ours = [a for a in recipients if a == mailto or (a.startswith(local + "+") and a.endswith("@" + domain))]
+    if not ours:
+        return None
+    for word in re.findall(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", _header(message, "Subject")):
+        try:
+            named = read_token(lookup.secret, word, purpose="unsubscribe", now=0).email
+        except TokenError:
+            continue
+        return _unsubscribe_verdict(lookup.listed(named), "the token in the subject")
+    for address in ours:
+        token = token_in_address(template, address) or address.split("@", 1)[0][len(local) + 1 :]
+        if token and token_issue(token):
+            return _unsubscribe_verdict(lookup.by_token(token, "unsubscribe"), "the token in the address")
+    sender = _address(_header(message, "From"))
+    return _unsubscribe_verdict(lookup.listed(sender) if sender else None, "its sender, who is on the list")
+
+
+def _unsubscribe_verdict(address: str | None, how: str) -> Verdict:
+    if address is None:
+        return Verdict("unknown", "a mail to the unsubscribe address naming no one on the list")
+    return Verdict(
+        "unsubscribe",
+        f"a mail to the unsubscribe address ({how})",
+        (Event(address, "unsubscribe", f"asked by mail ({how})"),),
+    )
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def _by_verp(value: str, config: Config, lookup: Lookup) -> str | None:
+    token = token_in_address(config.email.return_path, _address(value))
+    return lookup.by_token(token, "bounce") if token else None
+
+
+def _header(message: email.message.Message, name: str) -> str:
+    value = message.get(name)
+    if value is None:
+        return ""
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value)))).strip()
+    except (ValueError, LookupError, UnicodeError):
+        return str(value).strip()
+
+
+def _address(value: str) -> str:
+    return email.utils.parseaddr(value.strip())[1].strip().lower()
+
+
+def _decode(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return _address(text)
