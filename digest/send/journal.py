@@ -25,6 +25,7 @@ the list was edited by hand.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -244,7 +245,8 @@ class IndexBuilder:
             self._db.execute("CREATE TABLE meta (signature TEXT, unclosed INTEGER)")
             self._db.execute(f"CREATE TABLE rows ({_COLUMNS}, PRIMARY KEY (key)) WITHOUT ROWID")
         except (OSError, sqlite3.Error) as exc:
-            raise SubscriberError(f"cannot write the list's index: {exc}", path=index_path(path)) from None
+            reason = _reason(exc)
+            raise SubscriberError(f"cannot write the list's index: {reason}", path=index_path(path)) from None
 
     def __enter__(self) -> IndexBuilder:
         return self
@@ -277,7 +279,7 @@ class IndexBuilder:
             os.replace(self._tmp, index_path(self.path))
         except (OSError, sqlite3.Error) as exc:
             raise SubscriberError(
-                f"cannot write the list's index: {exc}", path=index_path(self.path)
+                f"cannot write the list's index: {_reason(exc)}", path=index_path(self.path)
             ) from None
 
     def close(self) -> None:
@@ -322,3 +324,12 @@ def lookup_index(path: Path, signature: Signature, key: str) -> IndexRow | objec
     except (sqlite3.Error, ValueError, TypeError):
         return STALE  # a damaged index is rebuilt
     return IndexRow(row[0], row[1], bool(row[2]), *row[3:]) if row else None
+
+
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    """Why a write failed, in the words the rest of digest uses (SQLite says "database or disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return os.strerror(errno.ENOSPC)
+    return str(exc)
