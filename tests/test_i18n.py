@@ -273,7 +273,7 @@ def test_an_english_newsletter_has_no_chinese_character_anywhere(tmp_path):
     # and it reads as English: the catalog's words, the issue's own heading, dates as English writes them
     assert "November 5, 2026" in outputs["preview/email.html"]
     assert "== A few short notes before the sections ==" in outputs["preview/email.txt"]
-    assert "Unsubscribe (one click): " in outputs["preview/email.txt"]
+    assert "Unsubscribe (the link opens a page with one button): " in outputs["preview/email.txt"]
     assert "Subject: [TEST] Weekly Notes (2026-11-05): Faster kernels/Smaller models" in as_text(
         outputs["test copy"]
     )

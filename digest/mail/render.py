@@ -24,6 +24,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import TemplateError
 from digest.i18n import gettext_for, join_title
+from digest.mail.inline import inline_css, reader_context
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
 from digest.newsletter.model import Issue, Item, Link
 from digest.templating import render_template
@@ -205,7 +206,10 @@ class DigestRenderer:
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
-        views = [_SectionView(s.name, s.slug, tuple(self._item(i, limit) for i in s.items)) for s in sections]
+        views = [
+            _SectionView(s.name, s.slug, tuple(self._item(i, limit) for i in s.items), f"s{n}")
+            for n, s in enumerate(sections, 1)
+        ]
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
@@ -223,6 +227,7 @@ class DigestRenderer:
             "sections": views,
             "shortened": limit is not None,
             "fields": _PLACEHOLDERS,
+            **reader_context(self.issue, self.config, views),
         }
 
     def _item(self, item: Item, limit: int | None) -> _ItemView:
@@ -258,7 +263,7 @@ class DigestRenderer:
         except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
             raise TemplateError(f"digest.mjml.j2 is not valid MJML: {exc}") from None
         return minify_html.minify(
-            html,
+            inline_css(html),
             keep_comments=True,  # Outlook's <!--[if mso]> conditionals
             keep_closing_tags=True,
             keep_html_and_head_opening_tags=True,
@@ -300,6 +305,7 @@ class _SectionView:
     name: str
     slug: str
     items: tuple[_ItemView, ...]
+    anchor: str  # the id the table of sections jumps to
 
 
 def _tidy_text(text: str) -> str:
