@@ -223,8 +223,8 @@ def every_output(tmp_path: Path, name: str) -> dict[str, str | EmailMessage]:
     digest = DigestRenderer.for_issue(issue, config).variant()
     out["test copy"] = parse_mail(test_copy.build("me@example.com", "", digest, test=True).data)
     build_feeds_now(config, NOW)
-    for path in sorted(config.paths.feeds.iterdir()):
-        out[f"feeds/{path.name}"] = path.read_text(encoding="utf-8")
+    for path in sorted(p for p in config.paths.feeds.rglob("*") if p.is_file()):  # the archive pages too
+        out[f"feeds/{path.relative_to(config.paths.feeds)}"] = path.read_text(encoding="utf-8")
     out.update(serve_pages(root, config))
     return out
 

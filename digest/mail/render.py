@@ -166,9 +166,10 @@ class DigestRenderer:
     @classmethod
     def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
         """The renderer with the issue's web address and the site's feeds, as every send uses."""
-        from digest.feeds.build import feeds_base_url, permalink
+        from digest.feeds.archive import online_url
+        from digest.feeds.build import feeds_base_url
 
-        return cls(issue, config, permalink(config, issue), feeds_base_url(config))
+        return cls(issue, config, online_url(config, issue), feeds_base_url(config))
 
     def __post_init__(self) -> None:
         self.subject = render_subject(self.issue, self.config)
