@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import http.server
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -251,16 +252,26 @@ class PreviewServer(LocalServer):
         scheme = "dark" if query.get("scheme") == ["dark"] else "light"
         return _page(self.preview, chosen, scheme, self.version(), self.error).encode("utf-8")
 
-    def email_for(self, sections: tuple[str, ...]) -> bytes | None:
-        """The email of a subscriber who chose ``sections``; None when that variant has no items."""
+    def email_for(self, sections: tuple[str, ...], scheme: str = "light") -> bytes | None:
+        """The email of a subscriber who chose ``sections``, in light or dark; None when it has no items.
+
+        Dark is the email's own ``prefers-color-scheme: dark`` rules, made to apply whatever the
+        editor's system prefers, so both can be seen on one machine.
+        """
+        html = self._variant(sections)
+        if html is not None and scheme == "dark":
+            html = _DARK_QUERY.sub("min-width:0px", html)
+        return None if html is None else html.encode("utf-8")
+
+    def _variant(self, sections: tuple[str, ...]) -> str | None:
         if not sections or self.config is None:
-            return self.pages["/email.html"][1]
+            return self.preview.html
         renderer = DigestRenderer.for_issue(self.preview.issue, self.config)
         digest = renderer.variant(frozenset(sections))
         if digest is None:
             return None
         values = {"email": SAMPLE_ADDRESS, "name": "", "unsubscribe_url": "#", "preferences_url": "#"}
-        return digest.personalise(values)[0].encode("utf-8")
+        return digest.personalise(values)[0]
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -282,9 +293,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             page = ("text/html; charset=utf-8", self.server.page(query))
         elif parts.path == "/version":
             page = ("text/plain; charset=utf-8", self.server.version().encode())
-        elif parts.path == "/email.html" and query.get("sections"):
-            chosen = tuple(s for value in query["sections"] for s in value.split(";") if s)
-            body = self.server.email_for(chosen)
+        elif parts.path == "/email.html" and (query.get("sections") or query.get("scheme")):
+            chosen = tuple(s for value in query.get("sections", []) for s in value.split(";") if s)
+            body = self.server.email_for(chosen, "dark" if query.get("scheme") == ["dark"] else "light")
             page = None if body is None else ("text/html; charset=utf-8", body)
         else:
             page = self.server.pages.get(parts.path)
@@ -306,7 +317,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, error: str) -> str:
     findings = sorted(preview.issue.findings, key=lambda f: (SEVERITY_ORDER.get(str(f.severity), 3), f.line))
     sections = [(s.slug, s.name, s.slug in chosen) for s in preview.issue.sections if s.items]
-    query = urllib.parse.urlencode({"sections": ";".join(chosen)}) if chosen else ""
+    shown = {
+        **({"sections": ";".join(chosen)} if chosen else {}),
+        **({"scheme": "dark"} if scheme == "dark" else {}),
+    }
+    query = urllib.parse.urlencode(shown)
     return render_template(
         "preview.html.j2",
         site=preview.site,
@@ -326,3 +341,4 @@ def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, 
 
 
 SEVERITY_ORDER = {"fatal": 0, "error": 1, "warning": 2}
+_DARK_QUERY = re.compile(r"prefers-color-scheme\s*:\s*dark")
