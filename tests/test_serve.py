@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from lxml import html as lxml_html
 
 from conftest import NOW, SERVE_CONFIG, smtp_config, write_subscribers
 from digest.errors import ConfigError
@@ -233,3 +234,29 @@ def test_a_trickling_client_is_cut_off_at_the_deadline(site):
     ):
         client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
         assert client.recv(100) == b""  # the server hung up on it
+
+
+def test_the_subscribe_page_is_a_form_that_needs_no_javascript(site, server):
+    for path in ("/", "/subscribe", "/digest/subscribe"):
+        code, page, headers = request(server, "GET", path)
+        assert code == 200, path
+        doc = lxml_html.fromstring(page)
+        form = doc.xpath("//form")[0]
+        assert form.get("method") == "post" and form.get("action") == "subscribe"
+        assert form.xpath(".//input[@type='email'][@name='email'][@required]")
+        assert sorted(form.xpath(".//input[@name='sections']/@value")) == sorted(KNOWN)
+        assert not doc.xpath("//script") and "Content-Security-Policy" in headers
+    code, page, _ = request(
+        server, "POST", "/digest/subscribe", {"email": "x@example.com", "sections": ["papers"]}
+    )
+    assert code == 202  # the form posts into today's double opt-in
+
+
+def test_the_done_page_offers_the_preferences_and_a_way_back(site, server):
+    code, page, _ = one_click(
+        server, f"/digest/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}"
+    )
+    assert code == 200 and status_of(site, "b@example.com") == "unsubscribed"  # one step, as RFC 8058 asks
+    links = lxml_html.fromstring(page).xpath("//main//li/a/@href")
+    assert any("/digest/preferences?token=" in href for href in links)
+    assert "https://news.example.org/" in links
