@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from digest.config import Config
+from digest.errors import DigestError
 from digest.i18n import gettext_for
 
 __all__ = ["SectionOption", "SectionsWithEntries", "done_links", "section_options", "subscribe_form"]
@@ -57,7 +58,10 @@ class SectionsWithEntries:
         from digest.newsletter.catalog import load_catalog, now_in
         from digest.release.rules import published_issues
 
-        issues = published_issues(load_catalog(self.config).issues, now_in(self.config))
+        try:
+            issues = published_issues(load_catalog(self.config).issues, now_in(self.config))
+        except DigestError:  # no issues to read here (serve on another machine): mark nothing
+            return frozenset(self.config.feeds.section_names)
         return sections_with_entries(issues, self.config)
 
 
