@@ -450,9 +450,9 @@ class FeedBuild:
 
 def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> FeedBuild:
     """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
-    state = FeedState.load(config.paths.state)
     from digest.feeds.archive import archive_outputs
 
+    state = FeedState.load(config.paths.state)
     feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
     outputs = {**render_outputs(feeds, config), **archive_outputs(feeds, issues, config)}
     written = write_changed_files(outputs, config.paths.feeds)
