@@ -121,7 +121,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from digest.newsletter.catalog import load_issue, now_in
     from digest.release.rules import RELEASE_CHECKS
-    from digest.web.preview import PreviewServer, write_preview
+    from digest.web.preview import Preview, PreviewServer, write_preview
 
     config = _config(args)
     issue = load_issue(config, args.issue, RELEASE_CHECKS)
@@ -133,7 +133,15 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
         print(send_test_copy(config, issue, args.to, now_in(config)))
     if args.serve:
-        server = _listen(lambda: PreviewServer(preview, args.host, args.port), args.host, args.port)
+
+        def rebuild() -> Preview:
+            return write_preview(config, load_issue(config, args.issue), now_in(config))
+
+        server = _listen(
+            lambda: PreviewServer(preview, args.host, args.port, rebuild=rebuild, config=config),
+            args.host,
+            args.port,
+        )
         print(f"previewing at {server.url} (Ctrl-C to stop)", flush=True)
         try:
             server.serve_forever()

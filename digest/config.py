@@ -63,7 +63,7 @@ class SiteConfig:
     timezone: ZoneInfo = field(default=ZoneInfo("UTC"), metadata={"convert": "zone"})
     author: str = ""
     email: str = ""
-    permalink: str = "{base_url}{stem}.html"
+    permalink: str = ""  # empty: the archive page digest writes beside the feeds
     description: str = ""
 
 

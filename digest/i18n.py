@@ -28,6 +28,7 @@ __all__ = [
     "LOCALE_DIR",
     "N_",
     "available_catalogs",
+    "date_pattern",
     "format_date",
     "gettext_for",
     "join_title",
@@ -123,6 +124,31 @@ def _date_locale(language: str) -> str:
         return str(Locale.parse(language.strip().replace("-", "_")))
     except (ValueError, UnknownLocaleError):
         return resolve_language(language).replace("-", "_")
+
+
+def date_pattern(language: str) -> list[tuple[str, str]]:
+    """How :func:`format_date` lays a date out, as parts: ("year"|"day"|"month"|"month_name"|"text", text).
+
+    For pages that assemble a date themselves from its numbers (the feed page's
+    XSLT): ``2026年11月1日`` is year, text ``年``, month, ``月``, day, ``日``;
+    ``month_name`` parts carry the month names, ``|``-separated, January first.
+    """
+    import re
+
+    from babel.dates import get_month_names
+
+    sample = format_date(dt.date(1999, 12, 28), language)
+    names = get_month_names("wide", locale=_date_locale(language))
+    tokens = {"1999": ("year", ""), "28": ("day", ""), names[12]: ("month_name", ""), "12": ("month", "")}
+    month_names = "|".join(names[m] for m in range(1, 13))
+    parts: list[tuple[str, str]] = []
+    for piece in re.split("(" + "|".join(map(re.escape, tokens)) + ")", sample):
+        if piece in tokens:
+            kind = tokens[piece][0]
+            parts.append((kind, month_names if kind == "month_name" else ""))
+        elif piece:
+            parts.append(("text", piece))
+    return parts
 
 
 def join_title(title: str, headline: str, language: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.errors import TemplateError
-from digest.i18n import format_date, resolve_language, translations
+from digest.i18n import date_pattern, format_date, resolve_language, translations
 
 if TYPE_CHECKING:
     import jinja2
@@ -52,6 +52,7 @@ def template_environment(
     )
     env.install_gettext_translations(translations(catalog), newstyle=True)  # type: ignore[attr-defined]
     env.filters["format_date"] = functools.partial(format_date, language=catalog)
+    env.globals["date_pattern"] = functools.partial(date_pattern, catalog)
     return env
 
 

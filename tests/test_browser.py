@@ -106,8 +106,8 @@ def test_preview_page_shows_desktop_and_phone_side_by_side(site, browser):
     try:
         page.goto(server.url)
         desktop_frame, phone_frame = page.frame_locator("#desktop"), page.frame_locator("#phone")
-        assert desktop_frame.locator("h1").inner_text() == preview.issue.title
-        assert phone_frame.locator("h1").inner_text() == preview.issue.title
+        assert desktop_frame.locator("h1").inner_text() == preview.issue.headline
+        assert phone_frame.locator("h1").inner_text() == preview.issue.headline
         boxes = [page.locator(sel).bounding_box() for sel in ("#desktop", "#phone")]
         assert boxes[1]["width"] == pytest.approx(375, abs=2)
         assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"]  # side by side

@@ -223,8 +223,8 @@ def every_output(tmp_path: Path, name: str) -> dict[str, str | EmailMessage]:
     digest = DigestRenderer.for_issue(issue, config).variant()
     out["test copy"] = parse_mail(test_copy.build("me@example.com", "", digest, test=True).data)
     build_feeds_now(config, NOW)
-    for path in sorted(config.paths.feeds.iterdir()):
-        out[f"feeds/{path.name}"] = path.read_text(encoding="utf-8")
+    for path in sorted(p for p in config.paths.feeds.rglob("*") if p.is_file()):  # the archive pages too
+        out[f"feeds/{path.relative_to(config.paths.feeds)}"] = path.read_text(encoding="utf-8")
     out.update(serve_pages(root, config))
     return out
 
@@ -273,7 +273,7 @@ def test_an_english_newsletter_has_no_chinese_character_anywhere(tmp_path):
     # and it reads as English: the catalog's words, the issue's own heading, dates as English writes them
     assert "November 5, 2026" in outputs["preview/email.html"]
     assert "== A few short notes before the sections ==" in outputs["preview/email.txt"]
-    assert "Unsubscribe (one click): " in outputs["preview/email.txt"]
+    assert "Unsubscribe (the link opens a page with one button): " in outputs["preview/email.txt"]
     assert "Subject: [TEST] Weekly Notes (2026-11-05): Faster kernels/Smaller models" in as_text(
         outputs["test copy"]
     )
@@ -336,3 +336,22 @@ def test_a_chinese_newsletter_has_no_english_word_of_the_ui(tmp_path):
     assert "【先是几条热身小新闻】" in outputs["preview/email.txt"]
     assert "Subject: [测试] 简报 (2026-11-05)：新芯片/低比特量化" in as_text(outputs["test copy"])
     assert "这是一个订阅源。" in outputs["feeds/feed.xsl"]
+
+
+@pytest.mark.parametrize("tag", ["zh-CN", "en", "en-GB"])
+def test_the_feed_page_lays_dates_out_as_the_email_writes_them(tag):
+    """feed.xsl assembles a date from its numbers with date_pattern: the same words as format_date."""
+    from babel.dates import get_month_names
+
+    from digest.i18n import _date_locale, date_pattern
+
+    names = get_month_names("wide", locale=_date_locale(tag))
+    for day in (dt.date(2026, 1, 5), dt.date(2026, 11, 1), dt.date(2027, 12, 31)):
+        shown = {
+            "year": str(day.year),
+            "month": str(day.month),
+            "day": str(day.day),
+            "month_name": names[day.month],
+        }
+        assembled = "".join(text if kind == "text" else shown[kind] for kind, text in date_pattern(tag))
+        assert assembled == format_date(day, tag)

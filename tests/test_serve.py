@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from lxml import html as lxml_html
 
 from conftest import NOW, SERVE_CONFIG, smtp_config, write_subscribers
 from digest.errors import ConfigError
@@ -385,3 +386,29 @@ def test_a_confirmation_replayed_after_unsubscribing_does_not_subscribe_again(si
     code, page, _ = request(server, "POST", confirm, {})  # the old mail, clicked again
     assert code == 400 and "已经用过" in page
     assert status_of(site, "new@example.com") == "unsubscribed"
+
+
+def test_the_subscribe_page_is_a_form_that_needs_no_javascript(site, server):
+    for path in ("/", "/subscribe", "/digest/subscribe"):
+        code, page, headers = request(server, "GET", path)
+        assert code == 200, path
+        doc = lxml_html.fromstring(page)
+        form = doc.xpath("//form")[0]
+        assert form.get("method") == "post" and form.get("action") == "subscribe"
+        assert form.xpath(".//input[@type='email'][@name='email'][@required]")
+        assert sorted(form.xpath(".//input[@name='sections']/@value")) == sorted(KNOWN)
+        assert not doc.xpath("//script") and "Content-Security-Policy" in headers
+    code, page, _ = request(
+        server, "POST", "/digest/subscribe", {"email": "x@example.com", "sections": ["papers"]}
+    )
+    assert code == 202  # the form posts into today's double opt-in
+
+
+def test_the_done_page_offers_the_preferences_and_a_way_back(site, server):
+    code, page, _ = one_click(
+        server, f"/digest/unsubscribe?token={token(site, 'b@example.com', 'unsubscribe')}"
+    )
+    assert code == 200 and status_of(site, "b@example.com") == "unsubscribed"  # one step, as RFC 8058 asks
+    links = lxml_html.fromstring(page).xpath("//main//li/a/@href")
+    assert any("/digest/preferences?token=" in href for href in links)
+    assert "https://news.example.org/" in links

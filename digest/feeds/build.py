@@ -177,8 +177,11 @@ def _valid(value: object) -> bool:
 
 
 def permalink(config: Config, issue: Issue) -> str:
-    """The issue's web address, from ``[site] permalink``."""
-    return config.site.permalink.format(
+    """Where the issue's relative links point from: ``[site] permalink``, else ``{base_url}{stem}.html``.
+
+    Readers are sent to :func:`digest.feeds.archive.online_url`, the archive page unless this is set.
+    """
+    return (config.site.permalink or "{base_url}{stem}.html").format(
         base_url=config.site.base_url,
         stem=issue.stem,
         date=issue.date.isoformat(),
@@ -255,11 +258,13 @@ def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
 
 
 def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
+    from digest.feeds.archive import online_url
+
     content = issue_html(issue, config, link)
     return _entry(
         id=ident,
         title=join_title(issue.title, issue.headline, config.site.language) or issue.key,
-        link=link,
+        link=online_url(config, issue),
         published=issue.published,
         content_html=content,
         summary=html_to_text(issue.intro_html),
@@ -276,6 +281,8 @@ def _item_entry(
     authority: str,
     config: Config,
 ) -> Entry:
+    from digest.feeds.archive import online_url
+
     key = item.url or item.href or item.title
     if key in seen:  # the same link twice in one section: tell the two apart by title
         key = f"{key}\n{item.title}"
@@ -287,7 +294,7 @@ def _item_entry(
         item=item,
         issue=issue,
         issue_title=join_title(issue.title, issue.headline, config.site.language),
-        issue_link=issue_link,
+        issue_link=online_url(config, issue),
         summary_html=_markup(item.summary_html),
     )
     return _entry(
@@ -400,8 +407,9 @@ def render_outputs(feeds: Sequence[Feed], config: Config) -> dict[str, bytes]:
     for feed in feeds:
         for fmt in FORMATS:
             outputs[fmt.filename(feed.key)] = _render(feed, fmt, config)
-    outputs["index.html"] = _index_page(feeds, config).encode("utf-8")
-    outputs["feeds.opml"] = _opml(feeds, config)
+    listed = [feed for feed in feeds if feed.entries or feed.key == WHOLE]  # an empty feed is not offered
+    outputs["index.html"] = _index_page(listed, config).encode("utf-8")
+    outputs["feeds.opml"] = _opml(listed, config)
     if config.feeds.stylesheet:
         outputs[STYLESHEET] = render_template(STYLESHEET_TEMPLATE, site=config.site).encode("utf-8")
     return outputs
@@ -467,7 +475,10 @@ def _index_page(feeds: Sequence[Feed], config: Config) -> str:
         }
         for feed in feeds
     ]
-    return render_template("feeds_index.html.j2", site=config.site, rows=rows, base=base)
+    from digest.feeds.archive import subscribe_url
+
+    subscribe = subscribe_url(config)
+    return render_template("feeds_index.html.j2", site=config.site, rows=rows, base=base, subscribe=subscribe)
 
 
 def _opml(feeds: Sequence[Feed], config: Config) -> bytes:
@@ -506,9 +517,12 @@ class FeedBuild:
 
 def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> FeedBuild:
     """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
+    from digest.feeds.archive import archive_outputs
+
     state = FeedState.load(config.paths.state)
     feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
-    written = write_changed_files(render_outputs(feeds, config), config.paths.feeds)
+    outputs = {**render_outputs(feeds, config), **archive_outputs(feeds, issues, config)}
+    written = write_changed_files(outputs, config.paths.feeds)
     new_state.save(config.paths.state)
     return FeedBuild(tuple(written), len(feeds), sum(len(f.entries) for f in feeds))
 

@@ -24,6 +24,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import TemplateError
 from digest.i18n import gettext_for, join_title
+from digest.mail.inline import inline_css, reader_context
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
 from digest.newsletter.model import Finding, Issue, Item, Link, Section, Severity
 from digest.templating import render_template
@@ -167,9 +168,10 @@ class DigestRenderer:
     @classmethod
     def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
         """The renderer with the issue's web address and the site's feeds, as every send uses."""
-        from digest.feeds.build import feeds_base_url, permalink
+        from digest.feeds.archive import online_url
+        from digest.feeds.build import feeds_base_url
 
-        return cls(issue, config, permalink(config, issue), feeds_base_url(config))
+        return cls(issue, config, online_url(config, issue), feeds_base_url(config))
 
     def __post_init__(self) -> None:
         self.subject = render_subject(self.issue, self.config)
@@ -219,7 +221,7 @@ class DigestRenderer:
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
-        views = [self._section(s, limit) for s in sections]
+        views = [self._section(s, limit, f"s{n}") for n, s in enumerate(sections, 1)]
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         return {
@@ -239,9 +241,10 @@ class DigestRenderer:
             "preamble_text": [html_to_text(self._absolute(p.html), urls=True) for p in self.issue.preamble],
             "shortened": limit is not None,
             "fields": _PLACEHOLDERS,
+            **reader_context(self.issue, self.config, views),
         }
 
-    def _section(self, section: Section, limit: int | None) -> _SectionView:
+    def _section(self, section: Section, limit: int | None, anchor: str) -> _SectionView:
         """A section as the templates see it: its items, and its top and subsections with their prose."""
         from markupsafe import Markup
 
@@ -253,7 +256,7 @@ class DigestRenderer:
                 text = tuple(html_to_text(h, urls=True) for h in html)
                 parts.append(_PartView(part.name, tuple(Markup(h) for h in html), text, items))
         items = tuple(item for part in parts for item in part.items)
-        return _SectionView(section.name, section.slug, items, tuple(parts))
+        return _SectionView(section.name, section.slug, items, anchor, tuple(parts))
 
     def _item(self, item: Item, limit: int | None) -> _ItemView:
         from markupsafe import Markup, escape
@@ -288,7 +291,7 @@ class DigestRenderer:
         except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
             raise TemplateError(f"digest.mjml.j2 is not valid MJML: {exc}") from None
         return minify_html.minify(
-            html,
+            inline_css(html),
             keep_comments=True,  # Outlook's <!--[if mso]> conditionals
             keep_closing_tags=True,
             keep_html_and_head_opening_tags=True,
@@ -340,6 +343,7 @@ class _SectionView:
     name: str
     slug: str
     items: tuple[_ItemView, ...]
+    anchor: str  # the id the table of sections jumps to
     parts: tuple[_PartView, ...] = ()
 
 

@@ -3,8 +3,10 @@
 ``digest preview ISSUE`` writes ``[paths] previews/<ISSUE>/`` with ``email.html``,
 ``email.txt``, ``email.eml`` (one whole message, as a sample subscriber gets it)
 and ``report.txt`` (size, items per section, lint findings, feed entries).
-``--serve`` shows all of it on a local page, the email at desktop and phone
-widths side by side.
+``--serve`` shows all of it on a local page: the release decision and the
+findings first, the inbox row (From, Subject, preheader), the email at desktop
+and phone widths side by side in light or dark, as a subscriber of chosen
+sections gets it; the page reloads itself when the issue file changes.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import http.server
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.cells import cell_len
 
 from digest.config import Config, SiteConfig
+from digest.errors import DigestError
 from digest.feeds.build import collect_feeds
 from digest.fsutil import write_changed_files
 from digest.i18n import N_, format_date, gettext_for, join_title
@@ -30,7 +37,14 @@ from digest.release.rules import NOT_AN_ISSUE, readiness
 from digest.templating import render_template
 from digest.web.localhttp import LocalServer
 
-__all__ = ["SAMPLE_ADDRESS", "Preview", "PreviewServer", "render_preview", "write_preview"]
+__all__ = [
+    "SAMPLE_ADDRESS",
+    "Preview",
+    "PreviewServer",
+    "release_decision",
+    "render_preview",
+    "write_preview",
+]
 
 SAMPLE_ADDRESS = "reader@example.com"
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -48,6 +62,10 @@ class Preview:
     report: str
     feed_entries: tuple[tuple[str, str, str], ...]  # (feed, entry title, link) the issue adds
     site: SiteConfig  # the page speaks its language
+    decision: str = ""  # "will not be mailed: 1 error, line 63"
+    blocked: bool = False
+    inbox: tuple[str, str, str] = ("", "", "")  # From, Subject, preheader
+    summary: str = ""  # the report without its findings (the page lists them once, at the top)
 
     @property
     def html_bytes(self) -> int:
@@ -79,13 +97,18 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
     html, text = digest.personalise(values)
     eml = factory.build(SAMPLE_ADDRESS, sample_name, digest).data
     directory = config.paths.previews / issue.stem
-    report = _report(config, issue, digest, html, text, now)
+    summary = _report(config, issue, digest, html, text, now)
+    report = summary + "".join(f"  {f.format(issue.path)}\n" for f in issue.findings)
+    decision, blocked = release_decision(config, issue, now)
+    inbox = (config.email.sender, digest.subject, renderer.preheader)
     entries = tuple(
         (feed.title, entry.title, entry.link)
         for feed in collect_feeds([issue], config)
         for entry in feed.entries
     )
-    return Preview(issue, directory, html, text, eml, report, entries, config.site)
+    return Preview(
+        issue, directory, html, text, eml, report, entries, config.site, decision, blocked, inbox, summary
+    )
 
 
 def write_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
@@ -127,7 +150,6 @@ def _report(
     ]
     width = max(cell_len(label) for label, _value in rows) + 1
     lines = [(label + " " * (width - cell_len(label)) + value).rstrip() for label, value in rows]
-    lines += [f"  {f.format(issue.path)}" for f in issue.findings]
     return "\n".join(lines) + "\n"
 
 
@@ -148,27 +170,135 @@ def _status(config: Config, issue: Issue, now: dt.datetime) -> str:
     return _("%(reason)s; not in the feeds", reason=reason)
 
 
+def release_decision(config: Config, issue: Issue, now: dt.datetime) -> tuple[str, bool]:
+    """What will happen to the issue, one line the editor reads first; True when it will not be mailed.
+
+    Blocking findings (fatal, error) come with their lines: "will not be mailed:
+    1 error, line 63". The rule is the release rules' own (digest/release/rules.py).
+    """
+    from digest.release.rules import refusal
+
+    _ = gettext_for(config.site.language)
+    blocking = [f for f in issue.findings if str(f.severity) in ("fatal", "error")]
+    if blocking:
+        counts = count_by_severity(blocking)
+        problems = _(", ").join(f"{n} {_(SEVERITY_WORDS[sev])}" for sev, n in counts.items() if n)
+        lines = _(", ").join(str(f.line) for f in blocking if f.line)
+        if lines:
+            problems = _("%(problems)s, line %(lines)s", problems=problems, lines=lines)
+        return _("Will not be mailed: %(problems)s", problems=problems), True
+    ready = readiness(issue, now)
+    if ready.reason == "draft":
+        return _("Will not be mailed: it is a draft"), True
+    if refusal(issue, now, force=False, action="mail") and not ready.published:
+        date = format_date(issue.date, config.site.language)
+        return _("Will be mailed from %(date)s, once released", date=date), False
+    if config.release.mode == "auto":
+        minutes = config.release.settle_minutes
+        return _(
+            "Will be mailed once the file has not changed for %(minutes)s minutes", minutes=minutes
+        ), False
+    return _("Will be mailed once approved"), False
+
+
 # -- the local preview page ---------------------------------------------------------------------
 
 
 class PreviewServer(LocalServer):
-    """Serves one preview on 127.0.0.1: the page, the email parts and the .eml."""
+    """Serves one preview on 127.0.0.1: the page, the email parts and the .eml.
+
+    With ``rebuild`` (``digest preview --serve``), ``/version`` notices an edit of
+    the issue file, renders the preview again, and the page reloads itself.
+    ``/email.html?sections=a;b`` is the email as a subscriber of those sections gets it.
+    """
 
     thread_name = "digest-preview"
 
-    def __init__(self, preview: Preview, host: str = "127.0.0.1", port: int = 0):
-        self.pages = {
-            "/": ("text/html; charset=utf-8", _page(preview).encode("utf-8")),
-            **{f"/{name}": page for name, page in preview.files().items()},
-        }
+    def __init__(
+        self,
+        preview: Preview,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rebuild: Callable[[], Preview] | None = None,
+        config: Config | None = None,
+    ):
+        self.rebuild = rebuild
+        self.config = config
+        self.error = ""
+        self._lock = threading.Lock()
+        self._use(preview)
         super().__init__((host, port), _Handler)
+
+    def _use(self, preview: Preview) -> None:
+        self.preview = preview
+        self.stamp = _stamp(preview.issue.path)
+        self.pages = {f"/{name}": page for name, page in preview.files().items()}
+
+    def version(self) -> str:
+        """A token that changes whenever the shown preview does (re-rendered after an edit of the file)."""
+        with self._lock:
+            if self.rebuild is not None and _stamp(self.preview.issue.path) != self.stamp:
+                try:
+                    self._use(self.rebuild())
+                    self.error = ""
+                except DigestError as exc:  # half-written: keep showing the last good one, say why
+                    self.stamp = _stamp(self.preview.issue.path)
+                    self.error = str(exc)
+            return f"{self.stamp[0]}-{self.stamp[1]}-{len(self.error)}"
+
+    def page(self, query: dict[str, list[str]]) -> bytes:
+        chosen = tuple(sorted({s for value in query.get("sections", []) for s in value.split(";") if s}))
+        scheme = "dark" if query.get("scheme") == ["dark"] else "light"
+        return _page(self.preview, chosen, scheme, self.version(), self.error).encode("utf-8")
+
+    def email_for(self, sections: tuple[str, ...], scheme: str = "light") -> bytes | None:
+        """The email of a subscriber who chose ``sections``, in light or dark; None when it has no items.
+
+        Dark is the email's own ``prefers-color-scheme: dark`` rules, made to apply whatever the
+        editor's system prefers, so both can be seen on one machine.
+        """
+        html = self._variant(sections)
+        if html is not None and scheme == "dark":
+            html = _DARK_QUERY.sub("min-width:0px", html)
+        return None if html is None else html.encode("utf-8")
+
+    def _variant(self, sections: tuple[str, ...]) -> str | None:
+        if not sections or self.config is None:
+            return self.preview.html
+        renderer = DigestRenderer.for_issue(self.preview.issue, self.config)
+        digest = renderer.variant(frozenset(sections))
+        if digest is None:
+            return None
+        values = {"email": SAMPLE_ADDRESS, "name": "", "unsubscribe_url": "#", "preferences_url": "#"}
+        return digest.personalise(values)[0]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: PreviewServer
 
     def do_GET(self) -> None:
-        page = self.server.pages.get(self.path.split("?", 1)[0])
+        parts = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parts.query)
+        page: tuple[str, bytes] | None
+        if parts.path == "/":
+            page = ("text/html; charset=utf-8", self.server.page(query))
+        elif parts.path == "/version":
+            page = ("text/plain; charset=utf-8", self.server.version().encode())
+        elif parts.path == "/email.html" and (query.get("sections") or query.get("scheme")):
+            chosen = tuple(s for value in query.get("sections", []) for s in value.split(";") if s)
+            body = self.server.email_for(chosen, "dark" if query.get("scheme") == ["dark"] else "light")
+            page = None if body is None else ("text/html; charset=utf-8", body)
+        else:
+            page = self.server.pages.get(parts.path)
         if page is None:
             self.send_error(404)
             return
@@ -184,16 +314,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return
 
 
-def _page(preview: Preview) -> str:
-    findings = preview.issue.findings
+def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, error: str) -> str:
+    findings = sorted(preview.issue.findings, key=lambda f: (SEVERITY_ORDER.get(str(f.severity), 3), f.line))
+    sections = [(s.slug, s.name, s.slug in chosen) for s in preview.issue.sections if s.items]
+    shown = {
+        **({"sections": ";".join(chosen)} if chosen else {}),
+        **({"scheme": "dark"} if scheme == "dark" else {}),
+    }
+    query = urllib.parse.urlencode(shown)
     return render_template(
         "preview.html.j2",
         site=preview.site,
+        preview=preview,
         issue=preview.issue,
         issue_title=join_title(preview.issue.title, preview.issue.headline, preview.site.language),
-        report=preview.report,
+        report=preview.summary or preview.report,
         text=preview.text,
-        findings=[f.format(preview.issue.path) for f in findings],
-        severities=[str(f.severity) for f in findings],
+        findings=[(str(f.severity), f.format(preview.issue.path)) for f in findings],
         entries=preview.feed_entries,
+        sections=sections,
+        email_src="/email.html" + (f"?{query}" if query else ""),
+        scheme=scheme,
+        version=version,
+        error=error,
     )
+
+
+SEVERITY_ORDER = {"fatal": 0, "error": 1, "warning": 2}
+_DARK_QUERY = re.compile(r"prefers-color-scheme\s*:\s*dark")

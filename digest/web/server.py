@@ -6,6 +6,7 @@ matched on the last path segment, so any prefix the proxy adds works:
 ``POST .../unsubscribe?token=``  RFC 8058 one-click: unsubscribes at once.
 ``GET  .../unsubscribe?token=``  a page with one button; GET never unsubscribes,
                                  because mail scanners prefetch links.
+``GET  .../subscribe`` and ``/``  the subscribe form (digest/web/pages.py).
 ``POST .../subscribe``           (email, sections) mails a confirmation link.
 ``GET/POST .../confirm?token=``  the address joins the list only here (POST).
 ``GET/POST .../preferences?token=`` choose sections.
@@ -47,6 +48,7 @@ from digest.send.subscribers import (
 from digest.templating import render_template
 from digest.web.addresslog import AddressTimes
 from digest.web.localhttp import WsgiServer
+from digest.web.pages import SectionsWithEntries, done_links, section_options, subscribe_form
 from digest.web.webhooks import MAX_BODY as WEBHOOK_MAX_BODY
 from digest.web.webhooks import webhook_for
 
@@ -122,6 +124,7 @@ class SubscriptionServer(WsgiServer):
         self.config = config
         self.secret = load_secret(config.paths.state)
         self.sections = config.feeds.section_names
+        self.with_entries = SectionsWithEntries(config)
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         # waitress refuses bodies past this unread; below it, our 413 page (or the webhook's) answers
         self.max_body_bytes = max(2 * config.serve.max_body_bytes, WEBHOOK_MAX_BODY)
@@ -209,8 +212,13 @@ class SubscriptionServer(WsgiServer):
                 print(f"unsubscribe: {exc}", file=sys.stderr, flush=True)
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
             return Page(
-                200, _("Unsubscribed"), _("%(email)s will no longer get %(title)s.", email=email, title=title)
+                200,
+                _("Unsubscribed"),
+                _("%(email)s will no longer get %(title)s.", email=email, title=title),
+                done_links(self.config, self._link("preferences", email)),
             )
+        if route in ("subscribe", "") and method == "GET":
+            return Page(200, *subscribe_form(self.config, self.with_entries.get()))
         if route == "subscribe" and method == "POST":
             return self._subscribe(form, client, now)
         if route == "confirm":
@@ -314,7 +322,9 @@ class SubscriptionServer(WsgiServer):
                 chosen = parse_sections(";".join(form.get("sections", [])), self._known)
             except SubscriberError as exc:
                 return Page(400, _("Cannot save"), exc.message)
-            set_sections(self.config.paths.subscribers, self._known, email, chosen)
+            saved = set_sections(self.config.paths.subscribers, self._known, email, chosen)
+            if saved is not None and saved.status == "unsubscribed":  # the way back from the done page
+                set_status(self.config.paths.subscribers, self._known, email, "active")
             message = (
                 _("Saved. You will get only the sections you chose.")
                 if chosen
@@ -324,7 +334,7 @@ class SubscriptionServer(WsgiServer):
             current = find_subscriber(self.config.paths.subscribers, self._known, email)
             chosen = current.sections if current is not None else frozenset()
             message = _("Choose the sections you want; choose none to get them all.")
-        options = [(slug, name, slug in chosen) for slug, name in self.sections.items()]
+        options = section_options(self.sections, chosen, self.with_entries.get())
         unsubscribe = self._link("unsubscribe", email)
         return Page(
             200,

@@ -1,0 +1,65 @@
+"""The email for readers: CSS moved into ``style`` attributes, and what the top and foot add.
+
+Clients that strip ``<style>`` must keep the look.
+
+mjml-python compiles ``<mj-style inline="inline">`` into a plain ``<style>``
+block and inlines nothing, and Gmail's apps with non-Google accounts drop every
+``<style>``: titles, sources and links then lost their styling. css-inline (the
+Rust inliner, a maintained library) copies each rule onto the elements it
+matches; ``@media`` rules (dark mode, MJML's column widths) cannot be inlined
+and stay in ``<style>``, where the clients that honour them read them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from digest.errors import TemplateError
+
+__all__ = ["TOC_MIN_ITEMS", "inline_css", "reader_context"]
+
+
+@functools.cache
+def _inliner() -> Any:
+    import css_inline
+
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """``html`` with every non-``@`` rule of its ``<style>`` blocks written into ``style`` attributes."""
+    import css_inline
+
+    try:
+        return str(_inliner().inline(html))
+    except css_inline.InlineError as exc:
+        raise TemplateError(f"the compiled email's CSS cannot be inlined: {exc}") from None
+
+
+# An issue this long gets a table of sections with jump links at the top.
+TOC_MIN_ITEMS = 10
+TOC_MIN_SECTIONS = 2
+
+
+def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str, Any]:
+    """What the templates add for readers: one header line, the table of sections, the subscribe link.
+
+    The top names the newsletter and the date once: a line "name · date" over
+    the headline. The title ("嵌入式AI简报 (2026-11-01)") says the same again and
+    is already the subject, so it is the heading only for an issue without a headline.
+    """
+    from digest.i18n import format_date
+
+    heading = issue.headline or issue.title
+    says_it = config.site.title in heading or issue.date.isoformat() in heading
+    header = "" if says_it else f"{config.site.title} · {format_date(issue.date, config.site.language)}"
+    items = sum(len(s.items) for s in sections)
+    base = config.email.base_url
+    return {
+        "header_line": header,
+        "heading": heading,
+        "toc": len(sections) >= TOC_MIN_SECTIONS and items >= TOC_MIN_ITEMS,
+        "subscribe_url": f"{base}subscribe" if base else "",
+    }
