@@ -152,7 +152,7 @@ def test_idle_connections_are_closed_and_cannot_exhaust_the_server(site):
             for sock in idle:
                 assert sock.recv(100) == b""  # the server hung up on the idle connection
             with socket.create_connection(instance.server_address, timeout=10) as third:
-                third.sendall(b"GET /subscribe HTTP/1.0\r\n\r\n")
+                third.sendall(b"GET /no-such-page HTTP/1.0\r\n\r\n")
                 assert third.recv(100).startswith(b"HTTP/1.0 404")  # a real answer, not "busy"
         finally:
             for sock in idle:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from digest.errors import IssueNotFound
 
-__all__ = ["DRAFT_FOLDERS", "ISSUE_SUFFIXES", "draft_paths", "issue_paths", "link_outside", "resolve_issue"]
+__all__ = [
+    "DRAFT_FOLDERS",
+    "ISSUE_SUFFIXES",
+    "draft_paths",
+    "issue_name",
+    "issue_paths",
+    "link_outside",
+    "resolve_issue",
+]
 
 ISSUE_SUFFIXES = (".md", ".markdown")
 _NOT_ISSUES = ("readme", "index", "license", "changelog")
@@ -31,6 +39,17 @@ def issue_paths(directory: Path) -> list[Path]:
         and path.stem.lower() not in _NOT_ISSUES
         and path.is_file()
     )
+
+
+def issue_name(directory: Path, path: Path) -> str:
+    """How state, status and previews name a file: its stem, or ``drafts/STEM`` for a drafts folder's.
+
+    A draft and the issue it becomes often share a file name; they must not
+    share a record (approval, history) or a preview.
+    """
+    if path.parent.resolve() == directory.resolve():
+        return path.stem
+    return f"{path.parent.name}/{path.stem}"
 
 
 def draft_paths(directory: Path) -> list[Path]:

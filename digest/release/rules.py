@@ -21,6 +21,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import ReleaseError
+from digest.newsletter.discover import issue_name
 from digest.newsletter.lint import LintReport
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.release.state import IssueRecord, RunState
@@ -171,7 +172,7 @@ def decide(
     released, release, settle = _release(issue, record, ledger, config, now, ready.published)
     times = [t for t in (ready.wake_at, settle) if t is not None]
     return IssueStatus(
-        stem=report.path.stem,
+        stem=issue_name(config.paths.issues, report.path),
         report=report,
         record=record,
         ledger=ledger,

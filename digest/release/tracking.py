@@ -17,7 +17,7 @@ from digest.config import Config
 from digest.errors import ReleaseError, StateError
 from digest.fsutil import write_json
 from digest.newsletter.catalog import Catalog, load_catalog, now_in
-from digest.newsletter.discover import resolve_issue
+from digest.newsletter.discover import issue_name, resolve_issue
 from digest.release import idle
 from digest.release.rules import (
     RELEASE_CHECKS,
@@ -61,7 +61,7 @@ def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set
         if recovered:
             note += "; every issue file present is history: digest approve (or digest send) mails one"
         for report in catalog.reports:
-            stem = report.path.stem
+            stem = issue_name(config.paths.issues, report.path)
             record = state.issues.get(stem)
             if not report.sha256 or (record and record.hash == report.sha256):
                 continue  # unreadable (lint says so), or unchanged
@@ -74,7 +74,7 @@ def scan_issues(config: Config, catalog: Catalog, now: dt.datetime) -> tuple[set
                 record = replace(record, hash=report.sha256, changed_at=stamp)
             state = state.with_record(stem, record)
             changed.add(stem)
-        for stem in set(state.issues) - {report.path.stem for report in catalog.reports}:
+        for stem in set(state.issues) - {issue_name(config.paths.issues, r.path) for r in catalog.reports}:
             state = state.without(stem)
         box[0] = replace(state, rebuilt="")
     return changed, note
@@ -123,7 +123,7 @@ def issue_statuses(config: Config, catalog: Catalog, now: dt.datetime) -> list[I
     records = state.issues if state else {}
     statuses = []
     for report in catalog.reports:
-        record = records.get(report.path.stem)
+        record = records.get(issue_name(config.paths.issues, report.path))
         if record is None:
             continue
         key = report.issue.key if report.issue is not None else report.path.stem
@@ -148,7 +148,7 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
             f"is not in [paths] issues ({config.paths.issues}): only the newsletter's files are approved",
             path=path,
         )
-    stem = path.stem
+    stem = issue_name(config.paths.issues, path)
     if not hold and (problem := refusal(report.issue, now, force=force, action="approve")):
         raise ReleaseError(problem, path=path)
     with locked_state(config.paths.state) as box:

@@ -159,11 +159,16 @@ def append_change(path: Path, key: str, op: str, fields: dict[str, Any]) -> Chan
             change = Change(journal.last + 1, key, op, fields)
             created = not target.exists()
             fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            size = os.fstat(fd).st_size
             try:
                 data = (b"\n" if journal.torn else b"") + change.line()
                 while data:
                     data = data[os.write(fd, data) :]
                 os.fsync(fd)
+            except OSError:  # not durable, so not made: no reader may see it
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
             finally:
                 os.close(fd)
             if created:

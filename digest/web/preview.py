@@ -31,6 +31,7 @@ from digest.i18n import N_, format_date, gettext_for, join_title
 from digest.mail.message import MessageFactory
 from digest.mail.render import DigestRenderer, RenderedDigest
 from digest.mail.tokens import load_secret
+from digest.newsletter.discover import issue_name
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Issue
 from digest.release.rules import NOT_AN_ISSUE, readiness
@@ -96,7 +97,7 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
     values = {**factory.links(SAMPLE_ADDRESS), "name": sample_name}
     html, text = digest.personalise(values)
     eml = factory.build(SAMPLE_ADDRESS, sample_name, digest).data
-    directory = config.paths.previews / issue.stem
+    directory = config.paths.previews / issue_name(config.paths.issues, issue.path)
     summary = _report(config, issue, digest, html, text, now)
     report = summary + "".join(f"  {f.format(issue.path)}\n" for f in issue.findings)
     decision, blocked = release_decision(config, issue, now)
