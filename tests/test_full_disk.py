@@ -78,14 +78,16 @@ def _site(root: Path, disk: Path, on_disk: str) -> Path:
     write_subscribers(root / "subscribers.csv", [("a@example.com", "", "", "active", "")])
     paths = {"issues": "issues", "feeds": "feeds", "state": "state", "previews": "previews"}
     paths["subscribers"] = "subscribers.csv"
-    paths[on_disk] = str(disk / ("subscribers.csv" if on_disk == "subscribers" else on_disk))
+    maildir = str(disk / "maildir") if on_disk == "maildir" else "maildir"
+    if on_disk != "maildir":
+        paths[on_disk] = str(disk / ("subscribers.csv" if on_disk == "subscribers" else on_disk))
     config = root / "digest.toml"
     config.write_text(
         '[site]\ntitle = "简报"\nbase_url = "https://news.example.org/"\ntimezone = "Asia/Shanghai"\n'
         "[paths]\n"
         + "".join(f'{k} = "{v}"\n' for k, v in paths.items())
         + '[email]\nfrom = "简报 <d@example.org>"\n'
-        'transport = "maildir:maildir"\nunsubscribe_mailto = "leave@example.org"\n',
+        'transport = "maildir:' + maildir + '"\nunsubscribe_mailto = "leave@example.org"\n',
         encoding="utf-8",
     )
     return config
@@ -93,19 +95,24 @@ def _site(root: Path, disk: Path, on_disk: str) -> Path:
 
 # which folder is on the full disk -> the command that writes there
 CASES = [
-    ("feeds", ["feeds"]),
-    ("state", ["run"]),
-    ("previews", ["preview", "2026-11-01"]),
-    ("subscribers", ["subscribers", "add", "new@example.com"]),
+    ("feeds", ["feeds"], "feeds"),
+    ("state", ["run"], "state"),
+    ("previews", ["preview", "2026-11-01"], "previews"),
+    ("subscribers", ["subscribers", "add", "new@example.com"], "subscribers"),
+    ("state", ["preview", "2026-11-01"], "signing key"),  # the first command makes the key
+    ("state", ["send", "2026-11-01", "--no-progress"], "ledger"),
+    ("maildir", ["send", "2026-11-01", "--no-progress"], "maildir"),
 ]
 
 
-@pytest.mark.parametrize(("on_disk", "command"), CASES, ids=[c[0] for c in CASES])
-def test_a_full_disk_is_one_line_naming_the_path(tmp_path, full_disk, on_disk, command):
+@pytest.mark.parametrize(("on_disk", "command", "what"), CASES, ids=[c[2] for c in CASES])
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path, full_disk, on_disk, command, what):
     disk, env = full_disk
     config = _site(tmp_path / "site", disk, on_disk)
     if on_disk == "subscribers":
         _seed_list(disk, env)
+    if what in ("ledger", "maildir"):  # no key file to write first: the ledger or the Maildir meets the full disk
+        env = {**env, "DIGEST_SECRET": "a-test-signing-key-of-enough-length"}
     result = run_digest([*command, "--config", str(config)], env, cwd=tmp_path)
     output = result.stderr + result.stdout
     assert result.returncode not in (0, 70), result

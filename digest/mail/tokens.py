@@ -72,9 +72,9 @@ def load_secret(state_dir: Path) -> bytes:
 
 def _create_secret(state_dir: Path, path: Path) -> None:
     """Write a new random key; when processes race, the first one's key is everyone's."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     candidate = state_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
+        state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_urlsafe(32).encode() + b"\n")
@@ -82,8 +82,13 @@ def _create_secret(state_dir: Path, path: Path) -> None:
             os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):
             os.link(candidate, path)
+    except OSError as exc:  # a full disk, a read-only state folder: one line, and no key half-written
+        raise TokenError(
+            f"cannot write a new signing key: {exc.strerror or exc} (or set {SECRET_ENV})", path=path
+        ) from None
     finally:
-        candidate.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            candidate.unlink(missing_ok=True)
 
 
 def make_token(secret: bytes, payload: TokenPayload) -> str:
