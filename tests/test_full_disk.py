@@ -111,7 +111,10 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, full_disk, on_disk, c
     config = _site(tmp_path / "site", disk, on_disk)
     if on_disk == "subscribers":
         _seed_list(disk, env)
-    if what in ("ledger", "maildir"):  # no key file to write first: the ledger or the Maildir meets the full disk
+    if what in (
+        "ledger",
+        "maildir",
+    ):  # no key file to write first: the ledger or the Maildir meets the full disk
         env = {**env, "DIGEST_SECRET": "a-test-signing-key-of-enough-length"}
     result = run_digest([*command, "--config", str(config)], env, cwd=tmp_path)
     output = result.stderr + result.stdout
