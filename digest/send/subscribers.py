@@ -69,6 +69,7 @@ __all__ = [
     "set_sections",
     "set_status",
     "set_statuses",
+    "warm_index",
 ]
 
 HEADER = ("email", "name", "sections", "status", "since")
@@ -907,6 +908,13 @@ def remove_subscriber(path: Path, known: Collection[str], email: str, *, purge: 
     elif current.status != "unsubscribed":
         _record(path, key, "update", status="unsubscribed")
     return current
+
+
+def warm_index(path: Path, known: Collection[str]) -> None:
+    """Bring the lookup index up to date now (after a hand edit), so the next change finds its
+    address at once instead of reading the whole list while a reader waits."""
+    if path.is_file():
+        _lookup(path, known, "")
 
 
 def fold_journal(path: Path, known: Collection[str]) -> bool:

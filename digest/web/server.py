@@ -41,9 +41,11 @@ from digest.send.subscribers import (
     add_subscriber,
     check_email,
     find_subscriber,
+    list_signature,
     parse_sections,
     set_sections,
     set_status,
+    warm_index,
 )
 from digest.templating import render_template
 from digest.web.addresslog import AddressTimes
@@ -135,6 +137,7 @@ class SubscriptionServer(WsgiServer):
         # Subscription requests are answered at once and handled by this worker, one at a time:
         # the answer never depends on (or waits for) the list or the mail server.
         self.confirmer = _Confirmations(config, self.secret, self._link)
+        threading.Thread(target=_keep_index_warm, args=(config,), name="digest-index", daemon=True).start()
         address = (host or config.serve.host, config.serve.port if port is None else port)
         super().__init__(self.application, address)
 
@@ -414,6 +417,21 @@ class _Request:
             self.problem = Page(413, self._("Too long"), self._("What was sent is too long."))
             return
         self.form = _parse_form(str(environ.get("CONTENT_TYPE", "")), body)
+
+
+def _keep_index_warm(config: Config, every: float = 10.0) -> None:
+    """Rebuild the list's lookup index at start and after each hand edit, in the background, so an
+    unsubscribe finds its address at once rather than waiting while a long list is read."""
+    path, seen = config.paths.subscribers, object()
+    while True:
+        signature = list_signature(path)
+        if signature != seen:
+            try:
+                warm_index(path, set(config.feeds.section_names))
+            except DigestError as exc:  # a change then rebuilds it itself, or answers 503
+                print(f"subscriber index: {exc}", file=sys.stderr, flush=True)
+            seen = signature
+        time.sleep(every)
 
 
 def _answer_webhook(
