@@ -274,3 +274,58 @@ def test_an_outcome_line_keeps_what_was_recorded(tmp_path):
     assert read_ledger(tmp_path, "s").outcomes["a@example.com"] == Outcome(
         "a@example.com", "failed", 550, "<m>", "refused", 2, AT
     )
+
+
+def test_a_finished_round_is_known_from_its_marker_alone(tmp_path):
+    """`digest run` and `digest status` read the last line of a mailed issue's ledger, not every line."""
+    path = ledger_path(tmp_path, "2026-11-01")
+    write_lines(path, outcome("a@example.com", "sent"), outcome("b@example.com", "failed"))
+    with LedgerWriter(path) as writer:
+        writer.finish_round(1, NOW, read_ledger(tmp_path, "2026-11-01").tally(), {})
+    marker = path.read_bytes().splitlines()[-1]
+    path.write_bytes(b"x" * 5000 + b"\n" + marker + b"\n")  # the recipients' lines gone: the marker tells
+    tally = read_tally(tmp_path, "2026-11-01")
+    assert (tally.round, tally.finished, tally.exists) == (1, True, True)
+    assert (tally.count("sent"), tally.count("failed"), tally.recipients, tally.done) == (1, 1, 2, 2)
+
+
+def test_a_ledger_that_cannot_be_read_is_one_clear_error(tmp_path):
+    from digest.errors import StateError
+
+    ledger_path(tmp_path, "2026-11-01").mkdir(parents=True)  # a directory where the file should be
+    with pytest.raises(StateError, match="cannot read the delivery ledger") as caught:
+        read_ledger(tmp_path, "2026-11-01")
+    assert caught.value.path == ledger_path(tmp_path, "2026-11-01")
+    with pytest.raises(StateError, match="cannot read the delivery ledger"):
+        read_tally(tmp_path, "2026-11-01")
+
+
+def test_a_line_without_a_round_belongs_to_the_first(tmp_path):
+    write_lines(ledger_path(tmp_path, "2026-11-01"), b'{"to": "a@example.com", "status": "sent"}\n')
+    assert read_ledger(tmp_path, "2026-11-01").done() == {"a@example.com"}
+
+
+def test_a_full_disk_stops_the_send_with_a_clear_error(site, smtp, monkeypatch):
+    import errno
+
+    from digest.errors import DeliveryError
+
+    def disk_full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    issue = prepare(site, smtp.port)
+    monkeypatch.setattr(LedgerWriter, "_write", disk_full)
+    with pytest.raises(
+        DeliveryError, match=r"stopped: .*cannot write the delivery ledger: No space left on device"
+    ):
+        send(site, issue)
+    assert len(smtp.received) == 1  # the worker stopped at the first outcome it could not record
+
+
+def test_many_sends_in_one_process_leave_no_file_open(tmp_path):
+    """`digest watch` sends for months in one process."""
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(20):
+        with LedgerWriter(ledger_path(tmp_path, f"2026-11-{n + 1:02}")) as writer:
+            asyncio.run(writer.record(outcome("a@example.com", "sent")))
+    assert len(os.listdir("/proc/self/fd")) == before

