@@ -177,24 +177,92 @@ def test_a_connection_that_keeps_failing_pauses_the_send_and_says_so(site, smtp)
 
 
 @pytest.mark.parametrize(
-    ("processes", "concurrency", "recipients", "expected"),
+    ("processes", "concurrency", "recipients", "cores", "expected"),
     [
-        (0, 8, 999, 1),  # small sends stay in one process
-        (0, 8, 1000, None),  # large ones: one per core, up to 4
-        (3, 8, 1000, 3),
-        (3, 2, 1000, 2),  # never more processes than connections
-        (3, 8, 150, 2),  # at least 100 recipients each
-        (3, 8, 0, 1),
-        (1, 8, 5000, 1),
+        (0, 8, 999, 8, 1),  # small sends stay in one process
+        (0, 8, 1000, 2, 2),  # large ones: one per core
+        (0, 8, 1000, 8, 4),  # up to 4
+        (0, 8, 1000, None, 1),  # the core count unknown
+        (3, 8, 1000, 2, 3),
+        (3, 2, 1000, 2, 2),  # never more processes than connections
+        (3, 8, 150, 2, 2),  # at least 100 recipients each
+        (3, 8, 201, 2, 3),
+        (3, 8, 0, 2, 1),
+        (1, 8, 5000, 2, 1),
     ],
 )
-def test_how_many_processes_a_send_uses(site, processes, concurrency, recipients, expected):
-    import os
-
+def test_how_many_processes_a_send_uses(
+    site, monkeypatch, processes, concurrency, recipients, cores, expected
+):
     site.write_config(smtp_config(25, f"processes = {processes}\nconcurrency = {concurrency}\n"))
-    if expected is None:
-        expected = min(os.cpu_count() or 1, 4)
+    monkeypatch.setattr(delivery.os, "cpu_count", lambda: cores)
     assert delivery._process_count(site.config, recipients) == expected
+
+
+def test_a_split_send_that_is_refused_everywhere_stops_and_says_why(site, smtp):
+    rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
+    issue = prepare(site, smtp.port, "processes = 2\nmax_errors = 3\n", rows=rows)
+    smtp.faults.reject = {row[0] for row in rows}
+    with pytest.raises(
+        DeliveryError, match=r"stopped: the server refused the first 3 recipients permanently"
+    ):
+        send(site, issue)
+    assert read_ledger(site.config.paths.state, issue.key).outcomes == {}
+
+
+# -- connections -------------------------------------------------------------------------------
+
+
+def test_each_connection_carries_max_per_connection_messages(site, smtp):
+    issue = prepare(
+        site,
+        smtp.port,
+        "concurrency = 1\nmax_per_connection = 2\n",
+        rows=[(a, "", "", "active", "") for a in USERS[:5]],
+    )
+    sessions = []
+
+    async def note_session(session, envelope):
+        sessions.append(id(session))
+
+    smtp.before_data(note_session)
+    assert send(site, issue).sent == 5
+    per_session = [sessions.count(s) for s in dict.fromkeys(sessions)]
+    assert per_session == [2, 2, 1]
+
+
+def test_a_connection_dropped_once_is_retried_even_with_few_errors_allowed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 2\n")
+    smtp.faults.drop_data = 1
+    report = send(site, issue)
+    assert (report.sent, report.deferred) == (6, 0)
+    assert smtp.per_recipient() == dict.fromkeys(USERS, 1)
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+def test_a_send_off_a_terminal_logs_a_progress_line_every_ten_seconds(monkeypatch, capsys):
+    clock = [1000.0]
+    monkeypatch.setattr(delivery.time, "monotonic", lambda: clock[0])
+    totals = dict.fromkeys(delivery.COUNTERS, 0)
+
+    class Shared:
+        def totals(self):
+            return dict(totals)
+
+    progress = delivery._Progress("2026-11-01", 100, Shared(), enabled=False)
+    totals.update(sent=30, failed=2)
+    clock[0] += 9
+    progress.refresh()
+    assert capsys.readouterr().err == ""
+    clock[0] += 1
+    progress.refresh()
+    assert capsys.readouterr().err == "2026-11-01: 32/100, sent 30, failed 2, 3 msg/s, about 23s left\n"
+    clock[0] += 5
+    progress.refresh()
+    assert capsys.readouterr().err == ""
+    progress.close()
 
 
 # -- the test copy -------------------------------------------------------------------------------
