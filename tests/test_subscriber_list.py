@@ -132,10 +132,20 @@ def test_each_bad_field_is_named_with_its_line(tmp_path):
         + "since@example.com,,,,2026-13-01\n"
         + ",,,,\n"
         + "cols@example.com,,,active,\n"
-        + "many@example.com,,,active,,x,y\n",
+        + "many@example.com,,,active,,x,y\n"
+        + "space@example.com,Li Lei,,,\n"
+        + "SPACE@example.com,李雷,,,\n"
+        + "paused@example.com,,,paused,\n"
+        + 'quote@example.com,"Li" Lei,,,\n',
     )  # fmt: skip
     listing = read_subscribers(path, KNOWN)
-    assert [s.email for s in listing.subscribers] == ["ok@example.com", "max@example.com", "cols@example.com"]
+    assert [s.email for s in listing.subscribers] == [
+        "ok@example.com",
+        "max@example.com",
+        "cols@example.com",
+        "space@example.com",
+    ]
+    assert listing.subscribers[3].name == "Li Lei"
     assert listing.subscribers[0].sections == {"papers", "blogs"}
     assert listing.subscribers[0].wants() == {"papers", "blogs"}
     assert listing.subscribers[2].wants() is None  # no sections: every one
@@ -144,6 +154,9 @@ def test_each_bad_field_is_named_with_its_line(tmp_path):
         (5, "the name contains a line break or control character"),
         (6, "since '2026-13-01' is not a date (YYYY-MM-DD)"),
         (9, "7 columns, but the header has 5"),
+        (11, "SPACE@example.com is listed twice; this line is skipped"),
+        (12, "status 'paused' must be one of active, unsubscribed, bounced"),
+        (13, "not a CSV record: ',' expected after '\"'"),
     ]
     assert listing.problems[0].format(path) == f"{path}:3: the name is longer than 100 characters"
 
@@ -200,11 +213,17 @@ def test_one_subscriber_is_found_without_reading_the_others_in_full(tmp_path):
         "a@" + "d" * 63 + "." + "e" * 63 + "." + "f" * 63 + "." + "g" * 57 + ".com",  # 255 characters
         "a..b@example.com",
         "a@example",
+        "李雷@example.com",  # an SMTPUTF8 address: the relay may not take it
     ],
 )
 def test_addresses_that_cannot_be_mailed_are_refused(address):
     with pytest.raises(SubscriberError, match="invalid address"):
         check_email(address)
+
+
+def test_a_separator_or_line_break_in_an_address_is_named_as_such():
+    with pytest.raises(SubscriberError, match="it contains a separator or line break"):
+        check_email("a@example.com\r\nBcc: b@example.com")
 
 
 def test_addresses_are_stored_normalised_and_known_in_lower_case():
@@ -243,12 +262,21 @@ def test_a_bounced_address_added_again_is_active_from_today(tmp_path):
 
 def test_status_changes_report_who_changed(tmp_path):
     path = write(tmp_path)
-    changed = set_statuses(path, KNOWN, {"a@example.com": "bounced", "gone@example.com": "bounced"})
-    assert [(s.email, s.status) for s in changed] == [("a@example.com", "bounced")]
+    wanted = {"a@example.com": "bounced", "gone@example.com": "bounced", "quiet@example.com": "unsubscribed"}
+    changed = set_statuses(path, KNOWN, wanted)
+    assert [(s.email, s.status) for s in changed] == [
+        ("a@example.com", "bounced"),
+        ("quiet@example.com", "unsubscribed"),
+    ]
     assert set_status(path, KNOWN, "nobody@example.com", "bounced") is None
     assert set_status(path, KNOWN, "LEFT@example.com", "active").status == "active"
-    listing = read_subscribers(path, KNOWN)
-    assert [s.status for s in listing.subscribers] == ["bounced", "active", "bounced", "active"]
+    assert path.read_text(encoding="utf-8") == (
+        HEADER
+        + "a@example.com,甲,papers,bounced,2026-01-01\n"
+        + "left@example.com,乙,,active,2025-05-05\n"
+        + "gone@example.com,,,bounced,\n"
+        + "quiet@example.com,,,unsubscribed,\n"
+    )
 
 
 def test_choosing_sections_keeps_the_rest_of_the_line(tmp_path):
@@ -257,6 +285,9 @@ def test_choosing_sections_keeps_the_rest_of_the_line(tmp_path):
     assert chosen.sections == {"news", "blogs"}
     assert path.read_text(encoding="utf-8").splitlines()[1] == "a@example.com,甲,blogs;news,active,2026-01-01"
     assert set_sections(path, KNOWN, "nobody@example.com", frozenset()) is None
+    assert path.read_text(encoding="utf-8") == MIXED.replace(
+        "甲,papers,", "甲,blogs;news,"
+    )  # the rest as it was
 
 
 def test_unsubscribing_keeps_the_line_and_purging_erases_it(tmp_path):
@@ -272,11 +303,16 @@ def test_unsubscribing_keeps_the_line_and_purging_erases_it(tmp_path):
 
 
 def test_an_address_added_to_a_list_without_a_final_newline_starts_its_own_line(tmp_path):
-    path = write(tmp_path, HEADER + "a@example.com,,,,")
-    add_subscriber(path, KNOWN, "b@example.com", today=TODAY)
-    assert (
-        path.read_text(encoding="utf-8") == HEADER + "a@example.com,,,,\nb@example.com,,,active,2026-11-22\n"
-    )
+    path = write(tmp_path, HEADER + "a@example.com,,,,\nb@example.com,,,,")
+    add_subscriber(path, KNOWN, "c@example.com", today=TODAY)
+    expected = HEADER + "a@example.com,,,,\nb@example.com,,,,\nc@example.com,,,active,2026-11-22\n"
+    assert path.read_text(encoding="utf-8") == expected
+
+
+def test_purging_from_a_hand_made_list_keeps_its_header(tmp_path):
+    path = write(tmp_path, "email,name\na@example.com,甲\nb@example.com,乙\n")
+    remove_subscriber(path, KNOWN, "a@example.com", purge=True)
+    assert path.read_text(encoding="utf-8") == "email,name\nb@example.com,乙\n"
 
 
 def test_a_hand_made_list_gets_the_missing_columns_when_digest_writes_a_record(tmp_path):
