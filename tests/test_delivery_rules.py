@@ -49,6 +49,22 @@ def test_the_summary_says_what_happened_and_what_to_do_next():
         "run `digest send` again to retry the deferred ones"
     )
     assert SendReport("x", 1, sent=5).rate == 0.0  # no time measured: no rate, no error
+    assert SendReport("x", 1, sent=3, seconds=0.5).rate == 6.0
+
+
+def test_a_rate_below_one_message_a_second_is_still_a_limit():
+    assert delivery.RateLimiter(0.5).interval == 2.0
+    assert delivery.RateLimiter(0).interval == 0.0
+
+
+def test_the_survey_counts_who_will_be_mailed_and_every_unreadable_line(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    rows = [(a, "", "", "active", "") for a in USERS[:4]]
+    rows += [("left@example.com", "", "", "unsubscribed", ""), ("bad", "", "", "active", "")]
+    write_subscribers(path, rows)
+    count, problems = delivery._Recipients(path, KNOWN, {USERS[0]}).survey()
+    assert count == 3
+    assert problems == [f"{path}:7: invalid address 'bad': An email address must have an @-sign."]
 
 
 # -- who is mailed -----------------------------------------------------------------------------
@@ -208,6 +224,15 @@ def test_a_split_send_that_is_refused_everywhere_stops_and_says_why(site, smtp):
     ):
         send(site, issue)
     assert read_ledger(site.config.paths.state, issue.key).outcomes == {}
+
+
+def test_a_send_split_over_three_processes_mails_everyone_once(site, smtp):
+    rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(300)]
+    issue = prepare(site, smtp.port, "processes = 3\n", rows=rows)
+    report = send(site, issue)
+    assert (report.processes, report.sent) == (3, 300)
+    assert smtp.per_recipient() == dict.fromkeys((row[0] for row in rows), 1)
+    assert send(site, issue).already_done == 300
 
 
 # -- connections -------------------------------------------------------------------------------
