@@ -93,6 +93,9 @@ def test_a_send_with_deferred_recipients_is_not_closed_and_the_next_one_retries_
     first = send(site, issue)
     assert (first.sent, first.deferred) == (5, 1)
     assert not read_tally(site.config.paths.state, issue.key).finished
+    deferred = read_ledger(site.config.paths.state, issue.key).outcomes[USERS[0]]
+    assert (deferred.status, deferred.code) == ("deferred", 451)
+    assert deferred.detail == "gave up after 1 attempts: 451 4.3.0 try later"
     second = send(site, issue)
     assert (second.sent, second.already_done) == (1, 5)
     assert read_tally(site.config.paths.state, issue.key).finished
@@ -262,6 +265,28 @@ def test_a_connection_dropped_once_is_retried_even_with_few_errors_allowed(site,
     report = send(site, issue)
     assert (report.sent, report.deferred) == (6, 0)
     assert smtp.per_recipient() == dict.fromkeys(USERS, 1)
+
+
+def test_connection_failures_are_counted_afresh_after_each_delivery(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\nmax_attempts = 5\n")
+
+    async def two_drops_after_the_first_delivery(session, envelope):
+        if len(smtp.received) == 1 and not dropped:
+            dropped.append(True)
+            smtp.faults.drop_data = 2
+
+    dropped = []
+    smtp.before_data(two_drops_after_the_first_delivery)
+    report = send(site, issue)  # two failures in a row, fewer than max_errors: no pause
+    assert (report.sent, report.deferred, report.failed) == (6, 0, 0)
+    assert dropped and smtp.per_recipient() == dict.fromkeys(USERS, 1)
+
+
+def test_the_rate_limit_spaces_a_real_send(site, smtp):
+    issue = prepare(site, smtp.port, "rate = 10\n", rows=[(a, "", "", "active", "") for a in USERS[:4]])
+    report = send(site, issue)
+    assert report.sent == 4
+    assert report.seconds >= 0.3  # four messages at ten a second: three intervals at least
 
 
 # -- progress ----------------------------------------------------------------------------------
