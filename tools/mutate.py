@@ -217,6 +217,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "continue",
             "`continue` removed (same line #4)",
         ): "UNSUBSCRIBED is no Outcome: the next check skips it",
+        ("await self._record_held_back()", "`await self._record_held_back()` removed (same line #2)"): (
+            "the refusals held back are recorded when the round ends instead"
+        ),
+        (
+            'return self._outcome(subscriber, "failed", None, None, exc.message)',
+            "return value dropped (None)",
+        ): "defensive: an address or name that reaches a send has passed the list's stricter checks",
+        ("await connection.connect()", "`await connection.connect()` removed"): (
+            "send() connects on its own when there is no connection"
+        ),
         ("await connection.close()", "`await connection.close()` removed"): (
             "the connection still ends with the event loop; the server sees no QUIT"
         ),
