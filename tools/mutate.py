@@ -227,6 +227,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("await connection.connect()", "`await connection.connect()` removed"): (
             "send() connects on its own when there is no connection"
         ),
+        (
+            "wanted = min(os.cpu_count() or 1, 4)",
+            "1 -> 0",
+        ): "max(1, ...) below makes an unknown core count one",
+        (
+            "return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))",
+            "1 -> 0",
+        ): "every term of the min() is at least 1",
         ("await connection.close()", "`await connection.close()` removed"): (
             "the connection still ends with the event loop; the server sees no QUIT"
         ),
