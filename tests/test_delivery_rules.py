@@ -112,6 +112,19 @@ def test_a_resend_mails_everyone_again_in_a_new_round_but_a_send_without_it_does
     assert smtp.per_recipient() == dict.fromkeys(USERS, 2)
 
 
+def test_an_interrupted_resend_is_resumed_by_the_next_send(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\n")
+    send(site, issue)
+    smtp.faults.data_replies = ["451 4.3.0 try later"]  # the resend's first message is deferred
+    resent = send(site, issue, resend=True)
+    assert (resent.round, resent.sent, resent.deferred) == (2, 5, 1)
+    summary = read_ledger(site.config.paths.state, issue.key)
+    assert (summary.round, summary.started, summary.finished) == (2, True, False)
+    resumed = send(site, issue)
+    assert (resumed.round, resumed.sent, resumed.already_done) == (2, 1, 5)
+    assert smtp.per_recipient() == dict.fromkeys(USERS, 2)
+
+
 def test_a_resend_of_an_issue_never_sent_is_its_first_round(site, smtp):
     issue = prepare(site, smtp.port)
     report = send(site, issue, resend=True)

@@ -235,6 +235,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))",
             "1 -> 0",
         ): "every term of the min() is at least 1",
+        ("if process.exitcode and not reasons:", "`not` dropped"): (
+            "only adds a second reason after the first; the message names the first"
+        ),
         ("await connection.close()", "`await connection.close()` removed"): (
             "the connection still ends with the event loop; the server sees no QUIT"
         ),
