@@ -11,7 +11,7 @@ from digest.pipeline import mail_issue
 from digest.send import delivery
 from digest.send.delivery import SendReport, send_test_copy
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
-from digest.send.subscribers import read_subscribers
+from digest.send.subscribers import read_subscribers, set_status
 
 USERS = [f"user{n}@example.com" for n in range(6)]
 
@@ -217,6 +217,20 @@ def test_a_policy_refusal_stops_the_send_before_anyone_else_is_mailed(site, smtp
     with pytest.raises(DeliveryError, match="policy"):
         send(site, issue)
     assert smtp.received == [] and statuses(site) == {}
+
+
+def test_a_refused_reader_who_unsubscribed_meanwhile_stays_unsubscribed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nbounce_after = 1\n")
+    smtp.faults.reject = {USERS[0]}
+
+    async def first_reader_leaves(session, envelope):
+        if USERS[1] in envelope.rcpt_tos:  # after the refusal of the first
+            set_status(site.root / "subscribers.csv", KNOWN, USERS[0], "unsubscribed")
+
+    smtp.before_data(first_reader_leaves)
+    report = send(site, issue)
+    assert (report.sent, report.failed, report.bounced) == (5, 1, [])
+    assert read_subscribers(site.root / "subscribers.csv", KNOWN).find(USERS[0]).status == "unsubscribed"
 
 
 def test_a_connection_that_keeps_failing_pauses_the_send_and_says_so(site, smtp):
