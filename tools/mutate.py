@@ -238,6 +238,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("if process.exitcode and not reasons:", "`not` dropped"): (
             "only adds a second reason after the first; the message names the first"
         ),
+        ("return []", "return value dropped (None) (same line #2)"): (
+            "report.bounced is only read for its truth and contents: None and [] read the same"
+        ),
+        ("if outcome.at[:10] < since[:10]:", "10 -> 11"): (
+            "since holds a date: an 11th character of the time only orders the same day after it"
+        ),
+        (
+            "if outcome.at[:10] < since[:10]:",
+            "10 -> 11 (same line #2)",
+        ): "since holds a date of 10 characters",
         ("await connection.close()", "`await connection.close()` removed"): (
             "the connection still ends with the event loop; the server sees no QUIT"
         ),
