@@ -248,6 +248,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "if outcome.at[:10] < since[:10]:",
             "10 -> 11 (same line #2)",
         ): "since holds a date of 10 characters",
+        (
+            "return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))",
+            "1 -> 0 (same line #2)",
+        ): "max(1, ...) makes a send to nobody one process either way",
+        ("resend: bool = False,", "False -> True"): "every caller in digest passes resend",
         ("await connection.close()", "`await connection.close()` removed"): (
             "the connection still ends with the event loop; the server sees no QUIT"
         ),
