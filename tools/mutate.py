@@ -571,7 +571,9 @@ class Workspace:
             [sys.executable, "-m", "compileall", "-q", str(self.root / "digest")], check=True
         )  # every other module loads from bytecode; the mutated one never does (see run)
 
-    def run(self, module: str, text: str, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    def run(
+        self, module: str, text: str, tests: tuple[str, ...], timeout: float, per_test: float = 300
+    ) -> tuple[str, float]:
         target = self.root / module
         target.write_text(text, encoding="utf-8")
         for stale in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):
@@ -591,6 +593,7 @@ class Workspace:
             "-p",
             "no:cacheprovider",
         ]
+        command += ["--timeout", str(int(per_test))]  # a test that waits forever fails sooner
         started = time.monotonic()
         process = subprocess.Popen(
             [*command, *tests],
@@ -643,13 +646,14 @@ def run_module(
         pool.put(workspace)
     if outcome != "survived":
         sys.exit(f"mutate: {module}: the tests fail without any mutant ({outcome}); fix them first")
+    baseline = seconds  # no single test takes longer than all of them did
     limit = timeout or max(30.0, 3 * seconds + 10)
     print(f"{module}: baseline {seconds:.1f}s over {len(tests)} test files; per-mutant timeout {limit:.0f}s")
 
     def one(mutant: Mutant) -> Result:
         workspace = pool.get()
         try:
-            outcome, seconds = workspace.run(module, apply(text, mutant), tests, limit)
+            outcome, seconds = workspace.run(module, apply(text, mutant), tests, limit, baseline + 30)
         finally:
             (workspace.root / module).write_text(text, encoding="utf-8")
             pool.put(workspace)
