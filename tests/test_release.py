@@ -286,11 +286,18 @@ def test_two_runs_at_once_make_one_sender(site, smtp, run_env):
 
     smtp.before_data(blocked)
     command = [*digest_cmd(), "run", "--config", str(site.config_path)]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env)
-    assert first_message.wait(timeout=60)
-    second = subprocess.run(command, capture_output=True, text=True, env=run_env, timeout=60)
-    release.set()
-    _, err = first.communicate(timeout=60)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env
+    ) as first:
+        try:
+            assert first_message.wait(timeout=60)
+            second = subprocess.run(command, capture_output=True, text=True, env=run_env, timeout=60)
+            release.set()
+            _, err = first.communicate(timeout=60)
+        finally:
+            release.set()  # a failed assertion above must not leave the first run blocked, or running
+            if first.poll() is None:
+                first.kill()
     assert second.returncode == 0
     assert second.stdout.strip() == "another digest run is in progress; this one exits (nothing done)"
     assert first.returncode == 0, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -230,12 +231,13 @@ def test_a_trickling_client_is_cut_off_at_the_deadline(site):
     import socket
 
     site.write_config(SERVE_CONFIG)
-    with (
-        serving(site.config, request_deadline=0.5) as instance,
-        socket.create_connection(instance.server_address, timeout=10) as client,
-    ):
-        client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
-        assert client.recv(100) == b""  # the server hung up on it
+    with serving(site.config, request_deadline=0.5) as instance:
+        started = time.monotonic()
+        with socket.create_connection(instance.server_address, timeout=10) as client:
+            client.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
+            assert client.recv(100) == b""  # the server hung up on it
+        waited = time.monotonic() - started
+    assert 0.45 <= waited < 2.5  # at the half-second deadline: not at once, and not five seconds later
 
 
 # -- load, slow clients, failures (issue 11, items 10, 12 and 16) -------------------------------
