@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o644, before_replace: Callable[[Path], None] | None = None
+) -> None:
     """Replace ``path`` with ``data`` all at once: readers see the old file or the new one.
 
     Any failure (a full disk, a read-only or missing folder, no permission) is a
     :class:`StateError` naming ``path``; the old file is then left as it was.
+    ``before_replace`` sees the finished temporary file just before it takes ``path``'s place.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +63,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

@@ -15,20 +15,18 @@ byte, including the ones it could not parse, in their place.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import os
 import re
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from digest.errors import SubscriberError
-from digest.fsutil import file_lock, fsync_directory
+from digest.fsutil import atomic_write, file_lock
 from digest.send.journal import (
     STALE,
     Change,
@@ -558,30 +556,15 @@ def _attempt(
                 mark_fold(path, journal.last, before, result.kept, changes)
 
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-        _replace_list(path, result.data, mode, ready)
+        atomic_write(path, result.data, mode=mode, before_replace=lambda tmp: ready(_signature_of(tmp)))
     if journal.changes:
         settle_journal(path, journal.last, result.kept)
     return True
 
 
-def _replace_list(path: Path, data: bytes, mode: int, ready: Callable[[tuple[int, int, int]], None]) -> None:
-    """Write the new list beside the old one, call ``ready`` with its signature, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        st = os.stat(tmp)
-        ready((st.st_ino, st.st_size, st.st_mtime_ns))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_directory(path.parent)
+def _signature_of(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 @dataclass
