@@ -170,6 +170,8 @@ def decide(
     issue = report.issue
     ready = readiness(issue, now)
     released, release, settle = _release(issue, record, ledger, config, now, ready.published)
+    if released and issue is not None and release in ("approved", "settled"):
+        released, release, settle = _send_hour(issue, record, config, now, (released, release, settle))
     times = [t for t in (ready.wake_at, settle) if t is not None]
     return IssueStatus(
         stem=issue_name(config.paths.issues, report.path),
@@ -234,6 +236,24 @@ def _release(
     if now < settled:
         return False, f"settling until {settled.astimezone(now.tzinfo):%Y-%m-%d %H:%M}", settled
     return True, "settled", None
+
+
+def _send_hour(
+    issue: Issue, record: IssueRecord, config: Config, now: dt.datetime, answer: tuple[bool, str, None]
+) -> tuple[bool, str, dt.datetime | None]:
+    """A released issue waits for its send hour (digest/release/schedule.py); one begun never does."""
+    from digest.release.schedule import describe_moment, send_time
+
+    if answer[1] == "approved" and record.approval is not None:
+        released_at = dt.datetime.fromisoformat(record.approval.at)
+    else:
+        minutes = dt.timedelta(minutes=config.release.settle_minutes)
+        released_at = dt.datetime.fromisoformat(record.changed_at) + minutes
+    moment = send_time(issue, config, released_at)
+    if moment is None or now.astimezone(dt.UTC) >= moment.astimezone(dt.UTC):
+        return answer
+    when = describe_moment(moment, config.site.timezone)
+    return False, f"{answer[1]}; scheduled for {when}", moment
 
 
 def with_same_date_conflicts(statuses: list[IssueStatus]) -> list[IssueStatus]:
