@@ -196,3 +196,14 @@ def test_bad_front_matter_send_at_is_a_lint_error_with_its_line(site, run_env):
     issue = site.parsed()[0]
     finding = next(f for f in issue.findings if f.code == "bad-send-at")
     assert finding.line == 3 and issue.send_at is None
+
+
+def test_preview_says_when_the_send_hour_mails_it(site):
+    from digest.web.preview import release_decision
+
+    configure(site, "Asia/Shanghai", send_at="08:00", mode="manual")
+    write(site, "2026-11-22")
+    issue = site.parsed()[0]
+    now = dt.datetime(2026, 11, 22, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    decision, blocked = release_decision(site.config, issue, now)
+    assert decision == "批准后寄出，于发送时间 2026-11-22 08:00 +08:00 寄出" and not blocked
