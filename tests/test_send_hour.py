@@ -207,3 +207,20 @@ def test_preview_says_when_the_send_hour_mails_it(site):
     now = dt.datetime(2026, 11, 22, 6, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     decision, blocked = release_decision(site.config, issue, now)
     assert decision == "批准后寄出，于发送时间 2026-11-22 08:00 +08:00 寄出" and not blocked
+
+
+def test_a_send_begun_before_the_hour_resumes_without_waiting_for_it(site, cache, monkeypatch):
+    """Approved for 08:00, then mailed at once by digest send and cut short: the next run finishes it."""
+    from digest.send.ledger import LedgerWriter, Outcome, ledger_path
+
+    zone = ZoneInfo("Asia/Shanghai")
+    configure(site, "Asia/Shanghai", send_at="08:00", mode="manual")
+    write(site, "2026-11-22")
+    early = dt.datetime(2026, 11, 22, 5, 0, tzinfo=zone)
+    run_once(site.config, early)
+    monkeypatch.setattr(tracking, "now_in", lambda config: early)
+    approve(site.config, "2026-11-22")
+    with LedgerWriter(ledger_path(site.config.paths.state, "2026-11-22")) as ledger:
+        ledger._write(Outcome("a@example.com", "sent", 250, "<x@y>", at="2026-11-22T05:00:00").line())
+    run_once(site.config, dt.datetime(2026, 11, 22, 6, 0, tzinfo=zone))
+    assert delivered(site) == ["b@example.com", "c@example.com"]

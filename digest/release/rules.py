@@ -170,7 +170,7 @@ def decide(
     issue = report.issue
     ready = readiness(issue, now)
     released, release, settle = _release(issue, record, ledger, config, now, ready.published)
-    if released and issue is not None and release in ("approved", "settled"):
+    if released and issue is not None and release in ("approved", "settled") and not ledger.exists:
         released, release, settle = _send_hour(issue, record, config, now, (released, release, settle))
     times = [t for t in (ready.wake_at, settle) if t is not None]
     return IssueStatus(
