@@ -224,3 +224,13 @@ def test_a_send_begun_before_the_hour_resumes_without_waiting_for_it(site, cache
         ledger._write(Outcome("a@example.com", "sent", 250, "<x@y>", at="2026-11-22T05:00:00").line())
     run_once(site.config, dt.datetime(2026, 11, 22, 6, 0, tzinfo=zone))
     assert delivered(site) == ["b@example.com", "c@example.com"]
+
+
+def test_digest_parse_shows_the_issues_own_send_hour(site, run_env):
+    import json
+
+    configure(site, "Europe/Berlin")
+    write(site, "2026-03-29", front="send_at: 2026-03-29 02:30")  # in the spring gap
+    path = str(site.issues / "2026-03-29.md")
+    result = run_digest(["parse", "--json", path, "--config", str(site.config_path)], run_env)
+    assert json.loads(result.stdout.splitlines()[0])["send_at"] == "2026-03-29T03:00:00+02:00", result.stderr
