@@ -8,7 +8,9 @@ Released, for email: ``[release] mode = "manual"`` (the default) after ``digest
 approve ISSUE`` for exactly the version approved; ``mode = "auto"`` once the file
 has not changed for ``settle_minutes`` and lint has no errors. History (issues
 already there when digest first ran, or dated before ``[release] since``) is
-never mailed automatically. Two files dated the same day (a copy, a rename)
+never mailed automatically. With a send hour (``[release] send_at``, or the
+issue's own ``send_at``) a released issue waits for it (digest/release/schedule.py);
+a send once begun never waits. Two files dated the same day (a copy, a rename)
 are not released until one is gone. An issue is mailed once: the delivery
 ledger says so, and later edits never release it again.
 """
