@@ -157,6 +157,8 @@ def test_front_matter_send_at_wins_and_digest_send_mails_at_once(site, cache, ru
     run_env["XDG_CACHE_HOME"] = str(site.root / "cache")
     assert run_digest(["run", *args], run_env).stdout.strip() == "nothing to do"  # the idle fast path
     assert snapshot_wake(site) == moment.timestamp()
+    assert idle.is_idle(str(site.config.path), moment.timestamp() - 1)  # cron ticks stay cheap until then
+    assert not idle.is_idle(str(site.config.path), moment.timestamp())
     sent = run_digest(["send", today, *args], run_env)
     assert sent.returncode == 0, sent.stderr
     assert delivered(site) == EVERYONE  # digest send does not wait: it mails at once, on purpose
