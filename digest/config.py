@@ -36,6 +36,7 @@ __all__ = [
     "NewsletterConfig",
     "PathsConfig",
     "ReleaseConfig",
+    "SendHour",
     "ServeConfig",
     "SiteConfig",
     "TransportAddress",
@@ -146,11 +147,37 @@ class EmailConfig:
     dkim: DkimConfig | None = None
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SEND_AT = re.compile(
+    r"\s*(?:(?P<days>[A-Za-z]{3}(?:\s*,\s*[A-Za-z]{3})*)\s+)?(?P<h>\d{1,2}):(?P<m>\d{2})\s*"
+)
+
+
+@dataclass(frozen=True)
+class SendHour:
+    """``[release] send_at``: a time of day in the site's timezone, on some weekdays (every day if none)."""
+
+    time: dt.time
+    weekdays: frozenset[int] = frozenset()  # 0 is Monday, as dt.date.weekday()
+
+    @classmethod
+    def parse(cls, text: str) -> SendHour | None:
+        """``"08:00"`` or ``"Mon,Thu 08:00"``; None when it is not spelled so."""
+        match = _SEND_AT.fullmatch(text)
+        if not match or int(match["h"]) > 23 or int(match["m"]) > 59:
+            return None
+        names = [n.strip().lower() for n in (match["days"] or "").split(",") if n.strip()]
+        if any(name not in WEEKDAYS for name in names):
+            return None
+        return cls(dt.time(int(match["h"]), int(match["m"])), frozenset(WEEKDAYS.index(n) for n in names))
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     mode: str = "manual"
     since: dt.date | None = None
     settle_minutes: int = 30
+    send_at: SendHour | None = field(default=None, metadata={"convert": "send_at"})
 
 
 @dataclass(frozen=True)
@@ -324,6 +351,11 @@ class _Reader:
         optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
         if optional:
             hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if convert == "send_at":
+            hour = SendHour.parse(self.expect(raw, str, key))
+            if hour is None:
+                self.fail(f'\'{key}\' must be a time such as "08:00" or "Mon,Thu 08:00", not {raw!r}')
+            return hour
         if dataclasses.is_dataclass(hint):
             if not isinstance(raw, Mapping):
                 self.fail(f"[{key}] must be a table")

@@ -95,3 +95,27 @@ def test_cli_parses_and_lints_everything_without_a_traceback(run_env):
     assert linted.returncode == 1  # the drafts and 2022-07-01 have errors
     assert "Traceback" not in linted.stderr
     assert "2022-07-01.md:63: error empty-link-target" in linted.stdout
+
+
+def test_summaries_that_open_in_bold_keep_it_and_show_no_stray_stars():
+    """摘要：**bold** rest: 4 times in 3 real issues, once shown as 'bold** rest'."""
+    opened = []
+    for path in CORPUS_ISSUES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        starts = {no for no, line in enumerate(lines, start=1) if line.startswith("摘要：**")}
+        if not starts:
+            continue
+        issue = read_issue(path)
+        for item in issue.items:
+            if any(item.line < no <= item.line + 3 for no in starts):
+                opened.append(item.summary_html)
+    assert len(opened) == 4
+    assert all(html.startswith("<p><strong>") and "**" not in html for html in opened)
+
+
+def test_a_numbered_point_glued_to_its_text_stays_in_its_list():
+    """2022-02-23: '2.硬件友好算法' between '1. ' and '3. ' is the list's second point."""
+    issue = read_issue(next(p for p in CORPUS_ISSUES if p.name == "2022-02-23.md"))
+    item = next(i for i in issue.items if "硬件友好算法" in i.summary_html)
+    assert item.summary_html.count("<ol>") == 1 and item.summary_html.count("<li>") == 3
+    assert any(f.code == "numbered-no-space" for f in issue.findings)

@@ -31,7 +31,12 @@ __all__ = [
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
 _ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
-_SUMMARY = re.compile(r"^(?:\*\*)?摘要(?:\*\*)?\s*[：:]\s*(?:\*\*)?\s*(.*)$")
+# '摘要：', '**摘要**：', '**摘要：**' (closed after the colon); '摘要：**bold** rest' keeps its '**'
+_SUMMARY = re.compile(r"^(?:\*\*摘要\s*[：:]\s*\*\*|(?:\*\*)?摘要(?:\*\*)?\s*[：:])\s*(.*)$")
+_GLUED_NUMBER = re.compile(r"^(\s*)(\d{1,3})\.(?=[^\s\d.])")  # '2.硬件': a number glued to its text
+_NUMBERED = re.compile(r"^\s*(\d{1,3})\.(?:\s|(?=[^\s\d.]))")
+_LABEL_IN_TITLE = re.compile(r"^\[([^\[\]\s][^\[\]]{0,30})\](?=[^\s(\[])(.+)$")  # '[ICLR2022]BiBERT'
+_STRAY_BOLD = "**"
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
 _INLINE_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]*)\)")
 _TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
@@ -69,6 +74,7 @@ class ItemHead:
     tail: str = ""
     unclosed: bool = False
     fullwidth_paren: bool = False
+    glued_label: bool = False  # '[ICLR2022][title](url)': no space after a label
 
 
 class Assembler:
@@ -130,6 +136,13 @@ class Assembler:
         title, source = split_source(head.text)
         url = (head.url or "").strip()
         line = raw.line
+        if glued := _LABEL_IN_TITLE.match(title):  # '[[ICLR2022]BiBERT | 源](url)'
+            head.labels.append(glued.group(1).strip())
+            title = glued.group(2).strip()
+        if glued or head.glued_label:
+            label = head.labels[-1]
+            message = f"the label '[{label}]' is glued to the title; read as a label, then the title"
+            self.log.note(line, "glued-label", WARNING, message)
         if head.unclosed:
             self.log.note(
                 line, "unclosed-link", ERROR, f"the link '[{head.text}' is never closed with '](url)'"
@@ -160,8 +173,8 @@ class Assembler:
         if url and not is_safe_url(url):
             self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
             url = ""
-        links, fields, summary_lines = self.item_body(body, head, line, raw.code)
-        summary = normalize_summary(summary_lines)
+        links, fields, numbered = self.item_body(body, head, line, raw.code)
+        summary = normalize_summary(self.repaired_summary(numbered))
         return Item(
             title=title,
             url=url,
@@ -180,10 +193,10 @@ class Assembler:
     ) -> tuple[list[Link], list[Field], list[str]]:
         links = [link for link in head.extras if self.safe_link(link, line)]
         fields: list[Field] = []
-        summary: list[str] = []
+        summary: list[tuple[int, str]] = []
         tail = head.tail.strip()
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
-            summary.append(tail)
+            summary.append((line, tail))
         in_summary = bool(summary)
         for no, raw in _fence_indented_code(body, code):
             stripped = raw.strip()
@@ -196,7 +209,7 @@ class Assembler:
                 if match:
                     in_summary = True
                     if match.group(1).strip():
-                        summary.append(match.group(1).strip())
+                        summary.append((no, match.group(1).strip()))
                     continue
                 labelled = self.labelled_line(stripped)
                 if labelled is not None:
@@ -208,8 +221,34 @@ class Assembler:
             elif (after := self.link_line_after_summary(stripped)) is not None:
                 links.extend(after)
                 continue
-            summary.append(raw.rstrip())
+            summary.append((no, raw.rstrip()))
         return links, fields, summary
+
+    def repaired_summary(self, lines: list[tuple[int, str]]) -> list[str]:
+        """The summary's lines with two hand-writing slips repaired, each noted with its line.
+
+        ``2.硬件`` right after ``1. 软件`` (or before ``3. 应用``) is item 2 of that
+        list, not a paragraph between two lists; a line whose ``**`` do not pair up
+        would show a stray ``**``: the last one is dropped.
+        """
+        numbers = [_number(text) for _, text in lines]
+        out = []
+        for index, (no, text) in enumerate(lines):
+            glued = _GLUED_NUMBER.match(text)
+            if glued:
+                value = int(glued.group(2))
+                before = next((n for n in reversed(numbers[:index]) if n is not None), None)
+                after = next((n for n in numbers[index + 1 :] if n is not None), None)
+                if before == value - 1 or after == value + 1:
+                    text = f"{text[: glued.end()]} {text[glued.end() :]}"
+                    message = f"'{value}.' has no space before its text; read as item {value} of the list"
+                    self.log.note(no, "numbered-no-space", WARNING, message)
+            if text.count(_STRAY_BOLD) % 2 and "`" not in text:
+                cut = text.rfind(_STRAY_BOLD)
+                text = text[:cut] + text[cut + 2 :]
+                self.log.note(no, "stray-bold", WARNING, "a '**' on this line is never closed; dropped")
+            out.append(text)
+        return out
 
     def link_line_after_summary(self, text: str) -> list[Link] | None:
         """``代码：URL`` after 摘要 is still the item's link, not prose (only for known link labels)."""
@@ -301,6 +340,12 @@ def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> l
     return out
 
 
+def _number(text: str) -> int | None:
+    """The number of a numbered-list line (``2. x`` or ``2.x``), or None for any other line."""
+    match = _NUMBERED.match(text)
+    return int(match.group(1)) if match else None
+
+
 def parse_head(text: str) -> ItemHead:
     """Take apart ``[label] [title | source](url) [[extra]](url2) tail``."""
     head = ItemHead()
@@ -334,6 +379,7 @@ def parse_head(text: str) -> ItemHead:
             head.extras, head.tail = _extra_links(text[pos:])
             return head
         head.labels.append(text[pos + 1 : close].strip())
+        head.glued_label = head.glued_label or after == close + 1
         pos = after
     head.text = text[pos:].strip()
     return head

@@ -23,7 +23,7 @@ WARNING = Severity.WARNING
 # A block of ``Key: value`` lines is metadata only when it names one of these.
 METADATA_KEYS = frozenset(
     {"title", "date", "number", "issue", "status", "slug", "category", "tags", "author", "authors",
-     "summary", "modified", "lang", "draft", "published"}
+     "summary", "modified", "lang", "draft", "published", "send_at"}
 )  # fmt: skip
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _-]{0,30}?)\s*:\s*(.*?)\s*$")
 _NUMBER_IN_TITLE = (

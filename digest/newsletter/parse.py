@@ -37,6 +37,7 @@ from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.scan import FindingLog, SectionRules, scan_text
+from digest.newsletter.wallclock import wall_clock
 
 __all__ = [
     "ParseOptions",
@@ -163,6 +164,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     warmup = tuple(assembler.warmup(list(scan.warmup)))
     preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
     assembler.check_issue(scan, sections)
+    send_at = _send_at(scan.front, scan.front_lines, options.timezone, log)
     findings = log.sorted()
     if date is None or published is None:
         raise UndatedIssue(path, findings)
@@ -184,7 +186,30 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         notes=scan.notes,
         number=issue_number(scan.front, title_text or title, path.stem),
         preamble=preamble,
+        send_at=send_at,
     )
+
+
+def _send_at(
+    front: Mapping[str, Any], lines: Mapping[str, int], tz: dt.tzinfo, log: FindingLog
+) -> dt.datetime | None:
+    """Front matter ``send_at: 2026-12-03 09:00`` (site timezone unless it names an offset)."""
+    value = front.get("send_at")
+    if value is None:
+        return None
+    moment = value if isinstance(value, dt.datetime) else None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}.*", value):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None:
+        message = f"send_at {str(value)!r} is not a date and time such as 2026-12-03 09:00; ignored"
+        log.note(lines.get("send_at", 1), "bad-send-at", ERROR, message)
+        return None
+    if moment.tzinfo is None:
+        return wall_clock(moment.date(), moment.time(), tz)
+    return moment
 
 
 def _is_draft(front: Mapping[str, Any], path: Path) -> bool:

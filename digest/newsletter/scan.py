@@ -133,6 +133,19 @@ class Scan:
     warmup: tuple[tuple[int, str], ...]
     sections: tuple[RawSection, ...]
     preamble: tuple[RawProse, ...] = ()
+    front_lines: dict[str, int] = field(default_factory=dict)  # metadata key -> its line, for findings
+
+
+_FRONT_KEY = re.compile(r"^\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*[:=]")
+
+
+def _front_lines(lines: list[str], body_start: int) -> dict[str, int]:
+    """The line (1-based) of each metadata key, so a finding about a value can point at it."""
+    found: dict[str, int] = {}
+    for index, line in enumerate(lines[:body_start]):
+        if match := _FRONT_KEY.match(line):
+            found.setdefault(match.group(1), index + 1)
+    return found
 
 
 def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = None) -> Scan:
@@ -168,6 +181,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         warmup=tuple(scanner.warmup),
         sections=tuple(scanner.sections),
         preamble=tuple(preamble),
+        front_lines=_front_lines(lines, body_start),
     )
 
 

@@ -19,6 +19,7 @@ def issue_to_dict(issue: Issue) -> dict[str, Any]:
         "stem": issue.stem,
         "date": issue.date.isoformat(),
         "published": issue.published.isoformat(),
+        "send_at": issue.send_at.isoformat() if issue.send_at else None,
         "title": issue.title,
         "headline": issue.headline,
         "tagline": issue.tagline,

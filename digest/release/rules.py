@@ -8,7 +8,9 @@ Released, for email: ``[release] mode = "manual"`` (the default) after ``digest
 approve ISSUE`` for exactly the version approved; ``mode = "auto"`` once the file
 has not changed for ``settle_minutes`` and lint has no errors. History (issues
 already there when digest first ran, or dated before ``[release] since``) is
-never mailed automatically. Two files dated the same day (a copy, a rename)
+never mailed automatically. With a send hour (``[release] send_at``, or the
+issue's own ``send_at``) a released issue waits for it (digest/release/schedule.py);
+a send once begun never waits. Two files dated the same day (a copy, a rename)
 are not released until one is gone. An issue is mailed once: the delivery
 ledger says so, and later edits never release it again.
 """
@@ -170,6 +172,8 @@ def decide(
     issue = report.issue
     ready = readiness(issue, now)
     released, release, settle = _release(issue, record, ledger, config, now, ready.published)
+    if released and issue is not None and release in ("approved", "settled") and not ledger.exists:
+        released, release, settle = _send_hour(issue, record, config, now, (released, release, settle))
     times = [t for t in (ready.wake_at, settle) if t is not None]
     return IssueStatus(
         stem=issue_name(config.paths.issues, report.path),
@@ -234,6 +238,24 @@ def _release(
     if now < settled:
         return False, f"settling until {settled.astimezone(now.tzinfo):%Y-%m-%d %H:%M}", settled
     return True, "settled", None
+
+
+def _send_hour(
+    issue: Issue, record: IssueRecord, config: Config, now: dt.datetime, answer: tuple[bool, str, None]
+) -> tuple[bool, str, dt.datetime | None]:
+    """A released issue waits for its send hour (digest/release/schedule.py); one begun never does."""
+    from digest.release.schedule import describe_moment, send_time
+
+    if answer[1] == "approved" and record.approval is not None:
+        released_at = dt.datetime.fromisoformat(record.approval.at)
+    else:
+        minutes = dt.timedelta(minutes=config.release.settle_minutes)
+        released_at = dt.datetime.fromisoformat(record.changed_at) + minutes
+    moment = send_time(issue, config, released_at)
+    if moment is None or now.astimezone(dt.UTC) >= moment.astimezone(dt.UTC):
+        return answer
+    when = describe_moment(moment, config.site.timezone)
+    return False, f"{answer[1]}; scheduled for {when}", moment
 
 
 def with_same_date_conflicts(statuses: list[IssueStatus]) -> list[IssueStatus]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 
 from digest.config import Config
@@ -17,9 +18,9 @@ from digest.send.subscribers import iter_subscribers
 __all__ = ["status_table"]
 
 
-def status_table(config: Config) -> str:
+def status_table(config: Config, now: dt.datetime | None = None) -> str:
     """``digest status``: one line per issue file, then why any unfinished send paused."""
-    now = now_in(config)
+    now = now or now_in(config)
     catalog = load_catalog(config, RELEASE_CHECKS)
     scan_issues(config, catalog, now)
     statuses = issue_statuses(config, catalog, now)
@@ -75,6 +76,8 @@ def _approval(status: IssueStatus) -> str:
         return "mailed"
     if status.released:
         return f"yes ({status.release})"
+    if "; scheduled for " in status.release:
+        return f"yes ({status.release.split('; ', 1)[1]})"
     return (
         "history"
         if status.record.history and status.release.startswith("history")

@@ -27,6 +27,7 @@ from digest.release.rules import (
     refusal,
     with_same_date_conflicts,
 )
+from digest.release.schedule import describe_moment, send_time
 from digest.release.state import (
     Approval,
     IssueRecord,
@@ -167,6 +168,8 @@ def approve(config: Config, ref: str, *, force: bool = False, hold: bool = False
         return f"{stem}: held; it will not be mailed until approved again"
     assert report.issue is not None  # refusal() said it is an issue
     when = "on the next digest run" if report.issue.date <= now.date() else f"on {report.issue.date}"
+    if (moment := send_time(report.issue, config, now)) is not None and moment > now:
+        when = f"at its send hour, {describe_moment(moment, config.site.timezone)}"
     return f"{stem}: approved{' (despite lint errors)' if force else ''}; it will be mailed {when}"
 
 

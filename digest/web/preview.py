@@ -178,6 +178,7 @@ def release_decision(config: Config, issue: Issue, now: dt.datetime) -> tuple[st
     1 error, line 63". The rule is the release rules' own (digest/release/rules.py).
     """
     from digest.release.rules import refusal
+    from digest.release.schedule import describe_moment, send_time
 
     _ = gettext_for(config.site.language)
     blocking = [f for f in issue.findings if str(f.severity) in ("fatal", "error")]
@@ -193,13 +194,17 @@ def release_decision(config: Config, issue: Issue, now: dt.datetime) -> tuple[st
         return _("Will not be mailed: it is a draft"), True
     if refusal(issue, now, force=False, action="mail") and not ready.published:
         date = format_date(issue.date, config.site.language)
-        return _("Will be mailed from %(date)s, once released", date=date), False
-    if config.release.mode == "auto":
+        decision = _("Will be mailed from %(date)s, once released", date=date)
+    elif config.release.mode == "auto":
         minutes = config.release.settle_minutes
-        return _(
-            "Will be mailed once the file has not changed for %(minutes)s minutes", minutes=minutes
-        ), False
-    return _("Will be mailed once approved"), False
+        decision = _("Will be mailed once the file has not changed for %(minutes)s minutes", minutes=minutes)
+    else:
+        decision = _("Will be mailed once approved")
+    moment = send_time(issue, config, now)
+    if moment is not None and moment > now:
+        when = describe_moment(moment, config.site.timezone)
+        decision = _("%(decision)s, at its send hour %(when)s", decision=decision, when=when)
+    return decision, False
 
 
 # -- the local preview page ---------------------------------------------------------------------
