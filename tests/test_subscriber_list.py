@@ -11,7 +11,7 @@ import pytest
 from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
 from digest.send import subscribers
-from digest.send.journal import journal_path, read_journal
+from digest.send.journal import SubscriberUnavailable, journal_path, lookup_index, read_journal
 from digest.send.subscribers import (
     add_subscriber,
     address_key,
@@ -21,6 +21,7 @@ from digest.send.subscribers import (
     fold_journal,
     import_subscribers,
     iter_subscribers,
+    list_signature,
     parse_sections,
     read_subscribers,
     remove_subscriber,
@@ -397,3 +398,23 @@ def test_subscribers_export_and_list_show_exactly_the_chosen_status(site, run_en
     assert [line.split(",")[0] for line in run("export", "--status", "all")[1:]] == everyone
     assert [line.split("\t")[0] for line in run("list")] == STATUSES["active"]  # list's default: active
     assert run("list", "--status", "unsubscribed") == ["left@example.com\t乙\tall\tunsubscribed\t2025-05-05"]
+
+
+def test_a_change_to_the_record_that_leaves_a_quote_open_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, HEADER + 'a@example.com,"甲,papers,active,\nb@example.com,乙,,active,\n')
+    for address, line in (("A@example.com", 2), ("b@example.com", 3)):
+        with pytest.raises(SubscriberUnavailable, match="on a line that cannot be read") as caught:
+            set_status(path, KNOWN, address, "bounced")
+        assert caught.value.line == line
+    assert read_journal(path).changes == ()  # nothing was recorded for either
+
+
+def test_a_fold_with_nothing_to_write_leaves_a_hand_edited_list_alone_and_its_index_ready(tmp_path):
+    path = write(tmp_path)
+    path.write_text(MIXED + "new@example.com,新,,,\n", encoding="utf-8")  # saved by hand: the index is stale
+    before = path.stat()
+    assert fold_journal(path, KNOWN) is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    row = lookup_index(path, list_signature(path), "new@example.com")  # the next change reads no list
+    assert (row.line, row.email, row.name, row.status) == (6, "new@example.com", "新", "active")
