@@ -165,6 +165,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",
         (
+            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
+            "0 -> 1",
+        ): (
+            "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
+            "record with a line of its own before any swallowed line uses it"
+        ),
+        ("writer.keys.setdefault(subscriber.key, 0)", "0 -> 1"): (
+            "an erased record's place in the address map: only its presence is read (an import skips it)"
+        ),
+        (
             'if not match or len(address) > 254 or len(match["local"]) > 64 or len(match["domain"]) > 253:',
             "> -> <= (same line #2)",
         ): "the fast path declines: email-validator decides, the same way",
