@@ -97,6 +97,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "key order: the line reads back the same",
         ('self._write(json.dumps(marker, sort_keys=True).encode() + b"\\n")', "True -> False"): "key order",
         (
+            'handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\\n")',
+            "False -> True",
+        ): "a round's recipient reads back the same (escaped non-ASCII)",
+        (
+            'handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\\n")',
+            "True -> False",
+        ): "key order: a round's recipient reads back the same",
+        (
             "quoted = sorted(re.escape(json.dumps(a.lower(), ensure_ascii=False)[1:-1].encode()) "
             "for a in addresses)",
             "False -> True",
