@@ -29,6 +29,15 @@ def send(site, issue, **kwargs):
     return mail_issue(site.config, issue, NOW, progress=False, **kwargs)
 
 
+def refuse_everyone(smtp, reply="550 Rejected"):
+    """A refusal that names no cause: neither the mailbox nor the sender (the reply table's ``refused``)."""
+
+    async def refuse(server, session, envelope, address, rcpt_options):
+        return reply
+
+    smtp.handle_RCPT = refuse
+
+
 def statuses(site, stem="2026-11-01"):
     return {to: o.status for to, o in read_ledger(site.config.paths.state, stem).outcomes.items()}
 
@@ -62,9 +71,18 @@ def test_the_survey_counts_who_will_be_mailed_and_every_unreadable_line(tmp_path
     rows = [(a, "", "", "active", "") for a in USERS[:4]]
     rows += [("left@example.com", "", "", "unsubscribed", ""), ("bad", "", "", "active", "")]
     write_subscribers(path, rows)
-    count, problems = delivery._Recipients(path, KNOWN, {USERS[0]}).survey()
-    assert count == 3
+    snapshot = tmp_path / "2026-11-01.round1.due"
+    problems = delivery._fix_recipients(path, KNOWN, snapshot, {USERS[0]})
     assert problems == [f"{path}:7: invalid address 'bad': An email address must have an @-sign."]
+    assert delivery._Recipients(path, KNOWN, {USERS[0]}, snapshot).survey() == 3
+    assert delivery._Recipients(path, KNOWN, {USERS[0], USERS[1]}, snapshot).survey() == 2
+    # The round's recipients are fixed when it starts: a resumed round keeps them, and still reports.
+    write_subscribers(path, [*rows, ("late@example.com", "", "", "active", ""), ("worse", "", "", "", "")])
+    assert delivery._fix_recipients(path, KNOWN, snapshot, set()) == [
+        problems[0],
+        f"{path}:9: invalid address 'worse': An email address must have an @-sign.",
+    ]
+    assert [s.email for s in delivery._Recipients(path, KNOWN, set(), snapshot)] == USERS[1:4]
 
 
 # -- who is mailed -----------------------------------------------------------------------------
@@ -197,8 +215,11 @@ def test_a_refused_subscriber_who_rejoined_starts_with_a_clean_slate(site, smtp)
 def test_a_skipped_reader_first_does_not_hide_a_relay_that_refuses_everyone(site, smtp):
     rows = [(USERS[0], "", "apps", "active", "")] + [(a, "", "", "active", "") for a in USERS[1:]]
     issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\nbounce_after = 1\n", rows=rows)
-    smtp.faults.reject = set(USERS)
-    with pytest.raises(DeliveryError, match="refused the first 3 recipients permanently"):
+    refuse_everyone(smtp)
+    paused = (
+        r"^2026-11-01: paused: the server refused 3 recipients in a row permanently \(last: 550 Rejected\)"
+    )
+    with pytest.raises(DeliveryError, match=paused):
         send(site, issue)
     assert statuses(site) == {USERS[0]: "skipped"}  # nobody marked failed
     assert all(s.active for s in read_subscribers(site.root / "subscribers.csv", KNOWN).subscribers)
@@ -235,9 +256,12 @@ def test_a_refused_reader_who_unsubscribed_meanwhile_stays_unsubscribed(site, sm
 
 def test_a_connection_that_keeps_failing_pauses_the_send_and_says_so(site, smtp):
     issue = prepare(site, 1, "max_errors = 2\nmax_attempts = 5\n")
-    with pytest.raises(
-        DeliveryError, match=r"stopped: paused after 2 consecutive connection failures"
-    ) as caught:
+    failing = (
+        r"^2026-11-01: paused after 2 consecutive connection failures "
+        r"\(last: cannot connect to 127\.0\.0\.1:1: .*\); check the server, then run the send again; "
+        r"nobody was failed for it, and the 6 not yet mailed"
+    )
+    with pytest.raises(DeliveryError, match=failing) as caught:
         send(site, issue)
     assert "So far: 2026-11-01: sent 0, failed 0, deferred 0" in str(caught.value)
     assert read_ledger(site.config.paths.state, "2026-11-01").outcomes == {}
@@ -273,9 +297,9 @@ def test_how_many_processes_a_send_uses(
 def test_a_split_send_that_is_refused_everywhere_stops_and_says_why(site, smtp):
     rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
     issue = prepare(site, smtp.port, "processes = 2\nmax_errors = 3\n", rows=rows)
-    smtp.faults.reject = {row[0] for row in rows}
+    refuse_everyone(smtp)
     with pytest.raises(
-        DeliveryError, match=r"stopped: the server refused the first 3 recipients permanently"
+        DeliveryError, match=r"^2026-11-01: paused: the server refused 3 recipients in a row permanently"
     ):
         send(site, issue)
     assert read_ledger(site.config.paths.state, issue.key).outcomes == {}
@@ -375,7 +399,7 @@ def test_a_test_copy_goes_to_one_address_outside_the_ledger(site, smtp):
     receipt = send_test_copy(site.config, issue, " Editor@Example.com ", NOW)
     assert receipt.startswith("test copy sent to Editor@example.com ")
     assert smtp.per_recipient() == {"editor@example.com": 1}
-    assert smtp.received[0].message["Subject"].startswith("[TEST]")
+    assert smtp.received[0].message["Subject"] == "[测试] " + issue.full_title  # the site's language, zh_CN
     assert not (site.config.paths.state / "ledger").exists()
     smtp.faults.reject = {"editor@example.com"}
     with pytest.raises(DeliveryError, match=r"test copy to editor@example\.com not sent"):

@@ -315,10 +315,8 @@ def test_a_full_disk_stops_the_send_with_a_clear_error(site, smtp, monkeypatch):
 
     issue = prepare(site, smtp.port)
     monkeypatch.setattr(LedgerWriter, "_write", disk_full)
-    with pytest.raises(
-        DeliveryError,
-        match=r"ledger.*cannot write the delivery ledger: No space left on device; nobody was failed",
-    ):
+    full = r"ledger.*cannot write the delivery ledger: No space left on device; nobody was failed"
+    with pytest.raises(DeliveryError, match=full):
         send(site, issue)
     assert len(smtp.received) == 1  # the worker stopped at the first outcome it could not record
 

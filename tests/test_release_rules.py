@@ -178,10 +178,15 @@ def test_an_issue_mailed_under_another_date_is_not_released(site):
 def test_an_issue_mailed_under_its_own_date_resumes_as_approved(site):
     configure(site, mode="manual")
     report = report_of(site, "2026-11-20")
-    result = status(
-        site, report, record_for(report, approval=Approval(report.sha256, CHANGED), mailed="2026-11-20")
-    )
+    record = record_for(report, approval=Approval(report.sha256, CHANGED), mailed="2026-11-20")
+    result = status(site, report, record, ledger=INTERRUPTED)
     assert (result.released, result.release) == (True, "approved")
+    # With its ledger deleted, the state's memory of the mailing keeps it from going out again.
+    gone = status(site, report, record)
+    assert (gone.released, gone.release) == (
+        False,
+        "mailed; its delivery ledger is gone (digest send 2026-11-20 --resend mails it again on purpose)",
+    )
 
 
 def test_an_interrupted_send_is_released_without_approval(site):

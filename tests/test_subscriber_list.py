@@ -11,14 +11,17 @@ import pytest
 from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
 from digest.send import subscribers
+from digest.send.journal import SubscriberUnavailable, journal_path, lookup_index, read_journal
 from digest.send.subscribers import (
     add_subscriber,
     address_key,
     check_email,
     export_csv,
     find_subscriber,
+    fold_journal,
     import_subscribers,
     iter_subscribers,
+    list_signature,
     parse_sections,
     read_subscribers,
     remove_subscriber,
@@ -54,6 +57,13 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def folded(path):
+    """The list's text once its journal is folded in, as the next send or `digest subscribers` leaves it."""
+    fold_journal(path, KNOWN)
+    assert read_journal(path).changes == ()  # every change is in the list now, none left pending
+    return path.read_text(encoding="utf-8")
+
+
 # -- the file itself ---------------------------------------------------------------------------
 
 
@@ -62,9 +72,11 @@ def test_a_rewritten_list_keeps_its_file_mode(tmp_path, chosen):
     path = write(tmp_path)
     path.chmod(chosen)
     set_status(path, KNOWN, "a@example.com", "bounced")
+    assert "bounced" in folded(path).splitlines()[1]
     assert mode(path) == chosen
     add_subscriber(path, KNOWN, "new@example.com", today=TODAY)
     remove_subscriber(path, KNOWN, "left@example.com", purge=True)
+    assert "new@example.com" in folded(path)
     assert mode(path) == chosen
     assert [s.email for s in read_subscribers(path, KNOWN).subscribers] == [
         "a@example.com",
@@ -77,8 +89,9 @@ def test_a_rewritten_list_keeps_its_file_mode(tmp_path, chosen):
 def test_a_list_created_by_digest_is_readable_by_its_owner_and_group_only(tmp_path):
     path = tmp_path / "subscribers.csv"
     add_subscriber(path, KNOWN, "first@example.com", today=TODAY)
+    assert mode(journal_path(path)) == 0o640  # the change waiting to be folded names the address too
+    assert folded(path) == HEADER + "first@example.com,,,active,2026-11-22\n"
     assert mode(path) == 0o640
-    assert path.read_text(encoding="utf-8") == HEADER + "first@example.com,,,active,2026-11-22\n"
 
 
 def test_a_change_that_changes_nothing_does_not_rewrite_the_file(tmp_path):
@@ -94,16 +107,20 @@ def test_a_list_that_keeps_changing_under_digest_is_left_alone_with_an_error(tmp
     path = write(tmp_path)
     real = subscribers._rewritten
 
-    def someone_saves_every_time(*args):
-        result = real(*args)
+    def someone_saves_every_time(*args, **kwargs):
+        result = real(*args, **kwargs)
         with path.open("a", encoding="utf-8") as handle:
             handle.write("\n")
         return result
 
+    set_status(path, KNOWN, "a@example.com", "bounced")
     monkeypatch.setattr(subscribers, "_rewritten", someone_saves_every_time)
     with pytest.raises(SubscriberError, match="keeps changing"):
-        set_status(path, KNOWN, "a@example.com", "bounced")
-    assert read_subscribers(path, KNOWN).find("a@example.com").status == "active"
+        fold_journal(path, KNOWN)
+    # The list is as the editor left it (their five saves), and the change still waits in the journal.
+    assert path.read_text(encoding="utf-8") == MIXED + "\n" * subscribers.REWRITE_ATTEMPTS
+    assert [c.fields for c in read_journal(path).changes] == [{"status": "bounced"}]
+    assert read_subscribers(path, KNOWN).find("a@example.com").status == "bounced"
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -257,7 +274,7 @@ def test_a_bounced_address_added_again_is_active_from_today(tmp_path):
     path = write(tmp_path)
     back = add_subscriber(path, KNOWN, "gone@example.com", name="回来", today=TODAY)
     assert (back.status, back.since, back.name) == ("active", "2026-11-22", "回来")
-    assert path.read_text(encoding="utf-8").splitlines()[3] == "gone@example.com,回来,,active,2026-11-22"
+    assert folded(path).splitlines()[3] == "gone@example.com,回来,,active,2026-11-22"
 
 
 def test_status_changes_report_who_changed(tmp_path):
@@ -270,7 +287,14 @@ def test_status_changes_report_who_changed(tmp_path):
     ]
     assert set_status(path, KNOWN, "nobody@example.com", "bounced") is None
     assert set_status(path, KNOWN, "LEFT@example.com", "active").status == "active"
-    assert path.read_text(encoding="utf-8") == (
+    assert path.read_text(encoding="utf-8") == MIXED  # until the fold, the changes are in the journal
+    assert [(s.email, s.status) for s in read_subscribers(path, KNOWN).subscribers] == [
+        ("a@example.com", "bounced"),
+        ("left@example.com", "active"),
+        ("gone@example.com", "bounced"),
+        ("quiet@example.com", "unsubscribed"),
+    ]
+    assert folded(path) == (
         HEADER
         + "a@example.com,甲,papers,bounced,2026-01-01\n"
         + "left@example.com,乙,,active,2025-05-05\n"
@@ -283,8 +307,8 @@ def test_choosing_sections_keeps_the_rest_of_the_line(tmp_path):
     path = write(tmp_path)
     chosen = set_sections(path, KNOWN, "A@example.com", frozenset({"news", "blogs"}))
     assert chosen.sections == {"news", "blogs"}
-    assert path.read_text(encoding="utf-8").splitlines()[1] == "a@example.com,甲,blogs;news,active,2026-01-01"
     assert set_sections(path, KNOWN, "nobody@example.com", frozenset()) is None
+    assert folded(path).splitlines()[1] == "a@example.com,甲,blogs;news,active,2026-01-01"
     assert path.read_text(encoding="utf-8") == MIXED.replace(
         "甲,papers,", "甲,blogs;news,"
     )  # the rest as it was
@@ -293,11 +317,12 @@ def test_choosing_sections_keeps_the_rest_of_the_line(tmp_path):
 def test_unsubscribing_keeps_the_line_and_purging_erases_it(tmp_path):
     path = write(tmp_path)
     assert remove_subscriber(path, KNOWN, "a@example.com").status == "active"  # as it was
-    assert (
-        path.read_text(encoding="utf-8").splitlines()[1] == "a@example.com,甲,papers,unsubscribed,2026-01-01"
-    )
+    assert folded(path).splitlines()[1] == "a@example.com,甲,papers,unsubscribed,2026-01-01"
     remove_subscriber(path, KNOWN, "quiet@example.com", purge=True)
-    assert "quiet@example.com" not in path.read_text(encoding="utf-8")
+    assert "quiet@example.com" not in folded(path)
+    assert path.read_text(encoding="utf-8") == MIXED.replace(
+        "active,2026-01-01", "unsubscribed,2026-01-01"
+    ).replace("quiet@example.com,,,,\n", "")
     with pytest.raises(SubscriberError, match=r"nobody@example\.com is not on the list"):
         remove_subscriber(path, KNOWN, "nobody@example.com")
 
@@ -306,19 +331,19 @@ def test_an_address_added_to_a_list_without_a_final_newline_starts_its_own_line(
     path = write(tmp_path, HEADER + "a@example.com,,,,\nb@example.com,,,,")
     add_subscriber(path, KNOWN, "c@example.com", today=TODAY)
     expected = HEADER + "a@example.com,,,,\nb@example.com,,,,\nc@example.com,,,active,2026-11-22\n"
-    assert path.read_text(encoding="utf-8") == expected
+    assert folded(path) == expected
 
 
 def test_purging_from_a_hand_made_list_keeps_its_header(tmp_path):
     path = write(tmp_path, "email,name\na@example.com,甲\nb@example.com,乙\n")
     remove_subscriber(path, KNOWN, "a@example.com", purge=True)
-    assert path.read_text(encoding="utf-8") == "email,name\nb@example.com,乙\n"
+    assert folded(path) == "email,name\nb@example.com,乙\n"
 
 
 def test_a_hand_made_list_gets_the_missing_columns_when_digest_writes_a_record(tmp_path):
     path = write(tmp_path, "email,name\na@example.com,甲\n")
     add_subscriber(path, KNOWN, "b@example.com", sections=frozenset({"papers"}), today=TODAY)
-    assert path.read_text(encoding="utf-8") == (
+    assert folded(path) == (
         "email,name,sections,status,since\na@example.com,甲\nb@example.com,,papers,active,2026-11-22\n"
     )
 
@@ -373,3 +398,23 @@ def test_subscribers_export_and_list_show_exactly_the_chosen_status(site, run_en
     assert [line.split(",")[0] for line in run("export", "--status", "all")[1:]] == everyone
     assert [line.split("\t")[0] for line in run("list")] == STATUSES["active"]  # list's default: active
     assert run("list", "--status", "unsubscribed") == ["left@example.com\t乙\tall\tunsubscribed\t2025-05-05"]
+
+
+def test_a_change_to_the_record_that_leaves_a_quote_open_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, HEADER + 'a@example.com,"甲,papers,active,\nb@example.com,乙,,active,\n')
+    for address, line in (("A@example.com", 2), ("b@example.com", 3)):
+        with pytest.raises(SubscriberUnavailable, match="on a line that cannot be read") as caught:
+            set_status(path, KNOWN, address, "bounced")
+        assert caught.value.line == line
+    assert read_journal(path).changes == ()  # nothing was recorded for either
+
+
+def test_a_fold_with_nothing_to_write_leaves_a_hand_edited_list_alone_and_its_index_ready(tmp_path):
+    path = write(tmp_path)
+    path.write_text(MIXED + "new@example.com,新,,,\n", encoding="utf-8")  # saved by hand: the index is stale
+    before = path.stat()
+    assert fold_journal(path, KNOWN) is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    row = lookup_index(path, list_signature(path), "new@example.com")  # the next change reads no list
+    assert (row.line, row.email, row.name, row.status) == (6, "new@example.com", "新", "active")

@@ -97,6 +97,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "key order: the line reads back the same",
         ('self._write(json.dumps(marker, sort_keys=True).encode() + b"\\n")', "True -> False"): "key order",
         (
+            'handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\\n")',
+            "False -> True",
+        ): "a round's recipient reads back the same (escaped non-ASCII)",
+        (
+            'handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\\n")',
+            "True -> False",
+        ): "key order: a round's recipient reads back the same",
+        (
             "quoted = sorted(re.escape(json.dumps(a.lower(), ensure_ascii=False)[1:-1].encode()) "
             "for a in addresses)",
             "False -> True",
@@ -164,6 +172,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
         ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",
+        (
+            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
+            "0 -> 1",
+        ): (
+            "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
+            "record with a line of its own before any swallowed line uses it"
+        ),
+        ("writer.keys.setdefault(subscriber.key, 0)", "0 -> 1"): (
+            "an erased record's place in the address map: only its presence is read (an import skips it)"
+        ),
         (
             'if not match or len(address) > 254 or len(match["local"]) > 64 or len(match["domain"]) > 253:',
             "> -> <= (same line #2)",
