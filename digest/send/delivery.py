@@ -428,7 +428,7 @@ class _Sender:
                 if not connection.connected:
                     await connection.connect()
                 envelope = self.factory.return_path(message.recipient)
-                code, reply = await connection.send(envelope, message.recipient, message.data)
+                code, reply = await connection.send(envelope, message.recipient, message.data, prepared=True)
             except SendFailure as failure:
                 last = failure
                 if failure.kind in ("fatal", "pause"):
