@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--baseline", type=int, default=2000, help="messages for the naive baseline")
-    parser.add_argument("--source", type=int, default=0, help="messages for smtp-source (default: N)")
+    parser.add_argument("--source", type=int, default=20_000, help="messages for smtp-source (at most N)")
     parser.add_argument(
         "--issue",
         default=str(CORPUS / "2022-07-01.md"),
@@ -242,7 +242,7 @@ def main() -> None:
             source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
             c_rate = 0.0
             if Path(source).exists():
-                count = args.source or args.subscribers
+                count = min(args.source, args.subscribers)
                 wall, cpu, peaks, _ = measure_process(
                     [
                         source,

@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,18 @@ from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
 from digest.newsletter.model import Issue
 from digest.send.journal import journal_path
+from digest.send.keys import KeySet
 from digest.send.ledger import (
     LedgerSummary,
     LedgerWriter,
     Outcome,
+    RoundScan,
     ledger_path,
     ledger_stems,
     read_ledger,
     read_recipients,
     recipients_path,
+    scan_round,
     send_lock,
     shard_sizes,
     write_recipients,
@@ -153,7 +156,7 @@ class _Recipients:
         self,
         path: Path,
         sections: Collection[str],
-        done: set[str],
+        done: Container[str],
         snapshot: Path,
         shard: int = 0,
         shards: int = 1,
@@ -301,7 +304,7 @@ class _Job:
     round: int
     date: str
     secret: bytes
-    done: frozenset[str]
+    done: KeySet  # digests of who is done this round (shared with the forked processes, not copied)
     shard: int
     shards: int
 
@@ -474,7 +477,7 @@ def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) ->
     config = job.config
     snapshot = recipients_path(config.paths.state, job.issue.key, job.round)
     recipients = _Recipients(
-        config.paths.subscribers, config.feeds.slugs, set(job.done), snapshot, job.shard, job.shards
+        config.paths.subscribers, config.feeds.slugs, job.done, snapshot, job.shard, job.shards
     )
     with LedgerWriter(ledger_path(config.paths.state, job.issue.key, job.shard)) as ledger:
         sender = _Sender(job, ledger, shared, progress)
@@ -542,15 +545,15 @@ def send_issue(
         )
     state = config.paths.state
     with send_lock(state, issue.key):
-        summary = read_ledger(state, issue.key)
+        summary = scan_round(state, issue.key)  # streamed: digests, not an object per recipient
         round_ = summary.round + 1 if resend and summary.exists else summary.round
         if round_ != summary.round:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.start_round(round_, now)
-        done = frozenset() if round_ != summary.round else frozenset(summary.done())
+        done = KeySet() if round_ != summary.round else summary.final
         snapshot = recipients_path(state, issue.key, round_)
         problems = _fix_recipients(path, known, snapshot, done)
-        recipients = _Recipients(path, known, set(done), snapshot)
+        recipients = _Recipients(path, known, done, snapshot)
         total = recipients.survey()
         shards = _process_count(config, total)
         report = SendReport(
@@ -565,9 +568,9 @@ def send_issue(
         report.seconds = time.monotonic() - started
         for name, value in shared.totals().items():
             setattr(report, name, value)
-        final = read_ledger(state, issue.key)
+        final = scan_round(state, issue.key)
         if not reasons:  # a stopped send says so; one that ran to the end accounts for everyone due
-            report.unreached = _unreached(recipients, final.outcomes)
+            report.unreached = _unreached(recipients, final.reached)
             report.deferred += report.unreached
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
@@ -584,7 +587,7 @@ def send_issue(
     return report
 
 
-def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Collection[str]) -> list[str]:
+def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Container[str]) -> list[str]:
     """Read the list once: its unreadable lines, and (when the round starts) who is due, kept in ``snapshot``.
 
     A round that already has its snapshot (a resumed send) keeps it.
@@ -611,12 +614,16 @@ def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Co
     return problems
 
 
-def _unreached(recipients: _Recipients, outcomes: Collection[str]) -> int:
-    """How many of the round's recipients have no outcome and were not explicitly unsubscribed meanwhile."""
+def _unreached(recipients: _Recipients, reached: Container[str]) -> int:
+    """How many of the round's recipients have no outcome and were not explicitly unsubscribed meanwhile.
+
+    The list's statuses are read only when someone has no outcome (rare), not for every send.
+    """
+    missing = [s.key for s in recipients.due() if s.key not in reached]
+    if not missing:
+        return 0
     recipients.refresh()
-    return sum(
-        1 for s in recipients.due() if s.key not in outcomes and recipients.status(s.key) in (None, "active")
-    )
+    return sum(1 for key in missing if recipients.status(key) in (None, "active"))
 
 
 def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: bool | None) -> list[str]:
@@ -649,7 +656,7 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
     return reasons
 
 
-def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
+def mark_bounces(config: Config, summary: LedgerSummary | RoundScan) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
 
     Only the addresses refused in this send (``summary``) can have reached the
@@ -657,7 +664,7 @@ def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
     not by parsing every line). Refusals from before a subscriber (re)joined do
     not count: someone who comes back after a bounce starts with a clean slate.
     """
-    refused = {to for to, o in summary.outcomes.items() if o.refused}
+    refused = summary.refused
     if not refused:
         return []
     known = config.feeds.slugs

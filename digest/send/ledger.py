@@ -42,6 +42,7 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, fsync_directory
+from digest.send.keys import KeySet, key_digest
 
 __all__ = [
     "FINAL",
@@ -49,12 +50,14 @@ __all__ = [
     "LedgerTally",
     "LedgerWriter",
     "Outcome",
+    "RoundScan",
     "ledger_path",
     "ledger_stems",
     "read_ledger",
     "read_recipients",
     "read_tally",
     "recipients_path",
+    "scan_round",
     "send_lock",
     "shard_sizes",
     "write_recipients",
@@ -153,6 +156,11 @@ class LedgerSummary:
         return {to for to, o in self.outcomes.items() if o.status in FINAL}
 
     @property
+    def refused(self) -> frozenset[str]:
+        """The recipients refused for good this round (what bounce marking looks at)."""
+        return frozenset(to for to, o in self.outcomes.items() if o.refused)
+
+    @property
     def exists(self) -> bool:
         return bool(self.outcomes) or self.started or self.finished
 
@@ -165,13 +173,7 @@ class LedgerSummary:
 
 def _records(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[dict[str, Any]]:
     """The JSON lines of one file; with ``select``, only the lines it matches (the rest is not parsed)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
-    for raw in data.split(b"\n") if select is None else _selected_lines(data, select):
+    for raw in _lines(path, select):
         if not raw.strip():
             continue
         try:
@@ -180,6 +182,24 @@ def _records(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[di
             continue  # a torn line from a crash: that message counts as not done
         if isinstance(record, dict):
             yield record
+
+
+def _lines(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[bytes]:
+    """The raw lines of one file: streamed, or (with ``select``) the matching ones from one read."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
+    with handle:
+        try:
+            if select is not None:
+                yield from _selected_lines(handle.read(), select)
+            else:
+                yield from handle
+        except OSError as exc:
+            raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
 
 
 def _selected_lines(data: bytes, select: re.Pattern[bytes]) -> Iterator[bytes]:
@@ -240,6 +260,73 @@ def read_ledger(state_dir: Path, stem: str, only: Collection[str] | None = None)
     return LedgerSummary(current, outcomes, started, current in finished)
 
 
+@dataclass(frozen=True)
+class RoundScan:
+    """The current round counted in one streaming pass: digests of who ended how, not an object each.
+
+    What a send needs of a ledger that may hold a million lines: the counts, who
+    is done (``final``), who has any outcome (``reached``), and the few
+    addresses refused for good (``refused``, for bounce marking).
+    """
+
+    round: int
+    by_status: dict[str, set[int]]  # status -> digests of the recipients whose best outcome it is
+    refused: frozenset[str]
+    started: bool = False
+    finished: bool = False
+
+    @property
+    def exists(self) -> bool:
+        return any(self.by_status.values()) or self.started or self.finished
+
+    @property
+    def final(self) -> KeySet:
+        return KeySet(parts=[keys for status, keys in self.by_status.items() if status in FINAL])
+
+    @property
+    def reached(self) -> KeySet:
+        return KeySet(parts=self.by_status.values())
+
+    def tally(self) -> LedgerTally:
+        counts = {status: len(keys) for status, keys in self.by_status.items() if keys}
+        return LedgerTally(self.round, counts, self.finished, self.exists)
+
+
+def scan_round(state_dir: Path, stem: str) -> RoundScan:
+    """:func:`read_ledger`'s merge (the most final outcome wins), streamed into sets of digests."""
+    files = _shard_files(state_dir, stem)
+    current, started, finished = 1, False, set()
+    for raw in _lines(files[0]):
+        if b'_round"' in raw and isinstance(record := _json(raw), dict):  # a marker line
+            if isinstance(number := record.get("start_round"), int):
+                current, started = number, True
+            elif isinstance(number := record.get("finished_round"), int):
+                finished.add(number)
+    by_status: dict[str, set[int]] = {status: set() for status in _RANK}
+    refused: set[str] = set()
+    for path in files:
+        for record in _records(path):
+            outcome = _outcome(record) if "to" in record else None
+            if outcome is None or outcome.round != current:
+                continue
+            digest, rank = key_digest(outcome.to), _RANK.get(outcome.status, -1)
+            if any(digest in keys for s, keys in by_status.items() if _RANK.get(s, -1) > rank):
+                continue  # a more final outcome is known
+            for status, keys in by_status.items():
+                if _RANK.get(status, -1) <= rank:
+                    keys.discard(digest)
+            by_status.setdefault(outcome.status, set()).add(digest)
+            (refused.add if outcome.refused else refused.discard)(outcome.to)
+    return RoundScan(current, by_status, frozenset(refused), started, current in finished)
+
+
+def _json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def read_tally(state_dir: Path, stem: str) -> LedgerTally:
     """The current round's counts: from the finish marker when it is the last line, else by reading it all.
 
@@ -261,7 +348,7 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
             return LedgerTally(int(marker["finished_round"]), tally, finished=True, exists=True)
         except (TypeError, ValueError):
             pass  # a hand-edited marker: count the lines instead
-    tally = read_ledger(state_dir, stem).tally()
+    tally = scan_round(state_dir, stem).tally()
     return replace(tally, due=_due(recipients_path(state_dir, stem, tally.round)))
 
 

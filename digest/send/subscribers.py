@@ -42,6 +42,7 @@ from digest.send.journal import (
     read_journal,
     settle_journal,
 )
+from digest.send.keys import KeySet
 
 __all__ = [
     "HEADER",
@@ -313,9 +314,9 @@ class _Overlay:
 def _overlaid(scan: _Scan) -> Iterator[tuple[_Row, Problem | None]]:
     """The scan's rows with the journal's pending changes applied, then the addresses it adds."""
     overlay = _Overlay(read_journal(scan.path).pending(list_signature(scan.path)))
-    seen: set[str] = set()
+    seen: set[str] = set()  # only the addresses the journal changes: small
     for row, problem in scan:
-        if row.key is not None:
+        if row.key is not None and row.key in overlay:
             seen.add(row.key)
         if row.subscriber is not None and row.key in overlay:
             row = replace(row, subscriber=overlay.apply(row.key, row.subscriber))
@@ -391,7 +392,7 @@ class _Scan:
                 ) from None
 
     def _records(self, handle: Any) -> Iterator[tuple[_Row, Problem | None]]:
-        seen: set[str] = set()
+        seen = KeySet()  # digests, not strings: flat memory however long the list
         first = next(handle, None)
         if first is None:
             return
@@ -447,7 +448,7 @@ class _Scan:
             return None
 
     def _row(
-        self, text: str, fields: list[str], number: int, last: int, seen: set[str]
+        self, text: str, fields: list[str], number: int, last: int, seen: KeySet
     ) -> tuple[_Row, Problem | None]:
         if not any(field.strip() for field in fields):
             return _Row(text, None), None
