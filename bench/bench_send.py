@@ -196,6 +196,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--baseline", type=int, default=2000, help="messages for the naive baseline")
+    parser.add_argument(
+        "--asyncio", action="store_true", help="also send on asyncio's own loop (DIGEST_UVLOOP=0)"
+    )
     parser.add_argument("--source", type=int, default=20_000, help="messages for smtp-source (at most N)")
     parser.add_argument(
         "--issue",
@@ -234,9 +237,13 @@ def main() -> None:
                 f"sink: {sink_name}; issue {issue.name}: {len(message):,} bytes per message on the wire; "
                 f"load average {os.getloadavg()[0]:.1f}"
             )
-            wall, cpu, peaks, out = measure_process(
-                [*digest, "send", issue.stem, "--no-progress", "--force", *config], env
-            )
+            send = [*digest, "send", issue.stem, "--no-progress", "--force", *config]
+            if args.asyncio:  # the same send on asyncio's own event loop, from a fresh ledger
+                wall, cpu, peaks, out = measure_process(send, {**env, "DIGEST_UVLOOP": "0"})
+                sending = out.rsplit("(", 1)[-1].split(")")[0]
+                line("digest (asyncio)", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
+                shutil.rmtree(root / "state" / "ledger")
+            wall, cpu, peaks, out = measure_process(send, env)
             sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
             ours = line("digest send", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
             source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
