@@ -168,12 +168,13 @@ class _Recipients:
         self.snapshot = snapshot
         self.shard = shard
         self.shards = shards
+        self._journal_path = journal_path(path)
         self._signature = self._signatures()
         self._listed: dict[str, str] = {}  # statuses from the last whole read of the file
         self._journal: dict[str, str] = {}
 
     def _signatures(self) -> tuple[object, object]:
-        return list_signature(self.path), list_signature(journal_path(self.path))
+        return list_signature(self.path), list_signature(self._journal_path)
 
     def mine(self, key: str) -> bool:
         """Whether this shard sends to the address ``key`` (normalised, as the list finds duplicates).

@@ -42,7 +42,7 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, fsync_directory
-from digest.send.keys import KeySet, key_digest
+from digest.send.keys import DigestMap, KeySet, key_digest
 
 __all__ = [
     "FINAL",
@@ -270,30 +270,32 @@ class RoundScan:
     """
 
     round: int
-    by_status: dict[str, set[int]]  # status -> digests of the recipients whose best outcome it is
+    best: DigestMap  # digest of a recipient -> 1 + the index in ``statuses`` of its most final outcome
+    statuses: tuple[str, ...]
     refused: frozenset[str]
     started: bool = False
     finished: bool = False
 
     @property
     def exists(self) -> bool:
-        return any(self.by_status.values()) or self.started or self.finished
+        return bool(len(self.best)) or self.started or self.finished
 
     @property
     def final(self) -> KeySet:
-        return KeySet(parts=[keys for status, keys in self.by_status.items() if status in FINAL])
+        codes = [n + 1 for n, status in enumerate(self.statuses) if status in FINAL]
+        return KeySet(of=self.best, values=codes)
 
     @property
     def reached(self) -> KeySet:
-        return KeySet(parts=self.by_status.values())
+        return KeySet(of=self.best, values=range(1, len(self.statuses) + 1))
 
     def tally(self) -> LedgerTally:
-        counts = {status: len(keys) for status, keys in self.by_status.items() if keys}
+        counts = {self.statuses[code - 1]: n for code, n in self.best.counts().items()}
         return LedgerTally(self.round, counts, self.finished, self.exists)
 
 
 def scan_round(state_dir: Path, stem: str) -> RoundScan:
-    """:func:`read_ledger`'s merge (the most final outcome wins), streamed into sets of digests."""
+    """:func:`read_ledger`'s merge (the most final outcome wins), streamed into a table of digests."""
     files = _shard_files(state_dir, stem)
     current, started, finished = 1, False, set()
     for raw in _lines(files[0]):
@@ -302,22 +304,24 @@ def scan_round(state_dir: Path, stem: str) -> RoundScan:
                 current, started = number, True
             elif isinstance(number := record.get("finished_round"), int):
                 finished.add(number)
-    by_status: dict[str, set[int]] = {status: set() for status in _RANK}
-    refused: set[str] = set()
+    statuses: list[str] = list(_RANK)
+    best, refused = DigestMap(), set()
     for path in files:
         for record in _records(path):
             outcome = _outcome(record) if "to" in record else None
             if outcome is None or outcome.round != current:
                 continue
-            digest, rank = key_digest(outcome.to), _RANK.get(outcome.status, -1)
-            if any(digest in keys for s, keys in by_status.items() if _RANK.get(s, -1) > rank):
+            if outcome.status not in statuses:
+                if len(statuses) >= 255:
+                    continue  # a ledger of made-up statuses: they count for nothing
+                statuses.append(outcome.status)
+            digest = key_digest(outcome.to)
+            known = best.get(digest)
+            if known and _RANK.get(outcome.status, -1) < _RANK.get(statuses[known - 1], -1):
                 continue  # a more final outcome is known
-            for status, keys in by_status.items():
-                if _RANK.get(status, -1) <= rank:
-                    keys.discard(digest)
-            by_status.setdefault(outcome.status, set()).add(digest)
+            best.put(digest, statuses.index(outcome.status) + 1)
             (refused.add if outcome.refused else refused.discard)(outcome.to)
-    return RoundScan(current, by_status, frozenset(refused), started, current in finished)
+    return RoundScan(current, best, tuple(statuses), frozenset(refused), started, current in finished)
 
 
 def _json(raw: bytes) -> object:

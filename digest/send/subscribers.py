@@ -596,12 +596,16 @@ class _Rewritten:
 class _Writer:
     """The new list being put together, record by record, with the index of where each address is."""
 
-    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None):
+    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None, *, lean: bool = False):
         self.scan = scan
         self.body: list[str] = []
         self.index = index
         self.want = want
         self.found: IndexRow | None = None
+        # lean: only the index is rebuilt (nothing to write back), so neither the text nor a dict of
+        # every address is kept; which addresses were seen is a set of digests (flat memory).
+        self.lean = lean
+        self.seen = KeySet()
         self.keys: dict[str, int] = {}
         self.line = 2  # the line the next record starts on
         self.shift = 0  # new line minus old line, for the lines inside the last record
@@ -613,10 +617,12 @@ class _Writer:
             self.shift = self.line - old if old else self.shift
         line = self.line if row.text else old + self.shift
         self._note(row.key, row.subscriber, problem, line)
-        self.body.append(row.text)
+        if not self.lean:
+            self.body.append(row.text)
         self.line += row.text.count("\n")
 
     def put(self, subscriber: Subscriber, original: str = "") -> None:
+        assert not self.lean, "a lean rewrite writes nothing back"
         header = self.scan.header
         if not original and self.body and not self.body[-1].endswith("\n"):
             self.body[-1] += self.scan.newline
@@ -629,9 +635,12 @@ class _Writer:
     def _note(
         self, key: str | None, subscriber: Subscriber | None, problem: Problem | None, line: int
     ) -> None:
-        if key is None or key in self.keys:
+        if key is None or (key in self.seen if self.lean else key in self.keys):
             return
-        self.keys[key] = -line if problem is not None else line
+        if self.lean:
+            self.seen.add(key)
+        else:
+            self.keys[key] = -line if problem is not None else line
         if self.index is None and key != self.want:
             return
         if subscriber is None or problem is not None:
@@ -666,7 +675,7 @@ def _rewritten(
 ) -> _Rewritten:
     scan = _Scan(path, known)
     overlay = _Overlay(changes)
-    writer = _Writer(scan, index, want)
+    writer = _Writer(scan, index, want, lean=not (changes or edit or append))
     kept: set[int] = set()
     for row, problem in scan:
         subscriber = row.subscriber
