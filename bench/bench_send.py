@@ -1,12 +1,13 @@
 """Benchmark: send one real-sized issue to N generated subscribers through a local SMTP sink.
 
-Run: python bench/bench_send.py [--subscribers 10000] [--concurrency 8]
+Run: python bench/bench_send.py [--subscribers 10000] [--issue PATH] [--concurrency 8]
 
 The sink is postfix's ``smtp-sink`` (a C program, from Debian's postfix package)
-when it is installed, else an aiosmtpd sink in its own process. Next to
-``digest send`` the same run measures a naive baseline: stdlib smtplib, one
-connection per message, an ``EmailMessage`` built per recipient. Each side runs
-in its own process, so CPU time and peak RSS are its own.
+when it is installed, else an aiosmtpd sink in its own process. Into the same
+sink, in one run: ``digest send``; postfix's C client ``smtp-source`` sending
+digest's own rendered message (the loopback limit); and a naive baseline
+(stdlib smtplib, one connection and an ``EmailMessage`` per message). Each runs
+in its own processes; the peak RSS of every one of them is read from /proc.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
+import threading
 import time
 from pathlib import Path
 
-from common import EXAMPLES, issue_files
+from common import CORPUS, EXAMPLES, issue_files
 
 SINK_SCRIPT = """
 import asyncio, sys
@@ -89,15 +90,103 @@ def start_sink(port: int) -> tuple[subprocess.Popen[bytes], str]:
     return process, "aiosmtpd sink (install postfix for smtp-sink)"
 
 
-def measure_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process (and its output)."""
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                todo.extend(int(c) for c in handle.read().split())
+        except OSError:
+            pass
+    return found
+
+
+def _hwm_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def measure_process(command: list[str], env: dict[str, str]) -> tuple[float, float, list[float], str]:
+    """Wall seconds, CPU seconds, the peak RSS (MB) of each process of the tree, and its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, check=True, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    peaks: dict[int, float] = {}
+
+    def watch() -> None:
+        while process.poll() is None:
+            for pid in _descendants(process.pid):
+                if (hwm := _hwm_mb(pid)) is not None:
+                    peaks[pid] = max(peaks.get(pid, 0.0), hwm)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out, _ = process.communicate()
     wall = time.perf_counter() - start
+    watcher.join()
+    if process.returncode:
+        raise SystemExit(f"{command[:4]} failed with status {process.returncode}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024, result.stdout
+    peaks.setdefault(process.pid, after.ru_maxrss / 1024)
+    return wall, cpu, [peaks[p] for p in sorted(peaks)], out
+
+
+CONFIG = """
+[site]
+title = "嵌入式AI简报"
+base_url = "https://example.org/report/"
+timezone = "Asia/Shanghai"
+[paths]
+issues = "issues"
+state = "state"
+subscribers = "subscribers.csv"
+[email]
+from = "嵌入式AI简报 <digest@example.org>"
+transport = "smtp://127.0.0.1:{port}"
+starttls = "off"
+unsubscribe_url = "https://example.org/unsubscribe"
+unsubscribe_mailto = "unsubscribe@example.org"
+base_url = "https://example.org/"
+concurrency = {concurrency}
+max_per_connection = 1000
+"""
+
+
+def rendered_message(root: Path, issue: Path) -> bytes:
+    """digest's own message for the first subscriber, as it goes on the wire (CRLF)."""
+    from digest.config import load_config
+    from digest.mail.message import MessageFactory
+    from digest.mail.render import DigestRenderer
+    from digest.mail.tokens import load_secret
+    from digest.newsletter.parse import read_issue
+
+    config = load_config(root / "digest.toml")
+    parsed = read_issue(root / "issues" / issue.name)
+    date = "Tue, 01 Dec 2026 00:00:00 +0000"
+    factory = MessageFactory(parsed, config, load_secret(config.paths.state), date)
+    variant = DigestRenderer.for_issue(parsed, config).variant()
+    assert variant is not None
+    return factory.build("reader0@example.com", "读者0", variant).data
+
+
+def line(name: str, count: int, wall: float, cpu: float, peaks: list[float], note: str = "") -> float:
+    rate = count / wall
+    rss = ", ".join(f"{p:.0f}" for p in peaks)
+    print(
+        f"{name:<16} {count:>8} msgs {rate:8.0f} msg/s  wall {wall:6.1f}s  "
+        f"cpu {cpu * 1000 / count:5.2f} ms/msg  peak RSS MB [{rss}]  {note}"
+    )
+    return rate
 
 
 def main() -> None:
@@ -108,67 +197,82 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--baseline", type=int, default=2000, help="messages for the naive baseline")
     parser.add_argument(
-        "--issue", default="2022-07-01", help="issue stem (a real issue when ../shared is there)"
+        "--asyncio", action="store_true", help="also send on asyncio's own loop (DIGEST_UVLOOP=0)"
+    )
+    parser.add_argument("--source", type=int, default=20_000, help="messages for smtp-source (at most N)")
+    parser.add_argument(
+        "--issue",
+        default=str(CORPUS / "2022-07-01.md"),
+        help="an issue file (default: the largest real issue, else the bundled example)",
     )
     args = parser.parse_args()
 
-    candidates = issue_files() + sorted(EXAMPLES.glob("*.md"))  # the examples too, for --issue 2026-11-01
-    issue = next((p for p in candidates if p.stem == args.issue), candidates[-1])
+    issue = Path(args.issue)
+    if not issue.is_file():
+        issue = next((p for p in issue_files() + sorted(EXAMPLES.glob("*.md")) if p.stem == issue.stem), None)
+        issue = issue or sorted(EXAMPLES.glob("*.md"))[-1]
     port = free_port()
     sink, sink_name = start_sink(port)
+    env = {**os.environ, "DIGEST_SECRET": "benchmark-secret-0123456789"}
+    os.environ.update(env)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "issues").mkdir()
             shutil.copy(issue, root / "issues")
-            (root / "digest.toml").write_text(
-                textwrap.dedent(f"""
-                [site]
-                title = "嵌入式AI简报"
-                base_url = "https://example.org/report/"
-                timezone = "Asia/Shanghai"
-                [paths]
-                issues = "issues"
-                state = "state"
-                subscribers = "subscribers.csv"
-                [email]
-                from = "嵌入式AI简报 <digest@example.org>"
-                transport = "smtp://127.0.0.1:{port}"
-                starttls = "off"
-                unsubscribe_url = "https://example.org/unsubscribe"
-                unsubscribe_mailto = "unsubscribe@example.org"
-                base_url = "https://example.org/"
-                concurrency = {args.concurrency}
-                max_per_connection = 1000
-                """),
-                encoding="utf-8",
-            )
+            config_text = CONFIG.format(port=port, concurrency=args.concurrency)
+            (root / "digest.toml").write_text(config_text, encoding="utf-8")
             with open(root / "subscribers.csv", "w", encoding="utf-8") as handle:
                 handle.write("email,name,sections,status,since\n")
                 for n in range(args.subscribers):
                     handle.write(f"reader{n}@example.com,读者{n},,active,2026-01-01\n")
-            env = {**os.environ, "DIGEST_SECRET": "benchmark-secret-0123456789"}
             digest = [sys.executable, "-m", "digest"]
             config = ["--config", str(root / "digest.toml")]
             subprocess.run(
                 [*digest, "preview", issue.stem, *config], check=True, env=env, stdout=subprocess.DEVNULL
             )
-            eml_html = root / "var" / "previews" / issue.stem / "email.html"
-            html_size = eml_html.stat().st_size
-            wall, cpu, rss, out = measure_process(
-                [*digest, "send", issue.stem, "--no-progress", "--force", *config], env
-            )
-            sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
-            print(f"sink: {sink_name}; issue {issue.name}, HTML {html_size / 1024:.0f} KB per message")
+            message = rendered_message(root, issue)
+            (root / "message.eml").write_bytes(message.replace(b"\r\n", b"\n"))
             print(
-                f"digest send      {args.subscribers:>7} msgs  {args.subscribers / wall:8.0f} msg/s  "
-                f"wall {wall:6.1f}s  cpu {cpu:6.1f}s  peak RSS {rss:6.1f} MB  "
-                f"(concurrency {args.concurrency}; {sending} once started)"
+                f"sink: {sink_name}; issue {issue.name}: {len(message):,} bytes per message on the wire; "
+                f"load average {os.getloadavg()[0]:.1f}"
             )
+            send = [*digest, "send", issue.stem, "--no-progress", "--force", *config]
+            if args.asyncio:  # the same send on asyncio's own event loop, from a fresh ledger
+                wall, cpu, peaks, out = measure_process(send, {**env, "DIGEST_UVLOOP": "0"})
+                sending = out.rsplit("(", 1)[-1].split(")")[0]
+                line("digest (asyncio)", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
+                shutil.rmtree(root / "state" / "ledger")
+            wall, cpu, peaks, out = measure_process(send, env)
+            sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
+            ours = line("digest send", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
+            source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+            c_rate = 0.0
+            if Path(source).exists():
+                count = min(args.source, args.subscribers)
+                wall, cpu, peaks, _ = measure_process(
+                    [
+                        source,
+                        "-s",
+                        str(args.concurrency),
+                        "-m",
+                        str(count),
+                        "-f",
+                        "digest@example.org",
+                        "-t",
+                        "reader0@example.com",
+                        "-F",
+                        str(root / "message.eml"),
+                        f"127.0.0.1:{port}",
+                    ],
+                    env,
+                )
+                c_rate = line("smtp-source (C)", count, wall, cpu, peaks, f"(-s {args.concurrency})")
+            eml_html = root / "var" / "previews" / issue.stem / "email.html"
             text_file = root / "var" / "previews" / issue.stem / "email.txt"
             with open(root / "baseline.csv", "w", encoding="utf-8") as handle:
                 handle.write("email\n" + "".join(f"reader{n}@example.com\n" for n in range(args.baseline)))
-            wall, cpu, rss, _ = measure_process(
+            wall, cpu, peaks, _ = measure_process(
                 [
                     sys.executable,
                     "-c",
@@ -180,10 +284,9 @@ def main() -> None:
                 ],
                 env,
             )
-            print(
-                f"naive baseline   {args.baseline:>7} msgs  {args.baseline / wall:8.0f} msg/s  "
-                f"wall {wall:6.1f}s  cpu {cpu:6.1f}s  (smtplib, a connection and an EmailMessage per message)"
-            )
+            naive = line("naive smtplib", args.baseline, wall, cpu, peaks, "(a connection per message)")
+            c_part = f"digest/C {ours / c_rate:.2f}, " if c_rate else ""
+            print(f"{c_part}digest/naive {ours / naive:.1f}x; load average {os.getloadavg()[0]:.1f}")
     finally:
         if sink.stdin:
             sink.stdin.close()

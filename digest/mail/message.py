@@ -60,7 +60,7 @@ class Outgoing:
 
     recipient: str
     message_id: str
-    data: bytes  # CRLF line endings
+    data: bytes  # on the wire's terms: CRLF line endings, no line starting with a dot (SMTP sends it as is)
 
 
 def check_header_value(value: str, what: str) -> str:
@@ -204,7 +204,11 @@ class MessageFactory:
             f"--{boundary}--",
             "",
         ]
-        data = (CRLF.join(headers) + CRLF + CRLF + CRLF.join(body)).encode("ascii")
+        head = CRLF.join(headers)
+        # Dot-safe by construction: header lines start with a name, folded ones with a space, the
+        # parts with "--" or base64; so SMTP sends these bytes without stuffing (see transport).
+        assert not head.startswith(".") and "\n." not in head, "a header line starts with a dot"
+        data = (head + CRLF + CRLF + CRLF.join(body)).encode("ascii")
         if self.config.email.dkim is not None:
             data = self._dkim_sign(data)
         return Outgoing(address, message_id, data)

@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,18 @@ from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
 from digest.newsletter.model import Issue
 from digest.send.journal import journal_path
+from digest.send.keys import KeySet
 from digest.send.ledger import (
     LedgerSummary,
     LedgerWriter,
     Outcome,
+    RoundScan,
     ledger_path,
     ledger_stems,
     read_ledger,
     read_recipients,
     recipients_path,
+    scan_round,
     send_lock,
     shard_sizes,
     write_recipients,
@@ -76,6 +79,7 @@ __all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test
 MAX_BACKOFF = 60.0
 AUTO_PROCESSES_FROM = 1000  # recipients: below this one process is quicker than forking
 COUNTERS = ("sent", "failed", "deferred", "skipped", "unsubscribed_during")
+UVLOOP_ENV = "DIGEST_UVLOOP"
 UNSUBSCRIBED = object()  # what deliver() returns for a subscriber who left during the send
 
 
@@ -153,7 +157,7 @@ class _Recipients:
         self,
         path: Path,
         sections: Collection[str],
-        done: set[str],
+        done: Container[str],
         snapshot: Path,
         shard: int = 0,
         shards: int = 1,
@@ -164,12 +168,13 @@ class _Recipients:
         self.snapshot = snapshot
         self.shard = shard
         self.shards = shards
+        self._journal_path = journal_path(path)
         self._signature = self._signatures()
         self._listed: dict[str, str] = {}  # statuses from the last whole read of the file
         self._journal: dict[str, str] = {}
 
     def _signatures(self) -> tuple[object, object]:
-        return list_signature(self.path), list_signature(journal_path(self.path))
+        return list_signature(self.path), list_signature(self._journal_path)
 
     def mine(self, key: str) -> bool:
         """Whether this shard sends to the address ``key`` (normalised, as the list finds duplicates).
@@ -301,7 +306,7 @@ class _Job:
     round: int
     date: str
     secret: bytes
-    done: frozenset[str]
+    done: KeySet  # digests of who is done this round (shared with the forked processes, not copied)
     shard: int
     shards: int
 
@@ -428,7 +433,7 @@ class _Sender:
                 if not connection.connected:
                     await connection.connect()
                 envelope = self.factory.return_path(message.recipient)
-                code, reply = await connection.send(envelope, message.recipient, message.data)
+                code, reply = await connection.send(envelope, message.recipient, message.data, prepared=True)
             except SendFailure as failure:
                 last = failure
                 if failure.kind in ("fatal", "pause"):
@@ -474,12 +479,12 @@ def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) ->
     config = job.config
     snapshot = recipients_path(config.paths.state, job.issue.key, job.round)
     recipients = _Recipients(
-        config.paths.subscribers, config.feeds.slugs, set(job.done), snapshot, job.shard, job.shards
+        config.paths.subscribers, config.feeds.slugs, job.done, snapshot, job.shard, job.shards
     )
     with LedgerWriter(ledger_path(config.paths.state, job.issue.key, job.shard)) as ledger:
         sender = _Sender(job, ledger, shared, progress)
         try:
-            asyncio.run(sender.run(recipients))
+            _run_loop(sender.run(recipients))
         except ExceptionGroup as group:  # a worker failed (the ledger, say): say why, stop the others
             shared.stop.set()
             first = group.exceptions[0]
@@ -487,6 +492,22 @@ def _run_shard(job: _Job, shared: _Shared, progress: _Progress | None = None) ->
                 raise first from None
             return str(first)
     return sender.stop_reason
+
+
+def _run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """On uvloop's event loop when it is installed (``pip install 'digest-newsletter[fast]'``).
+
+    ``DIGEST_UVLOOP=0`` keeps asyncio's own (to compare the two).
+    """
+    try:
+        if os.environ.get(UVLOOP_ENV, "1") == "0":
+            raise ImportError
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
 
 
 def _child(job: _Job, shared: _Shared, parent: int) -> None:
@@ -542,15 +563,15 @@ def send_issue(
         )
     state = config.paths.state
     with send_lock(state, issue.key):
-        summary = read_ledger(state, issue.key)
+        summary = scan_round(state, issue.key)  # streamed: digests, not an object per recipient
         round_ = summary.round + 1 if resend and summary.exists else summary.round
         if round_ != summary.round:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
                 main.start_round(round_, now)
-        done = frozenset() if round_ != summary.round else frozenset(summary.done())
+        done = KeySet() if round_ != summary.round else summary.final
         snapshot = recipients_path(state, issue.key, round_)
         problems = _fix_recipients(path, known, snapshot, done)
-        recipients = _Recipients(path, known, set(done), snapshot)
+        recipients = _Recipients(path, known, done, snapshot)
         total = recipients.survey()
         shards = _process_count(config, total)
         report = SendReport(
@@ -565,9 +586,9 @@ def send_issue(
         report.seconds = time.monotonic() - started
         for name, value in shared.totals().items():
             setattr(report, name, value)
-        final = read_ledger(state, issue.key)
+        final = scan_round(state, issue.key)
         if not reasons:  # a stopped send says so; one that ran to the end accounts for everyone due
-            report.unreached = _unreached(recipients, final.outcomes)
+            report.unreached = _unreached(recipients, final.reached)
             report.deferred += report.unreached
         if not reasons and not report.deferred:
             with LedgerWriter(ledger_path(state, issue.key)) as main:
@@ -584,7 +605,7 @@ def send_issue(
     return report
 
 
-def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Collection[str]) -> list[str]:
+def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Container[str]) -> list[str]:
     """Read the list once: its unreadable lines, and (when the round starts) who is due, kept in ``snapshot``.
 
     A round that already has its snapshot (a resumed send) keeps it.
@@ -611,12 +632,16 @@ def _fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Co
     return problems
 
 
-def _unreached(recipients: _Recipients, outcomes: Collection[str]) -> int:
-    """How many of the round's recipients have no outcome and were not explicitly unsubscribed meanwhile."""
+def _unreached(recipients: _Recipients, reached: Container[str]) -> int:
+    """How many of the round's recipients have no outcome and were not explicitly unsubscribed meanwhile.
+
+    The list's statuses are read only when someone has no outcome (rare), not for every send.
+    """
+    missing = [s.key for s in recipients.due() if s.key not in reached]
+    if not missing:
+        return 0
     recipients.refresh()
-    return sum(
-        1 for s in recipients.due() if s.key not in outcomes and recipients.status(s.key) in (None, "active")
-    )
+    return sum(1 for key in missing if recipients.status(key) in (None, "active"))
 
 
 def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: bool | None) -> list[str]:
@@ -649,7 +674,7 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
     return reasons
 
 
-def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
+def mark_bounces(config: Config, summary: LedgerSummary | RoundScan) -> list[str]:
     """Mark subscribers bounced after ``[email] bounce_after`` permanent refusals in a row across issues.
 
     Only the addresses refused in this send (``summary``) can have reached the
@@ -657,7 +682,7 @@ def mark_bounces(config: Config, summary: LedgerSummary) -> list[str]:
     not by parsing every line). Refusals from before a subscriber (re)joined do
     not count: someone who comes back after a bounce starts with a clean slate.
     """
-    refused = {to for to, o in summary.outcomes.items() if o.refused}
+    refused = summary.refused
     if not refused:
         return []
     known = config.feeds.slugs

@@ -42,6 +42,7 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, fsync_directory
+from digest.send.keys import DigestMap, KeySet, key_digest
 
 __all__ = [
     "FINAL",
@@ -49,12 +50,14 @@ __all__ = [
     "LedgerTally",
     "LedgerWriter",
     "Outcome",
+    "RoundScan",
     "ledger_path",
     "ledger_stems",
     "read_ledger",
     "read_recipients",
     "read_tally",
     "recipients_path",
+    "scan_round",
     "send_lock",
     "shard_sizes",
     "write_recipients",
@@ -153,6 +156,11 @@ class LedgerSummary:
         return {to for to, o in self.outcomes.items() if o.status in FINAL}
 
     @property
+    def refused(self) -> frozenset[str]:
+        """The recipients refused for good this round (what bounce marking looks at)."""
+        return frozenset(to for to, o in self.outcomes.items() if o.refused)
+
+    @property
     def exists(self) -> bool:
         return bool(self.outcomes) or self.started or self.finished
 
@@ -165,13 +173,7 @@ class LedgerSummary:
 
 def _records(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[dict[str, Any]]:
     """The JSON lines of one file; with ``select``, only the lines it matches (the rest is not parsed)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
-    for raw in data.split(b"\n") if select is None else _selected_lines(data, select):
+    for raw in _lines(path, select):
         if not raw.strip():
             continue
         try:
@@ -180,6 +182,24 @@ def _records(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[di
             continue  # a torn line from a crash: that message counts as not done
         if isinstance(record, dict):
             yield record
+
+
+def _lines(path: Path, select: re.Pattern[bytes] | None = None) -> Iterator[bytes]:
+    """The raw lines of one file: streamed, or (with ``select``) the matching ones from one read."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
+    with handle:
+        try:
+            if select is not None:
+                yield from _selected_lines(handle.read(), select)
+            else:
+                yield from handle
+        except OSError as exc:
+            raise StateError(f"cannot read the delivery ledger: {exc.strerror or exc}", path=path) from None
 
 
 def _selected_lines(data: bytes, select: re.Pattern[bytes]) -> Iterator[bytes]:
@@ -240,6 +260,77 @@ def read_ledger(state_dir: Path, stem: str, only: Collection[str] | None = None)
     return LedgerSummary(current, outcomes, started, current in finished)
 
 
+@dataclass(frozen=True)
+class RoundScan:
+    """The current round counted in one streaming pass: digests of who ended how, not an object each.
+
+    What a send needs of a ledger that may hold a million lines: the counts, who
+    is done (``final``), who has any outcome (``reached``), and the few
+    addresses refused for good (``refused``, for bounce marking).
+    """
+
+    round: int
+    best: DigestMap  # digest of a recipient -> 1 + the index in ``statuses`` of its most final outcome
+    statuses: tuple[str, ...]
+    refused: frozenset[str]
+    started: bool = False
+    finished: bool = False
+
+    @property
+    def exists(self) -> bool:
+        return bool(len(self.best)) or self.started or self.finished
+
+    @property
+    def final(self) -> KeySet:
+        codes = [n + 1 for n, status in enumerate(self.statuses) if status in FINAL]
+        return KeySet(of=self.best, values=codes)
+
+    @property
+    def reached(self) -> KeySet:
+        return KeySet(of=self.best, values=range(1, len(self.statuses) + 1))
+
+    def tally(self) -> LedgerTally:
+        counts = {self.statuses[code - 1]: n for code, n in self.best.counts().items()}
+        return LedgerTally(self.round, counts, self.finished, self.exists)
+
+
+def scan_round(state_dir: Path, stem: str) -> RoundScan:
+    """:func:`read_ledger`'s merge (the most final outcome wins), streamed into a table of digests."""
+    files = _shard_files(state_dir, stem)
+    current, started, finished = 1, False, set()
+    for raw in _lines(files[0]):
+        if b'_round"' in raw and isinstance(record := _json(raw), dict):  # a marker line
+            if isinstance(number := record.get("start_round"), int):
+                current, started = number, True
+            elif isinstance(number := record.get("finished_round"), int):
+                finished.add(number)
+    statuses: list[str] = list(_RANK)
+    best, refused = DigestMap(), set()
+    for path in files:
+        for record in _records(path):
+            outcome = _outcome(record) if "to" in record else None
+            if outcome is None or outcome.round != current:
+                continue
+            if outcome.status not in statuses:
+                if len(statuses) >= 255:
+                    continue  # a ledger of made-up statuses: they count for nothing
+                statuses.append(outcome.status)
+            digest = key_digest(outcome.to)
+            known = best.get(digest)
+            if known and _RANK.get(outcome.status, -1) < _RANK.get(statuses[known - 1], -1):
+                continue  # a more final outcome is known
+            best.put(digest, statuses.index(outcome.status) + 1)
+            (refused.add if outcome.refused else refused.discard)(outcome.to)
+    return RoundScan(current, best, tuple(statuses), frozenset(refused), started, current in finished)
+
+
+def _json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def read_tally(state_dir: Path, stem: str) -> LedgerTally:
     """The current round's counts: from the finish marker when it is the last line, else by reading it all.
 
@@ -261,7 +352,7 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
             return LedgerTally(int(marker["finished_round"]), tally, finished=True, exists=True)
         except (TypeError, ValueError):
             pass  # a hand-edited marker: count the lines instead
-    tally = read_ledger(state_dir, stem).tally()
+    tally = scan_round(state_dir, stem).tally()
     return replace(tally, due=_due(recipients_path(state_dir, stem, tally.round)))
 
 
@@ -352,7 +443,8 @@ class LedgerWriter:
         self.path = path
         self._fd = -1
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
-        self._flushing = False
+        self.commits = 0  # fsyncs of outcome lines, and the lines they made durable
+        self.lines = 0
 
     def __enter__(self) -> LedgerWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,29 +487,33 @@ class LedgerWriter:
         os.fsync(self._fd)
 
     async def record(self, outcome: Outcome) -> None:
-        """Append one outcome; returns once it is on disk (group commit with concurrent callers)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Append one outcome; returns once it is on disk.
+
+        Group commit: the lines of every worker that finished in the same turn
+        of the event loop go out in one write and one fsync, made from the loop
+        itself once those workers have had their turn. Each worker waits for its
+        own line before it takes the next recipient, so a crash still loses at
+        most the messages in flight, one per connection.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((outcome.line(), future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
         await future
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
-                except OSError as exc:
-                    error = StateError(
-                        f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path
-                    )
-                    for _, future in batch:
-                        future.set_exception(error)
-                    continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-        finally:
-            self._flushing = False
+            self._write(b"".join(line for line, _ in batch))
+        except OSError as exc:
+            error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self.commits += 1
+        self.lines += len(batch)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)

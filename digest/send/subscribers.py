@@ -40,6 +40,7 @@ from digest.send.journal import (
     read_journal,
     settle_journal,
 )
+from digest.send.keys import KeySet
 
 __all__ = [
     "HEADER",
@@ -312,9 +313,9 @@ class _Overlay:
 def _overlaid(scan: _Scan) -> Iterator[tuple[_Row, Problem | None]]:
     """The scan's rows with the journal's pending changes applied, then the addresses it adds."""
     overlay = _Overlay(read_journal(scan.path).pending(list_signature(scan.path)))
-    seen: set[str] = set()
+    seen: set[str] = set()  # only the addresses the journal changes: small
     for row, problem in scan:
-        if row.key is not None:
+        if row.key is not None and row.key in overlay:
             seen.add(row.key)
         if row.subscriber is not None and row.key in overlay:
             row = replace(row, subscriber=overlay.apply(row.key, row.subscriber))
@@ -390,7 +391,7 @@ class _Scan:
                 ) from None
 
     def _records(self, handle: Any) -> Iterator[tuple[_Row, Problem | None]]:
-        seen: set[str] = set()
+        seen = KeySet()  # digests, not strings: flat memory however long the list
         first = next(handle, None)
         if first is None:
             return
@@ -446,7 +447,7 @@ class _Scan:
             return None
 
     def _row(
-        self, text: str, fields: list[str], number: int, last: int, seen: set[str]
+        self, text: str, fields: list[str], number: int, last: int, seen: KeySet
     ) -> tuple[_Row, Problem | None]:
         if not any(field.strip() for field in fields):
             return _Row(text, None), None
@@ -579,12 +580,16 @@ class _Rewritten:
 class _Writer:
     """The new list being put together, record by record, with the index of where each address is."""
 
-    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None):
+    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None, *, lean: bool = False):
         self.scan = scan
         self.body: list[str] = []
         self.index = index
         self.want = want
         self.found: IndexRow | None = None
+        # lean: only the index is rebuilt (nothing to write back), so neither the text nor a dict of
+        # every address is kept; which addresses were seen is a set of digests (flat memory).
+        self.lean = lean
+        self.seen = KeySet()
         self.keys: dict[str, int] = {}
         self.line = 2  # the line the next record starts on
         self.shift = 0  # new line minus old line, for the lines inside the last record
@@ -596,10 +601,12 @@ class _Writer:
             self.shift = self.line - old if old else self.shift
         line = self.line if row.text else old + self.shift
         self._note(row.key, row.subscriber, problem, line)
-        self.body.append(row.text)
+        if not self.lean:
+            self.body.append(row.text)
         self.line += row.text.count("\n")
 
     def put(self, subscriber: Subscriber, original: str = "") -> None:
+        assert not self.lean, "a lean rewrite writes nothing back"
         header = self.scan.header
         if not original and self.body and not self.body[-1].endswith("\n"):
             self.body[-1] += self.scan.newline
@@ -612,9 +619,12 @@ class _Writer:
     def _note(
         self, key: str | None, subscriber: Subscriber | None, problem: Problem | None, line: int
     ) -> None:
-        if key is None or key in self.keys:
+        if key is None or (key in self.seen if self.lean else key in self.keys):
             return
-        self.keys[key] = -line if problem is not None else line
+        if self.lean:
+            self.seen.add(key)
+        else:
+            self.keys[key] = -line if problem is not None else line
         if self.index is None and key != self.want:
             return
         if subscriber is None or problem is not None:
@@ -649,7 +659,7 @@ def _rewritten(
 ) -> _Rewritten:
     scan = _Scan(path, known)
     overlay = _Overlay(changes)
-    writer = _Writer(scan, index, want)
+    writer = _Writer(scan, index, want, lean=not (changes or edit or append))
     kept: set[int] = set()
     for row, problem in scan:
         subscriber = row.subscriber

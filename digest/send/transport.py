@@ -76,7 +76,9 @@ class SendFailure(TransportError):
 
 class Connection(Protocol):
     async def connect(self) -> None: ...
-    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]: ...
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+    ) -> tuple[int, str]: ...
     async def close(self) -> None: ...
     @property
     def connected(self) -> bool: ...
@@ -179,6 +181,11 @@ class SmtpConnection:
         )
         try:
             await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:  # so the extensions are known before the first MAIL
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
             if spec.username:
                 await self._login(smtp)
         except SendFailure:
@@ -206,7 +213,10 @@ class SmtpConnection:
             raise SendFailure("fatal", None, problem)
         await smtp.login(spec.username, password)
 
-    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+    ) -> tuple[int, str]:
+        """One transaction; ``prepared``: ``data`` is CRLF and dot-safe already (:func:`_send_prepared`)."""
         import aiosmtplib
 
         if self._smtp is None:
@@ -214,9 +224,12 @@ class SmtpConnection:
         smtp = self._smtp
         assert smtp is not None
         try:
-            _responses, message = await smtp.sendmail(sender, [recipient], data)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refusal = exc.recipients[0]
+            if prepared:
+                message = await _send_prepared(smtp, sender, recipient, data, self.spec.timeout)
+            else:
+                _responses, message = await smtp.sendmail(sender, [recipient], data)
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused) as exc:
+            refusal = exc.recipients[0] if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) else exc
             await self._reset()
             raise _reply_failure(refusal.code, refusal.message) from None
         except aiosmtplib.SMTPSenderRefused as exc:
@@ -260,6 +273,37 @@ class SmtpConnection:
             await smtp.quit()
         except Exception:
             smtp.close()
+
+
+async def _send_prepared(
+    smtp: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, timeout: float
+) -> str:
+    """MAIL, RCPT, DATA for bytes already on the wire's terms; the server's reply to the DATA.
+
+    ``sendmail`` makes three passes over every message (line endings, dot
+    stuffing, and again for SIZE); a message from :class:`MessageFactory` is
+    CRLF throughout and no line of it starts with a dot (headers it writes,
+    base64 bodies), so its bytes go to the socket as they are, and SIZE is
+    their length. A refusal raises as ``sendmail`` would; 250 comes back only
+    after the server's reply to the final dot.
+    """
+    import aiosmtplib
+
+    options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
+    await smtp.mail(sender, options=options, timeout=timeout)
+    await smtp.rcpt(recipient, timeout=timeout)
+    start = await smtp.execute_command(b"DATA", timeout=timeout)
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    protocol.write(data)
+    protocol.write(b".\r\n")
+    response = await protocol.read_response(timeout=timeout)
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response.message
 
 
 @functools.cache
@@ -338,7 +382,9 @@ class MaildirConnection:
             ) from None
         self._ready = True
 
-    async def send(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+    ) -> tuple[int, str]:
         if not self._ready:
             await self.connect()
         self._counter += 1
