@@ -404,3 +404,20 @@ def test_a_test_copy_goes_to_one_address_outside_the_ledger(site, smtp):
     smtp.faults.reject = {"editor@example.com"}
     with pytest.raises(DeliveryError, match=r"test copy to editor@example\.com not sent"):
         send_test_copy(site.config, issue, "editor@example.com", NOW)
+
+
+def test_refusals_broken_by_a_delivery_are_not_in_a_row_and_count_as_failed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\n")
+    refused = {USERS[0], USERS[1], USERS[3], USERS[4]}  # two, a delivery, two, a delivery
+    original = smtp.handle_RCPT
+
+    async def refuse_some(server, session, envelope, address, rcpt_options):
+        if address.lower() in refused:
+            return "550 Rejected"
+        return await original(server, session, envelope, address, rcpt_options)
+
+    smtp.handle_RCPT = refuse_some
+    report = send(site, issue)
+    assert (report.sent, report.failed, report.deferred) == (2, 4, 0)
+    assert statuses(site) == {a: "failed" if a in refused else "sent" for a in USERS}
+    assert read_tally(site.config.paths.state, issue.key).finished
