@@ -112,6 +112,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
     config = _config(args)
     build = build_feeds_now(config)
+    if build.warning is not None:
+        _error(f"warning: {build.warning}")
     print(describe(build))
     for path in build.written:
         print(f"  wrote {path}")

@@ -106,7 +106,7 @@ def run_once(config: Config, now: dt.datetime | None = None) -> RunReport:
 
 def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     from digest.errors import DigestError
-    from digest.feeds.build import build_feeds, describe, load_feed_state
+    from digest.feeds.build import build_feeds, describe
     from digest.release import idle
     from digest.release.rules import published_issues
     from digest.release.tracking import issue_statuses, scan_issues
@@ -120,9 +120,9 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
     if state_note:
         report.say(f"state: {state_note}")
     statuses = issue_statuses(config, catalog, now)
-    if (warning := load_feed_state(config.paths.state)[1]) is not None:
-        report.say(f"warning: {warning}")
     build = build_feeds(published_issues(catalog.issues, now), config, now)
+    if build.warning is not None:
+        report.say(f"warning: {build.warning}")
     if build.written:
         report.say(describe(build))
     for status in statuses:

@@ -123,11 +123,6 @@ class FeedState:
 
     entries: Mapping[str, tuple[str, str]]
 
-    @classmethod
-    def load(cls, state_dir: Path) -> FeedState:
-        """The saved state; one that cannot be used is set aside (see :func:`load_feed_state`)."""
-        return load_feed_state(state_dir)[0]
-
     def save(self, state_dir: Path) -> bool:
         entries = {k: {"digest": d, "updated": u} for k, (d, u) in sorted(self.entries.items())}
         return write_json(state_dir / STATE_FILE, {"version": 1, "entries": entries})
@@ -513,18 +508,19 @@ class FeedBuild:
     written: tuple[Path, ...]
     feeds: int
     entries: int
+    warning: str | None = None  # feeds.json could not be used: set aside and rebuilt
 
 
 def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> FeedBuild:
     """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
     from digest.feeds.archive import archive_outputs
 
-    state = FeedState.load(config.paths.state)
+    state, warning = load_feed_state(config.paths.state)
     feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
     outputs = {**render_outputs(feeds, config), **archive_outputs(feeds, issues, config)}
     written = write_changed_files(outputs, config.paths.feeds)
     new_state.save(config.paths.state)
-    return FeedBuild(tuple(written), len(feeds), sum(len(f.entries) for f in feeds))
+    return FeedBuild(tuple(written), len(feeds), sum(len(f.entries) for f in feeds), warning)
 
 
 def describe(build: FeedBuild) -> str:
