@@ -6,7 +6,7 @@ to stat a few files and exit: no parsing, no config loading, no heavy imports.
 The inputs include every file of the delivery ledger directory, so a send that
 another process began and did not finish (``digest send`` killed, say) makes the
 next run a full one, which resumes it.
-This module imports only ``os``, ``sys``, ``marshal`` and ``zlib`` for that reason.
+This module imports only ``os``, ``sys`` and ``marshal`` (built in) for that reason.
 
 The snapshot is a cache, not state: it lives in ``$XDG_CACHE_HOME/digest/``,
 deleting it only costs one full run, and any doubt means a full run.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-import zlib
 
 __all__ = ["config_path_from_argv", "is_idle", "snapshot_path", "stat_inputs", "write_snapshot"]
 
@@ -47,8 +46,15 @@ def config_path_from_argv(argv: list[str]) -> str | None:
 
 def snapshot_path(config_path: str) -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = zlib.crc32(config_path.encode("utf-8", "surrogateescape"))
-    return os.path.join(cache, "digest", f"run-{key:08x}.snapshot")
+    return os.path.join(cache, "digest", f"run-{_path_key(config_path):016x}.snapshot")
+
+
+def _path_key(path: str) -> int:
+    """64-bit FNV-1a of the config path: a stable file name without importing zlib or hashlib."""
+    key = 0xCBF29CE484222325
+    for byte in path.encode("utf-8", "surrogateescape"):
+        key = ((key ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return key
 
 
 def _stat(path: str) -> tuple[int, int] | None:
