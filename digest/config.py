@@ -509,8 +509,9 @@ def _check(config: Config, reader: _Reader) -> None:
 def _check_bounces(config: Config, reader: _Reader) -> None:
     """``[email] return_path`` and ``[bounces]``: an address with at most a {token}; a mailbox URL."""
     return_path = config.email.return_path
-    if return_path and not re.fullmatch(
-        r"[^@\s<>{}]*(\{token\}[^@\s<>{}]*)?@[A-Za-z0-9.-]+\.[A-Za-z]+", return_path
+    if return_path and not (
+        return_path.isascii()  # it goes into MAIL FROM as it is
+        and re.fullmatch(r"[^@\s<>{}]*(\{token\}[^@\s<>{}]*)?@[A-Za-z0-9.-]+\.[A-Za-z]+", return_path)
     ):
         reader.fail("'email.return_path' must be an address such as bounces+{token}@example.org")
     bounces = config.bounces

@@ -328,3 +328,46 @@ def test_many_sends_in_one_process_leave_no_file_open(tmp_path):
         with LedgerWriter(ledger_path(tmp_path, f"2026-11-{n + 1:02}")) as writer:
             asyncio.run(writer.record(outcome("a@example.com", "sent")))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_lines_that_arrive_during_an_fsync_share_the_next_one(tmp_path, monkeypatch):
+    """Group commit: while one fsync runs (in its thread), the loop goes on and the next lines wait together."""
+    import threading
+
+    real_fsync = os.fsync
+    running, release = threading.Event(), threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        running.set()
+        assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def scenario(writer: LedgerWriter) -> None:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(writer.record(outcome("a@example.com", "sent")))
+        assert await loop.run_in_executor(None, running.wait, 10)  # the first line's fsync is running
+        rest = [asyncio.ensure_future(writer.record(outcome(f"r{n}@example.com", "sent"))) for n in range(5)]
+        loop.call_soon(release.set)  # once the five have queued their lines
+        await asyncio.gather(first, *rest)
+
+    with LedgerWriter(ledger_path(tmp_path, "x")) as writer:
+        asyncio.run(scenario(writer))
+        assert (writer.commits, writer.lines) == (2, 6)
+    assert len(read_ledger(tmp_path, "x").outcomes) == 6
+
+
+def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
+    import errno
+
+    from digest.errors import StateError
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with LedgerWriter(ledger_path(tmp_path, "x")) as writer:
+        monkeypatch.setattr(os, "fsync", broken_fsync)
+        with pytest.raises(StateError, match="cannot write the delivery ledger: Input/output error"):
+            asyncio.run(writer.record(outcome("a@example.com", "sent")))
+        assert (writer.commits, writer.lines) == (0, 0)

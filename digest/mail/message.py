@@ -13,6 +13,7 @@ injection works.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import re
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ MAX_LINE = 76  # folded header lines; keeps every RFC 2047 encoded-word within i
 # Structure only (the list is checked by email-validator when read): no spaces, no brackets or
 # separators that would let a value break out of its header, and a dotted domain.
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+_PART_HEADERS = {  # each body part's own headers, then the blank line before its base64
+    subtype: b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n' % subtype
+    for subtype in (b"plain", b"html")
+}
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
 
 
@@ -92,6 +97,11 @@ def encode_phrase(name: str, header_name: str) -> str:
         return ""
     if _ATEXT_PHRASE.match(name):
         return name if re.fullmatch(r"[A-Za-z0-9 ]*", name) else email.utils.quote(name).join('""')
+    data = name.encode("utf-8")
+    # A name that fits one encoded-word on the header's first line (most do) is that word, as
+    # email.header would write it; building a Header costs about 30 µs, a subscriber at a time.
+    if 12 + 4 * -(-len(data) // 3) <= MAX_LINE - len(header_name) - 2:
+        return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
     return Header(name, "utf-8", maxlinelen=MAX_LINE, header_name=header_name).encode(linesep=CRLF)
 
 
@@ -190,25 +200,25 @@ class MessageFactory:
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
         ]
-        body = [
-            f"--{boundary}",
-            'Content-Type: text/plain; charset="utf-8"',
-            "Content-Transfer-Encoding: base64",
-            "",
-            text,
-            f"--{boundary}",
-            'Content-Type: text/html; charset="utf-8"',
-            "Content-Transfer-Encoding: base64",
-            "",
-            html,
-            f"--{boundary}--",
-            "",
-        ]
         head = CRLF.join(headers)
         # Dot-safe by construction: header lines start with a name, folded ones with a space, the
         # parts with "--" or base64; so SMTP sends these bytes without stuffing (see transport).
         assert not head.startswith(".") and "\n." not in head, "a header line starts with a dot"
-        data = (head + CRLF + CRLF + CRLF.join(body)).encode("ascii")
+        delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+        data = b"".join(
+            (
+                head.encode("ascii"),
+                b"\r\n",
+                delimiter,
+                _PART_HEADERS[b"plain"],
+                *text,
+                delimiter,
+                _PART_HEADERS[b"html"],
+                *html,
+                delimiter[:-2],
+                b"--\r\n",
+            )
+        )
         if self.config.email.dkim is not None:
             data = self._dkim_sign(data)
         return Outgoing(address, message_id, data)

@@ -34,6 +34,7 @@ __all__ = [
     "DigestRenderer",
     "Fill",
     "RenderedDigest",
+    "base64_line_bytes",
     "base64_lines",
     "render_subject",
     "size_finding",
@@ -74,16 +75,20 @@ class Fill:
         return "".join(out)
 
     @functools.cached_property
-    def _base64_head(self) -> tuple[str, bytes]:
+    def _base64_head(self) -> tuple[bytes, bytes]:
         """The text before the first field, base64-encoded once: whole 57-byte lines, and the rest."""
         head = self.parts[0].encode("utf-8")
         whole = len(head) - len(head) % BASE64_LINE_BYTES
-        return base64_lines(head[:whole]), head[whole:]
+        return base64_line_bytes(head[:whole]), head[whole:]
 
-    def fill_base64(self, values: Mapping[str, str]) -> str:
-        """``fill(values)`` as UTF-8 in base64 lines; only the part from the first field on is encoded."""
+    def fill_base64(self, values: Mapping[str, str]) -> tuple[bytes, bytes]:
+        """``fill(values)`` as UTF-8 in base64 lines, in two pieces to be sent one after the other.
+
+        The first is the variant's own bytes, shared by every message (the text
+        before the first field, encoded once); only the rest is encoded per call.
+        """
         encoded_head, leftover = self._base64_head
-        return encoded_head + base64_lines(leftover + self._rest(values).encode("utf-8"))
+        return encoded_head, base64_line_bytes(leftover + self._rest(values).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,10 @@ class RenderedDigest:
         """(html, text) for one subscriber."""
         return self.html.fill(values), self.text.fill(values)
 
-    def personalise_base64(self, values: Mapping[str, str]) -> tuple[str, str]:
-        """(html, text) for one subscriber, already in base64 lines (the fast path for sending)."""
+    def personalise_base64(
+        self, values: Mapping[str, str]
+    ) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        """(html, text) for one subscriber in base64 lines, each as :meth:`Fill.fill_base64` gives it."""
         return self.html.fill_base64(values), self.text.fill_base64(values)
 
 
@@ -116,8 +123,13 @@ BASE64_LINE_BYTES = 57  # 76 base64 characters, the longest line RFC 2045 allows
 
 def base64_lines(data: bytes) -> str:
     """Base64 in CRLF-terminated lines of 76 characters."""
-    encoded = base64.b64encode(data).decode("ascii")
-    return "".join(encoded[i : i + 76] + "\r\n" for i in range(0, len(encoded), 76))
+    return base64_line_bytes(data).decode("ascii")
+
+
+def base64_line_bytes(data: bytes) -> bytes:
+    """:func:`base64_lines` as bytes, ready for the wire."""
+    encoded = base64.b64encode(data)
+    return b"".join([encoded[i : i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
 
 
 def warmup_heading(issue: Issue) -> str:

@@ -29,8 +29,10 @@ for every issue) reads the last line of one file, not every recipient's.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -436,13 +438,18 @@ def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+_Batch = list[tuple[bytes, asyncio.Future[None]]]  # ledger lines, and the workers waiting for them
+
+
 class LedgerWriter:
     """One open shard file: group-committed, fsynced appends."""
 
     def __init__(self, path: Path):
         self.path = path
         self._fd = -1
-        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._pending: _Batch = []
+        self._committing = False  # a batch is written and its fsync not yet back
+        self._syncer: concurrent.futures.ThreadPoolExecutor | None = None
         self.commits = 0  # fsyncs of outcome lines, and the lines they made durable
         self.lines = 0
 
@@ -453,6 +460,9 @@ class LedgerWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)  # an fsync still running finishes before the file closes
+            self._syncer = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -468,6 +478,7 @@ class LedgerWriter:
 
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
+        os.fsync(self._fd)
 
     def finish_round(
         self, number: int, now: dt.datetime, tally: LedgerTally, shards: Mapping[str, int]
@@ -478,42 +489,63 @@ class LedgerWriter:
         """
         marker = {"finished_round": number, "at": now.isoformat(), "counts": tally.counts, "shards": shards}
         self._write(json.dumps(marker, sort_keys=True).encode() + b"\n")
+        os.fsync(self._fd)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        os.fsync(self._fd)
 
     async def record(self, outcome: Outcome) -> None:
         """Append one outcome; returns once it is on disk.
 
-        Group commit: the lines of every worker that finished in the same turn
-        of the event loop go out in one write and one fsync, made from the loop
-        itself once those workers have had their turn. Each worker waits for its
-        own line before it takes the next recipient, so a crash still loses at
-        most the messages in flight, one per connection.
+        Group commit: lines are written from the event loop, and one fsync at a
+        time runs in a thread of its own, so the loop never waits for the disk.
+        The lines of every worker that finished in the same turn, or while the
+        previous fsync ran, go out in one write and one fsync. Each worker waits
+        for its own line before it takes the next recipient, so a crash still
+        loses at most the messages in flight, one per connection.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((outcome.line(), future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        if not self._committing:
+            self._committing = True
+            loop.call_soon(self._commit)  # after the other workers of this turn have added theirs
         await future
 
-    def _flush(self) -> None:
+    def _commit(self) -> None:
+        """Write the waiting lines and start their fsync; the next batch starts when it is back."""
         batch, self._pending = self._pending, []
+        if not batch:
+            self._committing = False
+            return
         try:
             self._write(b"".join(line for line, _ in batch))
         except OSError as exc:
-            error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
+            self._fail(batch, exc)
+            self._committing = False
+            return
+        if self._syncer is None:
+            self._syncer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger-fsync")
+        synced = asyncio.get_running_loop().run_in_executor(self._syncer, os.fsync, self._fd)
+        synced.add_done_callback(functools.partial(self._committed, batch))
+
+    def _committed(self, batch: _Batch, synced: asyncio.Future[None]) -> None:
+        error = OSError("the send was cancelled") if synced.cancelled() else synced.exception()
+        if error is not None:
+            self._fail(batch, error if isinstance(error, OSError) else OSError(str(error)))
+        else:
+            self.commits += 1
+            self.lines += len(batch)
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(error)
-            return
-        self.commits += 1
-        self.lines += len(batch)
+                    future.set_result(None)
+        self._commit()
+
+    def _fail(self, batch: _Batch, exc: OSError) -> None:
+        error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
         for _, future in batch:
             if not future.done():
-                future.set_result(None)
+                future.set_exception(error)

@@ -289,9 +289,18 @@ async def _send_prepared(
     """
     import aiosmtplib
 
-    options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
-    await smtp.mail(sender, options=options, timeout=timeout)
-    await smtp.rcpt(recipient, timeout=timeout)
+    # The addresses were checked when the message was built (and the list read): plain ASCII
+    # mailboxes, no brackets or spaces, so the commands are written as they are, without
+    # aiosmtplib parsing each address again.
+    options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
+    mail = await smtp.execute_command(
+        b"MAIL", b"FROM:<%s>" % sender.encode("ascii"), *options, timeout=timeout
+    )
+    if mail.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+    rcpt = await smtp.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("ascii"), timeout=timeout)
+    if rcpt.code not in (250, 251):
+        raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
     start = await smtp.execute_command(b"DATA", timeout=timeout)
     if start.code != 354:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
