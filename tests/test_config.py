@@ -87,6 +87,9 @@ def test_config_from_env_and_explicit_path(tmp_path, monkeypatch):
         ("[serve]\nsubscribe_per_hour = 0\n", "'serve.subscribe_per_hour' must be at least 1"),
         ("[serve]\nport = -1\n", "'serve.port' must be a port number"),
         ("[serve]\nport = 70000\n", "'serve.port' must be a port number"),
+        # MAIL FROM takes the return path as it is: ASCII, no brackets
+        ("[email]\nreturn_path = 'rück+{token}@example.org'\n", "'email.return_path' must be an address"),
+        ("[email]\nreturn_path = 'b<x>@example.org'\n", "'email.return_path' must be an address"),
     ],
 )
 def test_invalid_config_names_the_key_and_the_file(tmp_path, text, message):

@@ -421,3 +421,23 @@ def test_refusals_broken_by_a_delivery_are_not_in_a_row_and_count_as_failed(site
     assert (report.sent, report.failed, report.deferred) == (2, 4, 0)
     assert statuses(site) == {a: "failed" if a in refused else "sent" for a in USERS}
     assert read_tally(site.config.paths.state, issue.key).finished
+
+
+@pytest.mark.parametrize(
+    ("said", "exitcodes", "expected"),
+    [
+        ([], [0, 0], []),
+        ([(1, "paused: refused 3 in a row")], [0, 0], ["paused: refused 3 in a row"]),
+        # a process killed while the other says why it stopped: both are told, in shard order
+        (
+            [(1, "paused: quota")],
+            [-9, 0],
+            ["sending process 1 of 2 was killed by SIGKILL before its part was done", "paused: quota"],
+        ),
+        ([], [0, 0, 1], ["sending process 3 of 3 ended with status 1 before its part was done"]),
+        # a process that said why and then exited non-zero is told once, by its own words
+        ([(0, "stopped: TLS failed"), (0, "again")], [1, 0], ["stopped: TLS failed"]),
+    ],
+)
+def test_every_sending_process_that_stopped_early_is_named(said, exitcodes, expected):
+    assert delivery.stop_reasons(said, exitcodes) == expected

@@ -331,7 +331,7 @@ def test_many_sends_in_one_process_leave_no_file_open(tmp_path):
 
 
 def test_lines_that_arrive_during_an_fsync_share_the_next_one(tmp_path, monkeypatch):
-    """Group commit: while one fsync runs (in its thread), the loop goes on and the next lines wait together."""
+    """Group commit: while one fsync runs (in its thread), the loop goes on; the next lines wait together."""
     import threading
 
     real_fsync = os.fsync

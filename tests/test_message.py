@@ -201,3 +201,19 @@ def test_any_display_name_round_trips(name):
     assert parsed["To"].addresses[0].addr_spec == "a@example.com"
     # a long name folds into several encoded-words; readers may show a space at the fold
     assert "".join(parsed["To"].addresses[0].display_name.split()) == "".join(name.split())
+
+
+@pytest.mark.parametrize(
+    "name", ["读者", "读者0", "王小明", "読者さん", "읽는이", "读" * 14, "读" * 15, "读" * 30]
+)
+def test_a_short_name_is_the_encoded_word_email_header_writes(name):
+    """The fast path for one-word names writes what email.header would; longer names still fold there.
+
+    (A mostly-ASCII name such as "Zoë" gets B where email.header picks Q, the shorter: both are RFC 2047.)
+    """
+    from email.header import Header
+
+    from digest.mail.message import MAX_LINE
+
+    expected = Header(name, "utf-8", maxlinelen=MAX_LINE, header_name="To").encode(linesep="\r\n")
+    assert encode_phrase(name, "To") == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -137,3 +138,44 @@ def test_a_killed_manual_send_is_resumed_by_the_next_digest_run(site, smtp, run_
     status = subprocess.run([*digest_cmd(), "status", "--config", str(site.config_path)],
                             capture_output=True, text=True, env=run_env)  # fmt: skip
     assert "mailed" in next(x for x in status.stdout.splitlines() if x.startswith("2026-11-01"))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` forked (its sending processes), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_a_sending_process_killed_mid_send_is_named_and_its_part_resumed(site, smtp, run_env):
+    """One of two sending processes is SIGKILLed (the OOM killer, say): the other finishes its part."""
+    site.write_config(smtp_config(smtp.port, "processes = 2\nconcurrency = 4\n"))
+    site.copy_examples()
+    readers = [f"reader{n}@example.com" for n in range(1000)]
+    write_subscribers(site.root / "subscribers.csv", [(a, "", "", "active", "") for a in readers])
+
+    some = smtp.notify_at(100)
+    process = subprocess.Popen(send_cmd(site), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env)
+    while not some.wait(timeout=0.2):
+        assert process.poll() is None, process.communicate()[1].decode()
+    senders = _children(process.pid)
+    assert len(senders) >= 2  # the two sending processes (and multiprocessing's own helpers, if any)
+    os.kill(min(senders), signal.SIGKILL)
+    _, stderr = process.communicate()
+    assert process.returncode == 1
+    assert "was killed by SIGKILL before its part was done" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert len(smtp.per_recipient()) < 1000  # the killed process's part is not done
+
+    rerun = run_send(site, run_env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert set(smtp.per_recipient()) == set(readers)
+    assert sum(smtp.per_recipient().values()) <= 1000 + 2  # only the killed process's messages in flight

@@ -665,13 +665,31 @@ def _run_all(job: _Job, shared: _Shared, context: Any, total: int, progress: boo
             bar.refresh()
     finally:
         bar.close()
-    reasons = []
+    said = []
     while not shared.reasons.empty():
-        reasons.append(shared.reasons.get()[1])
-    for process in processes:
-        if process.exitcode and not reasons:
-            reasons.append(f"a sending process ended with status {process.exitcode}")
-    return reasons
+        said.append(shared.reasons.get())
+    return stop_reasons(said, [p.exitcode for p in processes])
+
+
+def stop_reasons(said: list[tuple[int, str]], exitcodes: list[int | None]) -> list[str]:
+    """Why a split send stopped, a line per sending process that stopped early, in shard order.
+
+    A process that died without a word (killed by the OOM killer, say) is named
+    by its exit status, whatever the others said.
+    """
+    reported: dict[int, str] = {}
+    for shard, reason in said:
+        reported.setdefault(shard, reason)
+    for shard, exitcode in enumerate(exitcodes):
+        if exitcode and shard not in reported:
+            how = (
+                f"was killed by {signal.Signals(-exitcode).name}"
+                if exitcode < 0 and -exitcode in signal.valid_signals()
+                else f"ended with status {exitcode}"
+            )
+            which = f"sending process {shard + 1} of {len(exitcodes)}"
+            reported[shard] = f"{which} {how} before its part was done"
+    return [reported[shard] for shard in sorted(reported)]
 
 
 def mark_bounces(config: Config, summary: LedgerSummary | RoundScan) -> list[str]:
