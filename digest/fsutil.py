@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from digest.errors import LockBusy, StateError
 
@@ -44,9 +44,16 @@ def fsync_directory(directory: Path) -> None:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, mode: int = 0o644, before_replace: Callable[[Path], None] | None = None
+    path: Path,
+    data: bytes | Callable[[BinaryIO], None],
+    *,
+    mode: int = 0o644,
+    before_replace: Callable[[Path], None] | None = None,
 ) -> None:
     """Replace ``path`` with ``data`` all at once: readers see the old file or the new one.
+
+    ``data`` is the bytes, or a function that writes them to the file it is given
+    (so a large file need not be held in memory).
 
     Any failure (a full disk, a read-only or missing folder, no permission) is a
     :class:`StateError` naming ``path``; the old file is then left as it was.
@@ -59,7 +66,10 @@ def atomic_write(
         raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -371,3 +371,25 @@ def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
         with pytest.raises(StateError, match="cannot write the delivery ledger: Input/output error"):
             asyncio.run(writer.record(outcome("a@example.com", "sent")))
         assert (writer.commits, writer.lines) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (b'{"a": 1}\n{"b": 2}\n', b'{"a": 1}\n{"b": 2}\n'),  # whole: left alone
+        (b'{"a": 1}\n{"b": 2}\n{"c": ', b'{"a": 1}\n{"b": 2}\n'),  # torn last line: cut
+        (b'{"a": 1}\n' + b"x" * 50, b'{"a": 1}\n'),  # a torn line longer than a block
+        (b"x" * 50, b""),  # not one whole line
+        (b"", b""),
+    ],
+)
+def test_opening_a_ledger_cuts_only_a_torn_last_line(tmp_path, monkeypatch, text, kept):
+    from digest.send import ledger
+
+    monkeypatch.setattr(ledger, "REPAIR_BLOCK", 8)  # so the search back crosses several blocks
+    path = ledger_path(tmp_path, "x")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text)
+    with LedgerWriter(path):
+        pass
+    assert path.read_bytes() == kept

@@ -438,6 +438,7 @@ def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+REPAIR_BLOCK = 1 << 16
 _Batch = list[tuple[bytes, asyncio.Future[None]]]  # ledger lines, and the workers waiting for them
 
 
@@ -468,13 +469,26 @@ class LedgerWriter:
             self._fd = -1
 
     def _repair(self) -> None:
-        """Cut a torn last line so the next append starts on a line of its own."""
+        """Cut a torn last line so the next append starts on a line of its own.
+
+        Only the end of the file is read (a ledger of a million lines is over 100 MB).
+        """
         with contextlib.suppress(FileNotFoundError), self.path.open("rb+") as handle:
-            data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
-                handle.flush()
-                os.fsync(handle.fileno())
+            end = handle.seek(0, os.SEEK_END)
+            if not end or (handle.seek(end - 1) >= 0 and handle.read(1) == b"\n"):
+                return
+            cut = 0
+            while end > 0:  # back from the end, a block at a time, to the last line ending
+                start = max(0, end - REPAIR_BLOCK)
+                handle.seek(start)
+                newline = handle.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    cut = start + newline + 1
+                    break
+                end = start
+            handle.truncate(cut)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def start_round(self, number: int, now: dt.datetime) -> None:
         self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")

@@ -20,18 +20,21 @@ import datetime as dt
 import io
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from digest.errors import SubscriberError
-from digest.fsutil import atomic_write, file_lock
+from digest.fsutil import atomic_write, file_lock, write_error
 from digest.send.journal import (
     STALE,
     Change,
     IndexBuilder,
     IndexRow,
+    Journal,
     SubscriberUnavailable,
     append_change,
     index_unclosed,
@@ -542,24 +545,39 @@ def _attempt(
         return False
     with IndexBuilder(path) as index:
         result = _rewritten(path, known, edit, append, changes, index)
-        if list_signature(path) != before:
-            return None  # changed under us by a hand edit: do it again on the new text
-        if result.data is None:
-            if stale:
-                index.finish(before)
-            if journal.changes:
-                settle_journal(path, journal.last, result.kept)
-            return False
-
-        def ready(signature: tuple[int, int, int]) -> None:
-            index.finish(signature)
-            if changes:
-                mark_fold(path, journal.last, before, result.kept, changes)
-
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-        atomic_write(path, result.data, mode=mode, before_replace=lambda tmp: ready(_signature_of(tmp)))
-    if journal.changes:
+        try:
+            changed = _write_back(path, before, journal, changes, index, result, stale)
+        finally:
+            result.close()
+    if changed is not None and journal.changes:
         settle_journal(path, journal.last, result.kept)
+    return changed
+
+
+def _write_back(
+    path: Path,
+    before: tuple[int, int, int] | None,
+    journal: Journal,
+    changes: Sequence[Change],
+    index: IndexBuilder,
+    result: _Rewritten,
+    stale: bool,
+) -> bool | None:
+    """Put the rewritten list and its index in place; False if nothing changed, None if a hand edit came."""
+    if list_signature(path) != before:
+        return None  # changed under us by a hand edit: do it again on the new text
+    if result.write is None:
+        if stale:
+            index.finish(before)
+        return False
+
+    def ready(signature: tuple[int, int, int]) -> None:
+        index.finish(signature)
+        if changes:
+            mark_fold(path, journal.last, before, result.kept, changes)
+
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+    atomic_write(path, result.write, mode=mode, before_replace=lambda tmp: ready(_signature_of(tmp)))
     return True
 
 
@@ -570,27 +588,41 @@ def _signature_of(path: Path) -> tuple[int, int, int]:
 
 @dataclass
 class _Rewritten:
-    """A rewrite's result: the new text (None if unchanged), the changes it could not apply, one record."""
+    """A rewrite's result: what writes the new text (None if unchanged), the changes it could not apply."""
 
-    data: bytes | None
+    write: Callable[[BinaryIO], None] | None
     kept: set[int]
     found: IndexRow | None = None  # the record of the address asked for
+    close: Callable[[], None] = lambda: None  # frees the records put aside for ``write``
 
 
 class _Writer:
-    """The new list being put together, record by record, with the index of where each address is."""
+    """The new list being put together, record by record, with the index of where each address is.
 
-    def __init__(self, scan: _Scan, index: IndexBuilder | None, want: str | None, *, lean: bool = False):
+    Memory stays flat in the size of the list: the records go to a temporary
+    file beside it as they come (copied into the new list after the header, which
+    is known only at the end), and which addresses were seen is a set of digests.
+    """
+
+    def __init__(
+        self,
+        scan: _Scan,
+        index: IndexBuilder | None,
+        want: str | None,
+        *,
+        lean: bool = False,
+        keys: bool = False,
+    ):
         self.scan = scan
-        self.body: list[str] = []
         self.index = index
         self.want = want
         self.found: IndexRow | None = None
-        # lean: only the index is rebuilt (nothing to write back), so neither the text nor a dict of
-        # every address is kept; which addresses were seen is a set of digests (flat memory).
-        self.lean = lean
+        self.lean = lean  # only the index is rebuilt: nothing is written back
+        self._spool: BinaryIO | None = None
+        self._open_line = False  # the last record written has no line ending (the file's last line)
         self.seen = KeySet()
-        self.keys: dict[str, int] = {}
+        # keys: every address with its line (negative when unreadable), for ``append`` (an import)
+        self.keys: dict[str, int] | None = {} if keys else None
         self.line = 2  # the line the next record starts on
         self.shift = 0  # new line minus old line, for the lines inside the last record
         self.changed = self.formatted = False
@@ -602,29 +634,53 @@ class _Writer:
         line = self.line if row.text else old + self.shift
         self._note(row.key, row.subscriber, problem, line)
         if not self.lean:
-            self.body.append(row.text)
+            self._emit(row.text)
         self.line += row.text.count("\n")
 
     def put(self, subscriber: Subscriber, original: str = "") -> None:
         assert not self.lean, "a lean rewrite writes nothing back"
         header = self.scan.header
-        if not original and self.body and not self.body[-1].endswith("\n"):
-            self.body[-1] += self.scan.newline
+        if not original and self._open_line:
+            self._emit(self.scan.newline)
         text = _format_row(_full(header), subscriber, original, header) + self.scan.newline
         self._note(subscriber.key, replace(subscriber, line=self.line), None, self.line)
-        self.body.append(text)
+        self._emit(text)
         self.line += 1
         self.changed = self.formatted = True
+
+    def drop(self, key: str) -> None:
+        """A record erased: the list changed, and the address counts as seen (it is not added back)."""
+        self.changed = True
+        self._seen(key, 0)
+
+    def listed(self, key: str) -> bool:
+        return key in self.seen
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        try:
+            if self._spool is None:  # closed by close(), once the new list is written from it
+                self._spool = tempfile.TemporaryFile(dir=self.scan.path.parent, prefix=".digest-list-")  # noqa: SIM115
+            self._spool.write(text.encode("utf-8"))
+        except OSError as exc:  # a full disk, a read-only folder: the list is left as it was
+            raise write_error(self.scan.path, exc) from None
+        self._open_line = not text.endswith("\n")
+
+    def _seen(self, key: str, line: int) -> bool:
+        """Note ``key``; False if it was seen before (an address's first record is the one that counts)."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        if self.keys is not None:
+            self.keys[key] = line
+        return True
 
     def _note(
         self, key: str | None, subscriber: Subscriber | None, problem: Problem | None, line: int
     ) -> None:
-        if key is None or (key in self.seen if self.lean else key in self.keys):
+        if key is None or not self._seen(key, -line if problem is not None else line):
             return
-        if self.lean:
-            self.seen.add(key)
-        else:
-            self.keys[key] = -line if problem is not None else line
         if self.index is None and key != self.want:
             return
         if subscriber is None or problem is not None:
@@ -638,14 +694,23 @@ class _Writer:
         if key == self.want:
             self.found = row
 
-    def data(self) -> bytes:
+    def write(self, handle: BinaryIO) -> None:
+        """The new list: its header, then the records as they were put together."""
         scan = self.scan
         header = scan.header_text or ",".join(HEADER) + scan.newline
         if self.formatted and _full(scan.header) != scan.header:
             original = next(csv.reader([header.rstrip("\r\n")]))
             added = [column for column in HEADER if column not in scan.header]
             header = _csv_line([*original, *added]) + scan.newline
-        return (header + "".join(self.body)).encode("utf-8")
+        handle.write(header.encode("utf-8"))
+        if self._spool is not None:
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, handle, 1 << 20)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 def _rewritten(
@@ -659,7 +724,7 @@ def _rewritten(
 ) -> _Rewritten:
     scan = _Scan(path, known)
     overlay = _Overlay(changes)
-    writer = _Writer(scan, index, want, lean=not (changes or edit or append))
+    writer = _Writer(scan, index, want, lean=not (changes or edit or append), keys=append is not None)
     kept: set[int] = set()
     for row, problem in scan:
         subscriber = row.subscriber
@@ -675,26 +740,25 @@ def _rewritten(
             chosen = edit(result)  # type: ignore[arg-type]
             result = result if chosen is KEEP else chosen
         if result is None:
-            writer.changed = True
-            writer.keys.setdefault(subscriber.key, 0)
+            writer.drop(subscriber.key)
         elif result == subscriber:
             writer.keep(row, problem)
         else:
             assert isinstance(result, Subscriber)
             writer.put(result, row.text)
     for key in overlay.changes:
-        if key not in writer.keys and (added := overlay.apply(key, None)) is not None:
+        if not writer.listed(key) and (added := overlay.apply(key, None)) is not None:
             if scan.unclosed is not None:  # a line added now would be swallowed: keep it pending
                 kept |= overlay.seqs(key)
                 continue
             writer.put(added)
-    for subscriber in append(writer.keys) if append is not None else []:
+    for subscriber in append(writer.keys or {}) if append is not None else []:
         if scan.unclosed is not None:
             raise _swallowing(path, scan.unclosed)
         writer.put(subscriber)
     if index is not None:
         index.unclosed = scan.unclosed
-    return _Rewritten(writer.data() if writer.changed else None, kept, writer.found)
+    return _Rewritten(writer.write if writer.changed else None, kept, writer.found, writer.close)
 
 
 def _full(header: tuple[str, ...]) -> tuple[str, ...]:
