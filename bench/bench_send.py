@@ -1,6 +1,6 @@
 """Benchmark: send one real-sized issue to N generated subscribers through a local SMTP sink.
 
-Run: python bench/bench_send.py [--subscribers 10000] [--issue PATH] [--concurrency 8]
+Run: python bench/bench_send.py [--subscribers 10000] [--issue PATH] [--concurrency 8] [--repeat 3]
 
 The sink is postfix's ``smtp-sink`` (a C program, from Debian's postfix package)
 when it is installed, else an aiosmtpd sink in its own process. Into the same
@@ -17,6 +17,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,7 +190,7 @@ def line(name: str, count: int, wall: float, cpu: float, peaks: list[float], not
     return rate
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -201,12 +202,64 @@ def main() -> None:
     )
     parser.add_argument("--source", type=int, default=20_000, help="messages for smtp-source (at most N)")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="digest and smtp-source N times each, in turn; medians compared"
+    )
+    parser.add_argument(
         "--issue",
         default=str(CORPUS / "2022-07-01.md"),
         help="an issue file (default: the largest real issue, else the bundled example)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def smtp_source(root: Path, port: int, count: int, concurrency: int, env: dict[str, str]) -> float | None:
+    """postfix's C client sending digest's own message ``count`` times; its rate (None: not installed)."""
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not Path(source).exists():
+        return None
+    command = [source, "-s", str(concurrency), "-m", str(count), "-f", "digest@example.org",
+               "-t", "reader0@example.com", "-F", str(root / "message.eml"), f"127.0.0.1:{port}"]  # fmt: skip
+    wall, cpu, peaks, _ = measure_process(command, env)
+    return line("smtp-source (C)", count, wall, cpu, peaks, f"(-s {concurrency})")
+
+
+def digest_send(root: Path, send: list[str], env: dict[str, str], count: int, name: str) -> float:
+    """One ``digest send`` of the whole list, from a fresh ledger; its rate."""
+    shutil.rmtree(root / "state" / "ledger", ignore_errors=True)
+    wall, cpu, peaks, out = measure_process(send, env)
+    sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
+    return line(name, count, wall, cpu, peaks, f"({sending} once started)")
+
+
+def naive(root: Path, port: int, issue: Path, count: int, env: dict[str, str]) -> float:
+    previews = root / "var" / "previews" / issue.stem
+    with open(root / "baseline.csv", "w", encoding="utf-8") as handle:
+        handle.write("email\n" + "".join(f"reader{n}@example.com\n" for n in range(count)))
+    command = [sys.executable, "-c", BASELINE_SCRIPT, str(port), str(root / "baseline.csv"),
+               str(previews / "email.html"), str(previews / "email.txt")]  # fmt: skip
+    wall, cpu, peaks, _ = measure_process(command, env)
+    return line("naive smtplib", count, wall, cpu, peaks, "(a connection per message)")
+
+
+def prepare(root: Path, issue: Path, args: argparse.Namespace, port: int, env: dict[str, str]) -> bytes:
+    """The newsletter, its list of generated subscribers and its preview; digest's own message."""
+    (root / "issues").mkdir()
+    shutil.copy(issue, root / "issues")
+    config_text = CONFIG.format(port=port, concurrency=args.concurrency)
+    (root / "digest.toml").write_text(config_text, encoding="utf-8")
+    with open(root / "subscribers.csv", "w", encoding="utf-8") as handle:
+        handle.write("email,name,sections,status,since\n")
+        for n in range(args.subscribers):
+            handle.write(f"reader{n}@example.com,读者{n},,active,2026-01-01\n")
+    command = [sys.executable, "-m", "digest", "preview", issue.stem, "--config", str(root / "digest.toml")]
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    message = rendered_message(root, issue)
+    (root / "message.eml").write_bytes(message.replace(b"\r\n", b"\n"))
+    return message
+
+
+def main() -> None:
+    args = parse_args()
     issue = Path(args.issue)
     if not issue.is_file():
         issue = next((p for p in issue_files() + sorted(EXAMPLES.glob("*.md")) if p.stem == issue.stem), None)
@@ -218,75 +271,25 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            (root / "issues").mkdir()
-            shutil.copy(issue, root / "issues")
-            config_text = CONFIG.format(port=port, concurrency=args.concurrency)
-            (root / "digest.toml").write_text(config_text, encoding="utf-8")
-            with open(root / "subscribers.csv", "w", encoding="utf-8") as handle:
-                handle.write("email,name,sections,status,since\n")
-                for n in range(args.subscribers):
-                    handle.write(f"reader{n}@example.com,读者{n},,active,2026-01-01\n")
-            digest = [sys.executable, "-m", "digest"]
-            config = ["--config", str(root / "digest.toml")]
-            subprocess.run(
-                [*digest, "preview", issue.stem, *config], check=True, env=env, stdout=subprocess.DEVNULL
-            )
-            message = rendered_message(root, issue)
-            (root / "message.eml").write_bytes(message.replace(b"\r\n", b"\n"))
+            message = prepare(root, issue, args, port, env)
             print(
                 f"sink: {sink_name}; issue {issue.name}: {len(message):,} bytes per message on the wire; "
                 f"load average {os.getloadavg()[0]:.1f}"
             )
-            send = [*digest, "send", issue.stem, "--no-progress", "--force", *config]
-            if args.asyncio:  # the same send on asyncio's own event loop, from a fresh ledger
-                wall, cpu, peaks, out = measure_process(send, {**env, "DIGEST_UVLOOP": "0"})
-                sending = out.rsplit("(", 1)[-1].split(")")[0]
-                line("digest (asyncio)", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
-                shutil.rmtree(root / "state" / "ledger")
-            wall, cpu, peaks, out = measure_process(send, env)
-            sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
-            ours = line("digest send", args.subscribers, wall, cpu, peaks, f"({sending} once started)")
-            source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-            c_rate = 0.0
-            if Path(source).exists():
-                count = min(args.source, args.subscribers)
-                wall, cpu, peaks, _ = measure_process(
-                    [
-                        source,
-                        "-s",
-                        str(args.concurrency),
-                        "-m",
-                        str(count),
-                        "-f",
-                        "digest@example.org",
-                        "-t",
-                        "reader0@example.com",
-                        "-F",
-                        str(root / "message.eml"),
-                        f"127.0.0.1:{port}",
-                    ],
-                    env,
-                )
-                c_rate = line("smtp-source (C)", count, wall, cpu, peaks, f"(-s {args.concurrency})")
-            eml_html = root / "var" / "previews" / issue.stem / "email.html"
-            text_file = root / "var" / "previews" / issue.stem / "email.txt"
-            with open(root / "baseline.csv", "w", encoding="utf-8") as handle:
-                handle.write("email\n" + "".join(f"reader{n}@example.com\n" for n in range(args.baseline)))
-            wall, cpu, peaks, _ = measure_process(
-                [
-                    sys.executable,
-                    "-c",
-                    BASELINE_SCRIPT,
-                    str(port),
-                    str(root / "baseline.csv"),
-                    str(eml_html),
-                    str(text_file),
-                ],
-                env,
-            )
-            naive = line("naive smtplib", args.baseline, wall, cpu, peaks, "(a connection per message)")
-            c_part = f"digest/C {ours / c_rate:.2f}, " if c_rate else ""
-            print(f"{c_part}digest/naive {ours / naive:.1f}x; load average {os.getloadavg()[0]:.1f}")
+            send = [sys.executable, "-m", "digest", "send", issue.stem, "--no-progress", "--force",
+                    "--config", str(root / "digest.toml")]  # fmt: skip
+            if args.asyncio:  # the same send on asyncio's own event loop
+                digest_send(root, send, {**env, "DIGEST_UVLOOP": "0"}, args.subscribers, "digest (asyncio)")
+            ours, theirs = [], []
+            for _ in range(args.repeat):  # in turn, so a change in the machine's load falls on both
+                ours.append(digest_send(root, send, env, args.subscribers, "digest send"))
+                c_rate = smtp_source(root, port, min(args.source, args.subscribers), args.concurrency, env)
+                theirs += [c_rate] if c_rate else []
+            baseline = naive(root, port, issue, args.baseline, env)
+            mine = statistics.median(ours)
+            c_part = f"digest/C {mine / statistics.median(theirs):.2f}, " if theirs else ""
+            runs = f" (medians of {args.repeat} runs each)" if args.repeat > 1 else ""
+            print(f"{c_part}digest/naive {mine / baseline:.1f}x{runs}; load average {os.getloadavg()[0]:.1f}")
     finally:
         if sink.stdin:
             sink.stdin.close()
