@@ -441,3 +441,28 @@ def test_refusals_broken_by_a_delivery_are_not_in_a_row_and_count_as_failed(site
 )
 def test_every_sending_process_that_stopped_early_is_named(said, exitcodes, expected):
     assert delivery.stop_reasons(said, exitcodes) == expected
+
+
+def test_a_sending_process_that_fails_to_start_stops_the_others(site, smtp, monkeypatch):
+    """A failure outside the send loop (here a bug while a process sets up) stops every process."""
+    import asyncio
+
+    rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
+    issue = prepare(site, smtp.port, "processes = 2\n", rows=rows)
+    sender_init, deliver = delivery._Sender.__init__, delivery._Sender.deliver
+
+    def init(self, job, *args, **kwargs):
+        if job.shard == 0:
+            raise RuntimeError("a bug while setting up")
+        sender_init(self, job, *args, **kwargs)
+
+    async def deliver_once_told(self, *args, **kwargs):
+        # the other process waits for the stop flag (up to 10 s) before its first message
+        await asyncio.get_running_loop().run_in_executor(None, self.shared.stop.wait, 10)
+        return await deliver(self, *args, **kwargs)
+
+    monkeypatch.setattr(delivery._Sender, "__init__", init)  # forked processes inherit both
+    monkeypatch.setattr(delivery._Sender, "deliver", deliver_once_told)
+    with pytest.raises(DeliveryError, match="RuntimeError: a bug while setting up; nobody was failed"):
+        mail_issue(site.config, issue, NOW, progress=False)
+    assert smtp.received == []  # the other process saw the stop and sent nothing

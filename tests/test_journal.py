@@ -285,3 +285,19 @@ def test_digest_serve_builds_the_lookup_index_before_anyone_waits_for_it(site):
         while not index_path(path).exists():  # built by the server's own thread, no request made
             assert time.monotonic() < deadline, "digest serve did not build the index"
             time.sleep(0.05)
+
+
+def test_after_a_fold_an_address_listed_twice_is_its_first_record(tmp_path):
+    """The first record of an address is the one that counts, in the lookup index a fold rebuilds too."""
+    path = tmp_path / "subscribers.csv"
+    rows = [
+        ("a@example.com", "First", "papers", "active", ""),
+        ("b@example.com", "B", "", "active", ""),
+        ("A@Example.com", "Second", "", "unsubscribed", ""),
+    ]
+    write_subscribers(path, rows)
+    set_status(path, KNOWN, "b@example.com", "unsubscribed")  # a change, so the fold rewrites the list
+    assert fold_journal(path, KNOWN)
+    found = find_subscriber(path, KNOWN, "a@example.com")
+    assert (found.name, found.status, found.sections) == ("First", "active", {"papers"})
+    assert path.read_text(encoding="utf-8").count("xample.com") == 3  # both records kept as they were

@@ -97,6 +97,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "key order: the line reads back the same",
         ('self._write(json.dumps(marker, sort_keys=True).encode() + b"\\n")', "True -> False"): "key order",
         (
+            "self._syncer.shutdown(wait=True)  # an fsync still running finishes before the file closes",
+            "True -> False",
+        ): "an fsync is still running at exit only when a failure stopped the send: its lines count as "
+        "in flight, and no finish marker is written after them",
+        (
             'handle.write(json.dumps(recipient, ensure_ascii=False, sort_keys=True).encode() + b"\\n")',
             "False -> True",
         ): "a round's recipient reads back the same (escaped non-ASCII)",
@@ -179,7 +184,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
             "record with a line of its own before any swallowed line uses it"
         ),
-        ("writer.keys.setdefault(subscriber.key, 0)", "0 -> 1"): (
+        ("self._seen(key, 0)", "0 -> 1"): (
             "an erased record's place in the address map: only its presence is read (an import skips it)"
         ),
         (

@@ -475,7 +475,10 @@ class LedgerWriter:
         """
         with contextlib.suppress(FileNotFoundError), self.path.open("rb+") as handle:
             end = handle.seek(0, os.SEEK_END)
-            if not end or (handle.seek(end - 1) >= 0 and handle.read(1) == b"\n"):
+            if not end:
+                return
+            handle.seek(end - 1)
+            if handle.read(1) == b"\n":
                 return
             cut = 0
             while end > 0:  # back from the end, a block at a time, to the last line ending

@@ -669,12 +669,12 @@ class _Writer:
 
     def _seen(self, key: str, line: int) -> bool:
         """Note ``key``; False if it was seen before (an address's first record is the one that counts)."""
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        if self.keys is not None:
-            self.keys[key] = line
-        return True
+        first = key not in self.seen
+        if first:
+            self.seen.add(key)
+            if self.keys is not None:
+                self.keys[key] = line
+        return first
 
     def _note(
         self, key: str | None, subscriber: Subscriber | None, problem: Problem | None, line: int
