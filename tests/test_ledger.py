@@ -380,6 +380,7 @@ def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
         (b'{"a": 1}\n{"b": 2}\n{"c": ', b'{"a": 1}\n{"b": 2}\n'),  # torn last line: cut
         (b'{"a": 1}\n' + b"x" * 50, b'{"a": 1}\n'),  # a torn line longer than a block
         (b"x" * 50, b""),  # not one whole line
+        (b"\n" + b"x" * 16, b"\n"),  # the only line ending is the first byte, found in the last block
         (b"", b""),
     ],
 )
