@@ -434,3 +434,19 @@ def test_a_mailed_issue_is_never_mailed_again_after_state_loss(tmp_path, run_env
     new = run_digest(["run"], run_env, cwd=tmp_path)  # an issue written after the loss is news again
     assert "sent 2026-11-15: sent 3" in new.stdout, new.stdout + new.stderr
     assert maildir_count(var) == 6
+
+
+def test_status_of_a_round_cut_short_counts_its_own_recipients_not_those_who_joined_since(site):
+    from digest.send.ledger import recipients_path, write_recipients
+
+    configure(site, since="2026-01-01")
+    write(site, "2026-11-20")
+    state = site.config.paths.state
+    due = [{"key": a, "email": a, "name": "", "sections": []} for a in EVERYONE]
+    write_recipients(recipients_path(state, "2026-11-20", 1), due)  # the round started with three
+    with LedgerWriter(ledger_path(state, "2026-11-20")) as ledger:
+        ledger._write(Outcome("a@example.com", "sent", 250, "<x@y>", at="2026-11-22T00:00:00").line())
+    with (site.root / "subscribers.csv").open("a", encoding="utf-8") as handle:
+        handle.write("new1@example.com,,,active,\nnew2@example.com,,,active,\n")  # two join meanwhile
+    rows = {line.split()[0]: line for line in status_table(site.config).splitlines()[1:]}
+    assert " 1/0/3 " in rows["2026-11-20"]  # 1 sent of the round's 3, not of the 5 active now
