@@ -74,7 +74,7 @@ from digest.send.subscribers import (
 )
 from digest.send.transport import Connection, SendFailure, send_one, transport_spec
 
-__all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test_copy"]
+__all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test_copy", "stop_reasons"]
 
 MAX_BACKOFF = 60.0
 AUTO_PROCESSES_FROM = 1000  # recipients: below this one process is quicker than forking
