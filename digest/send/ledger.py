@@ -494,8 +494,7 @@ class LedgerWriter:
             os.fsync(handle.fileno())
 
     def start_round(self, number: int, now: dt.datetime) -> None:
-        self._write(json.dumps({"start_round": number, "at": now.isoformat()}).encode() + b"\n")
-        os.fsync(self._fd)
+        self._write_marker({"start_round": number, "at": now.isoformat()})
 
     def finish_round(
         self, number: int, now: dt.datetime, tally: LedgerTally, shards: Mapping[str, int]
@@ -504,7 +503,12 @@ class LedgerWriter:
 
         A later run will not resume a finished round for subscribers who joined since.
         """
-        marker = {"finished_round": number, "at": now.isoformat(), "counts": tally.counts, "shards": shards}
+        self._write_marker(
+            {"finished_round": number, "at": now.isoformat(), "counts": tally.counts, "shards": shards}
+        )
+
+    def _write_marker(self, marker: dict[str, Any]) -> None:
+        """A round's marker line, on disk before the call returns (a send's start or end hangs on it)."""
         self._write(json.dumps(marker, sort_keys=True).encode() + b"\n")
         os.fsync(self._fd)
 

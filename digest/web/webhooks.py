@@ -57,6 +57,7 @@ SNS_MAX_AGE = 3600
 MAX_BODY = 256 * 1024
 Fetch = Callable[[str], bytes]
 Reply = tuple[int, str]
+_NOT_CONFIGURED: Reply = (503, f"webhook not configured: set {WEBHOOK_SECRET_ENV} (16 characters or more)")
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 _SNS_CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 _SNS_FIELDS = {  # what each kind of SNS message signs, in this order
@@ -107,7 +108,7 @@ def handle_bounce_webhook(
     """``POST /webhooks/bounce``: one signed event in digest's own small JSON format."""
     secret, now, headers = _secret(), _now(now), _lower(headers)
     if secret is None:
-        return 503, f"webhook not configured: set {WEBHOOK_SECRET_ENV} (16 characters or more)"
+        return _NOT_CONFIGURED
     stamp, signature = headers.get("x-digest-timestamp", ""), headers.get("x-digest-signature", "")
     if not stamp.isdigit() or abs(now - int(stamp)) > MAX_SKEW:
         return 401, "refused: missing or stale X-Digest-Timestamp"
@@ -263,7 +264,7 @@ def handle_postmark_webhook(
     """``POST /webhooks/postmark``: Postmark's Bounce and SpamComplaint records, behind basic auth."""
     secret, now, headers = _secret(), _now(now), _lower(headers)
     if secret is None:
-        return 503, f"webhook not configured: set {WEBHOOK_SECRET_ENV} (16 characters or more)"
+        return _NOT_CONFIGURED
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     try:
         password = base64.b64decode(credentials, validate=True).partition(b":")[2]
