@@ -264,12 +264,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
+SECRET_ENV = "DIGEST_SECRET"  # the signing key for links and tokens (see digest.mail.tokens)
 SECRET_FILE = "secret.key"  # the generated signing key, when DIGEST_SECRET is not set
 
 
 def _check_secret_file(config: Config) -> None:
     """A signing key others can read lets them forge unsubscribe and confirmation links."""
-    if os.environ.get("DIGEST_SECRET") is not None:
+    if os.environ.get(SECRET_ENV) is not None:
         return
     path = config.paths.state / SECRET_FILE
     try:

@@ -63,15 +63,11 @@ def archive_outputs(feeds: Sequence[Any], issues: Sequence[Issue], config: Confi
     :func:`~digest.feeds.build.issue_html`, the content of the issue's entry in the whole feed.
     Each section feed with entries gets its HTML twin, ``sections/<slug>.html``.
     """
-    from digest.feeds.build import issue_html
+    from digest.feeds.build import _one_per_date, issue_html
 
     rows = []
     outputs: dict[str, bytes] = {}
-    seen: set[str] = set()
-    for issue in issues:
-        if issue.key in seen:  # an issue is known by its date: the feeds carry one of two copies
-            continue
-        seen.add(issue.key)
+    for issue in _one_per_date(issues):  # an issue is known by its date: the feeds carry one of two copies
         title = join_title(issue.title, issue.headline, config.site.language)
         outputs[f"{ARCHIVE_DIR}/{issue.stem}.html"] = _page(
             "archive_issue.html.j2", config, issue=issue, title=title, content=issue_html(issue, config)

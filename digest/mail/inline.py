@@ -56,10 +56,11 @@ def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str
     says_it = config.site.title in heading or issue.date.isoformat() in heading
     header = "" if says_it else f"{config.site.title} · {format_date(issue.date, config.site.language)}"
     items = sum(len(s.items) for s in sections)
-    base = config.email.base_url
+    from digest.feeds.archive import subscribe_url
+
     return {
         "header_line": header,
         "heading": heading,
         "toc": len(sections) >= TOC_MIN_SECTIONS and items >= TOC_MIN_ITEMS,
-        "subscribe_url": f"{base}subscribe" if base else "",
+        "subscribe_url": subscribe_url(config),
     }

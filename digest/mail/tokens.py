@@ -19,12 +19,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.config import SECRET_ENV, SECRET_FILE
 from digest.errors import TokenError
 
 __all__ = ["SECRET_ENV", "TokenPayload", "load_secret", "make_token", "read_token", "stable_hash"]
 
-SECRET_ENV = "DIGEST_SECRET"
-SECRET_FILE = "secret.key"
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
 MIN_SECRET = 16
 

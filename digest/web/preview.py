@@ -321,7 +321,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, error: str) -> str:
-    findings = sorted(preview.issue.findings, key=lambda f: (SEVERITY_ORDER.get(str(f.severity), 3), f.line))
+    findings = sorted(preview.issue.findings, key=lambda f: (f.severity.rank, f.line))
     sections = [(s.slug, s.name, s.slug in chosen) for s in preview.issue.sections if s.items]
     shown = {
         **({"sections": ";".join(chosen)} if chosen else {}),
@@ -346,5 +346,4 @@ def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, 
     )
 
 
-SEVERITY_ORDER = {"fatal": 0, "error": 1, "warning": 2}
 _DARK_QUERY = re.compile(r"prefers-color-scheme\s*:\s*dark")
