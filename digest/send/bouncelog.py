@@ -32,7 +32,7 @@ from digest.mail.tokens import load_secret
 from digest.mail.verp import compact_token, token_issue
 from digest.send.bounces import USER_UNKNOWN, Verdict, classify
 from digest.send.ledger import ledger_stems, read_ledger
-from digest.send.mailbox import Mailbox
+from digest.send.mailbox import Mailbox, open_mailbox
 from digest.send.subscribers import Subscriber, address_key, iter_subscribers, set_statuses
 
 __all__ = [
@@ -237,8 +237,6 @@ def _describe(
 
 def read_mailbox(config: Config, *, dry_run: bool = False, now: dt.datetime | None = None) -> list[str]:
     """``digest bounces``: read every unhandled message in ``[bounces] mailbox``; one line per message."""
-    from digest.send.mailbox import open_mailbox
-
     now = now or dt.datetime.now(dt.UTC)
     state = config.paths.state
     lines: list[str] = []

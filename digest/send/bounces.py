@@ -190,9 +190,7 @@ def _delivery_status(message: email.message.Message, config: Config, lookup: Loo
     except Exception:  # a detector tripped over a malformed message: treat it as not a bounce
         temporary, permanent = frozenset(), frozenset()
     reports = dict(_status_blocks(message))
-    failed = {_decode(a): "hard" for a in permanent} | {
-        _decode(a): "soft" for a in temporary if _decode(a) not in {_decode(p) for p in permanent}
-    }
+    failed = {_decode(a): "soft" for a in temporary} | {_decode(a): "hard" for a in permanent}  # hard wins
     for address, (action, status) in reports.items():
         if address not in failed and action in ("failed", "delayed"):
             failed[address] = "hard" if action == "failed" and status.startswith("5") else "soft"

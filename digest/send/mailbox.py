@@ -114,10 +114,9 @@ class ImapBox:
                 yield uid.decode(), body
 
     def move_aside(self, key: str) -> None:
-        if not self.target:
-            self.imap.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
-            return
         self.imap.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
+        if not self.target:
+            return
         if self.can_move:  # RFC 6851: one step, and no EXPUNGE of anyone else's deletions
             status, _ = self.imap.uid("MOVE", key, _quote(self.target))
             if status == "OK":
