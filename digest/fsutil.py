@@ -10,6 +10,7 @@ process that held them, so a crash never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -27,6 +28,7 @@ __all__ = [
     "file_lock",
     "fsync_directory",
     "read_json",
+    "set_aside",
     "write_changed_files",
     "write_error",
     "write_if_changed",
@@ -86,6 +88,16 @@ def atomic_write(
         fsync_directory(path.parent)
     except OSError as exc:
         raise write_error(path, exc) from None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unusable state file to ``<name>.corrupt-<UTC time>``, kept for a look; the new path.
+
+    An ``OSError`` (the file gone meanwhile, no permission) is the caller's to word.
+    """
+    aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    path.rename(aside)
+    return aside
 
 
 def write_error(path: Path, exc: OSError) -> StateError:

@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 
 from digest.config import Config
 from digest.errors import StateError
-from digest.fsutil import read_json, write_changed_files, write_json
+from digest.fsutil import read_json, set_aside, write_changed_files, write_json
 from digest.i18n import join_title
 from digest.newsletter.markup import (
     absolute_url,
@@ -147,9 +147,8 @@ def load_feed_state(state_dir: Path) -> tuple[FeedState, str | None]:
         problem = f"{path} is not a feed state file"
     except StateError as exc:
         problem = str(exc)
-    aside = path.with_name(f"{STATE_FILE}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
     try:
-        path.rename(aside)
+        aside = set_aside(path)
     except OSError as exc:
         raise StateError(f"{problem}, and cannot be set aside: {exc.strerror or exc}", path=path) from None
     return FeedState({}), f"{problem}; set aside as {aside.name}, the feed state is rebuilt"

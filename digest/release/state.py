@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import StateError
-from digest.fsutil import file_lock, read_json, write_json
+from digest.fsutil import file_lock, read_json, set_aside, write_json
 from digest.send.ledger import ledger_path, ledger_stems
 
 __all__ = [
@@ -147,9 +147,8 @@ def load_state(state_dir: Path) -> RunState | None:
 
 def _set_aside(path: Path) -> str:
     """Keep an unusable state file for a look (``issues.json.corrupt-<time>``) and make room for a new one."""
-    aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
     try:
-        path.rename(aside)
+        aside = set_aside(path)
     except FileNotFoundError:
         return "gone meanwhile"
     except OSError as exc:
