@@ -33,7 +33,7 @@ from digest.mail.verp import compact_token, token_issue
 from digest.send.bounces import USER_UNKNOWN, Verdict, classify
 from digest.send.ledger import ledger_stems, read_ledger
 from digest.send.mailbox import Mailbox, open_mailbox
-from digest.send.subscribers import Subscriber, address_key, iter_subscribers, set_statuses
+from digest.send.subscribers import Subscriber, address_key, find_subscriber, iter_subscribers, set_statuses
 
 __all__ = [
     "RECORD_FILE",
@@ -209,7 +209,11 @@ def apply_events(config: Config, source: str, verdict: Verdict, now: dt.datetime
             return f"{source}: already handled"
         if source not in record.handled:
             record.add(source, verdict, now)
-        subscribers = {s.key: s for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs)}
+        # Only this event's addresses are looked up (in the list's index): a webhook does not read the list.
+        addresses = {e["address"] for e in record.events if e.get("source") == source}
+        addresses |= {event.address for event in verdict.events}
+        path, slugs = config.paths.subscribers, config.feeds.slugs
+        subscribers = {k: found for k in addresses if (found := find_subscriber(path, slugs, k)) is not None}
         changes = _apply(config, record, [source], subscribers, now, dry_run=False)
     return _describe(source, verdict, changes, subscribers, dry_run=False)
 
