@@ -254,8 +254,7 @@ class PreviewServer(LocalServer):
             return f"{self.stamp[0]}-{self.stamp[1]}-{len(self.error)}"
 
     def page(self, query: dict[str, list[str]]) -> bytes:
-        chosen = tuple(sorted({s for value in query.get("sections", []) for s in value.split(";") if s}))
-        scheme = "dark" if query.get("scheme") == ["dark"] else "light"
+        chosen, scheme = _choice(query)
         return _page(self.preview, chosen, scheme, self.version(), self.error).encode("utf-8")
 
     def email_for(self, sections: tuple[str, ...], scheme: str = "light") -> bytes | None:
@@ -300,8 +299,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif parts.path == "/version":
             page = ("text/plain; charset=utf-8", self.server.version().encode())
         elif parts.path == "/email.html" and (query.get("sections") or query.get("scheme")):
-            chosen = tuple(s for value in query.get("sections", []) for s in value.split(";") if s)
-            body = self.server.email_for(chosen, "dark" if query.get("scheme") == ["dark"] else "light")
+            body = self.server.email_for(*_choice(query))
             page = None if body is None else ("text/html; charset=utf-8", body)
         else:
             page = self.server.pages.get(parts.path)
@@ -318,6 +316,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # quiet: the CLI prints the URL
         return
+
+
+def _choice(query: dict[str, list[str]]) -> tuple[tuple[str, ...], str]:
+    """The sections (``?sections=a;b``) and colour scheme (``?scheme=dark``) a preview URL asks for."""
+    chosen = tuple(sorted({s for value in query.get("sections", []) for s in value.split(";") if s}))
+    return chosen, "dark" if query.get("scheme") == ["dark"] else "light"
 
 
 def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, error: str) -> str:
