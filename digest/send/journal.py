@@ -301,29 +301,36 @@ def build_index(path: Path, signature: Signature, rows: Iterable[IndexRow]) -> N
 def index_unclosed(path: Path, signature: Signature) -> int | None:
     """The line of a record whose quote is left open to the end of the list, as the index knows it."""
     try:
-        with contextlib.closing(
-            sqlite3.connect(index_path(path).resolve().as_uri() + "?mode=ro", uri=True)
-        ) as db:
+        with _read_only(path) as db:
             stored, unclosed = db.execute("SELECT signature, unclosed FROM meta").fetchone()
     except (sqlite3.Error, TypeError):
         return None
-    return unclosed if json.loads(stored) == (list(signature) if signature else None) else None
+    return unclosed if _describes(stored, signature) else None
 
 
 def lookup_index(path: Path, signature: Signature, key: str) -> IndexRow | object | None:
     """The record of ``key``: None when not listed, STALE when the index is not for ``signature``."""
-    target = index_path(path)
-    if not target.exists():
+    if not index_path(path).exists():
         return STALE
     try:
-        with contextlib.closing(sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)) as db:
+        with _read_only(path) as db:
             (stored,) = db.execute("SELECT signature FROM meta").fetchone()
-            if json.loads(stored) != (list(signature) if signature else None):
+            if not _describes(stored, signature):
                 return STALE
             row = db.execute(f"SELECT {_COLUMNS} FROM rows WHERE key = ?", (key,)).fetchone()
     except (sqlite3.Error, ValueError, TypeError):
         return STALE  # a damaged index is rebuilt
     return IndexRow(row[0], row[1], bool(row[2]), *row[3:]) if row else None
+
+
+def _read_only(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    """The list's index, opened read-only (a reader never creates or changes it)."""
+    return contextlib.closing(sqlite3.connect(index_path(path).resolve().as_uri() + "?mode=ro", uri=True))
+
+
+def _describes(stored: str, signature: Signature) -> bool:
+    """Whether an index built for the list version ``stored`` describes the list as it is now."""
+    return json.loads(stored) == (list(signature) if signature else None)
 
 
 def _reason(exc: OSError | sqlite3.Error) -> str:
