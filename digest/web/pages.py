@@ -61,7 +61,7 @@ class SectionsWithEntries:
         try:
             issues = published_issues(load_catalog(self.config).issues, now_in(self.config))
         except DigestError:  # no issues to read here (serve on another machine): mark nothing
-            return frozenset(self.config.feeds.section_names)
+            return self.config.feeds.slugs
         return sections_with_entries(issues, self.config)
 
 

@@ -273,8 +273,8 @@ class SubscriptionServer(WsgiServer):
         return welcome
 
     @property
-    def _known(self) -> set[str]:
-        return set(self.sections)
+    def _known(self) -> frozenset[str]:
+        return self.config.feeds.slugs
 
     def _link(self, route: str, email: str, **token: Any) -> str:
         from digest.mail.message import subscriber_link
@@ -427,7 +427,7 @@ def _keep_index_warm(config: Config, every: float = 10.0) -> None:
         signature = list_signature(path)
         if signature != seen:
             try:
-                warm_index(path, set(config.feeds.section_names))
+                warm_index(path, config.feeds.slugs)
             except DigestError as exc:  # a change then rebuilds it itself, or answers 503
                 print(f"subscriber index: {exc}", file=sys.stderr, flush=True)
             seen = signature
