@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,12 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from digest import __version__
-from digest.config import Config, default_config, find_config_path, load_config
+from digest.config import DEFAULT_SERVE_PORT, Config, default_config, find_config_path, load_config
 from digest.errors import DigestError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_CODES", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("digest")
+
+# Every exit status digest uses, as the reference documents them (sysexits.h where one fits).
+EXIT_CODES: dict[int, str] = {
+    0: "done (or nothing to do)",
+    1: "refused or failed: a config, issue, list or mail error, told in one line on stderr",
+    2: "the command line is wrong (unknown command or option, missing argument)",
+    70: "internal error (EX_SOFTWARE): a bug; set DIGEST_DEBUG=1 for the traceback and report it",
+    75: "try again later (EX_TEMPFAIL): another digest holds the lock, or some mail was deferred",
+    130: "interrupted (Ctrl-C)",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    _configure_logging(args.verbose - args.quiet)
     try:
         return int(args.handler(args))
     except DigestError as exc:
@@ -51,6 +64,17 @@ def _error(message: str) -> None:
     print(f"digest: {message}", file=sys.stderr)
 
 
+def _configure_logging(verbosity: int) -> None:
+    """Timestamped, levelled lines on stderr for the long-running commands (serve, watch) and -v."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(max(-1, verbosity), logging.DEBUG)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+
+
 def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
@@ -63,6 +87,30 @@ def _config_or_default(args: argparse.Namespace) -> Config:
 
 
 # -- commands -------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from digest.config import CONFIG_NAME
+    from digest.newsletter.starter import init_newsletter
+
+    target = Path(args.config or os.environ.get("DIGEST_CONFIG") or CONFIG_NAME)
+    report = init_newsletter(
+        target,
+        Path(args.folder) if args.folder else None,
+        title=args.title,
+        base_url=args.base_url,
+        language=args.language,
+    )
+    for line in report.lines:
+        print(line)
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell), end="")
+    return 0
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -143,6 +191,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             lambda: PreviewServer(preview, args.host, args.port, rebuild=rebuild, config=config),
             args.host,
             args.port,
+            "--port",
         )
         print(f"previewing at {server.url} (Ctrl-C to stop)", flush=True)
         try:
@@ -210,7 +259,11 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
             shown = [s for s in listing.subscribers if statuses is None or s.status in statuses]
             for s in shown:
                 chosen = ";".join(sorted(s.sections)) or "all"
-                print(f"{s.email}\t{s.name}\t{chosen}\t{s.status}\t{s.since}")
+                if args.json:
+                    record = {"email": s.email, "name": s.name, "sections": sorted(s.sections)}
+                    print(json.dumps({**record, "status": s.status, "since": s.since}, ensure_ascii=False))
+                else:
+                    print(f"{s.email}\t{s.name}\t{chosen}\t{s.status}\t{s.since}")
             print(f"{len(shown)} subscriber(s)", file=sys.stderr)
         return 1 if listing.problems else 0
     return 0
@@ -232,13 +285,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from digest.pipeline import run_once
 
     config = _config(args)
-    print(f"watching {config.paths.issues} every {args.interval:g}s (Ctrl-C to stop)", flush=True)
+    log.info("watching %s every %gs (Ctrl-C to stop)", config.paths.issues, args.interval)
     while True:
         report = run_once(config)
-        if not report.idle:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            for line in report.lines:
-                print(f"{stamp} {line}", flush=True)
+        for line in [] if report.idle else report.lines:
+            (log.error if report.failed else log.info)("%s", line)
         time.sleep(args.interval)
 
 
@@ -259,9 +310,14 @@ def cmd_bounces(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from digest.release.status import status_table
+    from digest.release.status import status_records, status_table
 
-    print(status_table(_config(args)))
+    config = _config(args)
+    if args.json:
+        for record in status_records(config):
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    print(status_table(config))
     return 0
 
 
@@ -279,25 +335,24 @@ def cmd_hold(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen(make: Callable[[], Any], host: str | None, port: int | None) -> Any:
-    """Start a server; a port in use or an unknown host is one clear line, not a traceback."""
+def _listen(make: Callable[[], Any], host: str, port: int, key: str) -> Any:
+    """Start a server; a port in use or a bad host is one line naming the address and how to change it."""
     try:
         return make()
     except (OSError, OverflowError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        where = f"{host or 'the configured address'}:{'' if port is None else port}"
-        raise DigestError(f"cannot listen on {where}: {reason}") from None
+        raise DigestError(f"cannot listen on {host}:{port}: {reason} (choose another with {key})") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from digest.web.server import SubscriptionServer
 
     config = _config(args)
-    server = _listen(lambda: SubscriptionServer(config, args.host, args.port), args.host, args.port)
-    print(
-        f"serving unsubscribe, subscribe, confirm and preferences at {server.url} (Ctrl-C to stop)",
-        flush=True,
-    )
+    host = config.serve.host if args.host is None else args.host
+    port = config.serve.port if args.port is None else args.port
+    key = "--port or [serve] port in " + str(config.path)
+    server = _listen(lambda: SubscriptionServer(config, args.host, args.port), host, port, key)
+    log.info("serving unsubscribe, subscribe, confirm and preferences at %s (Ctrl-C to stop)", server.url)
     try:
         server.serve_forever()
     finally:
@@ -308,6 +363,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- the parser -------------------------------------------------------------------------------
 
 _COMMANDS: list[tuple[str, Handler, str, str]] = [
+    (
+        "init",
+        cmd_init,
+        "Write a commented digest.toml for a folder of issues (or a new newsletter); overwrites nothing.",
+        "example: digest init               # finds issues/, _posts/, content/posts/ ... here\n"
+        "         digest init _posts --base-url https://news.example.com/",
+    ),
     (
         "run",
         cmd_run,
@@ -384,7 +446,7 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "serve",
         cmd_serve,
         "Serve one-click unsubscribe, double opt-in subscribe and section preferences (behind a proxy).",
-        "example: digest serve --port 8025    # then proxy https://example.org/digest/ to it",
+        "example: digest serve --port 8470    # then proxy https://example.org/digest/ to it",
     ),
     (
         "lint",
@@ -392,6 +454,12 @@ _COMMANDS: list[tuple[str, Handler, str, str]] = [
         "Check issue files; exit 1 on any fatal finding or error.",
         "example: digest lint               # every issue in [paths] issues\n"
         "         digest lint drafts/2024-05-01.md",
+    ),
+    (
+        "completion",
+        cmd_completion,
+        "Print a shell completion script for bash, zsh or tcsh.",
+        "example: digest completion bash > ~/.local/share/bash-completion/completions/digest",
     ),
 ]
 
@@ -406,7 +474,11 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
             "Unsubscribe an address (--purge erases it).",
             "example: digest subscribers remove a@example.org",
         ),
-        ("list", "Show subscribers, tab-separated.", "example: digest subscribers list --status bounced"),
+        (
+            "list",
+            "Show subscribers, tab-separated (or --json).",
+            "example: digest subscribers list --status bounced",
+        ),
         ("import", "Add the addresses of another CSV.", "example: digest subscribers import old-list.csv"),
         (
             "export",
@@ -431,6 +503,9 @@ def _subscriber_actions(command: argparse.ArgumentParser, common: argparse.Argum
     parsers["import"].add_argument("file")
     for name, default in (("list", "active"), ("export", "all")):
         parsers[name].add_argument("--status", choices=status_choices, default=default)
+    parsers["list"].add_argument(
+        "--json", action="store_true", help="one JSON object per line per subscriber"
+    )
 
 
 def _positive(text: str) -> float:
@@ -449,6 +524,30 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--config, -v and -q, before the command or after it (a command's own copy leaves unset ones alone)."""
+
+    def unset(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=unset(None),
+        help="config file (default: $DIGEST_CONFIG, else ./digest.toml)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=unset(0), help="say more (log lines at debug level)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=unset(0),
+        help="say less: warnings and errors only (digest run: nothing when there is nothing to do)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -457,12 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"digest {__version__}")
+    _global_options(parser, top=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (default: $DIGEST_CONFIG, else ./digest.toml)",
-    )
+    _global_options(common, top=False)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     commands = {}
     for name, handler, help_text, example in _COMMANDS:
@@ -493,9 +589,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--force", action="store_true", help="mail despite lint errors or a future date")
     send.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     _subscriber_actions(commands["subscribers"], common)
-    commands["run"].add_argument(
-        "--quiet", "-q", action="store_true", help="print nothing when nothing was done"
+    commands["status"].add_argument("--json", action="store_true", help="one JSON object per line per issue")
+    init = commands["init"]
+    init.add_argument(
+        "folder", nargs="?", metavar="FOLDER", help="the folder of issues (default: found here)"
     )
+    init.add_argument("--title", default="", help="the newsletter's name (default: read from its issues)")
+    init.add_argument("--base-url", default="", metavar="URL", help="where the newsletter is published")
+    init.add_argument(
+        "--language", default="", metavar="TAG", help="e.g. en, zh-CN (default: read from the issues)"
+    )
+    commands["completion"].add_argument("shell", choices=["bash", "zsh", "tcsh"])
     commands["watch"].add_argument(
         "--interval", type=_positive, default=60.0, metavar="SECONDS", help="default: 60"
     )
@@ -508,5 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands["approve"].add_argument("--force", action="store_true", help="approve despite lint errors")
     commands["serve"].add_argument("--host", help="address to bind (default: [serve] host, 127.0.0.1)")
-    commands["serve"].add_argument("--port", type=_port, help="port (default: [serve] port, 8025)")
+    commands["serve"].add_argument(
+        "--port", type=_port, help=f"port (default: [serve] port, {DEFAULT_SERVE_PORT})"
+    )
     return parser
