@@ -78,7 +78,7 @@ def init_newsletter(
     today: dt.date | None = None,
 ) -> InitReport:
     """Write ``config_path`` (and what it names) for the issues in ``folder``, found if not given."""
-    today = today or dt.date.today()
+    today = today or dt.datetime.now(dt.UTC).date()  # the written config's timezone
     root = config_path.parent
     if config_path.exists():
         raise ConfigError(
