@@ -46,7 +46,7 @@ def generate(path: Path, lines: int) -> None:
 def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], object]) -> bool:
     """digest's rewrite before the journal (``_rewrite`` + ``_rewritten``), unchanged in substance."""
     from digest.fsutil import atomic_write, file_lock
-    from digest.send.subscribers import HEADER, KEEP, _format_row, _full, _Scan, list_signature
+    from digest.subscribers.changes import HEADER, KEEP, _format_row, _full, _Scan, list_signature
 
     with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=30):
         for _ in range(5):
@@ -80,7 +80,7 @@ def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], o
 def naive_set_status(path: Path, email: str, status: str) -> None:
     from dataclasses import replace
 
-    from digest.send.subscribers import KEEP
+    from digest.subscribers.changes import KEEP
 
     def edit(subscriber):
         return replace(subscriber, status=status) if subscriber.key == email else KEEP
@@ -97,7 +97,7 @@ def targets(lines: int, changes: int) -> list[str]:
 
 
 def child(mode: str, path: Path, lines: int, changes: int) -> dict[str, object]:
-    from digest.send.subscribers import find_subscriber, fold_journal, set_status
+    from digest.subscribers.changes import find_subscriber, fold_journal, set_status
 
     result: dict[str, object] = {"mode": mode}
     if mode == "journal":

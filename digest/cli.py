@@ -171,7 +171,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
     from digest.newsletter.catalog import now_in
-    from digest.send import subscribers as subs
+    from digest.subscribers import changes as subs
 
     config = _config(args)
     path, known = config.paths.subscribers, config.feeds.slugs
@@ -243,7 +243,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_bounces(args: argparse.Namespace) -> int:
-    from digest.send.bouncelog import read_mailbox
+    from digest.bounces.record import read_mailbox
 
     config = _config(args)
     if not config.bounces.mailbox:

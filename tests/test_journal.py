@@ -12,8 +12,7 @@ from test_subscribers import TODAY
 
 from conftest import KNOWN, run_digest, write_subscribers
 from digest.errors import SubscriberError
-from digest.send.journal import journal_path
-from digest.send.subscribers import (
+from digest.subscribers.changes import (
     SubscriberUnavailable,
     add_subscriber,
     find_subscriber,
@@ -24,6 +23,7 @@ from digest.send.subscribers import (
     set_sections,
     set_status,
 )
+from digest.subscribers.journal import journal_path
 
 OPEN_QUOTE = (
     "email,name,sections,status,since\n"
@@ -115,7 +115,7 @@ def test_an_unsubscribe_is_journaled_not_rewritten_and_every_reader_applies_it(s
 CHILD = """
 import sys, time
 from pathlib import Path
-import digest.send.subscribers as subs
+import digest.subscribers.changes as subs
 path, marker, where = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 real = getattr(subs, where)
 def stop(*args, **kwargs):
@@ -273,7 +273,7 @@ def test_a_hand_edit_after_a_change_is_seen_by_the_next_lookup(tmp_path):
 def test_digest_serve_builds_the_lookup_index_before_anyone_waits_for_it(site):
     """A change after a hand edit read the whole list first (122 s at 1,000,000 lines): serve warms it."""
     from conftest import SERVE_CONFIG
-    from digest.send.journal import index_path
+    from digest.subscribers.journal import index_path
     from servehelpers import serving
 
     site.write_config(SERVE_CONFIG)

@@ -10,9 +10,8 @@ import pytest
 
 from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
-from digest.send import subscribers
-from digest.send.journal import SubscriberUnavailable, journal_path, lookup_index, read_journal
-from digest.send.subscribers import (
+from digest.subscribers import changes as subscribers
+from digest.subscribers.changes import (
     add_subscriber,
     address_key,
     check_email,
@@ -30,6 +29,7 @@ from digest.send.subscribers import (
     set_status,
     set_statuses,
 )
+from digest.subscribers.journal import SubscriberUnavailable, journal_path, lookup_index, read_journal
 
 TODAY = dt.date(2026, 11, 22)
 HEADER = "email,name,sections,status,since\n"

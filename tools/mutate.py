@@ -53,7 +53,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_release.py",
         "tests/test_delivery.py",
     ),
-    "digest/send/subscribers.py": (
+    "digest/subscribers/changes.py": (
         "tests/test_subscriber_list.py",
         "tests/test_subscribers.py",
         "tests/test_journal.py",
@@ -175,7 +175,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/release/rules.py": {},
-    "digest/send/subscribers.py": {
+    "digest/subscribers/changes.py": {
         ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
         ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",

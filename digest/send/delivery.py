@@ -43,8 +43,6 @@ from digest.mail.message import MessageFactory, Outgoing
 from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
 from digest.newsletter.model import Issue
-from digest.send.journal import journal_path
-from digest.send.keys import KeySet
 from digest.send.ledger import (
     LedgerSummary,
     LedgerWriter,
@@ -61,7 +59,8 @@ from digest.send.ledger import (
     write_recipients,
 )
 from digest.send.replies import note_pause
-from digest.send.subscribers import (
+from digest.send.transport import Connection, SendFailure, send_one, transport_spec
+from digest.subscribers.changes import (
     Subscriber,
     check_email,
     fold_journal,
@@ -72,7 +71,8 @@ from digest.send.subscribers import (
     scan_subscribers,
     set_statuses,
 )
-from digest.send.transport import Connection, SendFailure, send_one, transport_spec
+from digest.subscribers.journal import journal_path
+from digest.subscribers.keys import KeySet
 
 __all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test_copy", "stop_reasons"]
 

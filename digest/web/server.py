@@ -37,7 +37,7 @@ from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.i18n import gettext_for
 from digest.mail.tokens import TokenPayload, load_secret, read_token, stable_hash
 from digest.newsletter.catalog import now_in
-from digest.send.subscribers import (
+from digest.subscribers.changes import (
     add_subscriber,
     check_email,
     find_subscriber,

@@ -6,7 +6,7 @@ or bounced (empty means active); ``sections`` is ``;``-separated feed slugs
 that line; a quote left open also reports each line it swallowed that starts
 with an address. A change (:func:`set_status` and friends) finds its address
 through the list's index and appends one fsynced line to the change journal
-(:mod:`digest.send.journal`); every reader applies the journal on top of the
+(:mod:`digest.subscribers.journal`); every reader applies the journal on top of the
 file. :func:`fold_journal` writes it into the file through one streaming rewrite
 (:func:`_rewrite`): under a lock, line by line into a temporary file that is
 fsynced and renamed over the list, keeping every line it did not change byte for
@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 from digest.errors import SubscriberError
 from digest.fsutil import atomic_write, file_lock, write_error
-from digest.send.journal import (
+from digest.subscribers.journal import (
     STALE,
     Change,
     IndexBuilder,
@@ -43,7 +43,7 @@ from digest.send.journal import (
     read_journal,
     settle_journal,
 )
-from digest.send.keys import KeySet
+from digest.subscribers.keys import KeySet
 
 __all__ = [
     "HEADER",
