@@ -12,7 +12,8 @@ from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
 from digest.send.delivery import RateLimiter
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
-from digest.subscribers.changes import read_subscribers, set_status
+from digest.subscribers.changes import set_status
+from digest.subscribers.reading import read_subscribers
 from smtpserver import password_authenticator, running_server, tls_context
 
 

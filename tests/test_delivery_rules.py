@@ -11,7 +11,8 @@ from digest.pipeline import mail_issue
 from digest.send import delivery
 from digest.send.delivery import SendReport, send_test_copy
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
-from digest.subscribers.changes import read_subscribers, set_status
+from digest.subscribers.changes import set_status
+from digest.subscribers.reading import read_subscribers
 
 USERS = [f"user{n}@example.com" for n in range(6)]
 

@@ -22,7 +22,7 @@ from conftest import NOW, SERVE_CONFIG, write_subscribers
 from digest.mail.render import DigestRenderer
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import build_feeds_now
-from digest.subscribers.changes import read_subscribers
+from digest.subscribers.reading import read_subscribers
 from digest.web.preview import PreviewServer, write_preview
 from pagecheck import check
 from servehelpers import KNOWN, serving, token

@@ -41,6 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the test files that exercise it, the quickest and most pointed first (pytest -x stops
 # at the first failure, so a mutant those kill never waits for the slow end-to-end files).
+LIST_TESTS = (
+    "tests/test_subscriber_list.py",
+    "tests/test_subscribers.py",
+    "tests/test_journal.py",
+    "tests/test_delivery.py",
+    "tests/test_list_during_send.py",  # the list re-read mid-send (read_statuses)
+    "tests/test_serve.py",
+)
 MODULES: dict[str, tuple[str, ...]] = {
     "digest/send/ledger.py": (
         "tests/test_ledger.py",
@@ -53,14 +61,10 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_release.py",
         "tests/test_delivery.py",
     ),
-    "digest/subscribers/changes.py": (
-        "tests/test_subscriber_list.py",
-        "tests/test_subscribers.py",
-        "tests/test_journal.py",
-        "tests/test_delivery.py",
-        "tests/test_list_during_send.py",  # the list re-read mid-send (read_statuses)
-        "tests/test_serve.py",
-    ),
+    "digest/subscribers/model.py": LIST_TESTS,
+    "digest/subscribers/reading.py": LIST_TESTS,
+    "digest/subscribers/rewrite.py": LIST_TESTS,
+    "digest/subscribers/changes.py": LIST_TESTS,
     "digest/send/delivery.py": (
         "tests/test_delivery_rules.py",
         "tests/test_delivery.py",
@@ -175,20 +179,8 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/release/rules.py": {},
-    "digest/subscribers/changes.py": {
-        ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
-        ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
+    "digest/subscribers/model.py": {
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",
-        (
-            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
-            "0 -> 1",
-        ): (
-            "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
-            "record with a line of its own before any swallowed line uses it"
-        ),
-        ("self._seen(key, 0)", "0 -> 1"): (
-            "an erased record's place in the address map: only its presence is read (an import skips it)"
-        ),
         (
             'if not match or len(address) > 254 or len(match["local"]) > 64 or len(match["domain"]) > 253:',
             "> -> <= (same line #2)",
@@ -209,17 +201,35 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             'if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):',
             "== -> !=",
         ): "the fast path declines: email-validator decides, the same way",
-        ("return f\"{match['local']}@{domain}\"", "return value dropped (None)"): (
-            "the fast path declines: email-validator decides, the same way"
-        ),
+        (
+            "return f\"{match['local']}@{domain}\"",
+            "return value dropped (None)",
+        ): "the fast path declines: email-validator decides, the same way",
+    },
+    "digest/subscribers/reading.py": {},
+    "digest/subscribers/rewrite.py": {
+        ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
+        ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
+        (
+            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
+            "0 -> 1",
+        ): "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
+        "record with a line of its own before any swallowed line uses it",
+        (
+            "self._seen(key, 0)",
+            "0 -> 1",
+        ): "an erased record's place in the address map: only its presence is read (an import skips it)",
         ("return False", "return value dropped (None)"): "no caller reads _rewrite's answer",
         ("return False", "False -> True"): "no caller reads _rewrite's answer",
         ("return True", "return value dropped (None)"): "no caller reads _rewrite's answer",
         ("return True", "True -> False"): "no caller reads _rewrite's answer",
-        ("if row.key is not None and row.key not in keys:", "and -> or"): (
-            "only the sign of a key's line is read, and a later line's sign is the same or the address "
-            "is already taken"
-        ),
+    },
+    "digest/subscribers/changes.py": {
+        (
+            "if row.key is not None and row.key not in keys:",
+            "and -> or",
+        ): "only the sign of a key's line is read, and a later line's sign is the same or the address "
+        "is already taken",
         (
             "-problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)",
             "`ifexp` condition negated",
@@ -227,7 +237,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         (
             "-problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)",
             "0 -> 1",
-        ): ("only the sign of a readable record's line is read"),
+        ): "only the sign of a readable record's line is read",
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
         ("if line is not None and line < 0:", "0 -> 1"): "no key gets line 0 but one added by an import",
         ("return found[-1] if subscriber.status != status else KEEP", "1 -> 0"): "one address, one match",

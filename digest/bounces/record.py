@@ -33,13 +33,9 @@ from digest.fsutil import atomic_write, file_lock, read_json
 from digest.mail.tokens import load_secret
 from digest.mail.verp import compact_token, token_issue
 from digest.send.ledger import ledger_stems, read_ledger
-from digest.subscribers.changes import (
-    Subscriber,
-    address_key,
-    find_subscriber,
-    iter_subscribers,
-    set_statuses,
-)
+from digest.subscribers.changes import find_subscriber, set_statuses
+from digest.subscribers.model import Subscriber, address_key
+from digest.subscribers.reading import iter_subscribers
 
 __all__ = [
     "RECORD_FILE",

@@ -13,7 +13,7 @@ from digest.newsletter.model import Severity
 from digest.release.rules import RELEASE_CHECKS, IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
 from digest.send.replies import pause_note
-from digest.subscribers.changes import iter_subscribers
+from digest.subscribers.reading import iter_subscribers
 
 __all__ = ["status_table"]
 

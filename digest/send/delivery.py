@@ -60,19 +60,17 @@ from digest.send.ledger import (
 )
 from digest.send.replies import note_pause
 from digest.send.transport import Connection, SendFailure, send_one, transport_spec
-from digest.subscribers.changes import (
-    Subscriber,
-    check_email,
-    fold_journal,
+from digest.subscribers.changes import fold_journal, set_statuses
+from digest.subscribers.journal import journal_path
+from digest.subscribers.keys import KeySet
+from digest.subscribers.model import Subscriber, check_email
+from digest.subscribers.reading import (
     iter_subscribers,
     journal_statuses,
     list_signature,
     read_statuses,
     scan_subscribers,
-    set_statuses,
 )
-from digest.subscribers.journal import journal_path
-from digest.subscribers.keys import KeySet
 
 __all__ = ["RateLimiter", "SendReport", "mark_bounces", "send_issue", "send_test_copy", "stop_reasons"]
 

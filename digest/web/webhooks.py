@@ -38,7 +38,8 @@ from digest.bounces.classify import Event, Verdict
 from digest.bounces.record import apply_events
 from digest.config import Config
 from digest.errors import DigestError
-from digest.subscribers.changes import address_key, find_subscriber
+from digest.subscribers.changes import find_subscriber
+from digest.subscribers.model import address_key
 
 __all__ = [
     "MAX_BODY",
