@@ -14,60 +14,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from digest.config import Config
+from digest.feeds.entries import ARCHIVE_DIR, issue_html, one_per_date
 from digest.i18n import join_title
 from digest.newsletter.model import Issue
 from digest.templating import render_template
 
-__all__ = [
-    "ARCHIVE_DIR",
-    "archive_outputs",
-    "archive_url",
-    "online_url",
-    "sections_with_entries",
-    "subscribe_url",
-]
-
-ARCHIVE_DIR = "archive"
-
-
-def archive_url(config: Config, stem: str) -> str:
-    """Where the archive page of an issue is published (under the feeds' address)."""
-    return f"{config.site.base_url}feeds/{ARCHIVE_DIR}/{stem}.html"
-
-
-def sections_with_entries(issues: Sequence[Issue], config: Config) -> frozenset[str]:
-    """The slugs of the section feeds that have entries now (``issues``: the published ones)."""
-    from digest.feeds.build import collect_feeds
-
-    return frozenset(feed.key for feed in collect_feeds(issues, config)[1:] if feed.entries)
-
-
-def online_url(config: Config, issue: Issue) -> str:
-    """Where a reader reads the issue online: ``[site] permalink`` when set, else its archive page."""
-    if config.site.permalink:
-        from digest.feeds.build import permalink
-
-        return permalink(config, issue)
-    return archive_url(config, issue.stem)
-
-
-def subscribe_url(config: Config) -> str:
-    """``digest serve``'s subscribe page, when ``[email] base_url`` says where it is."""
-    return f"{config.email.base_url}subscribe" if config.email.base_url else ""
+__all__ = ["archive_outputs"]
 
 
 def archive_outputs(feeds: Sequence[Any], issues: Sequence[Issue], config: Config) -> dict[str, bytes]:
     """Name (under the feeds directory) -> bytes: a page per published issue, an index, one per section.
 
     ``issues`` are the published ones, newest first; each page's body is
-    :func:`~digest.feeds.build.issue_html`, the content of the issue's entry in the whole feed.
+    :func:`~digest.feeds.entries.issue_html`, the content of the issue's entry in the whole feed.
     Each section feed with entries gets its HTML twin, ``sections/<slug>.html``.
     """
-    from digest.feeds.build import _one_per_date, issue_html
-
     rows = []
     outputs: dict[str, bytes] = {}
-    for issue in _one_per_date(issues):  # an issue is known by its date: the feeds carry one of two copies
+    for issue in one_per_date(issues):  # an issue is known by its date: the feeds carry one of two copies
         title = join_title(issue.title, issue.headline, config.site.language)
         outputs[f"{ARCHIVE_DIR}/{issue.stem}.html"] = _page(
             "archive_issue.html.j2", config, issue=issue, title=title, content=issue_html(issue, config)

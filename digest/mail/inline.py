@@ -56,7 +56,7 @@ def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str
     says_it = config.site.title in heading or issue.date.isoformat() in heading
     header = "" if says_it else f"{config.site.title} · {format_date(issue.date, config.site.language)}"
     items = sum(len(s.items) for s in sections)
-    from digest.feeds.archive import subscribe_url
+    from digest.feeds.entries import subscribe_url
 
     return {
         "header_line": header,

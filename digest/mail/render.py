@@ -180,8 +180,7 @@ class DigestRenderer:
     @classmethod
     def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
         """The renderer with the issue's web address and the site's feeds, as every send uses."""
-        from digest.feeds.archive import online_url
-        from digest.feeds.build import feeds_base_url
+        from digest.feeds.entries import feeds_base_url, online_url
 
         return cls(issue, config, online_url(config, issue), feeds_base_url(config))
 
