@@ -248,7 +248,8 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/send/delivery.py": {
         (
-            "context.Process(target=child_process, args=(replace(job, shard=k), shared, os.getpid()), daemon=True)",
+            "context.Process(target=child_process, args=(replace(job, shard=k), shared, os.getpid()), "
+            "daemon=True)",
             "True -> False",
         ): "the parent waits for its children anyway",
         (
