@@ -24,27 +24,37 @@ AXE_RUN = """async () => {
     .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`);
 }"""
 
-# A Latin word or number split over two lines although it is narrower than the box it sits in:
-# "Ent/rie/s" in a squeezed table cell. A word wider than its box (a long URL) may break: it must.
+# A word broken inside its letters although it would fit on a line: "Ent/rie/s" in a squeezed table
+# cell, "atom.xm/l". A word here is a run of Latin letters, digits and punctuation between spaces or
+# CJK text (which may break anywhere); it may break at its hyphens and slashes, and anywhere when it
+# is wider than its box (a long URL or address): it must.
 BROKEN_WORDS = """() => {
+  const WORD = /[^\\s\\u2E80-\\u9FFF\\u3000-\\u303F\\uF900-\\uFAFF\\uFF00-\\uFFEF]{2,}/g;
+  const LETTERS = /[A-Za-z0-9\\u00C0-\\u024F]{2,}/g;
+  const range = document.createRange();
+  const measure = (node, start, end) => {
+    range.setStart(node, start);
+    range.setEnd(node, end);
+    const rects = [...range.getClientRects()].filter(r => r.width > 0);
+    return [new Set(rects.map(r => Math.round(r.top))).size, rects.reduce((sum, r) => sum + r.width, 0)];
+  };
   const broken = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  const range = document.createRange();
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const box = node.parentElement;
     if (!box || box.closest('script, style, [hidden]') || !box.getClientRects().length) continue;
-    for (const match of node.data.matchAll(/[A-Za-z0-9\\u00C0-\\u024F]{2,}/g)) {
-      range.setStart(node, match.index);
-      range.setEnd(node, match.index + match[0].length);
-      const rects = [...range.getClientRects()].filter(r => r.width > 0);
-      const lines = new Set(rects.map(r => Math.round(r.top)));
-      if (lines.size < 2) continue;
-      const width = rects.reduce((sum, r) => sum + r.width, 0);
-      let block = box;
-      while (block.parentElement && getComputedStyle(block).display.startsWith('inline')) {
-        block = block.parentElement;
+    let block = box;
+    while (block.parentElement && getComputedStyle(block).display.startsWith('inline')) {
+      block = block.parentElement;
+    }
+    for (const word of node.data.matchAll(WORD)) {
+      const [lines, width] = measure(node, word.index, word.index + word[0].length);
+      if (lines < 2 || width >= block.clientWidth - 1) continue;
+      for (const run of word[0].matchAll(LETTERS)) {
+        const start = word.index + run.index;
+        const [runLines] = measure(node, start, start + run[0].length);
+        if (runLines > 1) broken.push(`${word[0]} (in <${box.localName}>)`);
       }
-      if (width < block.clientWidth - 1) broken.push(`${match[0]} (in <${box.localName}>)`);
     }
   }
   return [...new Set(broken)].slice(0, 5);

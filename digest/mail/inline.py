@@ -13,6 +13,7 @@ and stay in ``<style>``, where the clients that honour them read them.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str
     The masthead names the newsletter, the issue's number and the date once, over
     the headline. The title ("嵌入式AI简报 (2026-11-01)") says the same again and
     is already the subject, so it is the heading only for an issue without a headline;
-    a heading that already names the newsletter or the date leaves them out of the line above it.
+    what the heading already says (the name, the number, the date) is left out of the line above it.
     """
     from digest.feeds.entries import archive_index_url, subscribe_url
     from digest.i18n import format_date, gettext_for
@@ -57,12 +58,11 @@ def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str
     theme = config.theme
     name = theme.name or config.site.title
     heading = issue.headline or issue.title
-    says_it = name in heading or config.site.title in heading or issue.date.isoformat() in heading
     _ = gettext_for(config.site.language)
-    masthead = [] if says_it else [name]
-    if issue.number is not None and not says_it:
+    masthead = [] if name in heading or config.site.title in heading else [name]
+    if issue.number is not None and not re.search(rf"(?<!\d){issue.number}(?!\d)", heading):
         masthead.append(_("No. %(number)s", number=issue.number))
-    if not says_it:
+    if issue.date.isoformat() not in heading:  # the date is always said once, above or in the heading
         masthead.append(format_date(issue.date, config.site.language))
     items = sum(len(s.items) for s in sections)
     return {
