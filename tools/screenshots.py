@@ -107,7 +107,7 @@ def themed_pictures(browser, tmp: Path, out: Path) -> None:
         if path is None:
             page.set_content(html)
         else:
-            page.goto(path.as_uri() + ("?q=async" if path.name == "index.html" else ""))
+            page.goto(path.as_uri() + ("?q=heron" if path.name == "index.html" else ""))
         _save(page, out / name)
         page.close()
 
