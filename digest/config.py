@@ -264,6 +264,8 @@ def check_theme(theme: ThemeConfig, reader: _Reader) -> ThemeConfig:
         colours[key] = value
     if theme.logo:
         _check_url(reader, "theme.logo", theme.logo)
+    if theme.templates is not None and not theme.templates.is_dir():
+        reader.fail(f"'theme.templates' is not a folder: {theme.templates}")
     if not 16 <= theme.logo_width <= 600:
         reader.fail("'theme.logo_width' must be 16 to 600 (CSS pixels)")
     for key in ("name", "logo_alt", "reason"):

@@ -45,6 +45,7 @@ def email(config, stem: str):
         ('logo = "logo.png"', "'theme.logo' must be an http(s) URL"),
         ("logo_width = 2000", "'theme.logo_width' must be 16 to 600"),
         ('colour = "#000000"', "unknown key 'colour' in [theme]"),
+        ('templates = "nowhere"', "'theme.templates' is not a folder"),
     ],
 )
 def test_a_theme_that_would_be_unreadable_is_a_one_line_config_error(site, theme, error):
