@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from conftest import EXAMPLES, NOW
+from conftest import EXAMPLES, ISSUE, NOW
 from digest.config import contrast_ratio, load_config
 from digest.errors import ConfigError
 from digest.i18n import format_date
@@ -158,3 +158,17 @@ def test_the_search_script_is_plain_javascript(tmp_path):
     script = config.paths.feeds / "archive" / "search.js"
     result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr or sys.executable
+
+
+def test_sections_named_with_markup_characters_get_their_anchor_and_search_entry(site):
+    name = 'Q&A <问答> "引号"'
+    site.write_issue("2024-03-01.md", ISSUE.replace("## 论文", f"## {name}"))
+    build_feeds_now(site.config, NOW)
+    archive = site.config.paths.feeds / "archive"
+    page = lxml_html.fromstring((archive / "2024-03-01.html").read_text(encoding="utf-8"))
+    links = page.xpath("//nav[@class='toc']//a")
+    assert [a.text for a in links] == ["业界新闻", name]
+    assert page.get_element_by_id(links[1].get("href")[1:]).text == name
+    script = (archive / "search-index.js").read_text(encoding="utf-8")
+    (issue,) = json.loads(script.removeprefix("window.digestSearchIndex = ").rstrip().rstrip(";"))
+    assert {(i["section"], i["anchor"]) for i in issue["items"]} == {("业界新闻", "s1"), (name, "s2")}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digest.config import Config
@@ -43,8 +43,10 @@ def archive_outputs(feeds: Sequence[Any], issues: Sequence[Issue], config: Confi
     titles = [join_title(issue.title, issue.headline, config.site.language) for issue in shown]
     links = [(f"{issue.stem}.html", title) for issue, title in zip(shown, titles, strict=True)]
     outputs: dict[str, bytes] = {}
+    anchored: dict[str, frozenset[str]] = {}
     for n, (issue, title) in enumerate(zip(shown, titles, strict=True)):
         content, toc = _with_anchors(issue_html(issue, config), issue)
+        anchored[issue.stem] = frozenset(anchor for anchor, _, _ in toc)
         outputs[f"{ARCHIVE_DIR}/{issue.stem}.html"] = _page(
             "archive_issue.html.j2",
             config,
@@ -66,7 +68,7 @@ def archive_outputs(feeds: Sequence[Any], issues: Sequence[Issue], config: Confi
         outputs[f"{ARCHIVE_DIR}/sections/{feed.key}.html"] = _page(
             "archive_section.html.j2", config, "../../", feed=feed, entries=[_shown(e) for e in feed.entries]
         )
-    outputs[f"{ARCHIVE_DIR}/{SEARCH_INDEX}"] = search_index(shown, config)
+    outputs[f"{ARCHIVE_DIR}/{SEARCH_INDEX}"] = search_index(shown, config, anchored)
     outputs[f"{ARCHIVE_DIR}/{SEARCH_SCRIPT}"] = render_template(
         "search.js.j2", newsletter_templates(config), autoescape=False, language=config.site.language
     ).encode("utf-8")
@@ -98,15 +100,21 @@ def _with_anchors(content: str, issue: Issue) -> tuple[str, list[tuple[str, str,
     return content, toc
 
 
-def search_index(issues: Sequence[Issue], config: Config) -> bytes:
+def search_index(
+    issues: Sequence[Issue], config: Config, anchored: Mapping[str, frozenset[str]] | None = None
+) -> bytes:
     """``search-index.js``: every issue's page, title and date, and its items' titles by section.
 
     A script that sets ``window.digestSearchIndex`` rather than JSON to fetch:
-    browsers load a script from ``file://``, where they refuse ``fetch``.
+    browsers load a script from ``file://``, where they refuse ``fetch``. Each item
+    names its section's anchor on the issue's page (``anchored``: the anchors each
+    page has, by stem; "" sends the reader to the top of a page whose heading was not found).
     """
     entries = []
     for issue in issues:
-        anchors = {id(s): f"s{n}" for n, s in enumerate(_sections_shown(issue), 1)}
+        numbered = {id(s): f"s{n}" for n, s in enumerate(_sections_shown(issue), 1)}
+        has = anchored.get(issue.stem, frozenset()) if anchored is not None else frozenset(numbered.values())
+        anchors = {key: anchor if anchor in has else "" for key, anchor in numbered.items()}
         entries.append(
             {
                 "url": f"{issue.stem}.html",
