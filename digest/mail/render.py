@@ -233,9 +233,9 @@ class DigestRenderer:
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
-        views = [self._section(s, limit, f"s{n}") for n, s in enumerate(sections, 1)]
         from digest.feeds.entries import warmup_lead
 
+        views = [self._section(s, limit, f"s{n}") for n, s in enumerate(sections, 1)]
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
         lead, preamble = warmup_lead(self.issue)  # the lead-in is the warm-up's heading, said once
