@@ -101,7 +101,7 @@ def check(page, name: str, schemes: tuple[str, ...] = SCHEMES) -> list[str]:
         problems += [
             f"{where}: words broken at {w} px: {', '.join(b)}" for w, b in broken_words(page).items()
         ]
-        for width in (320, 1200):
+        for width in WIDTHS:
             problems += [f"{where} at {width} px: {v}" for v in axe_violations(page, width)]
     page.emulate_media(color_scheme="light")
     return problems
