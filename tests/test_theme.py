@@ -81,6 +81,7 @@ def test_the_theme_gives_the_email_its_masthead_and_footer(tmp_path):
     assert "https://example.org/tern-weekly/feeds/archive/index.html" in doc.xpath("//a/@href")
     assert "rgb" not in html and "color:#7a2e8e" in html.replace(" ", "")  # the accent on links, inlined
     assert "12 Harbour Row" in text and config.theme.reason in text
+    assert text.splitlines()[0] == f"Read online: {links[0].get('href')}"  # the text part starts so too
 
 
 def test_a_newsletter_overrides_one_block_and_the_rest_follows_digest(site):
