@@ -30,7 +30,7 @@ from digest.feeds.entries import (
     Feed,
     collect_feeds,
     feeds_base_url,
-    subscribe_url,
+    page_context,
     summary_html,
 )
 from digest.fsutil import read_json, set_aside, write_changed_files, write_json
@@ -39,7 +39,7 @@ from digest.newsletter.markup import (
     strip_xml_illegal,
 )
 from digest.newsletter.model import Issue
-from digest.templating import render_template
+from digest.templating import newsletter_templates, render_template
 
 __all__ = [
     "FORMATS",
@@ -170,7 +170,9 @@ def render_outputs(feeds: Sequence[Feed], config: Config) -> dict[str, bytes]:
     outputs["index.html"] = _index_page(listed, config).encode("utf-8")
     outputs["feeds.opml"] = _opml(listed, config)
     if config.feeds.stylesheet:
-        outputs[STYLESHEET] = render_template(STYLESHEET_TEMPLATE, site=config.site).encode("utf-8")
+        outputs[STYLESHEET] = render_template(
+            STYLESHEET_TEMPLATE, site=config.site, theme=config.theme
+        ).encode("utf-8")
     return outputs
 
 
@@ -224,19 +226,25 @@ def _with_stylesheet(xml: bytes, config: Config) -> bytes:
 
 
 def _index_page(feeds: Sequence[Feed], config: Config) -> str:
-    base = feeds_base_url(config)
     rows = [
         {
             "key": feed.key,
             "title": feed.title,
+            "name": feed.subtitle if feed.key != WHOLE else _("All issues", config),
             "entries": len(feed.entries),
             "links": [(fmt.name, fmt.media_type, fmt.filename(feed.key)) for fmt in FORMATS],
         }
         for feed in feeds
     ]
+    return render_template(
+        "feeds_index.html.j2", newsletter_templates(config), **page_context(config, ""), rows=rows
+    )
 
-    subscribe = subscribe_url(config)
-    return render_template("feeds_index.html.j2", site=config.site, rows=rows, base=base, subscribe=subscribe)
+
+def _(message: str, config: Config) -> str:
+    from digest.i18n import gettext_for
+
+    return gettext_for(config.site.language)(message)
 
 
 def _opml(feeds: Sequence[Feed], config: Config) -> bytes:

@@ -27,7 +27,7 @@ from digest.newsletter.markup import (
     sanitize_html,
     strip_xml_illegal,
 )
-from digest.newsletter.model import Issue, Item, Section
+from digest.newsletter.model import Issue, Item, Prose, Section
 from digest.templating import render_template
 
 __all__ = [
@@ -35,18 +35,21 @@ __all__ = [
     "WHOLE",
     "Entry",
     "Feed",
+    "archive_index_url",
     "archive_url",
     "collect_feeds",
     "feeds_base_url",
     "issue_html",
     "one_per_date",
     "online_url",
+    "page_context",
     "permalink",
     "plain_text",
     "sections_with_entries",
     "subscribe_url",
     "summary_html",
     "tag_authority",
+    "warmup_lead",
 ]
 
 
@@ -248,13 +251,15 @@ def summary_html(text: str) -> str:
 def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
     """The whole issue as sanitised HTML with links made absolute against ``link`` (its permalink)."""
     link = link or permalink(config, issue)
+    heading, preamble = warmup_lead(issue)
     rendered = render_template(
         "issue.html.j2",
         language=config.site.language,
         issue=issue,
         intro=_markup(issue.intro_html),
+        warmup_heading=heading,
         warmup=[_markup(h) for h in issue.warmup_html],
-        preamble=[_markup(p.html) for p in issue.preamble],
+        preamble=[_markup(p.html) for p in preamble],
         sections=[(s, _parts(s)) for s in issue.sections if s.items or s.prose],
     )
     return absolutize_links(sanitize_html(rendered), link)
@@ -290,6 +295,44 @@ def online_url(config: Config, issue: Issue) -> str:
     if config.site.permalink:
         return permalink(config, issue)
     return archive_url(config, issue.stem)
+
+
+def archive_index_url(config: Config) -> str:
+    """The archive's front page: every issue, and the search over them."""
+    return f"{config.site.base_url}feeds/{ARCHIVE_DIR}/index.html"
+
+
+def warmup_lead(issue: Issue) -> tuple[str, tuple[Prose, ...]]:
+    """The warm-up heading in the issue's own words, and the preamble without it.
+
+    The words leading into the warm-up bullets ("A few short notes:") are kept by
+    the parser both as a note and as preamble prose; shown as the list's heading,
+    they are left out of the preamble so no page says them twice. The heading is
+    "" when the issue has none (the templates then use the catalog's).
+    """
+    own = str(getattr(issue, "warmup_heading", ""))  # a parser that reads the heading itself
+    lead = own
+    if not own and issue.warmup:
+        lead = next((n for n in issue.notes if n.endswith((":", "："))), "")
+    if not lead:
+        return "", issue.preamble
+    said = " ".join(lead.split())
+    rest = tuple(p for p in issue.preamble if " ".join(html_to_text(p.html).split()) != said)
+    return lead.rstrip(":：").strip(), rest
+
+
+def page_context(config: Config, root: str) -> dict[str, Any]:
+    """What every page for readers (the archive, the feeds index) is rendered with.
+
+    ``root`` is the way from the page to the feeds directory ("", "../", "../../").
+    """
+    return {
+        "site": config.site,
+        "theme": config.theme,
+        "root": root,
+        "subscribe": subscribe_url(config),
+        "address_lines": [line.strip() for line in config.theme.address.splitlines() if line.strip()],
+    }
 
 
 def subscribe_url(config: Config) -> str:
