@@ -46,12 +46,14 @@ def generate(path: Path, lines: int) -> None:
 def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], object]) -> bool:
     """digest's rewrite before the journal (``_rewrite`` + ``_rewritten``), unchanged in substance."""
     from digest.fsutil import atomic_write, file_lock
-    from digest.send.subscribers import HEADER, KEEP, _format_row, _full, _Scan, list_signature
+    from digest.subscribers.model import HEADER, format_row, full_header
+    from digest.subscribers.reading import ListScan, list_signature
+    from digest.subscribers.rewrite import KEEP
 
     with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=30):
         for _ in range(5):
             before = list_signature(path)
-            scan = _Scan(path, known)
+            scan = ListScan(path, known)
             body: list[str] = []
             keys: dict[str, int] = {}  # every address on the list, for the appending operations
             changed = False
@@ -65,7 +67,9 @@ def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], o
                 if result is KEEP:
                     body.append(row.text)
                 elif result is not None:
-                    body.append(_format_row(_full(scan.header), result, row.text, scan.header) + scan.newline)
+                    body.append(
+                        format_row(full_header(scan.header), result, row.text, scan.header) + scan.newline
+                    )
                     changed = True
             if not changed:
                 return False
@@ -80,7 +84,7 @@ def naive_rewrite(path: Path, known: Collection[str], edit: Callable[[object], o
 def naive_set_status(path: Path, email: str, status: str) -> None:
     from dataclasses import replace
 
-    from digest.send.subscribers import KEEP
+    from digest.subscribers.rewrite import KEEP
 
     def edit(subscriber):
         return replace(subscriber, status=status) if subscriber.key == email else KEEP
@@ -97,7 +101,7 @@ def targets(lines: int, changes: int) -> list[str]:
 
 
 def child(mode: str, path: Path, lines: int, changes: int) -> dict[str, object]:
-    from digest.send.subscribers import find_subscriber, fold_journal, set_status
+    from digest.subscribers.changes import find_subscriber, fold_journal, set_status
 
     result: dict[str, object] = {"mode": mode}
     if mode == "journal":

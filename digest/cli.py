@@ -220,26 +220,26 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
     from digest.newsletter.catalog import now_in
-    from digest.send import subscribers as subs
+    from digest.subscribers import changes, model, reading
 
     config = _config(args)
     path, known = config.paths.subscribers, config.feeds.slugs
     today = now_in(config).date()
     action = args.action
-    subs.fold_journal(path, known)  # changes made meanwhile (the web, bounces) into the file first
+    changes.fold_journal(path, known)  # changes made meanwhile (the web, bounces) into the file first
     if action == "add":
-        sections = subs.parse_sections(args.sections or "", known)
-        added = subs.add_subscriber(
+        sections = model.parse_sections(args.sections or "", known)
+        added = changes.add_subscriber(
             path, known, args.email, name=args.name or "", sections=sections, today=today
         )
-        subs.fold_journal(path, known)
+        changes.fold_journal(path, known)
         print(f"added {added.email}")
     elif action == "remove":
-        removed = subs.remove_subscriber(path, known, args.email, purge=args.purge)
-        subs.fold_journal(path, known)
+        removed = changes.remove_subscriber(path, known, args.email, purge=args.purge)
+        changes.fold_journal(path, known)
         print(f"{'erased' if args.purge else 'unsubscribed'} {removed.email}")
     elif action == "import":
-        result = subs.import_subscribers(path, known, Path(args.file), today=today)
+        result = changes.import_subscribers(path, known, Path(args.file), today=today)
         for problem in result.problems:
             _error(f"{problem.format(Path(args.file))} (skipped)")
         print(f"imported {len(result.added)}, {len(result.present)} already on the list")
@@ -249,12 +249,12 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
             raise DigestError(
                 f"{path}: there is no subscriber list here yet (digest subscribers add creates it)"
             )
-        listing = subs.read_subscribers(path, known)
+        listing = reading.read_subscribers(path, known)
         for problem in listing.problems:
             _error(f"{problem.format(path)} (skipped)")
         statuses = None if args.status == "all" else {args.status}
         if action == "export":
-            sys.stdout.write(subs.export_csv(listing.subscribers, statuses))
+            sys.stdout.write(model.export_csv(listing.subscribers, statuses))
         else:
             shown = [s for s in listing.subscribers if statuses is None or s.status in statuses]
             for s in shown:
@@ -294,7 +294,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_bounces(args: argparse.Namespace) -> int:
-    from digest.send.bouncelog import read_mailbox
+    from digest.bounces.record import read_mailbox
 
     config = _config(args)
     if not config.bounces.mailbox:

@@ -42,7 +42,9 @@ __all__ = [
     "SendHour",
     "ServeConfig",
     "SiteConfig",
+    "ThemeConfig",
     "TransportAddress",
+    "contrast_ratio",
     "default_config",
     "find_config_path",
     "load_config",
@@ -219,6 +221,75 @@ class BouncesConfig:
 
 
 @dataclass(frozen=True)
+class ThemeConfig:
+    """``[theme]``: what makes the email and the archive recognisably this newsletter's own.
+
+    ``accent`` colours links on light backgrounds and ``accent_dark`` on dark ones;
+    both are checked for WCAG AA contrast when the config is loaded. ``templates``
+    is a folder of templates that extend digest's by block (``[email] templates`` if unset).
+    """
+
+    name: str = ""  # the masthead's name; "" is [site] title
+    logo: str = ""  # an https URL of the logo; "" shows the name alone
+    logo_width: int = 120  # CSS pixels as shown (supply an image twice as wide for sharp screens)
+    logo_alt: str = ""  # "" is the name
+    accent: str = "#0b57d0"
+    accent_dark: str = "#7cb3ff"
+    view_online: bool = True  # a "view online" line at the very top of the email
+    address: str = ""  # the sender's postal address (CAN-SPAM asks it of commercial mail)
+    reason: str = ""  # why the reader gets this; "" is digest's sentence naming their address
+    templates: Path | None = field(default=None, metadata={"convert": "path"})
+
+
+# The backgrounds text sits on: the page and card in light mode, the page and card in dark mode.
+THEME_BACKGROUNDS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {"accent": ("#ffffff", "#f3f4f6"), "accent_dark": ("#111317", "#1c1f24")}
+)
+WCAG_AA_TEXT = 4.5
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """The WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def check_theme(theme: ThemeConfig, reader: _Reader) -> ThemeConfig:
+    """Colours spelled ``#rgb``/``#rrggbb`` and readable on every background; a logo at an http(s) URL."""
+    colours: dict[str, str] = {}
+    for key, backgrounds in THEME_BACKGROUNDS.items():
+        value = getattr(theme, key).strip().lower()
+        if re.fullmatch(r"#[0-9a-f]{3}", value):
+            value = "#" + "".join(c * 2 for c in value[1:])
+        if not re.fullmatch(r"#[0-9a-f]{6}", value):
+            reader.fail(f"'theme.{key}' must be a colour such as \"#0b57d0\", not {getattr(theme, key)!r}")
+        for background in backgrounds:
+            ratio = contrast_ratio(value, background)
+            if ratio < WCAG_AA_TEXT:
+                reader.fail(
+                    f"'theme.{key}' = {value} has contrast {ratio:.1f}:1 on {background}; "
+                    f"WCAG AA needs {WCAG_AA_TEXT}:1 for text"
+                )
+        colours[key] = value
+    if theme.logo:
+        _check_url(reader, "theme.logo", theme.logo)
+    if theme.templates is not None and not theme.templates.is_dir():
+        reader.fail(f"'theme.templates' is not a folder: {theme.templates}")
+    if not 16 <= theme.logo_width <= 600:
+        reader.fail("'theme.logo_width' must be 16 to 600 (CSS pixels)")
+    for key in ("name", "logo_alt", "reason"):
+        if "\n" in getattr(theme, key) or "\r" in getattr(theme, key):
+            reader.fail(f"'theme.{key}' must be one line")
+    return dataclasses.replace(theme, **colours)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``path`` is the file it came from."""
 
@@ -231,6 +302,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    theme: ThemeConfig = field(default_factory=ThemeConfig)
 
     @property
     def root(self) -> Path:
@@ -320,6 +392,7 @@ def config_from_mapping(data: Mapping[str, object], path: Path) -> Config:
         if not isinstance(table, Mapping):
             reader.fail(f"[{name}] must be a table")
         built[name] = reader.build(cls, table, name)
+    built["theme"] = check_theme(built["theme"], reader)  # type: ignore[arg-type]
     config = Config(path=path, **built)  # type: ignore[arg-type]
     _check(config, reader)
     return config

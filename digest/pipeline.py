@@ -149,8 +149,8 @@ def _run_locked(config: Config, now: dt.datetime, report: RunReport) -> None:
 
 def _read_bounces(config: Config, report: RunReport) -> None:
     """What came back to ``[bounces] mailbox`` since the last run, before anyone is mailed again."""
+    from digest.bounces.record import read_mailbox
     from digest.errors import DigestError
-    from digest.send.bouncelog import read_mailbox
 
     try:
         lines = read_mailbox(config)

@@ -1,7 +1,11 @@
 """Jinja2 environments over the built-in ``templates/`` and a newsletter's own.
 
-A newsletter can point ``[email] templates`` at a directory of its own; a
-template found there wins over the built-in one of the same name. Every
+A newsletter can point ``[theme] templates`` (or ``[email] templates``) at a
+directory of its own; a template found there wins over the built-in one of the
+same name. Every built-in template is also reachable as ``digest/<name>``, so a
+newsletter's ``digest.mjml.j2`` can be ``{% extends "digest/digest.mjml.j2" %}``
+and override one block (``header``, ``masthead``, ``section``, ``item``,
+``footer``) while the rest keeps following digest. Every
 environment speaks one language: ``{% trans %}`` and ``_()`` read the catalog
 of ``[site] language`` (see :mod:`digest.i18n`), and ``|format_date`` writes
 dates as that language does.
@@ -19,7 +23,17 @@ from digest.i18n import date_pattern, format_date, resolve_language, translation
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["builtin_templates", "render_template", "template_environment"]
+    from digest.config import Config
+
+__all__ = [
+    "BUILTIN_PREFIX",
+    "builtin_templates",
+    "newsletter_templates",
+    "render_template",
+    "template_environment",
+]
+
+BUILTIN_PREFIX = "digest"  # {% extends "digest/digest.mjml.j2" %} names the built-in template
 
 
 def builtin_templates() -> Path:
@@ -38,11 +52,12 @@ def template_environment(
     """The environment for one template directory and one catalog."""
     import jinja2
 
-    search = [str(custom)] if custom else []
-    search.append(str(builtin_templates()))
+    builtin = jinja2.FileSystemLoader(str(builtin_templates()))
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(custom))] if custom else []
+    loaders += [builtin, jinja2.PrefixLoader({BUILTIN_PREFIX: builtin})]
     catalog = resolve_language(language)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
+        loader=jinja2.ChoiceLoader(loaders),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -54,6 +69,11 @@ def template_environment(
     env.filters["format_date"] = functools.partial(format_date, language=catalog)
     env.globals["date_pattern"] = functools.partial(date_pattern, catalog)
     return env
+
+
+def newsletter_templates(config: Config) -> Path | None:
+    """The newsletter's own template folder: ``[theme] templates``, else ``[email] templates``."""
+    return config.theme.templates or config.email.templates
 
 
 def render_template(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -37,10 +38,48 @@ def require(binary: str, env: str, package: str) -> None:
     pytest.skip(why)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and outside the kernel's ephemeral range.
+
+    A server that binds its own port (postfix, dovecot) cannot be handed a bound
+    socket, so there is a gap between choosing the port and its bind. A port from
+    the ephemeral range could be taken in that gap by any outgoing connection on
+    the machine; one below it is only taken by another process choosing the same
+    way, which the start below retries.
+    """
+    low, _high = _ephemeral_range()
+    top = max(low - 1, 10_001)
+    while True:
+        port = random.randint(10_000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _start(start, server, logs: list[Path], what: str, attempts: int = 3) -> None:
+    """Start ``server`` and wait until it listens; a port taken meanwhile means a new port and another try."""
+    for attempt in range(attempts):
+        try:
+            start()
+        except subprocess.CalledProcessError as exc:
+            said = "".join(log.read_text(errors="replace") for log in logs if log.exists())
+            if "in use" in said and attempt + 1 < attempts:
+                server.move_to(free_port())
+                continue
+            raise AssertionError(f"{what} did not start ({exc}): {said[-2000:]}") from None
+        wait_for(lambda: _listening(server.port), f"{what} on 127.0.0.1:{server.port}")
+        return
 
 
 def wait_for(condition, what: str, timeout: float = 30.0):
@@ -131,6 +170,10 @@ class Postfix:
             lines.append(" ".join(fields))
         return "\n".join(lines) + "\n"
 
+    def move_to(self, port: int) -> None:
+        self.port = port
+        (self.conf / "master.cf").write_text(self._master_cf())
+
     def postfix(self, action: str) -> None:
         subprocess.run([POSTFIX, "-c", str(self.conf), action], check=True, capture_output=True, timeout=60)
 
@@ -145,8 +188,7 @@ def running_postfix(domain: str, users: list[str]):
     root = _private_dir("digest-postfix-")
     server = Postfix(root, domain, users)
     try:
-        server.postfix("start")
-        wait_for(lambda: _listening(server.port), f"postfix on 127.0.0.1:{server.port}")
+        _start(lambda: server.postfix("start"), server, [root / "maillog"], "postfix")
         yield server
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
@@ -175,6 +217,10 @@ class Dovecot:
         )
         subprocess.run(["chown", "-R", f"{MAIL_UID}:{nobody.pw_gid}", str(root / "mail")], check=True)
         (root / "dovecot.conf").write_text(self._conf())
+
+    def move_to(self, port: int) -> None:
+        self.port = port
+        (self.root / "dovecot.conf").write_text(self._conf())
 
     def _conf(self) -> str:
         root = self.root
@@ -235,9 +281,12 @@ def running_dovecot(cert, user: str = "bounces", password: str = "imap-test-pass
     server = Dovecot(root, cert, user, password)
     conf = str(root / "dovecot.conf")
     try:
-        with (root / "start.log").open("wb") as log:  # dovecot's daemons inherit these: not a pipe
-            subprocess.run([DOVECOT, "-c", conf], check=True, stdout=log, stderr=log, timeout=60)
-        wait_for(lambda: _listening(server.port), f"dovecot on 127.0.0.1:{server.port}")
+
+        def start() -> None:
+            with (root / "start.log").open("ab") as log:  # dovecot's daemons inherit these: not a pipe
+                subprocess.run([DOVECOT, "-c", conf], check=True, stdout=log, stderr=log, timeout=60)
+
+        _start(start, server, [root / "start.log", root / "dovecot.log"], "dovecot")
         yield server
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):

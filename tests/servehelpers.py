@@ -9,7 +9,7 @@ import urllib.request
 
 from conftest import KNOWN
 from digest.mail.tokens import TokenPayload, load_secret, make_token
-from digest.send.subscribers import read_subscribers
+from digest.subscribers.reading import read_subscribers
 
 
 def request(server, method, path, data=None, content_type="application/x-www-form-urlencoded"):

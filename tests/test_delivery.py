@@ -10,9 +10,10 @@ from conftest import KNOWN, NOW, smtp_config, write_subscribers
 from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
-from digest.send.delivery import RateLimiter
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
-from digest.send.subscribers import read_subscribers, set_status
+from digest.send.shard import RateLimiter
+from digest.subscribers.changes import set_status
+from digest.subscribers.reading import read_subscribers
 from smtpserver import password_authenticator, running_server, tls_context
 
 
@@ -294,12 +295,12 @@ def test_maildir_transport(site, tmp_path):
 def test_rate_limiter_spaces_messages(monkeypatch):
     clock = [100.0]
     waits = []
-    monkeypatch.setattr("digest.send.delivery.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("digest.send.shard.time.monotonic", lambda: clock[0])
 
     async def fake_sleep(seconds):
         waits.append(round(seconds, 6))
 
-    monkeypatch.setattr("digest.send.delivery.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("digest.send.shard.asyncio.sleep", fake_sleep)
     limiter = RateLimiter(4.0)
 
     async def run():

@@ -8,10 +8,11 @@ from conftest import KNOWN, NOW, smtp_config, write_subscribers
 from digest.errors import DeliveryError, SubscriberError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
-from digest.send import delivery
+from digest.send import delivery, recipients, shard
 from digest.send.delivery import SendReport, send_test_copy
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
-from digest.send.subscribers import read_subscribers, set_status
+from digest.subscribers.changes import set_status
+from digest.subscribers.reading import read_subscribers
 
 USERS = [f"user{n}@example.com" for n in range(6)]
 
@@ -62,8 +63,8 @@ def test_the_summary_says_what_happened_and_what_to_do_next():
 
 
 def test_a_rate_below_one_message_a_second_is_still_a_limit():
-    assert delivery.RateLimiter(0.5).interval == 2.0
-    assert delivery.RateLimiter(0).interval == 0.0
+    assert shard.RateLimiter(0.5).interval == 2.0
+    assert shard.RateLimiter(0).interval == 0.0
 
 
 def test_the_survey_counts_who_will_be_mailed_and_every_unreadable_line(tmp_path):
@@ -72,17 +73,17 @@ def test_the_survey_counts_who_will_be_mailed_and_every_unreadable_line(tmp_path
     rows += [("left@example.com", "", "", "unsubscribed", ""), ("bad", "", "", "active", "")]
     write_subscribers(path, rows)
     snapshot = tmp_path / "2026-11-01.round1.due"
-    problems = delivery._fix_recipients(path, KNOWN, snapshot, {USERS[0]})
+    problems = recipients.fix_recipients(path, KNOWN, snapshot, {USERS[0]})
     assert problems == [f"{path}:7: invalid address 'bad': An email address must have an @-sign."]
-    assert delivery._Recipients(path, KNOWN, {USERS[0]}, snapshot).survey() == 3
-    assert delivery._Recipients(path, KNOWN, {USERS[0], USERS[1]}, snapshot).survey() == 2
+    assert recipients.Recipients(path, KNOWN, {USERS[0]}, snapshot).survey() == 3
+    assert recipients.Recipients(path, KNOWN, {USERS[0], USERS[1]}, snapshot).survey() == 2
     # The round's recipients are fixed when it starts: a resumed round keeps them, and still reports.
     write_subscribers(path, [*rows, ("late@example.com", "", "", "active", ""), ("worse", "", "", "", "")])
-    assert delivery._fix_recipients(path, KNOWN, snapshot, set()) == [
+    assert recipients.fix_recipients(path, KNOWN, snapshot, set()) == [
         problems[0],
         f"{path}:9: invalid address 'worse': An email address must have an @-sign.",
     ]
-    assert [s.email for s in delivery._Recipients(path, KNOWN, set(), snapshot)] == USERS[1:4]
+    assert [s.email for s in recipients.Recipients(path, KNOWN, set(), snapshot)] == USERS[1:4]
 
 
 # -- who is mailed -----------------------------------------------------------------------------
@@ -371,13 +372,13 @@ def test_the_rate_limit_spaces_a_real_send(site, smtp):
 def test_a_send_off_a_terminal_logs_a_progress_line_every_ten_seconds(monkeypatch, capsys):
     clock = [1000.0]
     monkeypatch.setattr(delivery.time, "monotonic", lambda: clock[0])
-    totals = dict.fromkeys(delivery.COUNTERS, 0)
+    totals = dict.fromkeys(shard.COUNTERS, 0)
 
     class Shared:
         def totals(self):
             return dict(totals)
 
-    progress = delivery._Progress("2026-11-01", 100, Shared(), enabled=False)
+    progress = shard.Progress("2026-11-01", 100, Shared(), enabled=False)
     totals.update(sent=30, failed=2)
     clock[0] += 9
     progress.refresh()
@@ -449,7 +450,7 @@ def test_a_sending_process_that_fails_to_start_stops_the_others(site, smtp, monk
 
     rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
     issue = prepare(site, smtp.port, "processes = 2\n", rows=rows)
-    sender_init, deliver = delivery._Sender.__init__, delivery._Sender.deliver
+    sender_init, deliver = shard.Sender.__init__, shard.Sender.deliver
 
     def init(self, job, *args, **kwargs):
         if job.shard == 0:
@@ -461,8 +462,8 @@ def test_a_sending_process_that_fails_to_start_stops_the_others(site, smtp, monk
         await asyncio.get_running_loop().run_in_executor(None, self.shared.stop.wait, 10)
         return await deliver(self, *args, **kwargs)
 
-    monkeypatch.setattr(delivery._Sender, "__init__", init)  # forked processes inherit both
-    monkeypatch.setattr(delivery._Sender, "deliver", deliver_once_told)
+    monkeypatch.setattr(shard.Sender, "__init__", init)  # forked processes inherit both
+    monkeypatch.setattr(shard.Sender, "deliver", deliver_once_told)
     with pytest.raises(DeliveryError, match="RuntimeError: a bug while setting up; nobody was failed"):
         mail_issue(site.config, issue, NOW, progress=False)
     assert smtp.received == []  # the other process saw the stop and sent nothing

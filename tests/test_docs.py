@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, digest_cmd
 from digest.config import config_from_mapping
+from digest.errors import ConfigError
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -94,7 +95,11 @@ def test_every_config_snippet_is_a_config_digest_accepts(page, tmp_path):
     for _, body in fenced(page.read_text(encoding="utf-8"), "toml"):
         if body.lstrip().startswith("[email.dkim]"):
             continue
-        config_from_mapping(tomllib.loads(body), tmp_path / "digest.toml")
+        try:
+            config_from_mapping(tomllib.loads(body), tmp_path / "digest.toml")
+        except ConfigError as exc:  # a folder the snippet names exists on the reader's disk, not here
+            if "is not a folder" not in str(exc):
+                raise
 
 
 def test_no_page_installs_from_an_index_digest_was_never_published_on():

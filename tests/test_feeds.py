@@ -15,7 +15,8 @@ import feedparser
 import pytest
 
 from conftest import NOW, run_digest
-from digest.feeds.build import FORMATS, collect_feeds
+from digest.feeds.build import FORMATS
+from digest.feeds.entries import collect_feeds
 from digest.pipeline import build_feeds_now
 from digest.release.rules import published_issues
 

@@ -297,6 +297,8 @@ def visible_text(where: str, text: str | EmailMessage) -> str:
             el.text or "" for el in root.iter() if str(el.tag).endswith(("content", "description"))
         )
         where = "entries.html"
+    if where.endswith(".js"):  # the archive search: the strings it shows (its index's values), not code
+        text = " ".join(re.findall(r'"((?:[^"\\]|\\.)*)"\s*[,}\]]', text))
     if where.endswith(".xsl"):
         text = " ".join(etree.fromstring(text.encode("utf-8")).xpath("//text()[not(ancestor::style)]"))
     elif "<" in text and (where.endswith(".html") or where.startswith(("serve/", "preview page"))):

@@ -12,18 +12,9 @@ from test_subscribers import TODAY
 
 from conftest import KNOWN, run_digest, write_subscribers
 from digest.errors import SubscriberError
-from digest.send.journal import journal_path
-from digest.send.subscribers import (
-    SubscriberUnavailable,
-    add_subscriber,
-    find_subscriber,
-    fold_journal,
-    iter_subscribers,
-    read_subscribers,
-    scan_subscribers,
-    set_sections,
-    set_status,
-)
+from digest.subscribers.changes import add_subscriber, find_subscriber, fold_journal, set_sections, set_status
+from digest.subscribers.journal import SubscriberUnavailable, journal_path
+from digest.subscribers.reading import iter_subscribers, read_subscribers, scan_subscribers
 
 OPEN_QUOTE = (
     "email,name,sections,status,since\n"
@@ -115,16 +106,17 @@ def test_an_unsubscribe_is_journaled_not_rewritten_and_every_reader_applies_it(s
 CHILD = """
 import sys, time
 from pathlib import Path
-import digest.send.subscribers as subs
+import digest.subscribers.rewrite as rewrite
+from digest.subscribers.changes import fold_journal
 path, marker, where = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-real = getattr(subs, where)
+real = getattr(rewrite, where)
 def stop(*args, **kwargs):
     if where == "mark_fold":
         real(*args, **kwargs)
     marker.write_text("here")
     time.sleep(600)
-setattr(subs, where, stop)
-subs.fold_journal(path, {"news", "papers", "projects", "blogs", "apps"})
+setattr(rewrite, where, stop)
+fold_journal(path, {"news", "papers", "projects", "blogs", "apps"})
 """
 
 
@@ -273,7 +265,7 @@ def test_a_hand_edit_after_a_change_is_seen_by_the_next_lookup(tmp_path):
 def test_digest_serve_builds_the_lookup_index_before_anyone_waits_for_it(site):
     """A change after a hand edit read the whole list first (122 s at 1,000,000 lines): serve warms it."""
     from conftest import SERVE_CONFIG
-    from digest.send.journal import index_path
+    from digest.subscribers.index import index_path
     from servehelpers import serving
 
     site.write_config(SERVE_CONFIG)

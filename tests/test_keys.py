@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digest.send.keys import KeySet
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, scan_round
+from digest.subscribers.keys import KeySet
 
 
 def test_keyset_holds_every_address_it_was_given_and_no_other() -> None:

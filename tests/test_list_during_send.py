@@ -153,7 +153,7 @@ def test_a_round_is_not_finished_while_someone_due_was_not_reached(site, smtp):
 
 def test_a_status_is_trusted_only_from_lines_written_whole(tmp_path):
     from conftest import KNOWN
-    from digest.send.subscribers import read_statuses
+    from digest.subscribers.reading import read_statuses
 
     path = tmp_path / "subscribers.csv"
     path.write_text(HEADER + "a@example.com,,,unsubscribed,\nb@example.com,,,unsubscribed", encoding="utf-8")

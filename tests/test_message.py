@@ -10,7 +10,7 @@ import re
 import pytest
 
 from digest.errors import HeaderError
-from digest.feeds.build import permalink
+from digest.feeds.entries import permalink
 from digest.mail.message import MessageFactory, parse_sender
 from digest.mail.render import DigestRenderer
 from digest.mail.tokens import read_token

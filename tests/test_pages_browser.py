@@ -1,6 +1,8 @@
-"""Every page digest makes, in Chromium: no sideways scrolling at 320, 375 and 1200 px, no serious
-or critical axe-core violation; the email keeps its look with every <style> stripped; the feed pages
-link each entry; a reader subscribes from the form page to the confirming POST.
+"""Every page digest makes, in Chromium, light and dark: no sideways scrolling at 320, 375 and 1200 px,
+no word broken inside, no serious or critical axe-core violation (the email with its <style> and
+without); the email keeps its look with every <style> stripped; the feed pages link each entry; the
+archive's search works from a copy opened over file://; a reader subscribes from the form page to the
+confirming POST.
 
 One browser for the module (conftest.browser); the pages are checked in a loop.
 """
@@ -13,16 +15,18 @@ import email.policy
 import functools
 import http.server
 import re
+import shutil
 import threading
 
 import pytest
 from lxml import etree
 
-from conftest import NOW, SERVE_CONFIG, write_subscribers
+from conftest import EXAMPLES, NOW, SERVE_CONFIG, write_subscribers
+from digest.config import load_config
 from digest.mail.render import DigestRenderer
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import build_feeds_now
-from digest.send.subscribers import read_subscribers
+from digest.subscribers.reading import read_subscribers
 from digest.web.preview import PreviewServer, write_preview
 from pagecheck import check
 from servehelpers import KNOWN, serving, token
@@ -82,17 +86,87 @@ FEED_PAGES = (
     "rss.xml",
     "news.rss.xml",
     "archive/index.html",
+    "archive/index.html?q=NPU",
     "archive/2026-11-01.html",
+    "archive/2026-10-01.html",
     "archive/sections/papers.html",
 )
+THEMED_PAGES = (
+    "index.html",
+    "papers.atom.xml",
+    "archive/index.html?q=the",
+    "archive/tern-weekly-43.html",
+    "archive/tern-weekly-41.html",
+    "archive/sections/news.html",
+)
+
+
+def without_style(html: str) -> str:
+    stripped = re.sub(r"<style[^>]*>.*?</style>", "", html, flags=re.S)
+    assert "<style" not in stripped
+    return stripped
+
+
+@pytest.fixture
+def themed(tmp_path):
+    """The themed example (it reads its sibling's issues) in a scratch copy, its feeds built."""
+    for name in ("themed-weekly", "pelican-weekly"):
+        shutil.copytree(EXAMPLES / name, tmp_path / name, ignore=shutil.ignore_patterns("var", "output"))
+    config = load_config(tmp_path / "themed-weekly" / "digest.toml")
+    build_feeds_now(config, NOW)
+    return config
+
+
+def test_the_themed_example_passes_in_light_and_dark(themed, page):
+    logo = (EXAMPLES / "themed-weekly" / "logo.png").read_bytes()
+    page.route(themed.theme.logo, lambda route: route.fulfill(body=logo, content_type="image/png"))
+    problems = []
+    for stem in ("tern-weekly-41", "tern-weekly-42", "tern-weekly-43"):
+        renderer = DigestRenderer.for_issue(load_issue(themed, stem), themed)
+        html = renderer.variant().personalise(FIELDS)[0]
+        page.set_content(html)
+        problems += check(page, f"themed email {stem}")
+        page.set_content(without_style(html))
+        problems += check(page, f"themed email {stem} without <style>", schemes=("light",))
+    with static_files(themed.paths.feeds) as feeds:
+        for name in THEMED_PAGES:
+            page.goto(feeds + name)
+            problems += check(page, f"themed {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_archive_search_finds_an_item_from_a_copy_opened_over_file(themed, page, tmp_path):
+    copy = tmp_path / "copied-feeds"
+    shutil.copytree(themed.paths.feeds, copy)
+    issue = load_issue(themed, "tern-weekly-42")
+    item = issue.items[0]
+    word = max(re.findall(r"[A-Za-z]{4,}", item.title), key=len)
+    index = (copy / "archive" / "index.html").as_uri()
+    page.goto(index)
+    page.fill("#q", word.upper())  # as a reader types it
+    found = page.locator("#results a", has_text=item.title)
+    assert found.count() >= 1
+    target = found.first.get_attribute("href")
+    assert target.startswith("tern-weekly-42.html#s")
+    page.goto(f"{index}?q={word}")  # the search box in every page's header asks this way
+    assert page.locator("#results a", has_text=item.title).count() >= 1
+    found = page.locator("#results a", has_text=item.title).first
+    found.click()
+    assert page.url.startswith((copy / "archive" / "tern-weekly-42.html").as_uri())
+    assert page.locator(f"#{target.split('#')[1]}").count() == 1
+    page.goto(f"{index}?q=zzqqxxnothing")
+    assert page.locator("#results li").count() == 0 and page.locator("#status").inner_text()
 
 
 def test_every_page_fits_every_width_and_passes_axe(newsletter, page):
     site = newsletter
     problems = []
     for stem in ("2026-10-01", "2026-10-15", "2026-11-01"):
-        page.set_content(email_html(site, stem))
+        html = email_html(site, stem)
+        page.set_content(html)
         problems += check(page, f"email {stem}")
+        page.set_content(without_style(html))
+        problems += check(page, f"email {stem} without <style>", schemes=("light",))
     preview = write_preview(site.config, load_issue(site.config, "2026-10-15"), NOW)
     previews = PreviewServer(preview, config=site.config)
     previews.start()
@@ -189,7 +263,7 @@ def test_feed_pages_link_every_entry_and_keep_its_links(newsletter, page):
         assert page.locator("article time").first.inner_text() == "2026年11月1日"  # the site's language
         page.goto(feeds + "index.html")
         twins = page.eval_on_selector_all(
-            "td a[href^='archive/']", "as => as.map(a => a.getAttribute('href'))"
+            ".feeds a[href^='archive/']", "as => as.map(a => a.getAttribute('href'))"
         )
         for twin in twins:
             page.goto(feeds + twin)

@@ -9,7 +9,7 @@ import pytest
 from lxml import html as lxml_html
 
 from digest.errors import TemplateError
-from digest.feeds.build import permalink
+from digest.feeds.entries import permalink
 from digest.mail.render import DigestRenderer, render_subject
 from digest.newsletter.parse import parse_issue
 

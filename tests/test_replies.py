@@ -18,7 +18,7 @@ from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
 from digest.send.ledger import read_ledger
 from digest.send.replies import Decision, classify, reply_text
-from digest.send.subscribers import read_subscribers
+from digest.subscribers.reading import read_subscribers
 from smtpserver import password_authenticator, running_server, tls_context
 
 READERS = [f"reader{n:02}@example.com" for n in range(40)]

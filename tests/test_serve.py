@@ -18,7 +18,8 @@ from digest.errors import ConfigError
 from digest.mail.tokens import TokenPayload, make_token
 from digest.newsletter.catalog import load_issue
 from digest.send.delivery import send_issue
-from digest.send.subscribers import read_subscribers, set_status
+from digest.subscribers.changes import set_status
+from digest.subscribers.reading import read_subscribers
 from digest.web.server import SubscriptionServer
 from servehelpers import KNOWN, one_click, request, serving, status_of, token
 

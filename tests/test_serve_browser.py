@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.send.subscribers import read_subscribers
+from digest.subscribers.reading import read_subscribers
 from servehelpers import KNOWN, token
 
 

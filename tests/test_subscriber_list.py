@@ -10,26 +10,21 @@ import pytest
 
 from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
-from digest.send import subscribers
-from digest.send.journal import SubscriberUnavailable, journal_path, lookup_index, read_journal
-from digest.send.subscribers import (
+from digest.subscribers import rewrite
+from digest.subscribers.changes import (
     add_subscriber,
-    address_key,
-    check_email,
-    export_csv,
     find_subscriber,
     fold_journal,
     import_subscribers,
-    iter_subscribers,
-    list_signature,
-    parse_sections,
-    read_subscribers,
     remove_subscriber,
-    scan_subscribers,
     set_sections,
     set_status,
     set_statuses,
 )
+from digest.subscribers.index import lookup_index
+from digest.subscribers.journal import SubscriberUnavailable, journal_path, read_journal
+from digest.subscribers.model import Subscriber, address_key, check_email, export_csv, parse_sections
+from digest.subscribers.reading import iter_subscribers, list_signature, read_subscribers, scan_subscribers
 
 TODAY = dt.date(2026, 11, 22)
 HEADER = "email,name,sections,status,since\n"
@@ -105,7 +100,7 @@ def test_a_change_that_changes_nothing_does_not_rewrite_the_file(tmp_path):
 
 def test_a_list_that_keeps_changing_under_digest_is_left_alone_with_an_error(tmp_path, monkeypatch):
     path = write(tmp_path)
-    real = subscribers._rewritten
+    real = rewrite.rewritten_list
 
     def someone_saves_every_time(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -114,11 +109,11 @@ def test_a_list_that_keeps_changing_under_digest_is_left_alone_with_an_error(tmp
         return result
 
     set_status(path, KNOWN, "a@example.com", "bounced")
-    monkeypatch.setattr(subscribers, "_rewritten", someone_saves_every_time)
+    monkeypatch.setattr(rewrite, "rewritten_list", someone_saves_every_time)
     with pytest.raises(SubscriberError, match="keeps changing"):
         fold_journal(path, KNOWN)
     # The list is as the editor left it (their five saves), and the change still waits in the journal.
-    assert path.read_text(encoding="utf-8") == MIXED + "\n" * subscribers.REWRITE_ATTEMPTS
+    assert path.read_text(encoding="utf-8") == MIXED + "\n" * rewrite.REWRITE_ATTEMPTS
     assert [c.fields for c in read_journal(path).changes] == [{"status": "bounced"}]
     assert read_subscribers(path, KNOWN).find("a@example.com").status == "bounced"
 
@@ -369,8 +364,8 @@ def test_an_import_adds_the_new_addresses_once_and_keeps_their_since(tmp_path):
 
 def test_export_writes_only_the_chosen_statuses():
     listing = [
-        subscribers.Subscriber("a@example.com", "甲", frozenset({"papers", "blogs"}), "active", "2026-01-01"),
-        subscribers.Subscriber("b@example.com", "", frozenset(), "bounced", ""),
+        Subscriber("a@example.com", "甲", frozenset({"papers", "blogs"}), "active", "2026-01-01"),
+        Subscriber("b@example.com", "", frozenset(), "bounced", ""),
     ]
     assert (
         export_csv(listing)

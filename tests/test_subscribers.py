@@ -10,15 +10,15 @@ import pytest
 
 from conftest import KNOWN, run_digest
 from digest.errors import SubscriberError
-from digest.send.subscribers import (
+from digest.subscribers.changes import (
     add_subscriber,
-    export_csv,
     fold_journal,
     import_subscribers,
-    read_subscribers,
     remove_subscriber,
     set_status,
 )
+from digest.subscribers.model import export_csv
+from digest.subscribers.reading import read_subscribers
 
 TODAY = dt.date(2026, 11, 22)
 
@@ -174,7 +174,7 @@ def test_cli(site, run_env):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from digest.send.subscribers import _plain_address  # noqa: E402
+from digest.subscribers.model import _plain_address  # noqa: E402
 
 atom = st.text(alphabet="abcXYZ019.-_+!#'`{}~", min_size=1, max_size=70)
 label = st.text(alphabet="abcxyz019-", min_size=1, max_size=70)
@@ -229,7 +229,7 @@ def test_importing_a_missing_file_is_an_error(tmp_path):
 
 
 def test_a_send_split_in_shards_reads_the_email_column_wherever_it_is(tmp_path):
-    from digest.send.subscribers import iter_subscribers
+    from digest.subscribers.reading import iter_subscribers
 
     path = write(tmp_path, "name,email\n甲,a@example.com\n乙,b@example.com\n丙,C@Example.com\n")
     seen = [s.email for s in iter_subscribers(path, KNOWN, keep=lambda a: a.lower() != "b@example.com")]
@@ -304,10 +304,10 @@ def test_removing_from_a_missing_list_creates_nothing(tmp_path):
 
 
 def test_a_hand_edit_made_during_a_rewrite_is_not_lost(tmp_path, monkeypatch):
-    import digest.send.subscribers as subscribers
+    import digest.subscribers.rewrite as rewrite
 
     path = write(tmp_path, "email,name,sections,status,since\na@example.com,,,active,\n")
-    real = subscribers._rewritten
+    real = rewrite.rewritten_list
     calls = []
 
     def editor_saves_meanwhile(*args, **kwargs):
@@ -318,7 +318,7 @@ def test_a_hand_edit_made_during_a_rewrite_is_not_lost(tmp_path, monkeypatch):
         calls.append(1)
         return result
 
-    monkeypatch.setattr(subscribers, "_rewritten", editor_saves_meanwhile)
+    monkeypatch.setattr(rewrite, "rewritten_list", editor_saves_meanwhile)
     add_subscriber(path, KNOWN, "new@example.com", today=TODAY)
     fold_journal(path, KNOWN)
     emails = [s.email for s in read_subscribers(path, KNOWN).subscribers]

@@ -41,6 +41,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the test files that exercise it, the quickest and most pointed first (pytest -x stops
 # at the first failure, so a mutant those kill never waits for the slow end-to-end files).
+LIST_TESTS = (
+    "tests/test_subscriber_list.py",
+    "tests/test_subscribers.py",
+    "tests/test_journal.py",
+    "tests/test_delivery.py",
+    "tests/test_list_during_send.py",  # the list re-read mid-send (read_statuses)
+    "tests/test_serve.py",
+)
+DELIVERY_TESTS = (
+    "tests/test_delivery_rules.py",
+    "tests/test_delivery.py",
+    "tests/test_ledger.py",
+    "tests/test_send_process.py",
+    "tests/test_release.py",
+)
 MODULES: dict[str, tuple[str, ...]] = {
     "digest/send/ledger.py": (
         "tests/test_ledger.py",
@@ -53,21 +68,13 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_release.py",
         "tests/test_delivery.py",
     ),
-    "digest/send/subscribers.py": (
-        "tests/test_subscriber_list.py",
-        "tests/test_subscribers.py",
-        "tests/test_journal.py",
-        "tests/test_delivery.py",
-        "tests/test_list_during_send.py",  # the list re-read mid-send (read_statuses)
-        "tests/test_serve.py",
-    ),
-    "digest/send/delivery.py": (
-        "tests/test_delivery_rules.py",
-        "tests/test_delivery.py",
-        "tests/test_ledger.py",
-        "tests/test_send_process.py",
-        "tests/test_release.py",
-    ),
+    "digest/subscribers/model.py": LIST_TESTS,
+    "digest/subscribers/reading.py": LIST_TESTS,
+    "digest/subscribers/rewrite.py": LIST_TESTS,
+    "digest/subscribers/changes.py": LIST_TESTS,
+    "digest/send/delivery.py": DELIVERY_TESTS,
+    "digest/send/shard.py": DELIVERY_TESTS,
+    "digest/send/recipients.py": DELIVERY_TESTS,
 }
 
 # Mutants that change nothing a user can see, left out of the score. Keyed by the module, the
@@ -175,20 +182,8 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/release/rules.py": {},
-    "digest/send/subscribers.py": {
-        ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
-        ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
+    "digest/subscribers/model.py": {
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",
-        (
-            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
-            "0 -> 1",
-        ): (
-            "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
-            "record with a line of its own before any swallowed line uses it"
-        ),
-        ("self._seen(key, 0)", "0 -> 1"): (
-            "an erased record's place in the address map: only its presence is read (an import skips it)"
-        ),
         (
             'if not match or len(address) > 254 or len(match["local"]) > 64 or len(match["domain"]) > 253:',
             "> -> <= (same line #2)",
@@ -209,17 +204,35 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             'if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):',
             "== -> !=",
         ): "the fast path declines: email-validator decides, the same way",
-        ("return f\"{match['local']}@{domain}\"", "return value dropped (None)"): (
-            "the fast path declines: email-validator decides, the same way"
-        ),
+        (
+            "return f\"{match['local']}@{domain}\"",
+            "return value dropped (None)",
+        ): "the fast path declines: email-validator decides, the same way",
+    },
+    "digest/subscribers/reading.py": {},
+    "digest/subscribers/rewrite.py": {
+        ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
+        ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
+        (
+            "old = problem.line if problem else (row.subscriber.line if row.subscriber else 0)",
+            "0 -> 1",
+        ): "a line with no record (blank) has no address to index; the shift it sets is reset by the next "
+        "record with a line of its own before any swallowed line uses it",
+        (
+            "self._seen(key, 0)",
+            "0 -> 1",
+        ): "an erased record's place in the address map: only its presence is read (an import skips it)",
         ("return False", "return value dropped (None)"): "no caller reads _rewrite's answer",
         ("return False", "False -> True"): "no caller reads _rewrite's answer",
         ("return True", "return value dropped (None)"): "no caller reads _rewrite's answer",
         ("return True", "True -> False"): "no caller reads _rewrite's answer",
-        ("if row.key is not None and row.key not in keys:", "and -> or"): (
-            "only the sign of a key's line is read, and a later line's sign is the same or the address "
-            "is already taken"
-        ),
+    },
+    "digest/subscribers/changes.py": {
+        (
+            "if row.key is not None and row.key not in keys:",
+            "and -> or",
+        ): "only the sign of a key's line is read, and a later line's sign is the same or the address "
+        "is already taken",
         (
             "-problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)",
             "`ifexp` condition negated",
@@ -227,31 +240,22 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         (
             "-problem.line if problem is not None else (row.subscriber.line if row.subscriber else 0)",
             "0 -> 1",
-        ): ("only the sign of a readable record's line is read"),
+        ): "only the sign of a readable record's line is read",
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
         ("if line is not None and line < 0:", "0 -> 1"): "no key gets line 0 but one added by an import",
         ("return found[-1] if subscriber.status != status else KEEP", "1 -> 0"): "one address, one match",
         ("return found[-1]", "1 -> 0"): "one address, one match",
     },
     "digest/send/delivery.py": {
-        ("self._bar.stop()", "`self._bar.stop()` removed"): BAR,
-        ("self.progress.refresh()", "`self.progress.refresh()` removed"): (
-            "progress output only (the 10 s log line is tested on _Progress itself)"
-        ),
+        (
+            "context.Process(target=child_process, args=(replace(job, shard=k), shared, os.getpid()), "
+            "daemon=True)",
+            "True -> False",
+        ): "the parent waits for its children anyway",
         (
             "continue",
             "`continue` removed (same line #4)",
         ): "UNSUBSCRIBED is no Outcome: the next check skips it",
-        ("await self._record_held_back()", "`await self._record_held_back()` removed (same line #2)"): (
-            "the refusals held back are recorded when the round ends instead"
-        ),
-        (
-            'return self._outcome(subscriber, "failed", None, None, exc.message)',
-            "return value dropped (None)",
-        ): "defensive: an address or name that reaches a send has passed the list's stricter checks",
-        ("await connection.connect()", "`await connection.connect()` removed"): (
-            "send() connects on its own when there is no connection"
-        ),
         (
             "wanted = min(os.cpu_count() or 1, 4)",
             "1 -> 0",
@@ -260,15 +264,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))",
             "1 -> 0",
         ): "every term of the min() is at least 1",
-        ("if process.exitcode and not reasons:", "`not` dropped"): (
-            "only adds a second reason after the first; the message names the first"
-        ),
-        ("return []", "return value dropped (None) (same line #2)"): (
-            "report.bounced is only read for its truth and contents: None and [] read the same"
-        ),
-        ("if outcome.at[:10] < since[:10]:", "10 -> 11"): (
-            "since holds a date: an 11th character of the time only orders the same day after it"
-        ),
+        (
+            "return []",
+            "return value dropped (None) (same line #2)",
+        ): "report.bounced is only read for its truth and contents: None and [] read the same",
+        (
+            "if outcome.at[:10] < since[:10]:",
+            "10 -> 11",
+        ): "since holds a date: an 11th character of the time only orders the same day after it",
         (
             "if outcome.at[:10] < since[:10]:",
             "10 -> 11 (same line #2)",
@@ -278,28 +281,56 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "1 -> 0 (same line #2)",
         ): "max(1, ...) makes a send to nobody one process either way",
         ("resend: bool = False,", "False -> True"): "every caller in digest passes resend",
-        ("await connection.close()", "`await connection.close()` removed"): (
-            "the connection still ends with the event loop; the server sees no QUIT"
-        ),
-        ("self.concurrency = max(1, config.email.concurrency // job.shards)", "1 -> 0"): (
-            "a send never has more processes than connections"
-        ),
-        ("MAX_BACKOFF = 60.0", "60.0 -> 61.0"): TIMING,
         ("sent: int = 0", "0 -> 1"): "send_issue sets every counter from the shared totals",
         ("processes: int = 1", "1 -> 0"): "send_issue always passes it",
+        (
+            "continue",
+            "`continue` removed (same line #3)",
+        ): "deliver() sees the stop too and returns None, which is skipped",
+        (
+            'context = multiprocessing.get_context("fork" if shards > 1 else None)',
+            "> -> <=",
+        ): "fork is the default start method on Linux",
+        (
+            'context = multiprocessing.get_context("fork" if shards > 1 else None)',
+            "1 -> 0",
+        ): "fork is the default start method on Linux",
+        ("if job.shards == 1:", "1 -> 0"): "a one-shard send in a forked child sends the same",
+        ("bar.close()", "`bar.close()` removed (same line #2)"): BAR,
+        ("processes[0].join(0.2)", "`processes[0].join(0.2)` removed"): "a busier wait for the same children",
+        ("processes[0].join(0.2)", "0.2 -> 1.2"): "a slower poll of the same children",
+        ("processes[0].join(0.2)", "0 -> 1"): "a split send has two processes at least",
+        ("bar.refresh()", "`bar.refresh()` removed"): BAR,
+        ("bar.close()", "`bar.close()` removed"): BAR,
+    },
+    "digest/send/shard.py": {
+        ("self._bar.stop()", "`self._bar.stop()` removed"): BAR,
+        (
+            "self.progress.refresh()",
+            "`self.progress.refresh()` removed",
+        ): "progress output only (the 10 s log line is tested on _Progress itself)",
+        (
+            "await self._record_held_back()",
+            "`await self._record_held_back()` removed (same line #2)",
+        ): "the refusals held back are recorded when the round ends instead",
+        (
+            'return self._outcome(subscriber, "failed", None, None, exc.message)',
+            "return value dropped (None)",
+        ): "defensive: an address or name that reaches a send has passed the list's stricter checks",
+        (
+            "await connection.connect()",
+            "`await connection.connect()` removed",
+        ): "send() connects on its own when there is no connection",
+        (
+            "await connection.close()",
+            "`await connection.close()` removed",
+        ): "the connection still ends with the event loop; the server sees no QUIT",
+        (
+            "self.concurrency = max(1, config.email.concurrency // job.shards)",
+            "1 -> 0",
+        ): "a send never has more processes than connections",
+        ("MAX_BACKOFF = 60.0", "60.0 -> 61.0"): TIMING,
         ("self._next = 0.0", "0.0 -> 1.0"): "the monotonic clock is far past 1 s",
-        (
-            "self, path: Path, sections: Collection[str], done: set[str], shard: int = 0, shards: int = 1",
-            "0 -> 1",
-        ): "the defaults serve the survey, which does not look at shards",
-        (
-            "self, path: Path, sections: Collection[str], done: set[str], shard: int = 0, shards: int = 1",
-            "1 -> 0",
-        ): "the defaults serve the survey, which does not look at shards",
-        (
-            "keep = self.mine if self.shards > 1 else None",
-            "1 -> 0",
-        ): "with one shard every address is its own",
         (
             "return dict(zip(COUNTERS, self.counters[:], strict=True))",
             "True -> False",
@@ -333,10 +364,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=self.concurrency * 2)",
             "2 -> 3",
         ): "a deeper queue of recipients",
-        (
-            "continue",
-            "`continue` removed (same line #3)",
-        ): "deliver() sees the stop too and returns None, which is skipped",
         ("break", "`break` removed"): "the producer reads on after a stop, but no worker sends",
         ("if attempt < email_cfg.max_attempts:", "< -> >="): TIMING,
         ("delay = min(MAX_BACKOFF, email_cfg.retry_base * 2 ** (attempt - 1))", "2 -> 3"): TIMING,
@@ -352,26 +379,8 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "`os._exit(1)` removed",
         ): "only a parent dead between fork and prctl, a window of microseconds",
         ("os._exit(1)", "1 -> 0"): "the exit status of an orphan nobody waits for",
-        (
-            'context = multiprocessing.get_context("fork" if shards > 1 else None)',
-            "> -> <=",
-        ): "fork is the default start method on Linux",
-        (
-            'context = multiprocessing.get_context("fork" if shards > 1 else None)',
-            "1 -> 0",
-        ): "fork is the default start method on Linux",
-        ("if job.shards == 1:", "1 -> 0"): "a one-shard send in a forked child sends the same",
-        ("bar.close()", "`bar.close()` removed (same line #2)"): BAR,
-        (
-            "context.Process(target=_child, args=(replace(job, shard=k), shared, os.getpid()), daemon=True)",
-            "True -> False",
-        ): "the parent waits for its children anyway",
-        ("processes[0].join(0.2)", "`processes[0].join(0.2)` removed"): "a busier wait for the same children",
-        ("processes[0].join(0.2)", "0.2 -> 1.2"): "a slower poll of the same children",
-        ("processes[0].join(0.2)", "0 -> 1"): "a split send has two processes at least",
-        ("bar.refresh()", "`bar.refresh()` removed"): BAR,
-        ("bar.close()", "`bar.close()` removed"): BAR,
     },
+    "digest/send/recipients.py": {},
 }
 
 CACHES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis"}

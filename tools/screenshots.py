@@ -1,8 +1,11 @@
-"""The README's pictures: the email at phone width (light and dark) and the preview page.
+"""The docs' pictures: the email at phone width (light and dark), the preview page, and the themed
+example's email and archive (docs/how-to/theme.md).
 
-Made from the bundled example (digest.toml, examples/) with headless Chromium
-(Debian's ``chromium``, driven by Playwright), in a scratch copy so nothing of
-the repository's own state changes. Run from anywhere:
+Made from the bundled examples (digest.toml and examples/; examples/themed-weekly for the
+theme) with headless Chromium (Debian's ``chromium``, driven by Playwright), in a
+scratch copy so nothing of the repository's own state changes. The themed
+example's logo address is answered from ``examples/themed-weekly/logo.png``, so
+no network is needed. Run from anywhere:
 
     python tools/screenshots.py            # writes docs/email-phone-light.png, ... (each under 300 KB)
 """
@@ -23,9 +26,13 @@ from digest.config import load_config  # noqa: E402
 from digest.mail.render import DigestRenderer  # noqa: E402
 from digest.newsletter.catalog import load_issue  # noqa: E402
 from digest.newsletter.parse import ParseOptions, read_issue  # noqa: E402
+from digest.pipeline import build_feeds_now  # noqa: E402
 from digest.web.preview import PreviewServer, write_preview  # noqa: E402
 
 ISSUE = "2026-11-01"
+THEMED = "examples/themed-weekly/digest.toml"
+THEMED_ISSUE = "tern-weekly-43"
+SCHEMES = ("light", "dark")
 DRAFT = "examples/drafts/2026-11-15.md"  # half-written: the preview says why it will not be mailed
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 PHONE = {"width": 375, "height": 1100}
@@ -41,7 +48,7 @@ FIELDS = {
 def scratch_copy(into: Path) -> Path:
     """digest.toml and examples/ copied, so previews and state land in a throwaway directory."""
     shutil.copy(ROOT / "digest.toml", into / "digest.toml")
-    shutil.copytree(ROOT / "examples", into / "examples")
+    shutil.copytree(ROOT / "examples", into / "examples", ignore=shutil.ignore_patterns("var", "output"))
     return into / "digest.toml"
 
 
@@ -65,7 +72,7 @@ def main() -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-                for scheme in ("light", "dark"):
+                for scheme in SCHEMES:
                     page = browser.new_page(viewport=PHONE, color_scheme=scheme)
                     page.set_content(html)
                     _save(page, args.out / f"email-phone-{scheme}.png")
@@ -73,11 +80,36 @@ def main() -> int:
                 page = browser.new_page(viewport=DESKTOP)
                 page.goto(server.url)
                 _save(page, args.out / "preview.png")
+                themed_pictures(browser, Path(tmp), args.out)
                 browser.close()
         finally:
             server.shutdown()
             server.server_close()
     return 0
+
+
+def themed_pictures(browser, tmp: Path, out: Path) -> None:
+    """The themed example: its email on a phone, light and dark; an archive page on a phone and a desktop."""
+    config = load_config(tmp / THEMED)
+    issue = load_issue(config, THEMED_ISSUE)
+    html = DigestRenderer.for_issue(issue, config).variant().personalise(FIELDS)[0]
+    build_feeds_now(config, NOW)
+    archive = config.paths.feeds / "archive"
+    logo = (ROOT / "examples" / "themed-weekly" / "logo.png").read_bytes()
+    shots = [
+        *((f"theme-email-{s}.png", PHONE, s, None) for s in SCHEMES),
+        ("theme-archive-phone-dark.png", PHONE, "dark", archive / f"{THEMED_ISSUE}.html"),
+        ("theme-archive-desktop.png", DESKTOP, "light", archive / "index.html"),
+    ]
+    for name, viewport, scheme, path in shots:
+        page = browser.new_page(viewport=viewport, color_scheme=scheme)
+        page.route(config.theme.logo, lambda route: route.fulfill(body=logo, content_type="image/png"))
+        if path is None:
+            page.set_content(html)
+        else:
+            page.goto(path.as_uri() + ("?q=heron" if path.name == "index.html" else ""))
+        _save(page, out / name)
+        page.close()
 
 
 def _save(page, path: Path) -> None:

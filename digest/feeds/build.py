@@ -1,8 +1,6 @@
 """Atom and RSS 2.0 feeds: one for the whole newsletter, one per section.
 
-Readers re-show an entry whose id or date changes, so both come from stable
-data only. Ids are RFC 4151 tag URIs made from the issue date and the item URL,
-never from file names, mtimes or positions. ``updated`` comes from the feed
+Entries come from :mod:`digest.feeds.entries`; ``updated`` comes from the feed
 state: an entry keeps its time until its content changes, so rebuilding
 unchanged issues (after a ``git checkout`` reset every mtime, say) produces
 byte-identical files, and :func:`~digest.fsutil.write_changed_files` then writes nothing.
@@ -18,84 +16,47 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import html
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from digest.config import Config
 from digest.errors import StateError
+from digest.feeds.archive import archive_outputs
+from digest.feeds.entries import (
+    WHOLE,
+    Feed,
+    collect_feeds,
+    feeds_base_url,
+    page_context,
+    summary_html,
+)
 from digest.fsutil import read_json, set_aside, write_changed_files, write_json
-from digest.i18n import join_title
 from digest.newsletter.markup import (
-    absolute_url,
-    absolutize_links,
     html_to_text,
-    sanitize_html,
     strip_xml_illegal,
 )
-from digest.newsletter.model import Issue, Item, Section
-from digest.templating import render_template
+from digest.newsletter.model import Issue
+from digest.templating import newsletter_templates, render_template
 
 __all__ = [
     "FORMATS",
-    "Entry",
-    "Feed",
     "FeedBuild",
     "FeedFormat",
     "FeedState",
     "build_feeds",
-    "collect_feeds",
     "describe",
-    "feeds_base_url",
-    "issue_html",
     "load_feed_state",
-    "permalink",
-    "plain_text",
     "render_outputs",
     "stamp_feeds",
-    "summary_html",
 ]
+
 
 STATE_FILE = "feeds.json"
 STYLESHEET = "feed.xsl"
 STYLESHEET_TEMPLATE = "feed.xsl.j2"
-WHOLE = "all"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One feed entry: an issue (whole feed) or an item (section feed)."""
-
-    id: str
-    title: str
-    link: str
-    published: dt.datetime
-    content_html: str
-    summary: str
-    categories: tuple[str, ...]
-    digest: str  # hash of everything a reader sees; a change moves ``updated``
-    updated: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class Feed:
-    """A feed before rendering: ``key`` is ``all`` or a section slug."""
-
-    key: str
-    title: str
-    subtitle: str
-    entries: tuple[Entry, ...]
-
-    @property
-    def updated(self) -> dt.datetime:
-        stamps = [e.updated or e.published for e in self.entries]
-        return max(stamps) if stamps else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -167,202 +128,6 @@ def _valid(value: object) -> bool:
         return False
 
 
-# -- stage 1: issues to feeds -------------------------------------------------------------------
-
-
-def permalink(config: Config, issue: Issue) -> str:
-    """Where the issue's relative links point from: ``[site] permalink``, else ``{base_url}{stem}.html``.
-
-    Readers are sent to :func:`digest.feeds.archive.online_url`, the archive page unless this is set.
-    """
-    return (config.site.permalink or "{base_url}{stem}.html").format(
-        base_url=config.site.base_url,
-        stem=issue.stem,
-        date=issue.date.isoformat(),
-        year=f"{issue.date.year:04d}",
-        month=f"{issue.date.month:02d}",
-        day=f"{issue.date.day:02d}",
-    )
-
-
-def feeds_base_url(config: Config) -> str:
-    return f"{config.site.base_url}feeds/"
-
-
-def tag_authority(config: Config) -> str:
-    return config.feeds.tag_authority or (urlsplit(config.site.base_url).hostname or "localhost")
-
-
-def collect_feeds(issues: Sequence[Issue], config: Config) -> list[Feed]:
-    """The whole-newsletter feed and one feed per section, newest issue first, ``limit`` issues each.
-
-    ``issues`` must be the published issues, newest first. Every section slug
-    ever seen keeps its feed, even when the newest issues lack that section.
-    """
-    recent = _one_per_date(issues)[: config.feeds.limit]
-    links = {issue.key: permalink(config, issue) for issue in recent}
-    authority = tag_authority(config)
-    whole = Feed(
-        key=WHOLE,
-        title=config.site.title,
-        subtitle=config.site.description or config.site.title,
-        entries=tuple(
-            _issue_entry(issue, f"tag:{authority},{issue.key}:issue", links[issue.key], config)
-            for issue in recent
-        ),
-    )
-    names = _section_names(issues, config)
-    feeds = [whole]
-    for slug, name in names.items():
-        entries: list[Entry] = []
-        for issue in recent:
-            seen: set[str] = set()
-            for section in issue.sections:
-                if section.slug == slug:
-                    entries.extend(
-                        _item_entry(item, issue, links[issue.key], name, seen, authority, config)
-                        for item in section.items
-                    )
-        feeds.append(
-            Feed(key=slug, title=f"{config.site.title} · {name}", subtitle=name, entries=tuple(entries))
-        )
-    return feeds
-
-
-def _one_per_date(issues: Sequence[Issue]) -> list[Issue]:
-    """An issue is known by its date: of two files with one date (a copy), the feeds carry one.
-
-    ``digest run`` reports such files; the one kept is the first in the given order
-    (newest first, then by file name), so the choice does not change between builds.
-    """
-    kept: dict[str, Issue] = {}
-    for issue in issues:
-        kept.setdefault(issue.key, issue)
-    return list(kept.values())
-
-
-def _section_names(issues: Iterable[Issue], config: Config) -> dict[str, str]:
-    """slug -> section name, for the configured sections and every section in the issues."""
-    names = config.feeds.section_names
-    for issue in issues:
-        for section in issue.sections:
-            if section.items:  # a prose section (an essay, a cover picture) has no entries to feed
-                names.setdefault(section.slug, section.name or section.slug)
-    return names
-
-
-def _issue_entry(issue: Issue, ident: str, link: str, config: Config) -> Entry:
-    from digest.feeds.archive import online_url
-
-    content = issue_html(issue, config, link)
-    return _entry(
-        id=ident,
-        title=join_title(issue.title, issue.headline, config.site.language) or issue.key,
-        link=online_url(config, issue),
-        published=issue.published,
-        content_html=content,
-        summary=html_to_text(issue.intro_html),
-        categories=tuple(section.name for section in issue.sections if section.items),
-    )
-
-
-def _item_entry(
-    item: Item,
-    issue: Issue,
-    issue_link: str,
-    section_name: str,
-    seen: set[str],
-    authority: str,
-    config: Config,
-) -> Entry:
-    from digest.feeds.archive import online_url
-
-    key = item.url or item.href or item.title
-    if key in seen:  # the same link twice in one section: tell the two apart by title
-        key = f"{key}\n{item.title}"
-    seen.add(key)
-    ident = f"tag:{authority},{issue.date.isoformat()}:item:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-    content = render_template(
-        "feed_item.html.j2",
-        language=config.site.language,
-        item=item,
-        issue=issue,
-        issue_title=join_title(issue.title, issue.headline, config.site.language),
-        issue_link=online_url(config, issue),
-        summary_html=_markup(item.summary_html),
-    )
-    return _entry(
-        id=ident,
-        title=item.title or item.href or section_name,
-        link=absolute_url(item.href, issue_link) or issue_link,
-        published=issue.published,
-        content_html=absolutize_links(sanitize_html(content), issue_link),
-        summary="",
-        categories=tuple(c for c in (item.subsection, item.source, *item.labels) if c),
-    )
-
-
-def _entry(**fields: Any) -> Entry:
-    fields["title"] = plain_text(fields["title"])
-    fields["summary"] = strip_xml_illegal(fields["summary"])
-    fields["categories"] = tuple(plain_text(c) for c in fields["categories"])
-    seen = {k: fields[k] for k in ("title", "link", "content_html", "summary", "categories")}
-    seen["published"] = fields["published"].isoformat()
-    fields["digest"] = hashlib.sha256(
-        json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()
-    ).hexdigest()
-    return Entry(**fields)
-
-
-def plain_text(text: str) -> str:
-    """A text field (a title, a category) no reader can take for markup.
-
-    RSS says nothing about whether ``<title>`` holds text or HTML, and readers do
-    both; "<" (which opens every tag) becomes a look-alike quote, so no tag survives
-    either reading.
-    """
-    return strip_xml_illegal(text).replace("<", "\u2039")
-
-
-def summary_html(text: str) -> str:
-    """A plain summary as HTML: escaped, then through the one sanitiser every HTML field uses.
-
-    RSS ``<description>`` is HTML to every reader, so plain text that merely looks
-    like a tag (``<img onerror=...>`` from inline code) must arrive escaped.
-    """
-    return sanitize_html(html.escape(text, quote=False))
-
-
-def issue_html(issue: Issue, config: Config, link: str | None = None) -> str:
-    """The whole issue as sanitised HTML with links made absolute against ``link`` (its permalink)."""
-    link = link or permalink(config, issue)
-    rendered = render_template(
-        "issue.html.j2",
-        language=config.site.language,
-        issue=issue,
-        intro=_markup(issue.intro_html),
-        warmup=[_markup(h) for h in issue.warmup_html],
-        preamble=[_markup(p.html) for p in issue.preamble],
-        sections=[(s, _parts(s)) for s in issue.sections if s.items or s.prose],
-    )
-    return absolutize_links(sanitize_html(rendered), link)
-
-
-def _parts(section: Section) -> list[tuple[str, list[Any], list[tuple[Item, Any]]]]:
-    """A section's top and subsections: (name, prose HTML, [(item, summary HTML)])."""
-    return [
-        (part.name, [_markup(p.html) for p in part.prose], [(i, _markup(i.summary_html)) for i in part.items])
-        for part in section.parts
-        if part.prose or part.items
-    ]
-
-
-def _markup(fragment: str) -> Any:
-    from markupsafe import Markup
-
-    return Markup(fragment)  # already sanitised by digest.newsletter.markup
-
-
 # -- stage 2: updated times from the state ------------------------------------------------------
 
 
@@ -405,7 +170,9 @@ def render_outputs(feeds: Sequence[Feed], config: Config) -> dict[str, bytes]:
     outputs["index.html"] = _index_page(listed, config).encode("utf-8")
     outputs["feeds.opml"] = _opml(listed, config)
     if config.feeds.stylesheet:
-        outputs[STYLESHEET] = render_template(STYLESHEET_TEMPLATE, site=config.site).encode("utf-8")
+        outputs[STYLESHEET] = render_template(
+            STYLESHEET_TEMPLATE, site=config.site, theme=config.theme
+        ).encode("utf-8")
     return outputs
 
 
@@ -459,20 +226,25 @@ def _with_stylesheet(xml: bytes, config: Config) -> bytes:
 
 
 def _index_page(feeds: Sequence[Feed], config: Config) -> str:
-    base = feeds_base_url(config)
     rows = [
         {
             "key": feed.key,
             "title": feed.title,
+            "name": feed.subtitle if feed.key != WHOLE else _("All issues", config),
             "entries": len(feed.entries),
             "links": [(fmt.name, fmt.media_type, fmt.filename(feed.key)) for fmt in FORMATS],
         }
         for feed in feeds
     ]
-    from digest.feeds.archive import subscribe_url
+    return render_template(
+        "feeds_index.html.j2", newsletter_templates(config), **page_context(config, ""), rows=rows
+    )
 
-    subscribe = subscribe_url(config)
-    return render_template("feeds_index.html.j2", site=config.site, rows=rows, base=base, subscribe=subscribe)
+
+def _(message: str, config: Config) -> str:
+    from digest.i18n import gettext_for
+
+    return gettext_for(config.site.language)(message)
 
 
 def _opml(feeds: Sequence[Feed], config: Config) -> bytes:
@@ -512,8 +284,6 @@ class FeedBuild:
 
 def build_feeds(issues: Sequence[Issue], config: Config, now: dt.datetime) -> FeedBuild:
     """collect -> stamp -> render -> write, with the feed state loaded and saved around it."""
-    from digest.feeds.archive import archive_outputs
-
     state, warning = load_feed_state(config.paths.state)
     feeds, new_state = stamp_feeds(collect_feeds(issues, config), state, now)
     outputs = {**render_outputs(feeds, config), **archive_outputs(feeds, issues, config)}

@@ -1,4 +1,4 @@
-"""The email for readers: CSS moved into ``style`` attributes, and what the top and foot add.
+"""The email for readers: CSS moved into ``style`` attributes, and what the masthead and foot add.
 
 Clients that strip ``<style>`` must keep the look.
 
@@ -13,6 +13,7 @@ and stay in ``<style>``, where the clients that honour them read them.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,23 +45,34 @@ TOC_MIN_SECTIONS = 2
 
 
 def reader_context(issue: Any, config: Any, sections: Sequence[Any]) -> dict[str, Any]:
-    """What the templates add for readers: one header line, the table of sections, the subscribe link.
+    """What the templates add for readers: the masthead, the table of sections, the theme, the links.
 
-    The top names the newsletter and the date once: a line "name · date" over
+    The masthead names the newsletter, the issue's number and the date once, over
     the headline. The title ("嵌入式AI简报 (2026-11-01)") says the same again and
-    is already the subject, so it is the heading only for an issue without a headline.
+    is already the subject, so it is the heading only for an issue without a headline;
+    what the heading already says (the name, the number, the date) is left out of the line above it.
     """
-    from digest.i18n import format_date
+    from digest.feeds.entries import archive_index_url, subscribe_url
+    from digest.i18n import format_date, gettext_for
 
+    theme = config.theme
+    name = theme.name or config.site.title
     heading = issue.headline or issue.title
-    says_it = config.site.title in heading or issue.date.isoformat() in heading
-    header = "" if says_it else f"{config.site.title} · {format_date(issue.date, config.site.language)}"
+    _ = gettext_for(config.site.language)
+    masthead = [] if name in heading or config.site.title in heading else [name]
+    if issue.number is not None and not re.search(rf"(?<!\d){issue.number}(?!\d)", heading):
+        masthead.append(_("No. %(number)s", number=issue.number))
+    if issue.date.isoformat() not in heading:  # the date is always said once, above or in the heading
+        masthead.append(format_date(issue.date, config.site.language))
     items = sum(len(s.items) for s in sections)
-    from digest.feeds.archive import subscribe_url
-
     return {
-        "header_line": header,
+        "theme": theme,
+        "masthead_name": name,
+        "masthead_line": masthead,
+        "header_line": " · ".join(masthead),
         "heading": heading,
         "toc": len(sections) >= TOC_MIN_SECTIONS and items >= TOC_MIN_ITEMS,
         "subscribe_url": subscribe_url(config),
+        "archive_url": archive_index_url(config),
+        "address_lines": [line.strip() for line in theme.address.splitlines() if line.strip()],
     }

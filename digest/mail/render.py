@@ -27,7 +27,7 @@ from digest.i18n import gettext_for, join_title
 from digest.mail.inline import inline_css, reader_context
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
 from digest.newsletter.model import Finding, Issue, Item, Link, Section, Severity
-from digest.templating import render_template
+from digest.templating import newsletter_templates, render_template
 
 __all__ = [
     "FIELD_NAMES",
@@ -135,14 +135,11 @@ def base64_line_bytes(data: bytes) -> bytes:
 def warmup_heading(issue: Issue) -> str:
     """The warm-up news heading in the issue's own words ("" when it has none: the catalog's then).
 
-    That is the text leading into the warm-up bullets ("A few short notes:"),
-    read from the header notes the parser keeps, without its colon.
+    That is the text leading into the warm-up bullets ("A few short notes:"), without its colon.
     """
-    own = getattr(issue, "warmup_heading", "")  # a parser that reads the heading itself
-    if own or not issue.warmup:
-        return str(own)
-    lead = next((n for n in issue.notes if n.endswith((":", "："))), "")
-    return lead.rstrip(":：").strip()
+    from digest.feeds.entries import warmup_lead
+
+    return warmup_lead(issue)[0]
 
 
 def render_subject(issue: Issue, config: Config) -> str:
@@ -180,8 +177,7 @@ class DigestRenderer:
     @classmethod
     def for_issue(cls, issue: Issue, config: Config) -> DigestRenderer:
         """The renderer with the issue's web address and the site's feeds, as every send uses."""
-        from digest.feeds.archive import online_url
-        from digest.feeds.build import feeds_base_url
+        from digest.feeds.entries import feeds_base_url, online_url
 
         return cls(issue, config, online_url(config, issue), feeds_base_url(config))
 
@@ -209,10 +205,14 @@ class DigestRenderer:
         budget = self.config.email.max_html_bytes - FIELD_ALLOWANCE
         for limit in SUMMARY_LIMITS:
             context = self._context(chosen, limit)
-            html = self._compile(render_template("digest.mjml.j2", self.config.email.templates, **context))
+            html = self._compile(
+                render_template("digest.mjml.j2", newsletter_templates(self.config), **context)
+            )
             if len(html.encode("utf-8")) <= budget or limit == SUMMARY_LIMITS[-1]:
                 break
-        text = render_template("digest.txt.j2", self.config.email.templates, autoescape=False, **context)
+        text = render_template(
+            "digest.txt.j2", newsletter_templates(self.config), autoescape=False, **context
+        )
         return RenderedDigest(
             subject=self.subject,
             html=Fill.split(html, escape=True),
@@ -227,18 +227,21 @@ class DigestRenderer:
         """How big the whole digest is at the last shortening step (every summary cut): one compile."""
         chosen = [s for s in self.issue.sections if s.items]
         context = self._context(chosen, SUMMARY_LIMITS[-1])
-        html = self._compile(render_template("digest.mjml.j2", self.config.email.templates, **context))
+        html = self._compile(render_template("digest.mjml.j2", newsletter_templates(self.config), **context))
         return len(html.encode("utf-8"))
 
     def _context(self, sections: Sequence[Any], limit: int | None) -> dict[str, Any]:
         from markupsafe import Markup
 
+        from digest.feeds.entries import warmup_lead
+
         views = [self._section(s, limit, f"s{n}") for n, s in enumerate(sections, 1)]
         intro = self._absolute(self.issue.intro_html)
         warmup = [self._absolute(h) for h in self.issue.warmup_html]
+        lead, preamble = warmup_lead(self.issue)  # the lead-in is the warm-up's heading, said once
         return {
             "issue": _IssueView.of(self.issue, self.config),
-            "warmup_heading": warmup_heading(self.issue),
+            "warmup_heading": lead,
             "site": self.config.site,
             "subject": self.subject,
             "preheader": self.preheader,
@@ -249,8 +252,8 @@ class DigestRenderer:
             "intro_text": html_to_text(intro, urls=True),
             "warmup_text": [html_to_text(h, urls=True) for h in warmup],
             "sections": views,
-            "preamble": [Markup(self._absolute(p.html)) for p in self.issue.preamble],
-            "preamble_text": [html_to_text(self._absolute(p.html), urls=True) for p in self.issue.preamble],
+            "preamble": [Markup(self._absolute(p.html)) for p in preamble],
+            "preamble_text": [html_to_text(self._absolute(p.html), urls=True) for p in preamble],
             "shortened": limit is not None,
             "fields": _PLACEHOLDERS,
             **reader_context(self.issue, self.config, views),
@@ -380,7 +383,7 @@ def size_finding(issue: Issue, config: Config, source_bytes: int | None = None) 
     from digest.errors import DigestError
 
     budget = config.email.max_html_bytes - FIELD_ALLOWANCE
-    if source_bytes is not None and config.email.templates is None:
+    if source_bytes is not None and newsletter_templates(config) is None:
         summaries = sum(len(html_to_text(item.summary_html).encode("utf-8")) for item in issue.items)
         if SOURCE_EXPANSION * max(0, source_bytes - summaries) + TEMPLATE_BYTES <= budget:
             return None

@@ -6,15 +6,15 @@ import datetime as dt
 import typing
 import unicodedata
 
+from digest.bounces.record import bounce_counts
 from digest.config import Config
 from digest.newsletter.catalog import load_catalog, now_in
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import RELEASE_CHECKS, IssueStatus
 from digest.release.tracking import issue_statuses, scan_issues
-from digest.send.bouncelog import bounce_counts
 from digest.send.replies import pause_note
-from digest.send.subscribers import iter_subscribers
+from digest.subscribers.reading import iter_subscribers
 
 __all__ = ["status_records", "status_table"]
 

@@ -1,5 +1,7 @@
-"""Getting the digest to subscribers exactly once: the list, the transports and the ledger.
+"""Sending: getting the digest to each subscriber exactly once.
 
-Takes a rendered issue and the subscriber CSV; hands on a delivery ledger that
-says who was mailed what, so a re-run or a crash never mails anyone twice.
+Takes a rendered issue and the subscriber list (:mod:`digest.subscribers`); talks
+SMTP or writes a Maildir (``transport``), and keeps the delivery ledger that says who
+was mailed what (``ledger``), so a re-run or a crash never mails anyone twice.
+``delivery`` runs a round: the processes, the connections, the pauses.
 """

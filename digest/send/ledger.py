@@ -44,7 +44,7 @@ from typing import Any
 
 from digest.errors import StateError
 from digest.fsutil import file_lock, fsync_directory
-from digest.send.keys import DigestMap, KeySet, key_digest
+from digest.subscribers.keys import DigestMap, KeySet, key_digest
 
 __all__ = [
     "FINAL",

@@ -54,7 +54,7 @@ class SectionsWithEntries:
             return self._cached[1]
 
     def _read(self) -> frozenset[str]:
-        from digest.feeds.archive import sections_with_entries
+        from digest.feeds.entries import sections_with_entries
         from digest.newsletter.catalog import load_catalog, now_in
         from digest.release.rules import published_issues
 

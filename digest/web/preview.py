@@ -25,7 +25,7 @@ from rich.cells import cell_len
 
 from digest.config import Config, SiteConfig
 from digest.errors import DigestError
-from digest.feeds.build import collect_feeds
+from digest.feeds.entries import collect_feeds
 from digest.fsutil import write_changed_files
 from digest.i18n import N_, format_date, gettext_for, join_title
 from digest.mail.message import MessageFactory

@@ -37,16 +37,9 @@ from digest.errors import ConfigError, DigestError, SubscriberError, TokenError
 from digest.i18n import gettext_for
 from digest.mail.tokens import TokenPayload, load_secret, read_token, stable_hash
 from digest.newsletter.catalog import now_in
-from digest.send.subscribers import (
-    add_subscriber,
-    check_email,
-    find_subscriber,
-    list_signature,
-    parse_sections,
-    set_sections,
-    set_status,
-    warm_index,
-)
+from digest.subscribers.changes import add_subscriber, find_subscriber, set_sections, set_status, warm_index
+from digest.subscribers.model import check_email, parse_sections
+from digest.subscribers.reading import list_signature
 from digest.templating import render_template
 from digest.web.addresslog import AddressTimes
 from digest.web.localhttp import WsgiServer

@@ -3,7 +3,7 @@
 Framework-free: each handler takes the config, the request headers and body and
 returns (HTTP status, one line of text), so any server can route to it
 (:data:`WEBHOOKS`). Whatever is posted goes through the same record and rules as
-the bounce mailbox (:mod:`digest.send.bouncelog`), keyed by the provider's event
+the bounce mailbox (:mod:`digest.bounces.record`), keyed by the provider's event
 id, so a post delivered twice counts once. A post that fails its check changes nothing.
 
 ``/webhooks/bounce``  ``{"address": ..., "kind": "hard"|"soft"|"complaint", "issue": "2026-11-01"?,
@@ -34,11 +34,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from digest.bounces.classify import Event, Verdict
+from digest.bounces.record import apply_events
 from digest.config import Config
 from digest.errors import DigestError
-from digest.send.bouncelog import apply_events
-from digest.send.bounces import Event, Verdict
-from digest.send.subscribers import address_key, find_subscriber
+from digest.subscribers.changes import find_subscriber
+from digest.subscribers.model import address_key
 
 __all__ = [
     "MAX_BODY",

@@ -26,14 +26,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from digest.bounces.classify import USER_UNKNOWN, Verdict, classify
+from digest.bounces.mailbox import Mailbox, open_mailbox
 from digest.config import Config
 from digest.fsutil import atomic_write, file_lock, read_json
 from digest.mail.tokens import load_secret
 from digest.mail.verp import compact_token, token_issue
-from digest.send.bounces import USER_UNKNOWN, Verdict, classify
 from digest.send.ledger import ledger_stems, read_ledger
-from digest.send.mailbox import Mailbox, open_mailbox
-from digest.send.subscribers import Subscriber, address_key, find_subscriber, iter_subscribers, set_statuses
+from digest.subscribers.changes import find_subscriber, set_statuses
+from digest.subscribers.model import Subscriber, address_key
+from digest.subscribers.reading import iter_subscribers
 
 __all__ = [
     "RECORD_FILE",
