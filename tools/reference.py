@@ -102,7 +102,7 @@ KEY_NOTES: dict[str, str] = {
     "theme.logo_alt": "the logo's alternative text (default: the name)",
     "theme.accent": "the link colour on light backgrounds (checked for WCAG AA contrast)",
     "theme.accent_dark": "the link colour on dark backgrounds (checked for WCAG AA contrast)",
-    "theme.view_online": "a \"view online\" line at the top of the email",
+    "theme.view_online": 'a "view online" line at the top of the email',
     "theme.address": "the sender's postal address, in the footer",
     "theme.reason": "why the reader gets this mail (default: a sentence naming their address)",
     "theme.templates": "a folder of templates that extend digest's by block",
