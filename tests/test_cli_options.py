@@ -101,7 +101,7 @@ def test_exit_codes_are_documented_with_the_ones_the_code_uses():
 
     assert {0, 1, 2, 70, 75, 130} <= set(EXIT_CODES)
     assert LockBusy.exit_code in EXIT_CODES
-    cli = (ROOT / "digest" / "cli.py").read_text(encoding="utf-8")
+    cli = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "digest" / "cli").glob("*.py"))
     used = {int(n) for n in re.findall(r"return (\d+)\b", cli)} | {
         int(n) for n in re.findall(r"else (\d+)", cli)
     }
