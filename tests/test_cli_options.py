@@ -152,3 +152,15 @@ def test_serve_logs_every_request_with_its_time_and_level(example, run_env):
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
     assert re.match(rf"{stamp} INFO digest: serving unsubscribe", started), started
     assert re.match(rf"{stamp} INFO digest.serve: 127.0.0.1 GET /subscribe 200$", request.strip()), request
+
+
+def test_a_section_choice_without_any_sections_says_where_they_are_named(run_env, tmp_path):
+    (tmp_path / "digest.toml").write_text("[site]\ntitle = 'Weekly'\n", encoding="utf-8")
+    (tmp_path / "subscribers.csv").write_text("email,name,sections,status,since\n", encoding="utf-8")
+    done = run_digest(
+        ["subscribers", "add", "a@example.com", "--sections", "articles"], run_env, cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "digest: unknown section 'articles' (known: none: name them in [feeds.sections])\n"
+    )
