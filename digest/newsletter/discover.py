@@ -151,17 +151,17 @@ def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: in
     if entry.size > max_bytes:
         return f"is {entry.size / 1e6:.1f} MB; an issue file may be at most {max_bytes / 1e6:.0f} MB"
     if stem == "_index":
-        return "a section's list page (Hugo's _index), not an issue"
+        return "a section's list page (Hugo's _index)"
     if folder_page is not None:
         if path == folder_page:
             return None
         return f"a file of the issue folder '{path.parent}', whose page is {folder_page.name}"
     if stem in _ABOUT_FILES:
-        return f"{_ABOUT_FILES[stem]}, not an issue"
+        return _ABOUT_FILES[stem]
     if "template" in stem:
-        return "a template, not an issue"
+        return "a template"
     if stem.startswith("_"):
-        return "its name starts with '_', which marks a partial, not an issue"
+        return "its name starts with '_', which marks a partial"
     return None
 
 

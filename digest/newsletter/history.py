@@ -59,6 +59,11 @@ class FirstCommits(Mapping[str, dt.datetime]):
         self._directory = directory
         self._found: dict[str, dt.datetime] | None = None
 
+    @property
+    def asked(self) -> bool:
+        """Whether git has been run (only a file with no date of its own makes it run)."""
+        return self._found is not None
+
     def _commits(self) -> dict[str, dt.datetime]:
         if self._found is None:
             self._found = first_commits(self._directory)
