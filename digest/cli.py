@@ -52,14 +52,24 @@ def _error(message: str) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return _language_noted(load_config(args.config), args)
 
 
 def _config_or_default(args: argparse.Namespace) -> Config:
     """parse and lint work on loose files too: without any config they use the defaults."""
     if find_config_path(args.config) is None:
         return default_config()
-    return load_config(args.config)
+    return _language_noted(load_config(args.config), args)
+
+
+def _language_noted(config: Config, args: argparse.Namespace) -> Config:
+    """One warning when digest has no catalog for the newsletter's language (not for ``run --quiet``)."""
+    from digest.i18n import missing_catalog
+
+    note = missing_catalog(config.site.language)
+    if note and not getattr(args, "quiet", False):
+        _error(f"warning: {note}")
+    return config
 
 
 # -- commands -------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digest.config import DEFAULT_SECTION_SLUGS, Config
+from digest.config import DEFAULT_SECTION_SLUGS, Config, SiteConfig
 from digest.errors import ParseError
 from digest.newsletter.assemble import Assembler, derive_slug
 from digest.newsletter.dates import find_date, issue_date, issue_folder_name
 from digest.newsletter.discover import DRAFT_FOLDERS
-from digest.newsletter.markup import inline_markdown_to_html
+from digest.newsletter.markup import inline_markdown_to_html, set_image_words
 from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.scan import FindingLog, Scan, SectionRules, scan_text
@@ -75,6 +75,7 @@ class ParseOptions:
     rules: SectionRules = field(default_factory=SectionRules)
     date_from: str = "content"
     first_commits: Mapping[str, dt.datetime] = field(default_factory=dict)
+    language: str = SiteConfig.language  # the words digest adds to the issue's HTML (an image's label)
 
     @classmethod
     def from_config(
@@ -92,6 +93,7 @@ class ParseOptions:
             rules=rules,
             date_from=news.date_from,
             first_commits={} if first_commits is None else first_commits,
+            language=config.site.language,
         )
 
 
@@ -155,6 +157,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     sections from them (:mod:`.assemble`); title and date are read here.
     """
     options = options or ParseOptions()
+    set_image_words(options.language)
     log = FindingLog()
     scan = scan_text(data, log, options.rules)
     title_line, title_text = scan.title or (0, "")
@@ -236,7 +239,7 @@ def _title(
                 line,
                 "no-title",
                 ERROR,
-                "no '# title' line: add one such as '# 简报 (2024-01-31)：headline'",
+                "no title: add a '# title' line, or 'title:' to the front matter",
             )
         return fallback, "", None
     match = _DATE_PAREN.search(text)
