@@ -206,3 +206,8 @@ def test_git_is_the_last_source_and_is_read_only_when_needed(tmp_path):
     issue = parse_issue(undated.read_bytes(), undated, ParseOptions(timezone=tz, first_commits=commits))
     assert issue.date == dt.date(2026, 2, 4)  # 22:30 UTC is the next morning in Tokyo
     assert issue.published == dt.datetime(2026, 2, 4, 7, 30, tzinfo=tz)
+
+
+def test_an_empty_metadata_date_is_no_date_at_all():
+    issue = parse_issue('---\ntitle: W\ndate: ""\n---\n\n' + BODY, Path("2025-08-04-w.md"))
+    assert issue.date == dt.date(2025, 8, 4) and not findings(issue, "bad-date")

@@ -140,6 +140,11 @@ def test_issues_are_named_by_their_folder_when_they_are_one(newsletter):
     assert bundle.stem == "third" and bundle.date == dt.date(2026, 1, 19)
     assert read_issue(newsletter / "2026-1-5-first.md").date == dt.date(2026, 1, 5)
     assert read_issue(newsletter / "drafts" / "fourth.md").draft
+    (newsletter / "drafts" / "sixth").mkdir()
+    (newsletter / "drafts" / "sixth" / "index.md").write_text(issue_text("2026-03-02"), encoding="utf-8")
+    draft = read_issue(newsletter / "drafts" / "sixth" / "index.md")
+    assert draft.draft and draft.stem == "sixth"
+    assert issue_name(newsletter, draft.path) == "drafts/sixth"
 
 
 def test_an_issue_argument_is_its_name_its_stem_or_a_path(newsletter):

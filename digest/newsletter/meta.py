@@ -165,7 +165,9 @@ def metadata_date(meta: Mapping[str, Any]) -> tuple[str, object] | None:
     ranked = [
         (rank, key)
         for key, value in meta.items()
-        if (rank := date_key_rank(key)) is not None and value is not None and not isinstance(value, bool)
+        if (rank := date_key_rank(key)) is not None
+        and value not in (None, "")
+        and not isinstance(value, bool)
     ]
     if not ranked:
         return None

@@ -218,7 +218,8 @@ def _send_at(
 
 def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
     """A draft by its folder (``drafts/``), front matter (``draft: true``) or Pelican's ``Status: draft``."""
-    if path.parent.name.lower() in DRAFT_FOLDERS:  # also beside the issues, as examples/drafts/
+    folders = path.parts[-3:-1] if issue_folder_name(path) != path.stem else path.parts[-2:-1]
+    if any(folder.lower() in DRAFT_FOLDERS for folder in folders):  # drafts/x.md, drafts/x/index.md
         return True
     draft, published, status = front.get("draft"), front.get("published"), front.get("status")
     if isinstance(draft, str):
