@@ -211,3 +211,18 @@ def test_git_is_the_last_source_and_is_read_only_when_needed(tmp_path):
 def test_an_empty_metadata_date_is_no_date_at_all():
     issue = parse_issue('---\ntitle: W\ndate: ""\n---\n\n' + BODY, Path("2025-08-04-w.md"))
     assert issue.date == dt.date(2025, 8, 4) and not findings(issue, "bad-date")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Boletín: 1 de marzo de 2024", "es"),
+        ("Ausgabe vom 1. März 2024", "de"),
+        ("Lettre du 1er mars 2024", "fr"),
+        ("소식 2024년 3월 1일", "ko"),
+        ("Edição de 1 de março de 2024", "pt-BR"),
+    ],
+)
+def test_a_title_date_in_the_newsletter_language(text, language):
+    issue = parse_issue(f"# {text}\n\n" + BODY, Path("notes.md"), ParseOptions(language=language))
+    assert issue.date == dt.date(2024, 3, 1)

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,26 +31,14 @@ __all__ = ["Dated", "date_in_name", "find_date", "front_datetime", "issue_date",
 WARNING, FATAL = Severity.WARNING, Severity.FATAL
 CLOSE_ENOUGH = dt.timedelta(days=6)  # a file named for its week, dated when sent
 
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        (
-            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
-            ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
-            ("october", "oct"), ("november", "nov"), ("december", "dec"),
-        ),
-        start=1,
-    )
-    for name in names
-}  # fmt: skip
-_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
-# (pattern, order of the year, month and day groups); month names are English, numbers any script's
-_TEXT_DATES = (
-    (re.compile(r"(?<!\d)(\d{4})\s*[-./年]\s*(\d{1,2})\s*[-./月]\s*(\d{1,2})(?!\d)"), (1, 2, 3)),
-    (re.compile(_MONTH + r"\s+" + _ORDINAL + r",?\s+(\d{4})(?!\d)", re.I), (3, 1, 2)),
-    (re.compile(_ORDINAL + r"\s+" + _MONTH + r",?\s+(\d{4})(?!\d)", re.I), (3, 2, 1)),
-)
+_ENGLISH_MONTHS = (
+    ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+    ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+    ("november", "nov"), ("december", "dec"),
+)  # fmt: skip
+_NUMERIC_DATE = re.compile(r"(?<!\d)(\d{4})\s*[-./年년]\s*(\d{1,2})\s*[-./月월]\s*(\d{1,2})(?!\d)")
+_DAY = r"(\d{1,2})(?:st|nd|rd|th|er|º|\.)?"  # 1st, 1er (French), 1º, 1. (German)
+_OF = r"(?:\s+(?:de|del|di|of))?"  # 1 de marzo de 2024, 1 of March 2024
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})([-._])(\d{1,2})\2(\d{1,2})(?!\d)")
 _COMPACT_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")
 _NAME_MONTH = re.compile(r"(?<!\d)((?:19|20)\d{2})[-._](\d{1,2})(?![-._]?\d)")
@@ -84,25 +73,61 @@ def issue_folder_name(path: Path) -> str:
     return path.stem
 
 
-def find_date(text: str) -> tuple[dt.date | None, str]:
+def find_date(text: str, language: str = "en") -> tuple[dt.date | None, str]:
     """The first full date written in ``text`` and the text that spells it.
 
+    Numbers in any script's order of year, month, day (``2024-03-01``, ``2024.3.1``,
+    ``2024年3月1日``), or a day, a month's name and a year, in English or in the
+    newsletter's ``language`` (``March 1, 2024``, ``1 de marzo de 2024``, ``1. März 2024``).
     A spelling that names no real day (``2022-02-30``) gives ``(None, spelling)``;
     no date at all gives ``(None, "")``. A month and year alone are not a date.
     """
+    months, by_name = _month_patterns(language)
     found: list[tuple[int, str, int, int, int]] = []
-    for pattern, (y, m, d) in _TEXT_DATES:
+    for pattern, (y, m, d) in ((_NUMERIC_DATE, (1, 2, 3)), *by_name):
         match = pattern.search(text)
         if match:
             month = match.group(m)
-            month_number = _MONTHS[month.lower()] if month.isalpha() else int(month)
-            found.append(
-                (match.start(), match.group(0), int(match.group(y)), month_number, int(match.group(d)))
-            )
+            number = int(month) if month.isdigit() else months[month.casefold().rstrip(".")]
+            found.append((match.start(), match.group(0), int(match.group(y)), number, int(match.group(d))))
     if not found:
         return None, ""
     _, spelled, year, month, day = min(found)
     return _day(year, month, day), spelled
+
+
+@cache
+def _month_patterns(
+    language: str,
+) -> tuple[dict[str, int], tuple[tuple[re.Pattern[str], tuple[int, int, int]], ...]]:
+    """Month names (English, and the language's own as Babel knows them) and the patterns that use them."""
+    months = {name: number for number, names in enumerate(_ENGLISH_MONTHS, start=1) for name in names}
+    for number, name in _babel_months(language):
+        months.setdefault(name, number)
+    names = "(" + "|".join(re.escape(n) for n in sorted(months, key=len, reverse=True)) + r")\.?"
+    return months, (
+        (re.compile(names + r"\s+" + _DAY + r",?" + _OF + r"\s+(\d{4})(?!\d)", re.I), (3, 1, 2)),
+        (re.compile(_DAY + _OF + r"\s+" + names + r",?" + _OF + r"\s+(\d{4})(?!\d)", re.I), (3, 2, 1)),
+    )
+
+
+def _babel_months(language: str) -> list[tuple[int, str]]:
+    """The language's month names, wide and abbreviated, as written alone and in a date."""
+    from babel import Locale, UnknownLocaleError
+    from babel.dates import get_month_names
+
+    try:
+        locale = Locale.parse(language.strip().replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return []
+    found = []
+    for width in ("wide", "abbreviated"):
+        for context in ("format", "stand-alone"):
+            for number, name in get_month_names(width, context, locale).items():
+                folded = name.casefold().rstrip(".")
+                if folded.isalpha():  # not 3月 or 3월: those are numbers, read by the numeric pattern
+                    found.append((number, folded))
+    return found
 
 
 def date_in_name(name: str) -> dt.date | None:
@@ -164,10 +189,11 @@ def issue_date(
     first_commits: Mapping[str, dt.datetime],
     commit_key: str,
     log: _Log,
+    language: str = "en",
 ) -> Dated | None:
     """The issue's date from its first source that has one; None (with a fatal finding) when none has."""
     bad: list[tuple[int, str]] = []  # (line, what is wrong) for sources that name no real day
-    sources = _content_sources(meta, meta_lines, title, title_line, path, timezone, bad)
+    sources = _content_sources(meta, meta_lines, (title, title_line, language), path, timezone, bad)
     full = [s for s in sources if not s.month_only]
     if not full:
         committed = first_commits.get(commit_key)
@@ -202,8 +228,7 @@ def issue_date(
 def _content_sources(
     meta: Mapping[str, Any],
     meta_lines: Mapping[str, int],
-    title: str,
-    title_line: int,
+    heading: tuple[str, int, str],
     path: Path,
     tz: dt.tzinfo,
     bad: list[tuple[int, str]],
@@ -221,7 +246,8 @@ def _content_sources(
             bad.append((line, f"the metadata's '{key}' ({value}) is not {what}"))
         if day is not None:
             sources.append(_Source(f"the metadata's '{key}'", day, moment))
-    day, spelled = find_date(title)
+    title, title_line, language = heading
+    day, spelled = find_date(title, language)
     if day is not None:
         sources.append(_Source("the title", day))
     elif spelled:

@@ -279,7 +279,7 @@ def resolve_issue(directory: Path, ref: str) -> Path:
     """An ISSUE argument: its name in ``digest status`` (``2026/issue-6``), its stem alone, or a path."""
     candidate = Path(ref)
     if candidate.suffix.lower() in ISSUE_SUFFIXES:
-        for path in (candidate, directory / candidate):
+        for path in (candidate, directory / candidate, directory / candidate.name):
             if path.is_file():
                 return path
         raise IssueNotFound("no such issue file", path=candidate)

@@ -273,6 +273,7 @@ def _date(
         first_commits=options.first_commits,
         commit_key=path_key(path),
         log=log,
+        language=options.language,
     )
     return (dated.date, dated.published) if dated else (None, None)
 
