@@ -113,10 +113,8 @@ def sort_entries(
             skipped.append((entry.path, reason))
     for folder, kinds in others.items():
         shown = ", ".join(sorted(set(kinds))[:5])
-        count = f"{len(kinds)} file{'s' if len(kinds) > 1 else ''}"
-        skipped.append(
-            (folder, f"holds {count} that {'are' if len(kinds) > 1 else 'is'} not markdown ({shown})")
-        )
+        count = "1 file that is" if len(kinds) == 1 else f"{len(kinds)} files that are"
+        skipped.append((folder, f"holds {count} not markdown ({shown})"))
     return sorted(issues), sorted(skipped)
 
 
@@ -144,10 +142,8 @@ def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: in
     """Why a markdown file is not an issue, or None when it is one."""
     path = entry.path
     stem = path.stem.lower()
-    top = path.parent == PurePosixPath(".")
-    folder_page = (
-        _folder_page(siblings) if not top and path.parent.name.lower() not in DRAFT_FOLDERS else None
-    )
+    own_folder = path.parent != PurePosixPath(".") and path.parent.name.lower() not in DRAFT_FOLDERS
+    folder_page = _folder_page(siblings) if own_folder else None
     if entry.size > max_bytes:
         return f"is {entry.size / 1e6:.1f} MB; an issue file may be at most {max_bytes / 1e6:.0f} MB"
     if stem == "_index":
@@ -191,12 +187,16 @@ def _listing(directory: Path) -> list[Entry]:
         raise IssueNotFound(f"the issues directory {problem}; check [paths] issues", path=directory)
     entries: list[Entry] = []
 
-    def refused(exc: OSError) -> None:
-        raise IssueNotFound(
-            f"cannot list issues: {exc.strerror or exc}", path=Path(exc.filename or directory)
-        )
+    try:
+        os.listdir(directory)
+    except OSError as exc:
+        raise IssueNotFound(f"cannot list issues: {exc.strerror or exc}", path=directory) from None
 
-    for root, folders, files in os.walk(directory, onerror=refused):
+    def unreadable(exc: OSError) -> None:  # a folder below: listed, and the rest is still read
+        where = Path(exc.filename or directory)
+        entries.append(Entry(PurePosixPath(where.relative_to(directory).as_posix()), "unreadable-folder"))
+
+    for root, folders, files in os.walk(directory, onerror=unreadable):
         here = PurePosixPath(Path(root).relative_to(directory).as_posix())
         kept = []
         for name in sorted(folders):
