@@ -226,3 +226,9 @@ def test_an_empty_metadata_date_is_no_date_at_all():
 def test_a_title_date_in_the_newsletter_language(text, language):
     issue = parse_issue(f"# {text}\n\n" + BODY, Path("notes.md"), ParseOptions(language=language))
     assert issue.date == dt.date(2024, 3, 1)
+
+
+def test_an_issue_sent_in_january_from_a_december_folder_keeps_its_metadata_date():
+    text = "---\ndate: 2025-01-02\n---\n# W\n\n" + BODY
+    issue = parse_issue(text, Path("issues/2024/2024-12-29-weekly.md"))
+    assert issue.date == dt.date(2025, 1, 2) and not findings(issue, "date-mismatch")

@@ -290,9 +290,15 @@ def _date_of_folders(path: Path) -> dt.date | None:
 
 
 def _by_year_folder(sources: list[_Source], path: Path) -> list[_Source]:
-    """The sources, those that agree with a year folder (``2020/``) first; order kept otherwise."""
+    """The sources in order of trust, unless the first is in another year than its year folder (``2020/``)
+    and a source in that year disagrees with it: then that one is first (the other has a typo).
+
+    An issue of the last days of December sent in January stays as its first source says.
+    """
     folders = path.parent.parts[-2:] if path.stem.lower() in BUNDLE_PAGES else path.parent.parts[-1:]
     years = {int(p) for p in folders if _YEAR.fullmatch(p)}
-    if len(years) != 1 or not any(s.date.year in years for s in sources):
+    if len(years) != 1 or not sources or sources[0].date.year in years:
         return sources
-    return sorted(sources, key=lambda s: s.date.year not in years)
+    first = sources[0].date
+    agreeing = [s for s in sources if s.date.year in years and abs(s.date - first) > CLOSE_ENOUGH]
+    return [agreeing[0], *(s for s in sources if s is not agreeing[0])] if agreeing else sources
