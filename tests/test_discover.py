@@ -98,6 +98,13 @@ def test_files_that_are_not_markdown_are_one_line_per_folder():
     }
 
 
+def test_a_folder_with_no_markdown_below_it_is_one_line():
+    entries = files("2026-01-05.md", "site/index.html", "site/css/a.css", "site/js/b.js", "site/img/c.png")
+    issues, skipped = sort_entries(entries)
+    assert issues == [P("2026-01-05.md")]
+    assert skipped == [(P("site"), "holds 4 files that are not markdown (.css, .html, .js, .png)")]
+
+
 @pytest.fixture
 def newsletter(tmp_path: Path) -> Path:
     """A newsletter with every layout at once, and files that are not issues."""

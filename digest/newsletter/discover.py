@@ -88,7 +88,8 @@ def sort_entries(
     """The issues among ``entries``, and (path, reason) for everything else. Pure: decides by the listing.
 
     A folder's files that are not markdown are one line for the folder (a page
-    bundle's pictures, an assets folder), not one line each.
+    bundle's pictures), and a folder with no markdown anywhere below it is one
+    line for all of it (``assets/``, a built ``site/``), not one line each.
     """
     entries = list(entries)
     issues: list[PurePosixPath] = []
@@ -98,11 +99,13 @@ def sort_entries(
     by_folder: dict[PurePosixPath, list[PurePosixPath]] = {}
     for entry in markdown:
         by_folder.setdefault(entry.path.parent, []).append(entry.path)
+    with_markdown = {folder for entry in markdown for folder in entry.path.parents}
     for entry in entries:
         if entry.kind != "file" or not _is_markdown(entry.path) or entry.path.name.startswith("."):
             reason = _not_markdown(entry)
             if reason is None:
-                others.setdefault(entry.path.parent, []).append(entry.path.suffix.lower() or entry.path.name)
+                folder = _holder(entry.path, with_markdown)
+                others.setdefault(folder, []).append(entry.path.suffix.lower() or entry.path.name)
             else:
                 skipped.append((entry.path, reason))
             continue
@@ -116,6 +119,15 @@ def sort_entries(
         count = "1 file that is" if len(kinds) == 1 else f"{len(kinds)} files that are"
         skipped.append((folder, f"holds {count} not markdown ({shown})"))
     return sorted(issues), sorted(skipped)
+
+
+def _holder(path: PurePosixPath, with_markdown: set[PurePosixPath]) -> PurePosixPath:
+    """The folder a file that is not markdown is listed under.
+
+    The topmost one with no markdown below it (``site/``, not each of its folders),
+    else its own (an issue folder's pictures).
+    """
+    return next((folder for folder in reversed(path.parents) if folder not in with_markdown), path.parent)
 
 
 def _is_markdown(path: PurePosixPath) -> bool:
