@@ -198,10 +198,9 @@ def test_git_is_the_last_source_and_is_read_only_when_needed(tmp_path):
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "Start issue 6", when="2026-02-03T22:30:00+00:00")
     commits = FirstCommits(repo)
-    dated = parse_issue(
-        "# W (2026-02-01)\n\n" + BODY, repo / "2026" / "issue-5.md", ParseOptions(first_commits=commits)
-    )
-    assert dated.date == dt.date(2026, 2, 1) and commits._found is None  # git not asked
+    options = ParseOptions(first_commits=commits)
+    dated = parse_issue("# W (2026-02-01)\n\n" + BODY, repo / "2026" / "issue-5.md", options)
+    assert dated.date == dt.date(2026, 2, 1) and not commits.asked
     tz = ZoneInfo("Asia/Tokyo")
     issue = parse_issue(undated.read_bytes(), undated, ParseOptions(timezone=tz, first_commits=commits))
     assert issue.date == dt.date(2026, 2, 4)  # 22:30 UTC is the next morning in Tokyo
@@ -232,3 +231,16 @@ def test_an_issue_sent_in_january_from_a_december_folder_keeps_its_metadata_date
     text = "---\ndate: 2025-01-02\n---\n# W\n\n" + BODY
     issue = parse_issue(text, Path("issues/2024/2024-12-29-weekly.md"))
     assert issue.date == dt.date(2025, 1, 2) and not findings(issue, "date-mismatch")
+
+
+def test_a_draft_beside_the_issues_folder_is_dated_by_its_own_first_commit(tmp_path):
+    repo = tmp_path / "news"
+    (repo / "issues").mkdir(parents=True)
+    (repo / "drafts").mkdir()
+    draft = repo / "drafts" / "next.md"
+    draft.write_text("- [x](https://x.example.org)\n", encoding="utf-8")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "Start the next issue", when="2026-03-09T08:00:00+00:00")
+    options = ParseOptions(first_commits=FirstCommits(repo / "issues"))
+    assert parse_issue(draft.read_bytes(), draft, options).date == dt.date(2026, 3, 9)

@@ -53,27 +53,35 @@ def first_commits(directory: Path) -> dict[str, dt.datetime]:
 
 
 class FirstCommits(Mapping[str, dt.datetime]):
-    """:func:`first_commits` of a folder, read from git the first time a file is looked up."""
+    """:func:`first_commits` of a folder, read from git the first time a file is looked up.
+
+    A file outside the folder (a ``drafts/`` folder beside it, a file named on the
+    command line) has its own folder read the same way, once.
+    """
 
     def __init__(self, directory: Path):
-        self._directory = directory
-        self._found: dict[str, dt.datetime] | None = None
+        self._base = os.path.normpath(directory.absolute())
+        self._read: dict[str, dict[str, dt.datetime]] = {}  # folder -> its files' first commits
 
     @property
     def asked(self) -> bool:
         """Whether git has been run (only a file with no date of its own makes it run)."""
-        return self._found is not None
+        return bool(self._read)
 
-    def _commits(self) -> dict[str, dt.datetime]:
-        if self._found is None:
-            self._found = first_commits(self._directory)
-        return self._found
+    def _folder_of(self, key: str) -> str:
+        inside = os.path.commonpath([self._base, key]) == self._base if os.path.isabs(key) else False
+        return self._base if inside else os.path.dirname(key)
+
+    def _commits(self, folder: str) -> dict[str, dt.datetime]:
+        if folder not in self._read:
+            self._read[folder] = first_commits(Path(folder))
+        return self._read[folder]
 
     def __getitem__(self, key: str) -> dt.datetime:
-        return self._commits()[key]
+        return self._commits(self._folder_of(key))[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._commits())
+        return iter(self._commits(self._base))
 
     def __len__(self) -> int:
-        return len(self._commits())
+        return len(self._commits(self._base))
