@@ -8,6 +8,7 @@ import unicodedata
 from digest.bounces.record import bounce_counts
 from digest.config import Config
 from digest.newsletter.catalog import load_catalog, now_in
+from digest.newsletter.discover import skipped_lines
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import RELEASE_CHECKS, IssueStatus
@@ -19,7 +20,7 @@ __all__ = ["status_table"]
 
 
 def status_table(config: Config, now: dt.datetime | None = None) -> str:
-    """``digest status``: one line per issue file, then why any unfinished send paused."""
+    """``digest status``: a line per issue, why any unfinished send paused, the files that are no issue."""
     now = now or now_in(config)
     catalog = load_catalog(config, RELEASE_CHECKS)
     scan_issues(config, catalog, now)
@@ -63,7 +64,7 @@ def status_table(config: Config, now: dt.datetime | None = None) -> str:
         ).rstrip()
         for row in rows
     ]
-    return "\n".join(lines + notes)
+    return "\n".join(lines + notes + skipped_lines(catalog.skipped))
 
 
 def _width(text: str) -> int:
