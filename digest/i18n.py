@@ -8,7 +8,11 @@ step, and a compiled file can never be older than its source.
 
 A language tag is matched to a catalog leniently: case and ``_``/``-`` do not
 matter, ``zh``/``zh-Hans``/``zh-SG`` read the ``zh-CN`` catalog and ``en-GB``
-the ``en`` one. A tag no catalog serves is a config error naming the catalogs.
+the ``en`` one. A real language no catalog serves (``ko``, ``ja``, ``es``, and
+``zh-TW``, which must not read simplified Chinese) still runs: its tag is on every
+page and feed, its dates are its own (Babel knows them), and digest's own words
+come from the English catalog, with one warning (:func:`missing_catalog`). Only a
+tag that names no language is a config error.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ __all__ = [
     "format_date",
     "gettext_for",
     "join_title",
+    "missing_catalog",
     "po_path",
     "resolve_language",
     "translations",
 ]
 
 DOMAIN = "messages"
+FALLBACK_CATALOG = "en"  # digest's own words for a language with no catalog
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 # Tags that name a catalog's language in another spelling: (language, script or region) -> catalog.
 _ALIASES = {("zh", ""): "zh-CN", ("zh", "hans"): "zh-CN", ("zh", "sg"): "zh-CN", ("zh", "my"): "zh-CN"}
@@ -59,7 +65,30 @@ def available_catalogs() -> tuple[str, ...]:
 
 @functools.cache
 def resolve_language(language: str) -> str:
-    """The catalog for a language tag; :class:`LookupError` naming the available ones when none fits."""
+    """The catalog for a language tag: its own, else English; :class:`LookupError` if it names no language."""
+    own = _own_catalog(language)
+    if own is not None:
+        return own
+    if not _is_language(language):
+        raise LookupError(
+            f"{language!r} is not a language tag such as 'en', 'zh-CN', 'ko' or 'pt-BR' "
+            f"(message catalogs: {', '.join(available_catalogs())})"
+        )
+    return FALLBACK_CATALOG
+
+
+def missing_catalog(language: str) -> str | None:
+    """The one warning for a language digest has no catalog for; None when it has one."""
+    if _own_catalog(language) is not None:
+        return None
+    return (
+        f"no message catalog for language {language!r} (available: {', '.join(available_catalogs())}): "
+        f'pages and feeds say lang="{language}", digest\'s own words are English '
+        "(docs/how-to/translate.md says how to add a catalog)"
+    )
+
+
+def _own_catalog(language: str) -> str | None:
     catalogs = {c.lower(): c for c in available_catalogs()}
     subtags = language.strip().replace("_", "-").lower().split("-")
     if "-".join(subtags) in catalogs:
@@ -72,9 +101,21 @@ def resolve_language(language: str) -> str:
         same = [c for key, c in catalogs.items() if key.split("-")[0] == primary]
         if len(same) == 1:
             return same[0]
-    raise LookupError(
-        f"no message catalog for language {language!r} (available: {', '.join(available_catalogs())})"
-    )
+    return None
+
+
+@functools.cache
+def _is_language(tag: str) -> bool:
+    """Whether ``tag`` names a language Babel (CLDR) knows: ``ko``, ``pt-BR``, ``zh-Hant-TW``."""
+    from babel import Locale, UnknownLocaleError
+
+    if not tag.strip() or not all(part.isalnum() for part in tag.strip().replace("_", "-").split("-")):
+        return False
+    try:
+        Locale.parse(tag.strip().replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return False
+    return True
 
 
 @functools.cache

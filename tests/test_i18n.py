@@ -27,7 +27,14 @@ from lxml import html as lxml_html
 from conftest import NOW, ROOT, run_digest, write_subscribers
 from digest.config import load_config
 from digest.errors import ConfigError
-from digest.i18n import LOCALE_DIR, available_catalogs, format_date, po_path, resolve_language
+from digest.i18n import (
+    LOCALE_DIR,
+    available_catalogs,
+    format_date,
+    missing_catalog,
+    po_path,
+    resolve_language,
+)
 from digest.mail.message import MessageFactory
 from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
@@ -160,17 +167,83 @@ def test_dates_are_written_as_the_language_writes_them():
     ]
 
 
-@pytest.mark.parametrize("tag", ["fr", "zh-TW", "zh-Hant"])
-def test_a_language_without_a_catalog_is_a_config_error_naming_the_catalogs(tmp_path, run_env, tag):
+@pytest.mark.parametrize("tag", ["ko", "ja", "es", "fr", "zh-TW", "zh-Hant", "pt-BR"])
+def test_a_language_without_a_catalog_reads_the_english_one(tag):
+    assert resolve_language(tag) == "en"  # zh-TW and zh-Hant never fall back to simplified Chinese
+    assert tag in missing_catalog(tag) and "docs/how-to/translate.md" in missing_catalog(tag)
+    assert missing_catalog("zh-Hans") is None and missing_catalog("en-GB") is None
+
+
+@pytest.mark.parametrize("tag", ["klingon", "xx", "en us", ""])
+def test_a_tag_that_names_no_language_is_a_config_error(tmp_path, run_env, tag):
     config = tmp_path / "digest.toml"
     config.write_text(f'[site]\nlanguage = "{tag}"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"available: en, zh-CN"):
+    with pytest.raises(ConfigError, match=r"is not a language tag such as 'en'"):
         load_config(config)
     result = run_digest(["feeds", "--config", str(config)], run_env)
-    assert result.returncode != 0
-    assert result.stderr == (
-        f"digest: {config}: 'site.language': no message catalog for language '{tag}' (available: en, zh-CN)\n"
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"digest: {config}: 'site.language': {tag!r} is not a language tag")
+
+
+def korean(tmp_path: Path) -> Path:
+    """The English fixture newsletter, its language set to one digest has no catalog for."""
+    root = tmp_path / "korean"
+    shutil.copytree(FIXTURES / "english", root)
+    toml = root / "digest.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('language = "en"', 'language = "ko"'), "utf-8")
+    write_subscribers(root / "subscribers.csv", [("a@example.com", "", "", "active", "")])
+    return root
+
+
+def test_a_newsletter_in_a_language_without_a_catalog_runs_with_its_tag_and_one_warning(tmp_path, run_env):
+    root = korean(tmp_path)
+    result = run_digest(["feeds", "--config", str(root / "digest.toml")], run_env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "no message catalog for language 'ko'" in warnings[0]
+    pages = list((root / "feeds").rglob("*.html"))
+    assert pages and all('<html lang="ko">' in p.read_text(encoding="utf-8") for p in pages)
+    feeds = [p.read_text(encoding="utf-8") for p in (root / "feeds").rglob("*.xml")]
+    assert any("<language>ko</language>" in f for f in feeds) and any('xml:lang="ko"' in f for f in feeds)
+    config = load_config(root / "digest.toml")
+    preview = write_preview(config, load_issue(config, "2026-11-05"), NOW)
+    html = dict(preview.files())["email.html"][1].decode("utf-8")
+    assert re.search(r"<html[^>]* lang=\"?ko\b", html) and "Unsubscribe" in html  # Korean tag, English words
+    quiet = run_digest(["run", "--quiet", "--config", str(root / "digest.toml")], run_env)
+    assert "warning" not in quiet.stderr  # a cron job is not warned every minute
+
+
+IMAGES = "- [A tool](https://tools.example.org/a)\n  ![](https://img.example.org/a.png) ![chart](https://img.example.org/b.png)\n"
+
+
+@pytest.mark.parametrize(
+    ("tag", "bare", "labelled"),
+    [
+        ("en", "[Image]", "[Image: chart]"),
+        ("ko", "[Image]", "[Image: chart]"),
+        ("zh-CN", "[图：图片]", "[图：chart]"),
+    ],
+)
+def test_an_image_is_labelled_in_the_newsletter_language(tag, bare, labelled):
+    from digest.newsletter.parse import ParseOptions, parse_issue
+
+    text = "# Notes (2026-11-05)\n\n## Tools\n\n" + IMAGES
+    (item,) = parse_issue(text, Path("2026-11-05.md"), ParseOptions(language=tag)).items
+    assert f">{bare}</a>" in item.summary_html and f">{labelled}</a>" in item.summary_html
+
+
+def test_english_lint_says_nothing_in_chinese(tmp_path, run_env):
+    root, _ = newsletter(tmp_path, "english")
+    (root / "issues" / "2026-11-12.md").write_text(
+        "> \n\n## News\n\n- [No summary here](https://news.example.org/n)\n- [](https://news.example.org/e)\n"
+        "## Papers\n\n",
+        encoding="utf-8",
     )
+    (root / "issues" / "notes.md").write_text("## News\n\n- [x](https://news.example.org/x)\n", "utf-8")
+    result = run_digest(["lint", "--config", str(root / "digest.toml")], run_env)
+    assert "Traceback" not in result.stderr and "2026-11-12.md" in result.stdout
+    said = result.stdout + result.stderr
+    assert "".join(ch for ch in said if is_chinese(ch)) == ""
 
 
 # -- every output, in one language ----------------------------------------------------------------

@@ -41,14 +41,24 @@ def error(message: str) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return _language_noted(load_config(args.config), args)
 
 
 def _config_or_default(args: argparse.Namespace) -> Config:
     """parse and lint work on loose files too: without any config they use the defaults."""
     if find_config_path(args.config) is None:
         return default_config()
-    return load_config(args.config)
+    return _language_noted(load_config(args.config), args)
+
+
+def _language_noted(config: Config, args: argparse.Namespace) -> Config:
+    """One warning when digest has no catalog for the newsletter's language (not with -q)."""
+    from digest.i18n import missing_catalog
+
+    note = missing_catalog(config.site.language)
+    if note and not getattr(args, "quiet", 0):
+        error(f"warning: {note}")
+    return config
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -92,17 +102,20 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from digest.newsletter.catalog import parse_options
-    from digest.newsletter.discover import issue_paths
-    from digest.newsletter.lint import count_by_severity, lint_files
+    from digest.newsletter.catalog import file_report, parse_options
+    from digest.newsletter.discover import Survey, skipped_lines, survey
+    from digest.newsletter.lint import count_by_severity
 
     config = _config_or_default(args)
-    paths = [Path(f) for f in args.files] or issue_paths(config.paths.issues)
-    reports = lint_files(paths, parse_options(config))
+    given = Survey(tuple(Path(f) for f in args.files), ())
+    found = given if args.files else survey(config.paths.issues)
+    options = parse_options(config)
+    reports = [file_report(config, path, options) for path in found.issues]
     findings = [f for report in reports for f in report.findings]
     for report in reports:
         for line in report.lines():
             print(line)
+    print(*skipped_lines(found.skipped), sep="\n", end="\n" if found.skipped else "")
     counts = count_by_severity(findings)
     summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())
     print(f"{len(reports)} file(s): {summary}", file=sys.stderr)

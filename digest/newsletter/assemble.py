@@ -289,7 +289,7 @@ class Assembler:
         if not items and not prose and not self.log.has("empty-file"):
             self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
         if scan.title and not scan.intro and scan.intro_line:
-            self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
+            self.log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
         seen: dict[str, int] = {}
         for item in items:
             if not item.url:
@@ -305,9 +305,7 @@ class Assembler:
                 seen[item.url] = item.line
         for item in items:
             if not item.summary and not item.fields:
-                self.log.note(
-                    item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no 摘要 summary"
-                )
+                self.log.note(item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary")
 
 
 def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:

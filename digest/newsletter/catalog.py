@@ -17,12 +17,12 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import ParseError
-from digest.newsletter.discover import draft_paths, issue_paths, link_outside, resolve_issue
+from digest.newsletter.discover import link_outside, resolve_issue, survey_newsletter
 from digest.newsletter.lint import LintReport, lint_file
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.parse import ParseOptions, read_issue
 
-__all__ = ["Catalog", "IssueCheck", "load_catalog", "load_issue", "now_in", "parse_options"]
+__all__ = ["Catalog", "IssueCheck", "file_report", "load_catalog", "load_issue", "now_in", "parse_options"]
 
 
 def now_in(config: Config) -> dt.datetime:
@@ -32,9 +32,13 @@ def now_in(config: Config) -> dt.datetime:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Every file in ``[paths] issues``: its lint report, and the issue when it parsed."""
+    """Every file in ``[paths] issues``: its lint report, and the issue when it parsed.
+
+    ``skipped`` lists the files and folders there that are not issues, each with the reason.
+    """
 
     reports: tuple[LintReport, ...]
+    skipped: tuple[tuple[Path, str], ...] = ()
 
     @property
     def issues(self) -> list[Issue]:
@@ -51,22 +55,23 @@ IssueCheck = Callable[[Config, Issue, Path], "Finding | None"]
 
 
 def parse_options(config: Config) -> ParseOptions:
-    """The parse options of a command: with ``date_from = "git"``, every file's first commit, read once."""
-    if config.newsletter.date_from != "git":
-        return ParseOptions.from_config(config)
-    from digest.newsletter.history import first_commits
+    """The parse options of a command: every file's first commit, read once if a file has no date."""
+    from digest.newsletter.history import FirstCommits
 
-    return ParseOptions.from_config(config, first_commits(config.paths.issues))
+    return ParseOptions.from_config(config, FirstCommits(config.paths.issues))
 
 
 def load_catalog(config: Config, checks: Sequence[IssueCheck] = ()) -> Catalog:
     """Read and parse every issue file and draft, keeping each file's findings (and those of ``checks``)."""
     options = parse_options(config)
-    paths = issue_paths(config.paths.issues) + draft_paths(config.paths.issues)
-    return Catalog(tuple(_report(config, path, options, checks) for path in paths))
+    found = survey_newsletter(config.paths.issues)
+    return Catalog(tuple(file_report(config, path, options, checks) for path in found.issues), found.skipped)
 
 
-def _report(config: Config, path: Path, options: ParseOptions, checks: Sequence[IssueCheck]) -> LintReport:
+def file_report(
+    config: Config, path: Path, options: ParseOptions, checks: Sequence[IssueCheck] = ()
+) -> LintReport:
+    """The lint report of one file; a symlink out of the issues folder is reported, never read."""
     outside = link_outside(config.paths.issues, path)
     if outside is not None:  # known by where it points, so status lists it with the reason
         finding = Finding(0, "outside-issues", Severity.FATAL, _outside(outside))

@@ -1,8 +1,9 @@
-"""When each issue file was first committed: the date of a newsletter that writes none in its files.
+"""When each issue file was first committed: the date of an issue that writes none in its file.
 
-With ``[newsletter] date_from = "git"``, one ``git log`` over the issues folder
-(``--diff-filter=AR``, oldest first, following renames) gives every file its first
-commit at once, rather than one ``git log --follow`` per file.
+One ``git log`` over the issues folder (``--diff-filter=AR``, oldest first,
+following renames) gives every file its first commit at once, rather than one
+``git log --follow`` per file. :class:`FirstCommits` runs it only when a file
+with no date of its own asks, so a newsletter that dates every file never pays for it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["first_commits"]
+__all__ = ["FirstCommits", "first_commits"]
 
 _MARK = "\x01"
 
@@ -48,3 +50,38 @@ def first_commits(directory: Path) -> dict[str, dt.datetime]:
             first.setdefault(fields[1], when)
     base = directory.absolute()
     return {os.path.normpath(base / name): stamp for name, stamp in first.items()}
+
+
+class FirstCommits(Mapping[str, dt.datetime]):
+    """:func:`first_commits` of a folder, read from git the first time a file is looked up.
+
+    A file outside the folder (a ``drafts/`` folder beside it, a file named on the
+    command line) has its own folder read the same way, once.
+    """
+
+    def __init__(self, directory: Path):
+        self._base = os.path.normpath(directory.absolute())
+        self._read: dict[str, dict[str, dt.datetime]] = {}  # folder -> its files' first commits
+
+    @property
+    def asked(self) -> bool:
+        """Whether git has been run (only a file with no date of its own makes it run)."""
+        return bool(self._read)
+
+    def _folder_of(self, key: str) -> str:
+        inside = os.path.commonpath([self._base, key]) == self._base if os.path.isabs(key) else False
+        return self._base if inside else os.path.dirname(key)
+
+    def _commits(self, folder: str) -> dict[str, dt.datetime]:
+        if folder not in self._read:
+            self._read[folder] = first_commits(Path(folder))
+        return self._read[folder]
+
+    def __getitem__(self, key: str) -> dt.datetime:
+        return self._commits(self._folder_of(key))[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._commits(self._base))
+
+    def __len__(self) -> int:
+        return len(self._commits(self._base))

@@ -13,6 +13,7 @@ import functools
 import html
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from urllib.parse import urljoin, urlsplit
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "is_safe_url",
     "markdown_to_html",
     "sanitize_html",
+    "set_image_words",
     "strip_xml_illegal",
 ]
 
@@ -139,11 +141,24 @@ def _text_token(content: str):  # type: ignore[no-untyped-def]
     return token
 
 
+# How an image is labelled: (with its alt text, without), in the language of the issue being read.
+_IMAGE_WORDS: ContextVar[tuple[str, str]] = ContextVar("image_words", default=("[Image: %(alt)s]", "[Image]"))
+
+
+def set_image_words(language: str) -> None:
+    """Label images in ``language`` from here on; reading an issue sets it for its newsletter first."""
+    from digest.i18n import gettext_for
+
+    _ = gettext_for(language)
+    _IMAGE_WORDS.set((_("[Image: %(alt)s]"), _("[Image]")))
+
+
 def _image_as_link(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
     """Images pasted from WeChat do not load outside it: show a link to the picture instead."""
     token = tokens[idx]
-    alt = html.escape(token.content or "图片")
-    return f'<a href="{html.escape(token.attrGet("src") or "")}">[图：{alt}]</a>'
+    with_alt, without = _IMAGE_WORDS.get()
+    label = with_alt % {"alt": token.content} if token.content else without
+    return f'<a href="{html.escape(token.attrGet("src") or "")}">{html.escape(label)}</a>'
 
 
 def markdown_to_html(markdown: str) -> str:

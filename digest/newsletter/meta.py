@@ -12,18 +12,24 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, Protocol
 
 from digest.newsletter.model import Severity
 
-__all__ = ["METADATA_KEYS", "issue_number", "read_metadata"]
+__all__ = ["DATE_KEYS", "METADATA_KEYS", "date_key_rank", "issue_number", "metadata_date", "read_metadata"]
 
 WARNING = Severity.WARNING
 
 # A block of ``Key: value`` lines is metadata only when it names one of these.
 METADATA_KEYS = frozenset(
     {"title", "date", "number", "issue", "status", "slug", "category", "tags", "author", "authors",
-     "summary", "modified", "lang", "draft", "published", "send_at"}
+     "summary", "modified", "lang", "draft", "published", "send_at", "pubdate", "description"}
+)  # fmt: skip
+# The names newsletters give an issue's date, most specific first (compared without case, ``-``, ``_``).
+DATE_KEYS = (
+    "date", "pubdate", "publishdate", "published", "publishedat", "publishedon", "publicationdate",
+    "released", "created", "createdat",
 )  # fmt: skip
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _-]{0,30}?)\s*:\s*(.*?)\s*$")
 _NUMBER_IN_TITLE = (
@@ -39,59 +45,134 @@ class _Log(Protocol):  # the part of scan.FindingLog used here (scan imports thi
 
 
 def read_metadata(lines: list[str], log: _Log) -> tuple[dict[str, Any], int]:
-    """The metadata and the index of the first body line; bad metadata is a warning, then ignored."""
-    first = lines[0].strip() if lines else ""
+    """The metadata and the index of the first body line; bad metadata is a warning, then ignored.
+
+    Blank lines before the opening fence are allowed, as Jekyll and Hugo allow them.
+    """
+    start = next((index for index, line in enumerate(lines) if line.strip()), len(lines))
+    first = lines[start].strip() if start < len(lines) else ""
     if first == "---":
-        return _fenced(lines, ("---", "..."), _yaml, log)
+        return _fenced(lines, start, ("---", "..."), _yaml, log)
     if first == "+++":
-        return _fenced(lines, ("+++",), _toml, log)
-    return _key_lines(lines)
+        return _fenced(lines, start, ("+++",), _toml, log)
+    found, end = _key_lines(lines[start:])
+    return (found, start + end) if found else ({}, 0)
 
 
-def _fenced(lines: list[str], closers: tuple[str, ...], load: Any, log: _Log) -> tuple[dict[str, Any], int]:
-    for end in range(1, len(lines)):
+def _fenced(
+    lines: list[str], start: int, closers: tuple[str, ...], load: Any, log: _Log
+) -> tuple[dict[str, Any], int]:
+    for end in range(start + 1, len(lines)):
         if lines[end].strip() in closers:
             break
     else:
-        log.note(
-            1, "bad-front-matter", WARNING, f"front matter opened with '{lines[0].strip()}' is never closed"
-        )
+        message = f"front matter opened with '{lines[start].strip()}' is never closed"
+        log.note(start + 1, "bad-front-matter", WARNING, message)
         return {}, 0
-    loaded = load("\n".join(lines[1:end]), log)
+    loaded = load(lines[start + 1 : end], start + 2, log)
     return loaded, end + 1
 
 
-def _yaml(text: str, log: _Log) -> dict[str, Any]:
+@cache
+def _loader() -> type:
+    """YAML's safe loader, but a timestamp that is no real day (``2022-02-29``) stays text.
+
+    The date is then reported on its own, and the rest of the front matter (the
+    title, the draft flag) is still read. Built on first use: yaml is imported only then.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+        try:
+            return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+        except (ValueError, OverflowError):
+            return loader.construct_scalar(node)
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
+    return Loader
+
+
+def _yaml(lines: list[str], first_line: int, log: _Log) -> dict[str, Any]:
     import yaml
 
     try:
-        loaded = yaml.safe_load(text) or {}
+        loaded = yaml.load("\n".join(lines), Loader=_loader()) or {}  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = 2 + (mark.line if mark is not None else 0)
+        line = first_line + (mark.line if mark is not None else 0)
         message = f"front matter is not valid YAML; ignored ({exc.__class__.__name__})"
         log.note(line, "bad-front-matter", WARNING, message)
         return {}
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. "date: 2026-02-30"
-        log.note(2, "bad-front-matter", WARNING, f"front matter has an impossible value ({exc}); ignored")
+    except (ValueError, TypeError, OverflowError) as exc:
+        message = f"front matter has an impossible value ({exc}); ignored"
+        log.note(first_line, "bad-front-matter", WARNING, message)
         return {}
-    return _mapping(loaded, log)
+    return _mapping(loaded, first_line, log)
 
 
-def _toml(text: str, log: _Log) -> dict[str, Any]:
-    try:
-        loaded = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        log.note(2, "bad-front-matter", WARNING, f"front matter is not valid TOML; ignored ({exc})")
-        return {}
-    return _mapping(loaded, log)
+_TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+_TOML_PAIR = re.compile(r"^(\s*[A-Za-z0-9_.\"'-]+\s*=\s*)(.*?)\s*$")
 
 
-def _mapping(loaded: object, log: _Log) -> dict[str, Any]:
+def _toml(lines: list[str], first_line: int, log: _Log) -> dict[str, Any]:
+    """TOML front matter; a value TOML refuses (``date = 2022-02-29``) is read as text, with a warning."""
+    lines = list(lines)
+    for _ in range(10):  # a few bad values at most; past that the block is not TOML
+        try:
+            return _mapping(tomllib.loads("\n".join(lines)), first_line, log)
+        except tomllib.TOMLDecodeError as exc:
+            where = _TOML_ERROR_LINE.search(str(exc))
+            index = int(where.group(1)) - 1 if where else -1
+            pair = _TOML_PAIR.match(lines[index]) if 0 <= index < len(lines) else None
+            if pair is None or pair.group(2).startswith(("'", '"', "[", "{")):
+                message = f"front matter is not valid TOML; ignored ({exc})"
+                log.note(first_line + max(index, 0), "bad-front-matter", WARNING, message)
+                return {}
+            key = pair.group(1).split("=")[0].strip().strip("\"'")
+            if date_key_rank(key) is None:
+                message = f"front matter '{key}' is not a TOML value; read as the text {pair.group(2)!r}"
+                log.note(first_line + index, "bad-front-matter", WARNING, message)
+            lines[index] = pair.group(1) + _toml_string(pair.group(2))
+    log.note(first_line, "bad-front-matter", WARNING, "front matter is not valid TOML; ignored")
+    return {}
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _mapping(loaded: object, line: int, log: _Log) -> dict[str, Any]:
     if not isinstance(loaded, Mapping):
-        log.note(2, "bad-front-matter", WARNING, "front matter is not a mapping of keys; ignored")
+        log.note(line, "bad-front-matter", WARNING, "front matter is not a mapping of keys; ignored")
         return {}
     return {str(k): v for k, v in loaded.items()}
+
+
+def date_key_rank(key: str) -> int | None:
+    """Where a metadata key stands among the names newsletters give their date; None for other keys."""
+    folded = re.sub(r"[\s_-]", "", key).casefold()
+    return DATE_KEYS.index(folded) if folded in DATE_KEYS else None
+
+
+def metadata_date(meta: Mapping[str, Any]) -> tuple[str, object] | None:
+    """The key and value of the issue's date in its metadata (``date``, ``pubDate``, ``published``...).
+
+    ``published: true`` or ``published: false`` is Jekyll's draft switch, not a date.
+    """
+    ranked = [
+        (rank, key)
+        for key, value in meta.items()
+        if (rank := date_key_rank(key)) is not None
+        and value not in (None, "")
+        and not isinstance(value, bool)
+    ]
+    if not ranked:
+        return None
+    key = min(ranked)[1]
+    return key, meta[key]
 
 
 def _key_lines(lines: list[str]) -> tuple[dict[str, Any], int]:

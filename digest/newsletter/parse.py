@@ -29,14 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digest.config import DEFAULT_SECTION_SLUGS, Config
+from digest.config import DEFAULT_SECTION_SLUGS, Config, SiteConfig
 from digest.errors import ParseError
 from digest.newsletter.assemble import Assembler, derive_slug
+from digest.newsletter.dates import find_date, issue_date, issue_folder_name
 from digest.newsletter.discover import DRAFT_FOLDERS
-from digest.newsletter.markup import inline_markdown_to_html
+from digest.newsletter.markup import inline_markdown_to_html, set_image_words
 from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
-from digest.newsletter.scan import FindingLog, SectionRules, scan_text
+from digest.newsletter.scan import FindingLog, Scan, SectionRules, scan_text
 from digest.newsletter.wallclock import wall_clock
 
 __all__ = [
@@ -74,6 +75,7 @@ class ParseOptions:
     rules: SectionRules = field(default_factory=SectionRules)
     date_from: str = "content"
     first_commits: Mapping[str, dt.datetime] = field(default_factory=dict)
+    language: str = SiteConfig.language  # the words digest adds to the issue's HTML (an image's label)
 
     @classmethod
     def from_config(
@@ -90,7 +92,8 @@ class ParseOptions:
             section_slugs=config.feeds.sections,
             rules=rules,
             date_from=news.date_from,
-            first_commits=first_commits or {},
+            first_commits={} if first_commits is None else first_commits,
+            language=config.site.language,
         )
 
 
@@ -154,11 +157,12 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     sections from them (:mod:`.assemble`); title and date are read here.
     """
     options = options or ParseOptions()
+    set_image_words(options.language)
     log = FindingLog()
     scan = scan_text(data, log, options.rules)
     title_line, title_text = scan.title or (0, "")
     title, headline, h1_date = _title(title_line, title_text, scan.front, scan.empty, log)
-    date, published = _date(h1_date, title_line, scan.front, path, options, log)
+    date, published = _date(h1_date, scan, path, options, log)
     assembler = Assembler(log, options.section_slugs)
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
@@ -170,7 +174,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         raise UndatedIssue(path, findings)
     return Issue(
         path=path,
-        stem=path.stem,
+        stem=issue_folder_name(path),
         date=date,
         published=published,
         title=title,
@@ -184,7 +188,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         findings=findings,
         draft=_is_draft(scan.front, path),
         notes=scan.notes,
-        number=issue_number(scan.front, title_text or title, path.stem),
+        number=issue_number(scan.front, title_text or title, issue_folder_name(path)),
         preamble=preamble,
         send_at=send_at,
     )
@@ -214,7 +218,8 @@ def _send_at(
 
 def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
     """A draft by its folder (``drafts/``), front matter (``draft: true``) or Pelican's ``Status: draft``."""
-    if path.parent.name.lower() in DRAFT_FOLDERS:  # also beside the issues, as examples/drafts/
+    folders = path.parts[-3:-1] if issue_folder_name(path) != path.stem else path.parts[-2:-1]
+    if any(folder.lower() in DRAFT_FOLDERS for folder in folders):  # drafts/x.md, drafts/x/index.md
         return True
     draft, published, status = front.get("draft"), front.get("published"), front.get("status")
     if isinstance(draft, str):
@@ -235,7 +240,7 @@ def _title(
                 line,
                 "no-title",
                 ERROR,
-                "no '# title' line: add one such as '# 简报 (2024-01-31)：headline'",
+                "no title: add a '# title' line, or 'title:' to the front matter",
             )
         return fallback, "", None
     match = _DATE_PAREN.search(text)
@@ -254,95 +259,25 @@ def _title(
 
 
 def _date(
-    h1_date: dt.date | None,
-    title_line: int,
-    front: Mapping[str, Any],
-    path: Path,
-    options: ParseOptions,
-    log: FindingLog,
+    h1_date: dt.date | None, scan: Scan, path: Path, options: ParseOptions, log: FindingLog
 ) -> tuple[dt.date | None, dt.datetime | None]:
-    """The issue's date (title, then metadata, then file name, then git) and when it is published."""
-    tz = options.timezone
-    front_value = front.get("date")
-    front_dt = _front_datetime(front_value, tz)
-    if front_value is not None and front_dt is None:
-        log.note(2, "bad-date", WARNING, f"front matter date {front_value!r} is not a date; ignored")
-    name_match = _ISO_DATE.match(path.name)
-    name_date = _parse_date(name_match.group(0)) if name_match else None
-    candidates = [
-        ("the title", h1_date),
-        ("the front matter", front_dt.date() if front_dt else None),
-        ("the file name", name_date),
-    ]
-    known = [(where, value) for where, value in candidates if value is not None]
-    if not known and options.date_from == "git":
-        return _git_date(path, title_line, options, log)
-    if not known:
-        log.note(
-            title_line,
-            "no-date",
-            FATAL,
-            "no date in the title '(YYYY-MM-DD)', the front matter 'date:' or the file name",
-        )
-        return None, None
-    chosen_where, chosen = known[0]
-    for where, value in known[1:]:
-        if value != chosen:
-            log.note(
-                title_line or 1,
-                "date-mismatch",
-                WARNING,
-                f"{chosen_where} says {chosen}, but {where} says {value}; using {chosen}",
-            )
-    if front_dt is not None and front_dt.date() == chosen:
-        return chosen, front_dt
-    midnight = dt.datetime.combine(chosen, dt.time(0, 0), tzinfo=tz)
-    return chosen, midnight
-
-
-def _git_date(
-    path: Path, title_line: int, options: ParseOptions, log: FindingLog
-) -> tuple[dt.date | None, dt.datetime | None]:
-    """``date_from = "git"``: the day the file was first committed, in the site's timezone."""
-    committed = options.first_commits.get(path_key(path))
-    if committed is None:
-        message = "no date in the file, and it is not committed to git yet: commit it to give it a date"
-        log.note(title_line, "no-date", FATAL, message)
-        return None, None
-    local = committed.astimezone(options.timezone)
-    return local.date(), local
+    """The issue's date and when it is published: metadata, title, file name, folder, git (:mod:`.dates`)."""
+    title_line, title_text = scan.title or (0, "")
+    dated = issue_date(
+        meta=scan.front,
+        meta_lines=scan.front_lines,
+        title=title_text or (h1_date.isoformat() if h1_date else ""),
+        title_line=title_line,
+        path=path,
+        timezone=options.timezone,
+        first_commits=options.first_commits,
+        commit_key=path_key(path),
+        log=log,
+        language=options.language,
+    )
+    return (dated.date, dated.published) if dated else (None, None)
 
 
 def _parse_date(text: str) -> dt.date | None:
-    """A date from the title or file name: ISO first, then the spellings dateutil knows."""
-    text = text.strip()
-    iso = re.fullmatch(r"(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})日?", text)
-    try:
-        if iso:
-            return dt.date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
-    except ValueError:
-        return None
-    if not re.search(r"\d{4}", text):
-        return None
-    from dateutil import parser as dateparser
-
-    try:
-        return dateparser.parse(text, default=dt.datetime(1900, 1, 1)).date()
-    except (ValueError, OverflowError):
-        return None
-
-
-def _front_datetime(value: object, tz: dt.tzinfo) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(0, 0), tzinfo=tz)
-    if isinstance(value, str) and re.search(r"\d{4}", value):
-        from dateutil import parser as dateparser
-
-        try:
-            parsed = dateparser.parse(value)
-        except (ValueError, OverflowError):
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
-    return None
+    """A full date written in the title or a file name (a month and year alone are not one)."""
+    return find_date(text)[0]

@@ -1,6 +1,6 @@
 """``digest init``: a first ``digest.toml`` written from the newsletter's own issues, and nothing overwritten.
 
-The config is rendered from a :class:`~digest.newsletter.survey.Survey` (or, for a
+The config is rendered from a :class:`~digest.newsletter.profile.Profile` (or, for a
 newsletter with no issue yet, with one example issue beside it), validated by
 the same loader every command uses before a byte is written, and created with
 ``O_EXCL``: an existing file is never replaced. ``.gitignore`` gets the lines for
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from digest.config import config_from_mapping
 from digest.errors import ConfigError
 from digest.i18n import resolve_language
-from digest.newsletter.survey import Survey, find_issue_folder, survey_issues
+from digest.newsletter.profile import Profile, find_issue_folder, profile_issues
 
 __all__ = ["GITIGNORE_LINES", "PLACEHOLDER_URL", "InitReport", "config_text", "init_newsletter"]
 
@@ -89,15 +89,15 @@ def init_newsletter(
         raise ConfigError("is not a folder of issues", path=folder)
     found = folder or find_issue_folder(root)
     lines: list[str] = []
-    survey = None
+    profile = None
     if found is not None:
-        survey = survey_issues(found)
-        lines.append(_found(survey))
+        profile = profile_issues(found)
+        lines.append(_found(profile))
     issues = found or root / "issues"
     base = base_url or _site_url(root) or PLACEHOLDER_URL
-    text = config_text(survey, issues, root, title=title, base_url=base, language=language, today=today)
+    text = config_text(profile, issues, root, title=title, base_url=base, language=language, today=today)
     _validate(text, config_path)
-    if survey is None or survey.markdown == 0:
+    if profile is None or profile.markdown == 0:
         example = issues / f"{today.isoformat()}.md"
         if _create(example, EXAMPLE_ISSUE.format(title=title or _name(root), date=today.isoformat())):
             lines.append(f"wrote {example} (an example issue)")
@@ -121,7 +121,7 @@ def init_newsletter(
 
 
 def config_text(
-    survey: Survey | None,
+    profile: Profile | None,
     issues: Path,
     root: Path,
     *,
@@ -130,13 +130,13 @@ def config_text(
     language: str,
     today: dt.date,
 ) -> str:
-    """The commented ``digest.toml`` for the survey's newsletter."""
-    tag, language_note = _language(survey, language)
-    name = title or (survey.title if survey else "") or _name(root)
+    """The commented ``digest.toml`` for the profile's newsletter."""
+    tag, language_note = _language(profile, language)
+    name = title or (profile.title if profile else "") or _name(root)
     host = urlsplit(base_url).hostname or "newsletter.invalid"
-    sections = survey.sections if survey and survey.files else (("News", "news"),)
-    date_from = survey.date_from if survey else "content"
-    source = f"{survey.files} issue file(s) in {issues}" if survey else f"the example issue in {issues}"
+    sections = profile.sections if profile and profile.files else (("News", "news"),)
+    date_from = profile.date_from if profile else "content"
+    source = f"{profile.files} issue file(s) in {issues}" if profile else f"the example issue in {issues}"
     section_lines = "\n".join(f"{_q(heading)} = {_q(slug)}" for heading, slug in sections)
     return f"""\
 # digest's configuration for {name}, written by `digest init` from {source}.
@@ -192,16 +192,16 @@ def _placeholder_note(base_url: str) -> str:
     return " (no site config said where: this is a placeholder)" if base_url == PLACEHOLDER_URL else ""
 
 
-def _language(survey: Survey | None, asked: str) -> tuple[str, str]:
+def _language(profile: Profile | None, asked: str) -> tuple[str, str]:
     """The tag to write and how it was chosen; a language without a catalog writes English words."""
     if asked:
         return asked, ""
-    detected = survey.language if survey and survey.files else "en"
+    detected = profile.language if profile and profile.files else "en"
     try:
         resolve_language(detected)
     except LookupError:
         return "en", f"\n# (The issues read as {detected!r}, which digest has no words for yet: English.)"
-    return detected, " Read from the issues' text." if survey and survey.files else ""
+    return detected, " Read from the issues' text." if profile and profile.files else ""
 
 
 def _validate(text: str, config_path: Path) -> None:
@@ -251,16 +251,16 @@ def _site_url(root: Path) -> str:
     return ""
 
 
-def _found(survey: Survey) -> str:
-    if not survey.files:
+def _found(profile: Profile) -> str:
+    if not profile.files:
         return (
-            f"found no issue file directly in {survey.folder} ({survey.markdown} markdown file(s) in its "
+            f"found no issue file directly in {profile.folder} ({profile.markdown} markdown file(s) in its "
             "subfolders); [paths] issues names the folder whose files are the issues"
         )
-    dates = "their first commit" if survey.date_from == "git" else "their text"
+    dates = "their first commit" if profile.date_from == "git" else "their text"
     return (
-        f"read {survey.files} issue file(s) in {survey.folder}: language {survey.language}, "
-        f"dates from {dates}, {len(survey.sections)} section(s)"
+        f"read {profile.files} issue file(s) in {profile.folder}: language {profile.language}, "
+        f"dates from {dates}, {len(profile.sections)} section(s)"
     )
 
 

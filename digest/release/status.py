@@ -8,7 +8,8 @@ import unicodedata
 
 from digest.bounces.record import bounce_counts
 from digest.config import Config
-from digest.newsletter.catalog import load_catalog, now_in
+from digest.newsletter.catalog import Catalog, load_catalog, now_in
+from digest.newsletter.discover import skipped_lines
 from digest.newsletter.lint import count_by_severity
 from digest.newsletter.model import Severity
 from digest.release.rules import RELEASE_CHECKS, IssueStatus
@@ -21,6 +22,10 @@ __all__ = ["status_records", "status_table"]
 
 def status_records(config: Config, now: dt.datetime | None = None) -> list[dict[str, object]]:
     """Where every issue file stands, one mapping per file (``digest status --json``)."""
+    return _records(config, now)[0]
+
+
+def _records(config: Config, now: dt.datetime | None) -> tuple[list[dict[str, object]], Catalog]:
     now = now or now_in(config)
     catalog = load_catalog(config, RELEASE_CHECKS)
     scan_issues(config, catalog, now)
@@ -53,17 +58,18 @@ def status_records(config: Config, now: dt.datetime | None = None) -> list[dict[
                 "paused": note,
             }
         )
-    return records
+    return records, catalog
 
 
 def status_table(config: Config, now: dt.datetime | None = None) -> str:
-    """``digest status``: one line per issue file, then why any unfinished send paused."""
+    """``digest status``: a line per issue, why any unfinished send paused, the files that are no issue."""
+    records, catalog = _records(config, now)
     rows = [
         ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
     ]
     rows[0] = (*rows[0], "bounced/complained")
     notes = []
-    for record in status_records(config, now):
+    for record in records:
         if record["paused"] is not None:
             notes.append(f"{record['issue']}: {record['paused']}; the next digest run tries again")
         lint = typing.cast(dict[str, int], record["lint"])
@@ -87,7 +93,7 @@ def status_table(config: Config, now: dt.datetime | None = None) -> str:
         ).rstrip()
         for row in rows
     ]
-    return "\n".join(lines + notes)
+    return "\n".join(lines + notes + skipped_lines(catalog.skipped))
 
 
 def _width(text: str) -> int:

@@ -24,11 +24,11 @@ from digest.newsletter.parse import ParseOptions, UndatedIssue, path_key, read_i
 
 __all__ = [
     "ISSUE_FOLDERS",
-    "Survey",
+    "Profile",
     "detect_language",
     "find_issue_folder",
     "markdown_files",
-    "survey_issues",
+    "profile_issues",
 ]
 
 # Where site generators keep posts, in the order they are looked for (the first holding issues wins).
@@ -40,7 +40,7 @@ _URL = re.compile(r"\]\([^)]*\)|https?://\S+|`[^`]*`|<[^>]*>")
 
 
 @dataclass(frozen=True)
-class Survey:
+class Profile:
     """A folder of issues as ``digest init`` found it."""
 
     folder: Path
@@ -72,7 +72,7 @@ def markdown_files(folder: Path) -> int:
     return sum(1 for path in folder.rglob("*") if path.suffix.lower() in ISSUE_SUFFIXES and path.is_file())
 
 
-def survey_issues(folder: Path, *, min_uses: int = 2) -> Survey:
+def profile_issues(folder: Path, *, min_uses: int = 2) -> Profile:
     """Read every issue of ``folder`` (and its drafts) once and describe the newsletter.
 
     A heading becomes a section when at least ``min_uses`` issues use it (every
@@ -83,7 +83,7 @@ def survey_issues(folder: Path, *, min_uses: int = 2) -> Survey:
     issues, dated = _read_all(paths)
     in_git = _in_git(folder)
     date_from = "git" if in_git and dated < len(paths) / 2 else "content"
-    return Survey(
+    return Profile(
         folder=folder,
         files=len(paths),
         markdown=markdown_files(folder),
