@@ -342,11 +342,11 @@ def lint_page() -> str:
         "|---|---|",
         *[f"| `{s.lower()}` | {m} |" for s, m in SEVERITY_MEANING.items()],
         "",
-        "| code | severity | meaning | found in |",
-        "|---|---|---|---|",
+        "| code | severity | meaning |",
+        "|---|---|---|",
     ]
-    for code, (severity, module) in lint_codes().items():
-        lines.append(f"| `{code}` | {severity.lower()} | {_cell(LINT_NOTES.get(code, ''))} | `{module}` |")
+    for code, (severity, _) in lint_codes().items():
+        lines.append(f"| `{code}` | {severity.lower()} | {_cell(LINT_NOTES.get(code, ''))} |")
     return "\n".join(lines) + "\n"
 
 
