@@ -34,6 +34,10 @@ Three links this week.
 ## {once}
 
 - [A one-off](https://once.example.net/{n})
+
+## About
+
+Written on weekends by two people who like small tools.
 """
 
 

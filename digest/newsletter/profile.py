@@ -75,9 +75,9 @@ def markdown_files(folder: Path) -> int:
 def profile_issues(folder: Path, *, min_uses: int = 2) -> Profile:
     """Read every issue of ``folder`` (and its drafts) once and describe the newsletter.
 
-    A heading becomes a section when at least ``min_uses`` issues use it (every
-    heading, for a newsletter of fewer issues); one-off headings stay unknown
-    sections, which lint points out with their slug.
+    A heading becomes a section when at least ``min_uses`` issues have items under
+    it (every such heading, for a newsletter of fewer issues); one-off headings stay
+    unknown sections, which lint points out with their slug.
     """
     paths = issue_paths(folder) + draft_paths(folder)
     issues, dated = _read_all(paths)
@@ -120,7 +120,8 @@ def _read_all(paths: Sequence[Path]) -> tuple[list[Issue], int]:
 
 
 def _sections(issues: Sequence[Issue], min_uses: int) -> tuple[tuple[str, str], ...]:
-    uses = Counter(name for issue in issues for name in {section.name.strip() for section in issue.sections})
+    # a section that is prose in every issue (an essay, "how to contribute") has no feed to name
+    uses = Counter(name for issue in issues for name in {s.name.strip() for s in issue.sections if s.items})
     found: list[tuple[str, str]] = []
     for name, count in uses.most_common():
         slug = derive_slug(name, {})[0]
