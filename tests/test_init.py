@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -205,4 +206,6 @@ def test_init_then_run_works_unedited_on_every_corpus_newsletter(source, tmp_pat
     assert all(slug.isascii() for slug in config["feeds"]["sections"].values())
     run = ok(run_digest(["run"], run_env, cwd=tmp_path))
     assert "sent " not in run.stdout  # manual mode: nothing goes out unasked
-    assert (tmp_path / "feeds" / "atom.xml").is_file()
+    read = int(re.search(r"read (\d+) issue file\(s\)", done.stdout)[1])
+    feed = feedparser.parse((tmp_path / "feeds" / "atom.xml").read_bytes())
+    assert read > 0 and 0 < len(feed.entries) <= 20  # the newest issues, [feeds] limit at most
