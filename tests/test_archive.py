@@ -93,3 +93,31 @@ def test_preferences_mark_a_section_with_no_entries(site):
         for label in doc.iter("label")
     }
     assert marked == {"news": False, "papers": False, "projects": True, "blogs": True, "apps": True}
+
+
+def test_issues_with_one_file_name_in_two_year_folders_get_a_page_each_linked_safely(site):
+    """Year folders repeat file names (``2025/01.md``, ``2026/01.md``), and a name may hold ``#``."""
+    site.write_config()
+    body = "---\ntitle: Weekly\ndate: {date}\n---\n\n## News\n\n- [{what}](https://example.org/{what})\n"
+    for name, date in [
+        ("2025/01.md", "2025-01-06"),
+        ("2026/01.md", "2026-01-05"),
+        ("#3-2026.01.12.md", "2026-01-12"),
+    ]:
+        (site.issues / name).parent.mkdir(parents=True, exist_ok=True)
+        site.write_issue(name, body.format(date=date, what=f"item-{date}"))
+    build_feeds_now(site.config, NOW)
+    archive = site.config.paths.feeds / "archive"
+    pages = sorted(p.name for p in archive.glob("*.html"))
+    assert pages == ["#3-2026.01.12.html", "2025-01.html", "2026-01.html", "index.html"]
+    index = lxml_html.fromstring((archive / "index.html").read_text(encoding="utf-8"))
+    hrefs = index.xpath("//main//ul[@class='issues'][1]/li/a/@href")
+    assert hrefs == ["%233-2026.01.12.html", "2026-01.html", "2025-01.html"]
+    whole = feedparser.parse((site.config.paths.feeds / "atom.xml").read_bytes())
+    assert {e.link for e in whole.entries} == {
+        "https://news.example.org/feeds/archive/%233-2026.01.12.html",
+        "https://news.example.org/feeds/archive/2026-01.html",
+        "https://news.example.org/feeds/archive/2025-01.html",
+    }
+    newest = lxml_html.fromstring((archive / "#3-2026.01.12.html").read_text(encoding="utf-8"))
+    assert "item-2026-01-12" in newest.text_content()

@@ -124,13 +124,16 @@ def test_a_made_up_status_never_outranks_a_known_one_and_counts_on_its_own(tmp_p
         outcome_line("b@example.com", "queued"),
         outcome_line("b@example.com", "deferred"),
         outcome_line("c@example.com", "queued"),
+        outcome_line("d@example.com", "queued"),
+        outcome_line("d@example.com", "parked"),  # of two made-up statuses, the later line
     ]
     write_lines(ledger_path(tmp_path, STEM), records)
-    assert scan_round(tmp_path, STEM).tally().counts == {"deferred": 2, "queued": 1}
+    assert scan_round(tmp_path, STEM).tally().counts == {"deferred": 2, "queued": 1, "parked": 1}
     assert {to: o.status for to, o in read_ledger(tmp_path, STEM).outcomes.items()} == {
         "a@example.com": "deferred",
         "b@example.com": "deferred",
         "c@example.com": "queued",
+        "d@example.com": "parked",
     }
 
 

@@ -310,7 +310,7 @@ def test_the_bundled_example_goes_out_on_the_first_run_and_the_second_does_nothi
     (tmp_path / "feeds").mkdir()
     first = run_digest(["run"], run_env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    # 15 feed files, and the archive: 3 issue pages, their index, 5 section pages, its search and index
+    # 15 feed files, and the archive: 3 issue pages, their index, 5 section pages, the search and its index
     assert first.stdout.splitlines()[0].startswith("feeds: 6 feeds, 42 entries; 26 file(s) written")
     assert (tmp_path / "feeds" / "archive" / "2026-11-01.html").exists()
     assert "preview 2026-11-01: " in first.stdout

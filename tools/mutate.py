@@ -58,7 +58,9 @@ DELIVERY_TESTS = (
 )
 MODULES: dict[str, tuple[str, ...]] = {
     "digest/send/ledger.py": (
+        "tests/test_ledger_units.py",
         "tests/test_ledger.py",
+        "tests/test_keys.py",
         "tests/test_delivery.py",
         "tests/test_release.py",
         "tests/test_send_process.py",
@@ -83,6 +85,40 @@ TIMING = "retry timing only: who is mailed and what is recorded stay the same"
 BAR = "the rich bar on a terminal: what it draws, not what is sent (tests run off a terminal)"
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "digest/send/ledger.py": {
+        (
+            "due: int | None = field(default=None, compare=False)  "
+            "# due when the round started (None: unknown)",
+            "False -> True",
+        ): "no code compares two tallies; due is shown, never compared",
+        (
+            "started: bool = False",
+            "False -> True",
+        ): "scan_round always passes started: the default is never used",
+        (
+            "finished: bool = False",
+            "False -> True",
+        ): "scan_round always passes finished: the default is never used",
+        ("fsync_directory(path.parent)", "`fsync_directory(path.parent)` removed"): (
+            "the rename of the round's recipients made durable against a power cut only"
+        ),
+        ("REPAIR_BLOCK = 1 << 16", "16 -> 17"): "the repair reads the end in larger blocks: the same cut",
+        (
+            "self._syncer.shutdown(wait=True)  # an fsync still running finishes before the file closes",
+            "`self._syncer.shutdown(wait=True)` removed",
+        ): "as with wait=False: only a send stopped by a failure has an fsync running at exit",
+        ("end = handle.seek(0, os.SEEK_END)", "0 -> 1"): (
+            "one past the end: the last byte reads as missing; the cut at the last line ending is the same"
+        ),
+        ("handle.seek(end - 1)", "`handle.seek(end - 1)` removed"): (
+            "reading at the end finds no byte: the cut at the last line ending is the same"
+        ),
+        (
+            "handle.seek(end - 1)",
+            "1 -> 0",
+        ): "reading at the end finds no byte: the cut at the last line ending is the same",
+        ('if handle.read(1) == b"\\n":', "1 -> 0"): (
+            "reading no byte goes on to the cut at the last line ending, which is the end: nothing is cut"
+        ),
         (
             '_RANK = {"deferred": 0, "skipped": 1, "failed": 2, "sent": 3}',
             "3 -> 4",

@@ -1,6 +1,6 @@
 """The archive: a static web page per published issue, an index of issues and a search, beside the feeds.
 
-So "view online" works with no other site: ``archive/<stem>.html`` holds the
+So "view online" works with no other site: ``archive/<name>.html`` holds the
 same sanitised HTML as the issue's entry in the whole-newsletter feed, with the
 issue's sections as a table of contents and links to the issues before and
 after; ``archive/index.html`` lists the issues, newest first, and searches them.
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digest.config import Config
-from digest.feeds.entries import ARCHIVE_DIR, issue_html, one_per_date, page_context
+from digest.feeds.entries import ARCHIVE_DIR, archive_page, issue_html, one_per_date, page_context, page_href
 from digest.i18n import format_date, join_title
 from digest.newsletter.model import Issue
 from digest.templating import newsletter_templates, render_template
@@ -41,13 +41,14 @@ def archive_outputs(feeds: Sequence[Any], issues: Sequence[Issue], config: Confi
     """
     shown = one_per_date(issues)  # an issue is known by its date: the feeds carry one of two copies
     titles = [join_title(issue.title, issue.headline, config.site.language) for issue in shown]
-    links = [(f"{issue.stem}.html", title) for issue, title in zip(shown, titles, strict=True)]
+    pages = [archive_page(config, issue) for issue in shown]
+    links = [(page_href(page), title) for page, title in zip(pages, titles, strict=True)]
     outputs: dict[str, bytes] = {}
     anchored: dict[str, frozenset[str]] = {}
     for n, (issue, title) in enumerate(zip(shown, titles, strict=True)):
         content, toc = _with_anchors(issue_html(issue, config), issue)
-        anchored[issue.stem] = frozenset(anchor for anchor, _, _ in toc)
-        outputs[f"{ARCHIVE_DIR}/{issue.stem}.html"] = _page(
+        anchored[pages[n]] = frozenset(anchor for anchor, _, _ in toc)
+        outputs[f"{ARCHIVE_DIR}/{pages[n]}"] = _page(
             "archive_issue.html.j2",
             config,
             "../",
@@ -108,16 +109,17 @@ def search_index(
     A script that sets ``window.digestSearchIndex`` rather than JSON to fetch:
     browsers load a script from ``file://``, where they refuse ``fetch``. Each item
     names its section's anchor on the issue's page (``anchored``: the anchors each
-    page has, by stem; "" sends the reader to the top of a page whose heading was not found).
+    page has, by page; "" sends the reader to the top of a page whose heading was not found).
     """
     entries = []
     for issue in issues:
         numbered = {id(s): f"s{n}" for n, s in enumerate(_sections_shown(issue), 1)}
-        has = anchored.get(issue.stem, frozenset()) if anchored is not None else frozenset(numbered.values())
+        page = archive_page(config, issue)
+        has = anchored.get(page, frozenset()) if anchored is not None else frozenset(numbered.values())
         anchors = {key: anchor if anchor in has else "" for key, anchor in numbered.items()}
         entries.append(
             {
-                "url": f"{issue.stem}.html",
+                "url": page_href(page),
                 "title": join_title(issue.title, issue.headline, config.site.language),
                 "date": format_date(issue.date, config.site.language),
                 "items": [

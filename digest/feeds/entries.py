@@ -16,10 +16,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from digest.config import Config
 from digest.i18n import join_title
+from digest.newsletter.discover import issue_name
 from digest.newsletter.markup import (
     absolute_url,
     absolutize_links,
@@ -36,6 +37,7 @@ __all__ = [
     "Entry",
     "Feed",
     "archive_index_url",
+    "archive_page",
     "archive_url",
     "collect_feeds",
     "feeds_base_url",
@@ -43,6 +45,7 @@ __all__ = [
     "one_per_date",
     "online_url",
     "page_context",
+    "page_href",
     "permalink",
     "plain_text",
     "sections_with_entries",
@@ -280,9 +283,24 @@ def _markup(fragment: str) -> Any:
     return Markup(fragment)  # already sanitised by digest.newsletter.markup
 
 
-def archive_url(config: Config, stem: str) -> str:
+def archive_page(config: Config, issue: Issue) -> str:
+    """The file name of an issue's archive page: its name in the issues folder, one level.
+
+    ``2026-05-01.html`` for a file at the top, ``2026-issue-6.html`` for
+    ``2026/issue-6.md``: two years' ``01.md`` never share a page. Links to it
+    go through :func:`page_href` (a name may hold ``#``, ``?`` or spaces).
+    """
+    return issue_name(config.paths.issues, issue.path).replace("/", "-") + ".html"
+
+
+def page_href(name: str) -> str:
+    """A relative link to a page named ``name``, percent-encoded."""
+    return quote(name)
+
+
+def archive_url(config: Config, issue: Issue) -> str:
     """Where the archive page of an issue is published (under the feeds' address)."""
-    return f"{config.site.base_url}feeds/{ARCHIVE_DIR}/{stem}.html"
+    return f"{config.site.base_url}feeds/{ARCHIVE_DIR}/{page_href(archive_page(config, issue))}"
 
 
 def sections_with_entries(issues: Sequence[Issue], config: Config) -> frozenset[str]:
@@ -294,7 +312,7 @@ def online_url(config: Config, issue: Issue) -> str:
     """Where a reader reads the issue online: ``[site] permalink`` when set, else its archive page."""
     if config.site.permalink:
         return permalink(config, issue)
-    return archive_url(config, issue.stem)
+    return archive_url(config, issue)
 
 
 def archive_index_url(config: Config) -> str:
