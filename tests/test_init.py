@@ -209,3 +209,30 @@ def test_init_then_run_works_unedited_on_every_corpus_newsletter(source, tmp_pat
     read = int(re.search(r"read (\d+) issue file\(s\)", done.stdout)[1])
     feed = feedparser.parse((tmp_path / "feeds" / "atom.xml").read_bytes())
     assert read > 0 and 0 < len(feed.entries) <= 20  # the newest issues, [feeds] limit at most
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "url"),
+    [
+        (
+            "_config.yml",
+            'title: x\nurl: "https://blog.example.net"\nbaseurl: "/weekly"\n',
+            "https://blog.example.net/weekly/",
+        ),
+        ("hugo.toml", "baseURL = 'https://hugo.example.net/'\n", "https://hugo.example.net/"),
+        ("config.toml", 'base_url = "https://zola.example.net"\n', "https://zola.example.net/"),
+        ("publishconf.py", "SITEURL = 'https://pelican.example.net'\n", "https://pelican.example.net/"),
+    ],
+)
+def test_the_site_generators_url_becomes_the_base_url(name, text, url, tmp_path, run_env):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "_posts").mkdir()
+    (tmp_path / "_posts" / "2026-10-02-one.md").write_text(ENGLISH_ISSUE.format(n=1, day=2, once="x"))
+    ok(init(tmp_path, run_env))
+    assert tomllib.loads((tmp_path / "digest.toml").read_text())["site"]["base_url"] == url
+
+
+def test_a_language_tag_that_names_no_language_is_refused_before_anything_is_written(tmp_path, run_env):
+    done = init(tmp_path, run_env, "--language", "klingon")
+    assert done.returncode == 1 and "'site.language'" in done.stderr and done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
