@@ -111,11 +111,13 @@ def test_a_pull_request_gets_lint_findings_in_the_summary_and_the_email_as_files
     base = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "checkout", "-q", "-b", "new-issue")
     (repo / "issues" / "2026-11-09.md").write_text(ISSUE.format(n=2, day=9), encoding="utf-8")
+    (repo / "README.md").write_text("# Field Notes\n\nA newsletter.\n", encoding="utf-8")  # not an issue
     git(repo, "add", "-A")
     subprocess.run(["git", "commit", "-qm", "issue 2"], cwd=repo, check=True, env=env)
     done = bash(steps("preview")["Lint and preview the changed issues"], repo, {**env, "BASE_SHA": base})
     summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8")
     assert "### `issues/2026-11-09.md`" in summary and "2026-11-02" not in summary  # the changed file only
+    assert "README" not in summary
     assert "issues/2026-11-09.md:9: error empty-title" in summary  # the finding, with its line
     assert done.returncode == 1  # a lint error fails the check
     assert (repo / "var" / "previews" / "2026-11-09" / "email.html").is_file()  # the artifact's content
