@@ -108,3 +108,24 @@ def test_no_page_installs_from_an_index_digest_was_never_published_on():
         assert not re.search(
             r"(pip|pipx|uv tool) install ['\"]?digest-newsletter(\[\w+\])?(?!\s*@)['\"]?(\s|$)", text
         ), page
+
+
+def test_the_troubleshooting_page_quotes_messages_digest_really_prints():
+    page = (DOCS / "how-to" / "troubleshooting.md").read_text(encoding="utf-8")
+    source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "digest").rglob("*.py"))
+    quoted = [
+        "run `digest init` to write one from your issues",
+        "digest init never overwrites a file",
+        "'site.base_url' is not set: feed ids and links are built from it",
+        "is not in [feeds.sections]; its feed slug is",
+        "unknown section",
+        "choose another with",
+        "is busy in another digest process; try again when it ends",
+        "the signing key is readable by group or others",
+        "no message catalog for language",
+        "'email.transport' must not hold credentials",
+        "internal error: ",
+    ]
+    for text in quoted:
+        assert text in page, text
+        assert text in source, text
