@@ -154,7 +154,9 @@ def send_issue(
             issue.stem, round_, already_done=len(done), processes=shards, list_problems=problems
         )
         secret = load_secret(state)
-        job = Job(config, issue, round_, email.utils.format_datetime(now), secret, done, 0, shards)
+        delivered = summary.tally().counts.get("sent", 0) if round_ == summary.round else 0
+        date = email.utils.format_datetime(now)
+        job = Job(config, issue, round_, date, secret, done, 0, shards, delivered_before=delivered)
         context = multiprocessing.get_context("fork" if shards > 1 else None)
         shared = Shared.create(context)
         started = time.monotonic()
