@@ -21,7 +21,10 @@ import contextlib
 import datetime as dt
 import email.parser
 import hashlib
+import hmac
 import json
+import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,9 +33,9 @@ from digest.bounces.classify import USER_UNKNOWN, Verdict, classify
 from digest.bounces.mailbox import Mailbox, open_mailbox
 from digest.config import Config
 from digest.fsutil import atomic_write, file_lock, read_json
-from digest.mail.tokens import load_secret
+from digest.mail.tokens import load_secret, message_id_digest
 from digest.mail.verp import compact_token, token_issue
-from digest.send.ledger import ledger_stems, read_ledger
+from digest.send.ledger import ledger_stems
 from digest.subscribers.changes import find_subscriber, set_statuses
 from digest.subscribers.model import Subscriber, address_key
 from digest.subscribers.reading import iter_subscribers
@@ -51,6 +54,7 @@ __all__ = [
 RECORD_FILE = "bounces.json"
 BATCH = 100  # messages recorded, applied and moved aside together
 KEEP_DAYS = 400  # events and handled sources older than this are forgotten
+_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -99,14 +103,24 @@ def message_key(data: bytes) -> str:
 
 
 class ListLookup:
-    """Tokens, addresses and Message-IDs resolved against the subscriber list and the ledgers."""
+    """What a report names, checked against what digest signed; addresses against the list.
+
+    A token or a Message-ID names an issue: one that names an issue never sent (no
+    ledger) is refused before anything is hashed. A token is matched by hashing the
+    list for its issue (a table kept for the last few issues asked about, so memory
+    does not grow with the issues); a Message-ID is checked by making it again for
+    the address the report names, so no ledger is read.
+    """
+
+    TABLES = 4  # token tables kept (one per issue and purpose)
+    ROUNDS = 9  # resends of one issue whose Message-IDs are recognised
 
     def __init__(self, config: Config, secret: bytes):
         self.config = config
         self.secret = secret
         self.subscribers = {s.key: s for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs)}
-        self._tokens: dict[tuple[str, str], dict[str, str]] = {}
-        self._message_ids: dict[str, tuple[str, str]] | None = None
+        self.sent_issues = frozenset(ledger_stems(config.paths.state))
+        self._tokens: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
 
     def listed(self, address: str) -> str | None:
         key = address_key(address)
@@ -114,26 +128,26 @@ class ListLookup:
 
     def by_token(self, token: str, purpose: str) -> str | None:
         issue = token_issue(token)
-        if issue is None:
+        if issue is None or issue not in self.sent_issues:
             return None
-        table = self._tokens.get((purpose, issue))
+        table = self._tokens.pop((purpose, issue), None)
         if table is None:
             table = {compact_token(self.secret, purpose, issue, key): key for key in self.subscribers}
-            self._tokens[(purpose, issue)] = table
+        self._tokens[(purpose, issue)] = table
+        while len(self._tokens) > self.TABLES:
+            self._tokens.popitem(last=False)
         return table.get(token.lower())
 
-    def by_message_id(self, message_id: str) -> tuple[str, str] | None:
-        if not message_id:
+    def by_message_id(self, message_id: str, address: str) -> str | None:
+        local = message_id.strip().strip("<>").split("@", 1)[0].lower()
+        if not address or not _MESSAGE_ID.fullmatch(local):
             return None
-        if self._message_ids is None:
-            state = self.config.paths.state
-            self._message_ids = {
-                o.message_id: (stem, to)
-                for stem in ledger_stems(state)
-                for to, o in read_ledger(state, stem).outcomes.items()
-                if o.message_id
-            }
-        return self._message_ids.get(message_id.strip())
+        key = address_key(address)
+        for issue in sorted(self.sent_issues, reverse=True):  # the latest issues are the likely ones
+            for round_ in range(1, self.ROUNDS + 1):
+                if hmac.compare_digest(message_id_digest(self.secret, issue, key, round_), local):
+                    return issue
+        return None
 
 
 def decide(
