@@ -39,6 +39,7 @@ import email.header
 import email.message
 import email.parser
 import email.utils
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|auto(matic)?[ -]?(reply|response)|auto:|autoreply|vacation|自动回复)",
     re.I,
 )
+# flufl.bounce logs a traceback for every detector that trips over a malformed message; digest reports
+# such a message in one line of its own instead.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+MAX_MULTIPARTS = 100  # a report has a handful; a thousand nested ones would exhaust the parser's recursion
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -101,13 +106,22 @@ class Lookup(Protocol):
 
 
 def classify(data: bytes, config: Config, lookup: Lookup) -> Verdict:
-    """What ``data`` (one whole message) means; never raises on a malformed message."""
-    message = email.message_from_bytes(data)
-    for check in (_feedback, _delivery_status, _auto_reply, _unsubscribe):
-        verdict = check(message, config, lookup)
-        if verdict is not None:
-            return verdict
-    subject = _header(message, "Subject")[:60]
+    """What ``data`` (one whole message) means; never raises on a malformed message.
+
+    A message it cannot read (too many MIME parts, headers no parser takes) is
+    ``unreadable``: left for a person, and the mailbox is read on.
+    """
+    if data.lower().count(b"multipart/") > MAX_MULTIPARTS:
+        return Verdict("unreadable", f"more than {MAX_MULTIPARTS} multipart sections: no report is built so")
+    try:
+        message = email.message_from_bytes(data)
+        for check in (_feedback, _delivery_status, _auto_reply, _unsubscribe):
+            verdict = check(message, config, lookup)
+            if verdict is not None:
+                return verdict
+        subject = _header(message, "Subject")[:60]
+    except (RecursionError, LookupError, ValueError, TypeError, AttributeError, UnicodeError) as exc:
+        return Verdict("unreadable", f"cannot be read ({exc.__class__.__name__})")
     return Verdict("unknown", f"not a bounce, complaint or unsubscribe (subject {subject!r})")
 
 

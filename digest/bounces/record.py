@@ -95,8 +95,11 @@ class BounceRecord:
 
 def message_key(data: bytes) -> str:
     """How a message is known in the record: its Message-ID, else a hash of its bytes."""
-    headers = email.parser.BytesHeaderParser().parsebytes(data)
-    message_id = str(headers.get("Message-ID", "")).strip()
+    try:
+        headers = email.parser.BytesHeaderParser().parsebytes(data)
+        message_id = str(headers.get("Message-ID", "")).strip()
+    except (LookupError, ValueError, TypeError, UnicodeError):  # headers no parser takes: known by bytes
+        message_id = ""
     if message_id:
         return "mid:" + message_id
     return "sha256:" + hashlib.sha256(data).hexdigest()
