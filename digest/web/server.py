@@ -123,6 +123,8 @@ class SubscriptionServer(WsgiServer):
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         # waitress refuses bodies past this unread; below it, our 413 page (or the webhook's) answers
         self.max_body_bytes = max(2 * config.serve.max_body_bytes, WEBHOOK_MAX_BODY)
+        if config.serve.trust_proxy:  # every connection comes from the proxy: it limits its clients
+            self.max_per_client = 0
         ttl = config.serve.confirm_ttl_hours * 3600
         # when each address last joined or left here: older confirmation links no longer work
         changes = config.paths.state / CHANGES_FILE
