@@ -5,7 +5,6 @@ list a 503, and a reader's page answered meanwhile."""
 from __future__ import annotations
 
 import fcntl
-import json
 import threading
 import time
 
@@ -128,4 +127,4 @@ def test_a_signed_post_while_the_list_is_locked_is_a_503(hooked, monkeypatch):
         hooked, "/webhooks/bounce", *signed({"address": "a@example.com", "kind": "hard", "status": "5.1.1"})
     )
     assert status == 200 and status_of(hooked.site, "a@example.com") == "bounced"
-    assert json.loads((hooked.site.root / "state" / "bounces.json").read_text())["events"]
+    assert (hooked.site.root / "state" / "bounces.sqlite").is_file()
