@@ -90,10 +90,11 @@ class Shared:
 class Progress:
     """A rich progress bar on a terminal; a plain line every 10 s otherwise."""
 
-    def __init__(self, name: str, total: int, shared: Shared, enabled: bool | None):
+    def __init__(self, name: str, total: int, shared: Shared, enabled: bool | None, note: str = ""):
         self.name = name
         self.total = total
         self.shared = shared
+        self.note = note  # said at the end of every line (a transport that delivers nowhere real)
         self.started = time.monotonic()
         self._last_line = self.started
         self._bar: Any = None
@@ -110,7 +111,7 @@ class Progress:
                 TimeRemainingColumn(),
                 transient=True,
             )
-            self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)
+            self._task = self._bar.add_task(name + note, total=total, sent=0, failed=0, rate=0)
             self._bar.start()
 
     def refresh(self) -> None:
@@ -127,7 +128,7 @@ class Progress:
             eta = f", about {(self.total - done) / rate:.0f}s left" if rate else ""
             counts = f"sent {totals['sent']}, failed {totals['failed']}"
             print(
-                f"{self.name}: {done}/{self.total}, {counts}, {rate} msg/s{eta}",
+                f"{self.name}: {done}/{self.total}, {counts}, {rate} msg/s{eta}{self.note}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -39,11 +39,13 @@ __all__ = [
     "SendFailure",
     "SmtpConnection",
     "TransportSpec",
+    "nowhere_note",
     "send_one",
     "transport_spec",
 ]
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+NOWHERE = "a folder on this machine, nobody was mailed"
 _KINDS = {
     Decision.MAILBOX: "mailbox",
     Decision.REFUSED: "refused",
@@ -106,10 +108,16 @@ class TransportSpec:
 
     def describe(self) -> str:
         return (
-            f"maildir {self.maildir}"
+            f"the Maildir {self.maildir} ({NOWHERE})"
             if self.scheme == "maildir"
             else f"{self.scheme}://{self.host}:{self.port}"
         )
+
+
+def nowhere_note(config: Config) -> str:
+    """``"; into the Maildir …: nobody was mailed"`` for a transport that delivers nowhere real, else ""."""
+    spec = transport_spec(config)
+    return f"; into the Maildir {spec.maildir} only: {NOWHERE}" if spec.scheme == "maildir" else ""
 
 
 def transport_spec(config: Config) -> TransportSpec:

@@ -162,8 +162,13 @@ FETCH: Fetch = _fetch  # what the server uses; tests put their own certificate s
 
 
 def _sns_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" and bool(_SNS_HOST.fullmatch(parts.hostname or "")) and parts.port is None
+    try:
+        parts = urlsplit(url)
+        return (
+            parts.scheme == "https" and bool(_SNS_HOST.fullmatch(parts.hostname or "")) and parts.port is None
+        )
+    except ValueError:  # an unclosed '[', a port that is not a number
+        return False
 
 
 def _sns_verified(message: dict[str, Any], fetch: Fetch) -> str | None:
