@@ -81,3 +81,39 @@ def test_a_record_kept_as_bounces_json_is_carried_over(site):
     assert not (state / "bounces.json").exists() and (state / "bounces.json.imported").exists()
     with BounceStore(state) as store:
         assert store.seen("mid:<1@x>") is True
+
+
+def test_forty_webhooks_at_once_over_a_long_history_leave_a_reader_answered_within_a_second(
+    site, monkeypatch
+):
+    import threading
+
+    from servehelpers import request
+
+    monkeypatch.setenv("DIGEST_WEBHOOK_SECRET", SECRET)
+    site.write_config(SERVE_CONFIG)
+    write_subscribers(
+        site.root / "subscribers.csv", [(f"r{n}@example.com", "", "", "active", "") for n in range(40)]
+    )
+    history(site, 100_000)
+    with serving(site.config) as server:
+        codes: list[int] = []
+        posts = [
+            threading.Thread(
+                target=lambda n=n: codes.append(
+                    post(
+                        server, "/webhooks/bounce", *signed({"address": f"r{n}@example.com", "kind": "soft"})
+                    )[0]
+                )
+            )
+            for n in range(40)
+        ]
+        for thread in posts:
+            thread.start()
+        started = time.monotonic()
+        page = request(server, "GET", "/subscribe")
+        waited = time.monotonic() - started
+        for thread in posts:
+            thread.join(30)
+    assert page[0] == 200 and waited < 1.0, waited
+    assert codes == [200] * 40
