@@ -79,13 +79,16 @@ class ListLookup:
     """
 
     TABLES = 4  # token tables kept (one per issue and purpose)
-    ROUNDS = 9  # resends of one issue whose Message-IDs are recognised
+    RECENT_ISSUES = 60  # issues whose Message-IDs are recognised (a year and more of weekly issues)
+    ROUNDS = 4  # rounds of one issue (a send and its resends) whose Message-IDs are recognised
 
     def __init__(self, config: Config, secret: bytes):
         self.config = config
         self.secret = secret
         self.subscribers = {s.key: s for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs)}
         self.sent_issues = frozenset(ledger_stems(config.paths.state))
+        # Reports come back within days: a Message-ID is looked for among the latest issues, newest first.
+        self._recent = sorted(self.sent_issues, reverse=True)[: self.RECENT_ISSUES]
         self._tokens: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
 
     def listed(self, address: str) -> str | None:
@@ -109,7 +112,7 @@ class ListLookup:
         if not address or not _MESSAGE_ID.fullmatch(local):
             return None
         key = address_key(address)
-        for issue in sorted(self.sent_issues, reverse=True):  # the latest issues are the likely ones
+        for issue in self._recent:  # the latest first: the likely ones
             for round_ in range(1, self.ROUNDS + 1):
                 if hmac.compare_digest(message_id_digest(self.secret, issue, key, round_), local):
                     return issue
