@@ -85,8 +85,7 @@ def test_the_preview_of_a_mailed_issue_says_it_was_mailed_as_status_does(site, r
     status = run_digest(["status", *config], run_env).stdout
     assert "mailed" in next(line for line in status.splitlines() if line.startswith("2026-11-20"))
     preview = render_preview(site.config, load_issue(site.config, "2026-11-20"), NOW)
-    assert preview.decision.startswith("Already mailed: sent 3, failed 0"), preview.decision
-    assert "once approved" not in preview.decision
+    assert preview.decision == "已寄出：成功 3，失败 0"  # "Already mailed: sent 3, failed 0"
 
 
 def test_lint_reports_every_finding_status_counts(site, run_env, tmp_path):
@@ -104,3 +103,20 @@ def test_lint_reports_every_finding_status_counts(site, run_env, tmp_path):
     assert "over [email] max_html_bytes = 8,000" in lint.stdout
     one = run_digest(["lint", str(site.issues / "2026-11-20.md"), *config], run_env)
     assert one.returncode == 1 and "over [email] max_html_bytes = 8,000" in one.stdout
+
+
+def test_the_preview_of_an_approved_or_held_issue_says_what_status_says(site, run_env):
+    configure(site, mode="manual", since="2026-01-01")
+    write(site, "2026-11-20")
+    config = ["--config", str(site.config_path)]
+
+    def decision():
+        return render_preview(site.config, load_issue(site.config, "2026-11-20"), NOW).decision
+
+    assert decision() == "批准后寄出"  # "once approved": not yet seen by status, the rules on the file alone
+    assert run_digest(["approve", "2026-11-20", *config], run_env).returncode == 0
+    assert decision() == "将寄出：approved"
+    assert run_digest(["hold", "2026-11-20", *config], run_env).returncode == 0
+    assert decision().startswith("不会寄出：held")
+    status = run_digest(["status", *config], run_env).stdout
+    assert "held" in next(line for line in status.splitlines() if line.startswith("2026-11-20"))
