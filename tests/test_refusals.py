@@ -170,3 +170,35 @@ def test_a_fresh_session_refused_at_once_pauses(site, smtp):
     with pytest.raises(DeliveryError, match=r"paused: .*421 4\.7\.0 too many messages"):
         mail_issue(site.config, issue, NOW, progress=False)
     assert outcomes(site) == {} and smtp.received == []
+
+
+def test_a_greeting_that_refuses_the_sender_pauses_at_once(site):
+    """A server whose greeting is "421 too many connections from your address": no retries against it."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    greeted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            greeted.append(True)
+            conn.sendall(b"421 4.7.0 Too many connections from your address, try later\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        issue = prepare(site, listener.getsockname()[1], TWO, "concurrency = 1\nmax_errors = 5\n")
+        with pytest.raises(DeliveryError, match=r"refused a new session: .*421 4\.7\.0 Too many connections"):
+            mail_issue(site.config, issue, NOW, progress=False)
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread
+        listener.close()
+        thread.join(5)
+    assert len(greeted) == 1  # paused at the first refusal, not retried max_errors times
+    assert outcomes(site) == {}

@@ -390,6 +390,11 @@ def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
         return SendFailure(
             "fatal", exc.code, f"{where} refused the session ({reply_text(exc.code, exc.message)})"
         )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        verdict = classify(exc.code, exc.message)
+        if verdict.decision is Decision.SENDER:  # a fresh session refused at once for the sender's sake
+            why = f"{where} refused a new session: {verdict.why} ({verdict.reply})"
+            return SendFailure("pause", exc.code, why)
     if isinstance(exc, socket.gaierror):
         return SendFailure("connect", None, f"cannot resolve {spec.host}: {_describe(exc)}")
     return SendFailure("connect", getattr(exc, "code", None), f"cannot connect to {where}: {_describe(exc)}")
