@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
-from digest.bounces.record import bounce_counts
+from digest.bounces.store import bounce_counts
 from digest.config import Config
 from digest.newsletter.catalog import load_catalog, now_in
 from digest.newsletter.discover import skipped_lines
