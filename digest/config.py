@@ -498,7 +498,12 @@ def _article(kind: type) -> str:
 
 def _check_url(reader: _Reader, key: str, value: str, *, folder: str | None = None, hint: str = "") -> None:
     """An http(s) URL; with ``folder`` (the reason, or ""), one that ends with '/' for paths under it."""
-    if urlsplit(value).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as exc:  # an unclosed '[' of an IPv6 address, say
+        reader.fail(f"'{key}' is not a URL ({exc})")
+    if parts.scheme not in ("http", "https"):
         reader.fail(f"'{key}' must be an http(s) URL{hint}")
     if folder is not None and not value.endswith("/"):
         reader.fail(f"'{key}' must end with '/'{folder}")
@@ -550,6 +555,12 @@ def _check(config: Config, reader: _Reader) -> None:
     if email.base_url:
         reason = " (digest serve's pages are found under it)"
         _check_url(reader, "email.base_url", email.base_url, folder=reason)
+    if email.base_url.startswith("http://") and not email.unsubscribe_url:
+        reader.fail(
+            "'email.base_url' must be https: every message's one-click List-Unsubscribe link comes from it, "
+            "and it is only honoured over https (Gmail and Yahoo require it of bulk senders); "
+            "or set email.unsubscribe_url to an https URL"
+        )
     if email.unsubscribe_url:
         hint = " (a mailto: address goes in unsubscribe_mailto)"
         _check_url(reader, "email.unsubscribe_url", email.unsubscribe_url, hint=hint)
@@ -597,6 +608,11 @@ def _check_bounces(config: Config, reader: _Reader) -> None:
     bounces = config.bounces
     if bounces.mailbox and not re.fullmatch(r"maildir:.+|imaps://[^@/\s]+@[^/\s]+/[^\s]*", bounces.mailbox):
         reader.fail("'bounces.mailbox' must look like maildir:PATH or imaps://user@host/INBOX")
+    if bounces.mailbox.startswith("imaps:"):
+        try:
+            urlsplit(bounces.mailbox).port  # noqa: B018 (an unclosed '[' or a port that is not a number)
+        except ValueError as exc:
+            reader.fail(f"'bounces.mailbox' is not a URL ({exc})")
     if bounces.soft_limit < 1 or bounces.soft_days < 1:
         reader.fail("'bounces.soft_limit' and 'bounces.soft_days' must be at least 1")
 

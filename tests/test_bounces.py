@@ -8,10 +8,11 @@ transport), so the tokens and return paths in them are real.
 
 from __future__ import annotations
 
+import contextlib
 import email
-import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from email.message import EmailMessage
@@ -19,11 +20,13 @@ from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from conftest import EXAMPLES, digest_cmd, run_digest, write_subscribers
 from digest.mail.tokens import TokenPayload, make_token
+from digest.mail.verp import compact_token
 from servehelpers import status_of
 
 SECRET = "a-test-secret-of-enough-length"
@@ -67,6 +70,13 @@ def sent_to(site, address: str) -> email.message.Message:
         if message["Delivered-To"] == address:
             return message
     raise AssertionError(f"nothing was sent to {address}")
+
+
+def recorded_events(site) -> list[dict[str, str]]:
+    """Every event in the bounce record, oldest first."""
+    with contextlib.closing(sqlite3.connect(site.root / "state" / "bounces.sqlite")) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM events ORDER BY rowid")]
 
 
 def deliver(site, message, name: str) -> Path:
@@ -118,10 +128,10 @@ def test_an_arf_complaint_unsubscribes_its_reader_at_once_and_is_recorded(mailed
     assert status_of(mailed, "han@example.com") == "unsubscribed"  # found by the signed link in the copy
     assert status_of(mailed, "wang@example.net") == "active"  # not-spam is no complaint
     assert result.stdout.count("is now unsubscribed (complained (spam report))") == 2
-    record = json.loads((mailed.root / "state" / "bounces.json").read_text())
-    complaints = sorted(e["address"] for e in record["events"] if e["kind"] == "complaint")
+    events = recorded_events(mailed)
+    complaints = sorted(e["address"] for e in events if e["kind"] == "complaint")
     assert complaints == ["han@example.com", "li@example.com"]
-    assert {e["issue"] for e in record["events"]} == {"2026-11-01"}
+    assert {e["issue"] for e in events} == {"2026-11-01"}
     assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["3"]  # left for a person
     status = run_digest(["status", "--config", str(mailed.config_path)], run_env).stdout
     assert "bounced/complained" in status.splitlines()[0]
@@ -139,14 +149,24 @@ def _mail_to_unsubscribe(sender: str, subject: str, to: str = "unsubscribe@news.
     return message
 
 
-def test_a_mailto_unsubscribe_removes_its_reader(mailed, run_env):
-    sent = sent_to(mailed, "wang@example.net")
-    target = sent["List-Unsubscribe"].split("<mailto:", 1)[1].split("?", 1)[0]
-    deliver(mailed, _mail_to_unsubscribe("王 <wang@example.net>", "unsubscribe", target), "1")
+def _list_unsubscribe_mailto(sent: email.message.Message) -> tuple[str, str]:
+    """(address, subject) of the mailto in a message's List-Unsubscribe, as a mail client reads it."""
+    mailto = sent["List-Unsubscribe"].split("<mailto:", 1)[1].split(">", 1)[0]
+    address, query = mailto.split("?", 1)
+    return address, unquote(query.removeprefix("subject="))
+
+
+def test_a_mailto_unsubscribe_removes_its_reader_and_a_forged_from_nobody(mailed, run_env):
+    target, subject = _list_unsubscribe_mailto(sent_to(mailed, "wang@example.net"))
+    assert subject.startswith("unsubscribe ")  # the reader's signed token rides in the subject
+    deliver(mailed, _mail_to_unsubscribe("王 <wang@example.net>", subject, target), "1")
     deliver(mailed, _mail_to_unsubscribe("stranger@example.org", "unsubscribe"), "2")
-    bounces(mailed, run_env)
+    deliver(mailed, _mail_to_unsubscribe("李 <li@example.com>", "unsubscribe", target), "3-forged-from")
+    result = bounces(mailed, run_env)
     assert [status_of(mailed, r[0]) for r in READERS] == ["active", "active", "unsubscribed"]
-    assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["2"]  # not on the list: kept
+    assert "from li@example.com without digest's token" in result.stdout
+    kept = sorted(p.name for p in (mailed.root / "bounces" / "new").iterdir())
+    assert kept == ["2", "3-forged-from"]  # left for a person
 
 
 def test_a_token_in_the_subject_names_the_reader_whoever_sends_it(mailed, run_env):
@@ -179,24 +199,31 @@ def test_a_tokened_mailto_names_its_reader_whoever_sends_it(site, run_env):
     assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["2"]
 
 
-def _dsn(recipient_header: str, final: str, action: str, status: str, n: int) -> bytes:
-    """An RFC 3464 delivery status notification, as a remote MTA returns one."""
+def _dsn(recipient_header: str, final: str, action: str, status: str, n: int, original: bytes = b"") -> bytes:
+    """An RFC 3464 delivery status notification, as a remote MTA returns one (with the original's headers)."""
+    returned = b""
+    if original:
+        headers = original.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        returned = b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers + b"\r\n"
     return (
-        "From: MAILER-DAEMON@mx.example.net\r\n"
-        f"To: {recipient_header}\r\n"
-        "Subject: Delivery Status Notification\r\n"
-        f"Message-ID: <dsn-{n}-{final}@mx.example.net>\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain\r\n\r\n"
-        f"Delivery to {final} did not succeed.\r\n"
-        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
-        f"Final-Recipient: rfc822; {final}\r\nAction: {action}\r\nStatus: {status}\r\n"
-        f"Diagnostic-Code: smtp; 452 {status} see the status\r\n"
-        "--b--\r\n"
-    ).encode()
+        (
+            "From: MAILER-DAEMON@mx.example.net\r\n"
+            f"To: {recipient_header}\r\n"
+            "Subject: Delivery Status Notification\r\n"
+            f"Message-ID: <dsn-{n}-{final}@mx.example.net>\r\n"
+            "Auto-Submitted: auto-replied\r\n"
+            "MIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\n"
+            f"Delivery to {final} did not succeed.\r\n"
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+            f"Final-Recipient: rfc822; {final}\r\nAction: {action}\r\nStatus: {status}\r\n"
+            f"Diagnostic-Code: smtp; 452 {status} see the status\r\n"
+        ).encode()
+        + returned
+        + b"--b--\r\n"
+    )
 
 
 def test_temporary_failures_bounce_only_after_soft_limit_and_a_message_counts_once(mailed, run_env):
@@ -218,11 +245,25 @@ def test_temporary_failures_bounce_only_after_soft_limit_and_a_message_counts_on
     assert [status_of(mailed, r[0]) for r in READERS] == ["bounced", "active", "active"]
 
 
-def test_a_permanent_failure_that_is_not_user_unknown_counts_toward_bounce_after(mailed, run_env):
-    for n in (1, 2):
-        deliver(mailed, _dsn("bounces@news.example.org", "han@example.com", "failed", "5.2.1", n), str(n))
-        bounces(mailed, run_env)
-        assert status_of(mailed, "han@example.com") == ("active" if n == 1 else "bounced")
+def test_a_permanent_failure_counts_once_per_issue_and_only_when_digest_signed_it(mailed, run_env):
+    forged = _dsn("bounces@news.example.org", "han@example.com", "failed", "5.2.1", 0)
+    deliver(mailed, forged, "forged")  # hand-made, to the plain bounce address: names no one digest mailed
+    result = bounces(mailed, run_env)
+    assert "carries nothing digest signed" in result.stdout
+    original = sent_to(mailed, "han@example.com").as_bytes()
+    for n in (1, 2):  # two reports quoting the original: one permanent failure of one issue
+        deliver(
+            mailed,
+            _dsn("bounces@news.example.org", "han@example.com", "failed", "5.2.1", n, original),
+            str(n),
+        )
+        result = bounces(mailed, run_env)
+        assert "han@example.com: permanent failure (5.2.1), counted (stays active)" in result.stdout
+    assert status_of(mailed, "han@example.com") == "active"  # bounce_after = 2: one issue so far
+    assert [(e["address"], e["issue"]) for e in recorded_events(mailed)] == [
+        ("han@example.com", "2026-11-01")
+    ] * 2
+    assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["forged"]
 
 
 def test_auto_replies_and_strangers_change_nothing_and_stay_for_a_person(mailed, run_env):
@@ -244,7 +285,12 @@ def test_a_reader_killed_mid_mailbox_loses_nothing_and_counts_nothing_twice(mail
     mailed.config_path.write_text(mailed.config_path.read_text().replace("soft_limit = 2", "soft_limit = 3"))
     for n, (address, *_) in enumerate(many):
         for k in (1, 2):
-            deliver(mailed, _dsn("bounces@news.example.org", address, "delayed", "4.4.7", k), f"{n}-{k}")
+            verp = (
+                "bounces+"
+                + compact_token(SECRET.encode(), "bounce", "2026-11-01", address)
+                + "@news.example.org"
+            )
+            deliver(mailed, _dsn(verp, address, "delayed", "4.4.7", k), f"{n}-{k}")
     new = mailed.root / "bounces" / "new"
     process = subprocess.Popen(
         [*digest_cmd(), "bounces", "--config", str(mailed.config_path)],
@@ -262,8 +308,7 @@ def test_a_reader_killed_mid_mailbox_loses_nothing_and_counts_nothing_twice(mail
     assert 0 < left < 800, "the kill must land in the middle of the mailbox"
     bounces(mailed, run_env)
     assert not list(new.iterdir())
-    record = json.loads((mailed.root / "state" / "bounces.json").read_text())
-    assert len(record["events"]) == 800
+    assert len(recorded_events(mailed)) == 800
     assert {status_of(mailed, address) for address, *_ in many} == {"active"}
 
 
@@ -287,7 +332,13 @@ def test_an_imap_bounce_box_on_a_real_dovecot(mailed, run_env, tls_ca, folder):
         imap.login(dovecot.user, dovecot.password)
         for message in (
             arf_report(sent_to(mailed, "li@example.com"), redact=True),
-            _dsn("bounces@news.example.org", "han@example.com", "failed", "5.1.1", 1),
+            _dsn(
+                sent_to(mailed, "han@example.com")["Return-Path"].strip("<>"),
+                "han@example.com",
+                "failed",
+                "5.1.1",
+                1,
+            ),
             _mail_to_unsubscribe("someone@example.org", "hello", "news@news.example.org"),
         ):
             data = message if isinstance(message, bytes) else message.as_bytes()

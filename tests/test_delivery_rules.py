@@ -171,7 +171,8 @@ def test_a_missing_list_is_a_clear_error_and_nothing_is_recorded(site, smtp):
 # -- refusals ----------------------------------------------------------------------------------
 
 
-def test_a_few_recipients_all_refused_are_failures_after_all(site, smtp):
+def test_a_few_recipients_all_refused_pause_the_send_and_fail_nobody(site, smtp):
+    # two dead mailboxes and a relay that refuses everyone look the same: nobody reached is a pause
     issue = prepare(
         site,
         smtp.port,
@@ -179,10 +180,10 @@ def test_a_few_recipients_all_refused_are_failures_after_all(site, smtp):
         rows=[(a, "", "", "active", "") for a in USERS[:2]],
     )
     smtp.faults.reject = set(USERS[:2])
-    report = send(site, issue)
-    assert (report.sent, report.failed) == (0, 2)
-    assert sorted(report.bounced) == USERS[:2]
-    assert statuses(site) == dict.fromkeys(USERS[:2], "failed")
+    with pytest.raises(DeliveryError, match=r"refused every recipient so far \(2, none delivered"):
+        send(site, issue)
+    assert statuses(site) == {}
+    assert all(s.active for s in read_subscribers(site.root / "subscribers.csv", KNOWN).subscribers)
 
 
 def test_a_refusal_before_the_first_delivery_is_recorded_once_one_gets_through(site, smtp):

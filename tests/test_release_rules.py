@@ -13,10 +13,12 @@ import pytest
 from conftest import run_digest, write_subscribers
 from digest.errors import ReleaseError
 from digest.newsletter.lint import lint_file
+from digest.newsletter.model import Severity
 from digest.newsletter.parse import ParseOptions
 from digest.release.rules import (
     check_sendable,
     decide,
+    digest_fits,
     is_history,
     published_issues,
     readiness,
@@ -357,3 +359,72 @@ def test_digest_send_refuses_a_future_issue_without_force_and_mails_it_with_forc
     forced = run_digest(["send", future, "--force", "--config", str(site.config_path)], run_env)
     assert forced.returncode == 0, forced.stderr
     assert len(list(maildir.iterdir())) == 1
+
+
+# -- the send hour ------------------------------------------------------------------------------
+
+DAY = dt.datetime(2026, 11, 22, 0, 0, tzinfo=TZ)
+
+
+def configure_hour(site, mode="auto", send_at="08:00"):
+    site.write_config(MAILDIR + f'[release]\nmode = "{mode}"\nsettle_minutes = 0\nsend_at = "{send_at}"\n')
+
+
+def at(hours: float) -> dt.datetime:
+    return DAY + dt.timedelta(hours=hours)
+
+
+def test_a_settled_issue_waits_for_its_send_hour_and_goes_at_it(site):
+    configure_hour(site)
+    report = report_of(site, "2026-11-22")
+    record = IssueRecord(report.sha256, at(6).isoformat(), at(6).isoformat())
+    before = status(site, report, record, now=at(7.5))
+    assert (before.released, before.wake_at) == (False, at(8))
+    assert before.release.startswith("settled; scheduled for 2026-11-22 08:00")
+    assert (
+        status(site, report, record, now=at(8)).released,
+        status(site, report, record, now=at(8)).release,
+    ) == (
+        True,
+        "settled",
+    )
+
+
+def test_an_approval_counts_from_when_it_was_given(site):
+    """Approved at 09:00, after today's send hour: it goes at tomorrow's, not at once."""
+    configure_hour(site, mode="manual")
+    report = report_of(site, "2026-11-22")
+    record = IssueRecord(
+        report.sha256,
+        at(6).isoformat(),
+        at(6).isoformat(),
+        approval=Approval(report.sha256, at(9).isoformat()),
+    )
+    result = status(site, report, record, now=at(10))
+    assert (result.released, result.wake_at) == (False, at(32))
+    assert result.release == "approved; scheduled for 2026-11-23 08:00 +08:00"
+
+
+def test_a_send_begun_never_waits_for_the_send_hour(site):
+    configure_hour(site, mode="manual")
+    report = report_of(site, "2026-11-22")
+    record = IssueRecord(
+        report.sha256,
+        at(6).isoformat(),
+        at(6).isoformat(),
+        approval=Approval(report.sha256, at(9).isoformat()),
+    )
+    assert (status(site, report, record, ledger=INTERRUPTED, now=at(10)).released) is True
+    unapproved = IssueRecord(report.sha256, at(6).isoformat(), at(6).isoformat())
+    resumed = status(site, report, unapproved, ledger=INTERRUPTED, now=at(7))
+    assert (resumed.released, resumed.release) == (True, "interrupted send")
+
+
+def test_a_digest_too_large_for_the_mail_limit_is_a_lint_error(site):
+    configure(site)
+    site.write_config(MAILDIR.replace("[email]\n", "[email]\nmax_html_bytes = 2000\n"))
+    report = report_of(site, "2026-11-20")
+    finding = digest_fits(site.config, report.issue, report.path)
+    assert (finding.code, finding.severity) == ("digest-too-large", Severity.ERROR)
+    configure(site)
+    assert digest_fits(site.config, report.issue, report.path) is None

@@ -57,10 +57,12 @@ KEY_NOTES: dict[str, str] = {
     "feeds.stylesheet": "link the XSLT page that shows a feed readably in a browser",
     "email.from": "the From header: `Name <address@example.org>`",
     "email.subject": "a jinja2 template over `issue` and `site`",
-    "email.transport": "`smtp://host:port`, `smtps://host:port` or `maildir:PATH` (no credentials here)",
+    "email.transport": "`smtp://host:port`, `smtps://host:port` or `maildir:PATH` (a folder on this "
+    "machine: every line a send prints says nobody was mailed); no credentials here",
     "email.unsubscribe_url": "the RFC 8058 one-click unsubscribe link (https)",
     "email.unsubscribe_mailto": "the unsubscribe address (`{token}` for one per message)",
-    "email.base_url": "where `digest serve` is reachable, ending with `/`",
+    "email.base_url": "where `digest serve` is reachable, ending with `/` (https when there is no "
+    "`unsubscribe_url`: the one-click link comes from it)",
     "email.templates": "a folder whose templates override the built-in ones",
     "email.reply_to": "the Reply-To header",
     "email.concurrency": "SMTP connections in all",

@@ -5,17 +5,31 @@ events it carries (an address, a kind and why) or a reason to leave it for a
 person. In order:
 
 1. an ARF report (RFC 5965, ``Feedback-Type: abuse``): a complaint about the
-   reader named by the report, the original message's signed unsubscribe link or
-   VERP return path, or its recipient;
+   reader named by the original message's signed unsubscribe link, VERP return
+   path or Message-ID, or (without VERP) by the report or the original's To;
 2. a delivery status notification (RFC 3464, or the older formats GNU Mailman's
    ``flufl.bounce`` knows): a permanent (``hard``) or temporary (``soft``) failure
-   for the recipient the VERP token names, else for each failed address on the list;
+   for the recipient the VERP token names, else for each failed address on the
+   list (with VERP on, only those the returned original shows digest mailed);
 3. an auto-reply (``Auto-Submitted``, out of office): left alone;
 4. a mail to ``[email] unsubscribe_mailto``: unsubscribes the reader named by a
-   token in the subject or the local part, else the sender when on the list.
+   signed token, in the subject or the local part.
+
+Only what digest signed changes the list. Anyone can write a delivery report, a
+complaint or a ``From:`` line naming any reader; nobody without the secret can
+make a VERP token, a signed link or one of digest's Message-IDs (a keyed hash of
+the issue and the address). So with VERP on (``[email] return_path`` holds
+``{token}``) a bounce or complaint counts only for an address one of those names.
+A mail to ``unsubscribe_mailto`` counts only with a valid token, VERP or not:
+every ``List-Unsubscribe`` mailto digest writes carries one (in the address with
+``{token}``, else in the subject), so a reader's "unsubscribe" button works,
+while a mail that only says who it is from is left for a person. Trusting a
+``From:`` that passed DKIM or SPF alignment would need the receiving server's
+``Authentication-Results``, which are only as good as that server's removal of
+forged ones; digest cannot check that from the message, so it does not rely on it.
 
 Anything else is ``unknown`` and is left for a person. Lookups that need the list
-or the ledgers (which address a token names) come in through :class:`Lookup`.
+or the secret (which address a token names) come in through :class:`Lookup`.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ import email.header
 import email.message
 import email.parser
 import email.utils
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +59,10 @@ _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|auto(matic)?[ -]?(reply|response)|auto:|autoreply|vacation|自动回复)",
     re.I,
 )
+# flufl.bounce logs a traceback for every detector that trips over a malformed message; digest reports
+# such a message in one line of its own instead.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+MAX_MULTIPARTS = 100  # a report has a handful; a thousand nested ones would exhaust the parser's recursion
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -82,18 +101,27 @@ class Lookup(Protocol):
     def by_token(self, token: str, purpose: str) -> str | None:
         """The listed address a compact token was made for."""
 
-    def by_message_id(self, message_id: str) -> tuple[str, str] | None:
-        """(issue, address) of a message digest sent, from the ledgers."""
+    def by_message_id(self, message_id: str, address: str) -> str | None:
+        """The issue whose message to ``address`` had this Message-ID (made by digest), or None."""
 
 
 def classify(data: bytes, config: Config, lookup: Lookup) -> Verdict:
-    """What ``data`` (one whole message) means; never raises on a malformed message."""
-    message = email.message_from_bytes(data)
-    for check in (_feedback, _delivery_status, _auto_reply, _unsubscribe):
-        verdict = check(message, config, lookup)
-        if verdict is not None:
-            return verdict
-    subject = _header(message, "Subject")[:60]
+    """What ``data`` (one whole message) means; never raises on a malformed message.
+
+    A message it cannot read (too many MIME parts, headers no parser takes) is
+    ``unreadable``: left for a person, and the mailbox is read on.
+    """
+    if data.lower().count(b"multipart/") > MAX_MULTIPARTS:
+        return Verdict("unreadable", f"more than {MAX_MULTIPARTS} multipart sections: no report is built so")
+    try:
+        message = email.message_from_bytes(data)
+        for check in (_feedback, _delivery_status, _auto_reply, _unsubscribe):
+            verdict = check(message, config, lookup)
+            if verdict is not None:
+                return verdict
+        subject = _header(message, "Subject")[:60]
+    except (RecursionError, LookupError, ValueError, TypeError, AttributeError, UnicodeError) as exc:
+        return Verdict("unreadable", f"cannot be read ({exc.__class__.__name__})")
     return Verdict("unknown", f"not a bounce, complaint or unsubscribe (subject {subject!r})")
 
 
@@ -114,12 +142,12 @@ def _feedback(message: email.message.Message, config: Config, lookup: Lookup) ->
     if kind != "abuse":
         return Verdict("unknown", f"a feedback report of type {kind or 'none'!r}, not a complaint")
     original = _original(message)
-    candidates = [
-        *(_address(v) for v in fields.get_all("Original-Rcpt-To") or []),
-        *_addresses_in(original, config, lookup),
-    ]
-    issue = _issue_of(original, config, lookup)
-    for candidate in candidates:
+    named = [_address(v) for v in fields.get_all("Original-Rcpt-To") or []]
+    named += _recipients(original)
+    signed = list(_signed(original, named, config, lookup))
+    candidates = signed if _verp_on(config) else [*signed, *((a, "") for a in named)]
+    issue = next((i for _, i in signed if i), "")
+    for candidate, _ in candidates:
         listed = lookup.listed(candidate) if candidate else None
         if listed:
             return Verdict(
@@ -127,6 +155,8 @@ def _feedback(message: email.message.Message, config: Config, lookup: Lookup) ->
                 "a spam complaint (ARF)",
                 (Event(listed, "complaint", "ARF abuse report", issue),),
             )
+    if _verp_on(config) and not signed:
+        return Verdict("unknown", f"a spam complaint {_UNSIGNED}")
     return Verdict("unknown", "a spam complaint about no address on the list")
 
 
@@ -151,32 +181,48 @@ def _original(message: email.message.Message) -> email.message.Message | None:
     return None
 
 
-def _addresses_in(original: email.message.Message | None, config: Config, lookup: Lookup) -> Iterator[str]:
-    """Who the original was sent to: its signed unsubscribe link, its VERP return path, its To."""
+def _recipients(original: email.message.Message | None) -> list[str]:
+    """Whom the returned original says it was for (its To and Delivered-To): a claim, not a proof."""
+    if original is None:
+        return []
+    values = [*(original.get_all("To") or []), *(original.get_all("Delivered-To") or [])]
+    return [a.lower() for _, a in email.utils.getaddresses([str(v) for v in values]) if a]
+
+
+def _signed(
+    original: email.message.Message | None, named: list[str], config: Config, lookup: Lookup
+) -> Iterator[tuple[str, str]]:
+    """(address, issue) for each address something digest signed in the original names.
+
+    Its signed unsubscribe link, its VERP return path, or its Message-ID made again
+    for one of the ``named`` addresses (so the Message-ID alone names no one).
+    """
     if original is None:
         return
     for token in re.findall(r"[?&]token=([A-Za-z0-9_.-]+)", _header(original, "List-Unsubscribe")):
         try:
-            yield read_token(lookup.secret, token, purpose="unsubscribe", now=0).email
+            yield read_token(lookup.secret, token, purpose="unsubscribe", now=0).email, ""
         except TokenError:
             continue
-    found = _by_verp(_header(original, "Return-Path"), config, lookup)
-    if found:
-        yield found
-    located = lookup.by_message_id(_header(original, "Message-ID"))
-    if located:
-        yield located[1]
-    yield from (address for _, address in email.utils.getaddresses(original.get_all("To") or []))
-
-
-def _issue_of(original: email.message.Message | None, config: Config, lookup: Lookup) -> str:
-    if original is None:
-        return ""
     token = token_in_address(config.email.return_path, _address(_header(original, "Return-Path")))
-    if token:
-        return token_issue(token) or ""
-    located = lookup.by_message_id(_header(original, "Message-ID"))
-    return located[0] if located else ""
+    found = lookup.by_token(token, "bounce") if token else None
+    if found and token:
+        yield found, token_issue(token) or ""
+    message_id = _header(original, "Message-ID")
+    for address in dict.fromkeys(named):
+        issue = lookup.by_message_id(message_id, address) if message_id else None
+        if issue:
+            yield address, issue
+
+
+def _verp_on(config: Config) -> bool:
+    return TOKEN_FIELD in config.email.return_path
+
+
+_UNSIGNED = (
+    "that carries nothing digest signed (a return-path token, a signed link or one of its Message-IDs); "
+    "with VERP on, only those count"
+)
 
 
 # -- delivery status notifications --------------------------------------------------------
@@ -199,7 +245,6 @@ def _delivery_status(message: email.message.Message, config: Config, lookup: Loo
     if not failed:
         return Verdict("unknown", "a delivery report with no failure (delivered or relayed)")
     original = _original(message)
-    issue = _issue_of(original, config, lookup)
     verp = next(
         (
             t
@@ -215,14 +260,17 @@ def _delivery_status(message: email.message.Message, config: Config, lookup: Loo
             return Verdict("unknown", "a bounce whose return-path token names no one on the list")
         kind = "hard" if "hard" in failed.values() else "soft"
         status = next((s for a, s in reports.values() if s), "")
-        event = Event(who, kind, _why(kind, status), token_issue(verp) or issue, status)
+        event = Event(who, kind, _why(kind, status), token_issue(verp) or "", status)
         return Verdict(kind, f"a delivery report (return path names {who})", (event,))
+    signed = dict(_signed(original, sorted(failed), config, lookup))
     events = []
     for address, kind in sorted(failed.items()):
         listed = lookup.listed(address)
-        if listed:
+        if listed and (address in signed or not _verp_on(config)):
             status = reports.get(address, ("", ""))[1]
-            events.append(Event(listed, kind, _why(kind, status), issue, status))
+            events.append(Event(listed, kind, _why(kind, status), signed.get(address, ""), status))
+    if not events and _verp_on(config) and any(lookup.listed(a) for a in failed):
+        return Verdict("unknown", f"a bounce for {', '.join(sorted(failed))} {_UNSIGNED}")
     if not events:
         return Verdict("unknown", f"a bounce for {', '.join(sorted(failed))}: not on the list")
     kinds = {e.kind for e in events}
@@ -286,8 +334,12 @@ def _unsubscribe(message: email.message.Message, config: Config, lookup: Lookup)
         token = token_in_address(template, address) or address.split("@", 1)[0][len(local) + 1 :]
         if token and token_issue(token):
             return _unsubscribe_verdict(lookup.by_token(token, "unsubscribe"), "the token in the address")
-    sender = _address(_header(message, "From"))
-    return _unsubscribe_verdict(lookup.listed(sender) if sender else None, "its sender, who is on the list")
+    sender = _address(_header(message, "From")) or "no one"
+    return Verdict(
+        "unknown",
+        f"a mail to the unsubscribe address from {sender} without digest's token (a From: line can be "
+        "forged): unsubscribe them by hand if it is genuine",
+    )
 
 
 def _unsubscribe_verdict(address: str | None, how: str) -> Verdict:

@@ -1,12 +1,15 @@
 """What came back, remembered, and what it does to the list.
 
-The record (``bounces.json`` in the state directory, written atomically under
-``bounces.lock``) keeps every handled source (a message, keyed by its Message-ID
-or a hash of its bytes, or a webhook event by its provider's id) and every event
-(address, kind, when, issue). A source seen before counts nothing again. The
-order makes a crash harmless: events are recorded, then statuses applied, then the
-source is marked applied, then the message moved aside; a run that starts over
-finds what was not applied and applies it, and reads again what was not moved.
+The record (:mod:`digest.bounces.store`, ``bounces.sqlite`` in the state directory)
+keeps every handled source (a message, keyed by its Message-ID or a hash of its
+bytes, or a webhook event by its provider's id) and every event (address, kind,
+when, issue). A source seen before counts nothing again. The order makes a crash
+harmless: events are recorded (one committed transaction), then statuses applied,
+then the source is marked applied, then the message moved aside; a run that starts
+over finds what was not applied and applies it, and reads again what was not
+moved. Two mailbox readers are kept apart by ``bounces.lock``; a webhook takes no
+file lock, only the record's own short write transactions, so it neither waits for
+a mailbox being read nor costs more as the record grows.
 
 The rules (:func:`decide`), counting only events since the subscriber (re)joined:
 a complaint or a mailed unsubscribe unsubscribes; a permanent failure marks
@@ -21,25 +24,25 @@ import contextlib
 import datetime as dt
 import email.parser
 import hashlib
-import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+import hmac
+import re
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 from digest.bounces.classify import USER_UNKNOWN, Verdict, classify
 from digest.bounces.mailbox import Mailbox, open_mailbox
+from digest.bounces.store import BounceStore, bounce_counts
 from digest.config import Config
-from digest.fsutil import atomic_write, file_lock, read_json
-from digest.mail.tokens import load_secret
+from digest.fsutil import file_lock
+from digest.mail.tokens import load_secret, message_id_digest
 from digest.mail.verp import compact_token, token_issue
-from digest.send.ledger import ledger_stems, read_ledger
+from digest.send.ledger import ledger_stems
 from digest.subscribers.changes import find_subscriber, set_statuses
 from digest.subscribers.model import Subscriber, address_key
 from digest.subscribers.reading import iter_subscribers
 
 __all__ = [
-    "RECORD_FILE",
-    "BounceRecord",
     "ListLookup",
     "apply_events",
     "bounce_counts",
@@ -48,65 +51,45 @@ __all__ = [
     "read_mailbox",
 ]
 
-RECORD_FILE = "bounces.json"
 BATCH = 100  # messages recorded, applied and moved aside together
-KEEP_DAYS = 400  # events and handled sources older than this are forgotten
-
-
-@dataclass
-class BounceRecord:
-    """The state file's contents: handled sources and the events they carried."""
-
-    handled: dict[str, dict[str, object]] = field(default_factory=dict)
-    events: list[dict[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, state: Path) -> BounceRecord:
-        data = read_json(state / RECORD_FILE, what="the bounce record") or {}
-        return cls(dict(data.get("handled", {})), list(data.get("events", [])))
-
-    def save(self, state: Path, now: dt.datetime) -> None:
-        horizon = (now - dt.timedelta(days=KEEP_DAYS)).isoformat()
-        self.events = [e for e in self.events if e["at"] >= horizon]
-        self.handled = {k: v for k, v in self.handled.items() if str(v.get("at", "")) >= horizon}
-        # One line, by the C encoder: the file is rewritten for every batch, and may hold 100,000 events.
-        data = json.dumps(
-            {"handled": self.handled, "events": self.events}, ensure_ascii=False, separators=(",", ":")
-        )
-        atomic_write(state / RECORD_FILE, data.encode("utf-8") + b"\n", mode=0o600)
-
-    def add(self, key: str, verdict: Verdict, now: dt.datetime) -> None:
-        at = now.isoformat(timespec="seconds")
-        self.handled[key] = {"at": at, "kind": verdict.kind, "applied": not verdict.acts}
-        self.events += [{**asdict(e), "at": at, "source": key} for e in verdict.events]
-
-    def by_address(self, keys: set[str]) -> dict[str, list[dict[str, str]]]:
-        """The events of each of ``keys``, in one pass over the record."""
-        found: dict[str, list[dict[str, str]]] = {key: [] for key in keys}
-        for event in self.events:
-            if event["address"] in found:
-                found[event["address"]].append(event)
-        return found
+WEBHOOK_WAIT = 5.0  # seconds a webhook waits for another writer of the record before a 503
+_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def message_key(data: bytes) -> str:
     """How a message is known in the record: its Message-ID, else a hash of its bytes."""
-    headers = email.parser.BytesHeaderParser().parsebytes(data)
-    message_id = str(headers.get("Message-ID", "")).strip()
+    try:
+        headers = email.parser.BytesHeaderParser().parsebytes(data)
+        message_id = str(headers.get("Message-ID", "")).strip()
+    except (LookupError, ValueError, TypeError, UnicodeError):  # headers no parser takes: known by bytes
+        message_id = ""
     if message_id:
         return "mid:" + message_id
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class ListLookup:
-    """Tokens, addresses and Message-IDs resolved against the subscriber list and the ledgers."""
+    """What a report names, checked against what digest signed; addresses against the list.
+
+    A token or a Message-ID names an issue: one that names an issue never sent (no
+    ledger) is refused before anything is hashed. A token is matched by hashing the
+    list for its issue (a table kept for the last few issues asked about, so memory
+    does not grow with the issues); a Message-ID is checked by making it again for
+    the address the report names, so no ledger is read.
+    """
+
+    TABLES = 4  # token tables kept (one per issue and purpose)
+    RECENT_ISSUES = 60  # issues whose Message-IDs are recognised (a year and more of weekly issues)
+    ROUNDS = 4  # rounds of one issue (a send and its resends) whose Message-IDs are recognised
 
     def __init__(self, config: Config, secret: bytes):
         self.config = config
         self.secret = secret
         self.subscribers = {s.key: s for s in iter_subscribers(config.paths.subscribers, config.feeds.slugs)}
-        self._tokens: dict[tuple[str, str], dict[str, str]] = {}
-        self._message_ids: dict[str, tuple[str, str]] | None = None
+        self.sent_issues = frozenset(ledger_stems(config.paths.state))
+        # Reports come back within days: a Message-ID is looked for among the latest issues, newest first.
+        self._recent = sorted(self.sent_issues, reverse=True)[: self.RECENT_ISSUES]
+        self._tokens: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
 
     def listed(self, address: str) -> str | None:
         key = address_key(address)
@@ -114,39 +97,37 @@ class ListLookup:
 
     def by_token(self, token: str, purpose: str) -> str | None:
         issue = token_issue(token)
-        if issue is None:
+        if issue is None or issue not in self.sent_issues:
             return None
-        table = self._tokens.get((purpose, issue))
+        table = self._tokens.pop((purpose, issue), None)
         if table is None:
             table = {compact_token(self.secret, purpose, issue, key): key for key in self.subscribers}
-            self._tokens[(purpose, issue)] = table
+        self._tokens[(purpose, issue)] = table
+        while len(self._tokens) > self.TABLES:
+            self._tokens.popitem(last=False)
         return table.get(token.lower())
 
-    def by_message_id(self, message_id: str) -> tuple[str, str] | None:
-        if not message_id:
+    def by_message_id(self, message_id: str, address: str) -> str | None:
+        local = message_id.strip().strip("<>").split("@", 1)[0].lower()
+        if not address or not _MESSAGE_ID.fullmatch(local):
             return None
-        if self._message_ids is None:
-            state = self.config.paths.state
-            self._message_ids = {
-                o.message_id: (stem, to)
-                for stem in ledger_stems(state)
-                for to, o in read_ledger(state, stem).outcomes.items()
-                if o.message_id
-            }
-        return self._message_ids.get(message_id.strip())
+        key = address_key(address)
+        for issue in self._recent:  # the latest first: the likely ones
+            for round_ in range(1, self.ROUNDS + 1):
+                if hmac.compare_digest(message_id_digest(self.secret, issue, key, round_), local):
+                    return issue
+        return None
 
 
 def decide(
     config: Config,
-    record: BounceRecord,
+    history: dict[str, list[dict[str, str]]],
     subscribers: dict[str, Subscriber],
-    keys: Iterable[str],
     now: dt.datetime,
 ) -> dict[str, tuple[str, str]]:
-    """The new status (and why) of each of ``keys`` that the recorded events change."""
+    """The new status (and why) of each address of ``history`` (its recorded events) that they change."""
     changes: dict[str, tuple[str, str]] = {}
     soft_from = (now - dt.timedelta(days=config.bounces.soft_days)).isoformat()
-    history = record.by_address(set(keys))
     for key in sorted(history):
         subscriber = subscribers.get(key)
         if subscriber is None or not subscriber.active:
@@ -171,30 +152,29 @@ def decide(
 
 def _apply(
     config: Config,
-    record: BounceRecord,
+    store: BounceStore,
     sources: list[str],
     subscribers: dict[str, Subscriber],
     now: dt.datetime,
     dry_run: bool,
 ) -> dict[str, tuple[str, str]]:
-    """Apply what the not yet applied ``sources`` decide, and mark them applied; the changes made."""
-    pending = {k for k in sources if not record.handled.get(k, {}).get("applied")}
-    keys = {e["address"] for e in record.events if e.get("source") in pending}
-    changes = decide(config, record, subscribers, keys, now)
+    """Apply what the recorded, not yet applied ``sources`` decide, and mark them applied; the changes.
+
+    The events are committed before this; the statuses are set, then the sources
+    marked applied: a crash in between applies them again, which changes nothing.
+    """
+    pending = store.pending(sources)
+    if not pending:
+        return {}
+    changes = decide(config, store.events_of(store.addresses_of(pending)), subscribers, now)
     if dry_run:
         return changes
-    if not changes:  # nothing to apply: recorded and applied in one write
-        for key in pending:
-            record.handled[key]["applied"] = True
-        record.save(config.paths.state, now)
-        return changes
-    record.save(config.paths.state, now)  # the events first: a crash after this loses nothing
-    set_statuses(config.paths.subscribers, config.feeds.slugs, {k: s for k, (s, _) in changes.items()})
-    for key, (status, _) in changes.items():
-        subscribers[key] = replace(subscribers[key], status=status)
-    for key in pending:
-        record.handled[key]["applied"] = True
-    record.save(config.paths.state, now)
+    if changes:
+        set_statuses(config.paths.subscribers, config.feeds.slugs, {k: s for k, (s, _) in changes.items()})
+        for key, (status, _) in changes.items():
+            subscribers[key] = replace(subscribers[key], status=status)
+    with store.transaction():
+        store.mark_applied(pending)
     return changes
 
 
@@ -203,20 +183,20 @@ def _lock(state: Path) -> contextlib.AbstractContextManager[None]:
 
 
 def apply_events(config: Config, source: str, verdict: Verdict, now: dt.datetime) -> str:
-    """Record one webhook event (``source``: its provider's id) and apply it; a line saying what it did."""
-    state = config.paths.state
-    with _lock(state):
-        record = BounceRecord.load(state)
-        if record.handled.get(source, {}).get("applied"):
+    """Record one webhook event (``source``: its provider's id) and apply it; a line saying what it did.
+
+    Its cost does not grow with the record: a few rows added, one address's rows read.
+    """
+    with BounceStore(config.paths.state, wait=WEBHOOK_WAIT) as store:
+        if store.seen(source):
             return f"{source}: already handled"
-        if source not in record.handled:
-            record.add(source, verdict, now)
+        with store.transaction():
+            store.add(source, verdict, now)
         # Only this event's addresses are looked up (in the list's index): a webhook does not read the list.
-        addresses = {e["address"] for e in record.events if e.get("source") == source}
-        addresses |= {event.address for event in verdict.events}
+        addresses = store.addresses_of([source]) | {event.address for event in verdict.events}
         path, slugs = config.paths.subscribers, config.feeds.slugs
         subscribers = {k: found for k in addresses if (found := find_subscriber(path, slugs, k)) is not None}
-        changes = _apply(config, record, [source], subscribers, now, dry_run=False)
+        changes = _apply(config, store, [source], subscribers, now, dry_run=False)
     return _describe(source, verdict, changes, subscribers, dry_run=False)
 
 
@@ -242,63 +222,64 @@ def _describe(
 
 
 def read_mailbox(config: Config, *, dry_run: bool = False, now: dt.datetime | None = None) -> list[str]:
-    """``digest bounces``: read every unhandled message in ``[bounces] mailbox``; one line per message."""
+    """``digest bounces``: read every unhandled message in ``[bounces] mailbox``; one line per message.
+
+    With ``dry_run`` every batch is rolled back: the record and the list stay as they were.
+    """
     now = now or dt.datetime.now(dt.UTC)
     state = config.paths.state
     lines: list[str] = []
     box = open_mailbox(config)
     try:
-        with _lock(state):
-            record = BounceRecord.load(state)
+        with _lock(state), BounceStore(state) as store:
+            if not dry_run:
+                with store.transaction():
+                    store.forget_before(now)
             lookup = ListLookup(config, load_secret(state))
-            batch: list[tuple[str, str, Verdict | None]] = []
+            batch: list[tuple[str, str, bytes]] = []
             for box_key, data in box.unread():
-                key = message_key(data)
-                verdict = None if key in record.handled else classify(data, config, lookup)
-                if verdict is not None:
-                    record.add(key, verdict, now)
-                batch.append((box_key, key, verdict))
+                batch.append((box_key, message_key(data), data))
                 if len(batch) >= BATCH:
-                    lines += _finish(config, record, lookup, box, batch, now, dry_run)
+                    lines += _batch(config, store, lookup, box, batch, now, dry_run)
                     batch = []
-            lines += _finish(config, record, lookup, box, batch, now, dry_run)
+            lines += _batch(config, store, lookup, box, batch, now, dry_run)
     finally:
         box.close()
     return lines
 
 
-def _finish(
+def _batch(
     config: Config,
-    record: BounceRecord,
+    store: BounceStore,
     lookup: ListLookup,
     box: Mailbox,
-    batch: list[tuple[str, str, Verdict | None]],
+    batch: list[tuple[str, str, bytes]],
     now: dt.datetime,
     dry_run: bool,
 ) -> list[str]:
-    """Apply a batch, then move aside each message that acted (new or seen before); its lines."""
+    """Record a batch (one transaction), apply it, then move aside each message that acted; its lines."""
     if not batch:
         return []
-    changes = _apply(config, record, [key for _, key, _ in batch], lookup.subscribers, now, dry_run)
+    verdicts: dict[str, Verdict | None] = {}
+    with store.transaction(commit=not dry_run):
+        for _, key, data in batch:
+            if key in verdicts:
+                continue
+            verdicts[key] = None if store.seen(key) is not None else classify(data, config, lookup)
+            verdict = verdicts[key]
+            if verdict is not None:
+                store.add(key, verdict, now)
+        if dry_run:  # what the batch would change, read before the transaction is rolled back
+            changes = _apply(config, store, list(verdicts), lookup.subscribers, now, dry_run=True)
+    if not dry_run:
+        changes = _apply(config, store, list(verdicts), lookup.subscribers, now, dry_run=False)
+    acting = store.acting(list(verdicts)) if not dry_run else set()
     lines = []
-    acting = {e.get("source") for e in record.events}
-    for box_key, key, verdict in batch:
+    for box_key, key, _ in batch:
+        verdict = verdicts.get(key)
         if verdict is not None:
             lines.append(_describe(box_key, verdict, changes, lookup.subscribers, dry_run=dry_run))
-        if key in acting and not dry_run:
+            verdicts[key] = None  # a message delivered twice in one batch: one line
+        if key in acting:
             box.move_aside(box_key)
     return lines
-
-
-def bounce_counts(state: Path) -> dict[str, tuple[int, int]]:
-    """issue -> (addresses that bounced permanently, addresses that complained), from the record."""
-    bounced: dict[str, set[str]] = {}
-    complained: dict[str, set[str]] = {}
-    for event in BounceRecord.load(state).events:
-        issue = event.get("issue") or ""
-        if event["kind"] == "hard":
-            bounced.setdefault(issue, set()).add(event["address"])
-        elif event["kind"] == "complaint":
-            complained.setdefault(issue, set()).add(event["address"])
-    issues = set(bounced) | set(complained)
-    return {i: (len(bounced.get(i, ())), len(complained.get(i, ()))) for i in issues}

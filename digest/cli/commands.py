@@ -102,15 +102,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from digest.newsletter.catalog import file_report, parse_options
     from digest.newsletter.discover import Survey, skipped_lines, survey
     from digest.newsletter.lint import count_by_severity
+    from digest.release.rules import lint_reports
 
     config = _config_or_default(args)
     given = Survey(tuple(Path(f) for f in args.files), ())
     found = given if args.files else survey(config.paths.issues)
-    options = parse_options(config)
-    reports = [file_report(config, path, options) for path in found.issues]
+    reports = lint_reports(config, list(given.issues))
     findings = [f for report in reports for f in report.findings]
     for report in reports:
         for line in report.lines():

@@ -26,7 +26,7 @@ from digest.config import Config
 from digest.errors import DigestError, HeaderError
 from digest.i18n import gettext_for
 from digest.mail.render import RenderedDigest
-from digest.mail.tokens import TokenPayload, make_token, stable_hash
+from digest.mail.tokens import TokenPayload, make_token, message_id_digest, stable_hash
 from digest.mail.verp import TOKEN_FIELD, return_path_for
 from digest.newsletter.model import Issue
 
@@ -157,8 +157,7 @@ class MessageFactory:
         self._dkim_key = _read_dkim_key(dkim_cfg.key_file) if dkim_cfg is not None else b""
 
     def message_id(self, address: str) -> str:
-        parts = [self.issue.key, address.lower()] + ([str(self.round)] if self.round > 1 else [])
-        return f"<{stable_hash(self.secret, 'message-id', *parts)[:32]}@{self.domain}>"
+        return f"<{message_id_digest(self.secret, self.issue.key, address, self.round)}@{self.domain}>"
 
     def return_path(self, address: str) -> str:
         """The envelope sender (MAIL FROM) for one recipient: ``[email] return_path``, else From."""
@@ -170,11 +169,17 @@ class MessageFactory:
         template = self.config.email.unsubscribe_mailto
         return return_path_for(template, template, self.secret, self.issue.key, address, "unsubscribe")
 
+    def mailto_subject(self, address: str) -> str:
+        """The subject of a mailed unsubscribe: the reader's signed token, unless the address carries one."""
+        if TOKEN_FIELD in self.config.email.unsubscribe_mailto:
+            return "unsubscribe"
+        return "unsubscribe " + make_token(self.secret, TokenPayload(address.lower(), "unsubscribe"))
+
     def links(self, address: str) -> dict[str, str]:
         """The subscriber's own unsubscribe and preference links."""
         unsubscribe = subscriber_link(self.config, self.secret, "unsubscribe", address)
         if not unsubscribe and self.config.email.unsubscribe_mailto:
-            unsubscribe = f"mailto:{self.mailto(address)}?subject=unsubscribe"
+            unsubscribe = f"mailto:{self.mailto(address)}?subject={quote(self.mailto_subject(address))}"
         preferences = subscriber_link(self.config, self.secret, "preferences", address)
         return {"email": address, "unsubscribe_url": unsubscribe, "preferences_url": preferences}
 
@@ -238,7 +243,7 @@ class MessageFactory:
         if url.startswith("https://"):
             targets.append(f"<{url}>")
         if self.config.email.unsubscribe_mailto:
-            targets.append(f"<mailto:{self.mailto(address)}?subject={quote('unsubscribe')}>")
+            targets.append(f"<mailto:{self.mailto(address)}?subject={quote(self.mailto_subject(address))}>")
         if not targets:
             return []
         headers = ["List-Unsubscribe: " + f",{CRLF} ".join(targets)]

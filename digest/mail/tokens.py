@@ -22,7 +22,15 @@ from pathlib import Path
 from digest.config import SECRET_ENV, SECRET_FILE
 from digest.errors import TokenError
 
-__all__ = ["SECRET_ENV", "TokenPayload", "load_secret", "make_token", "read_token", "stable_hash"]
+__all__ = [
+    "SECRET_ENV",
+    "TokenPayload",
+    "load_secret",
+    "make_token",
+    "message_id_digest",
+    "read_token",
+    "stable_hash",
+]
 
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
 MIN_SECRET = 16
@@ -131,6 +139,16 @@ def read_token(secret: bytes, token: str, *, purpose: str, now: float) -> TokenP
 def stable_hash(secret: bytes, *parts: str) -> str:
     """A keyed, stable hex digest (Message-IDs, rate-limit keys) that reveals nothing of its input."""
     return hmac.new(secret, "\x00".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def message_id_digest(secret: bytes, issue_key: str, address: str, round_: int = 1) -> str:
+    """The local part of the Message-ID digest gives one issue's message to one address.
+
+    Keyed by the secret, so a report quoting it shows the message was digest's and
+    whom it went to, without a lookup in the ledgers.
+    """
+    parts = [issue_key, address.lower()] + ([str(round_)] if round_ > 1 else [])
+    return stable_hash(secret, "message-id", *parts)[:32]
 
 
 def _sign(secret: bytes, raw: bytes) -> bytes:

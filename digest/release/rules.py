@@ -38,6 +38,7 @@ __all__ = [
     "digest_fits",
     "is_history",
     "is_published",
+    "lint_reports",
     "publish_time",
     "published_issues",
     "readiness",
@@ -111,6 +112,23 @@ def digest_fits(config: Config, issue: Issue, path: Path) -> Finding | None:
 
 
 RELEASE_CHECKS = (digest_fits,)
+
+
+def lint_reports(config: Config, files: list[Path]) -> list[LintReport]:
+    """``digest lint``: every finding ``digest status`` counts, for ``files`` or (none) every issue file.
+
+    The whole folder is read as status reads it (a symlink out of it is fatal, the
+    release checks run); a file named on the command line is linted where it is,
+    with the release checks too.
+    """
+    from digest.newsletter.catalog import file_report, load_catalog, parse_options
+    from digest.newsletter.discover import issue_paths
+
+    if not files:  # the issues folder as status reads it; drafts waiting in drafts/ are not linted
+        issues = set(issue_paths(config.paths.issues))
+        return [report for report in load_catalog(config, RELEASE_CHECKS).reports if report.path in issues]
+    options = parse_options(config)
+    return [file_report(config, path, options, RELEASE_CHECKS) for path in files]
 
 
 def check_sendable(issue: Issue, now: dt.datetime, *, force: bool = False) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import typing
 import unicodedata
 
-from digest.bounces.record import bounce_counts
+from digest.bounces.store import bounce_counts
 from digest.config import Config
 from digest.newsletter.catalog import Catalog, load_catalog, now_in
 from digest.newsletter.discover import skipped_lines

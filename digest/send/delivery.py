@@ -54,7 +54,7 @@ from digest.send.ledger import (
 from digest.send.recipients import Recipients, fix_recipients, unreached
 from digest.send.replies import note_pause
 from digest.send.shard import Job, Progress, Shared, child_process, run_shard
-from digest.send.transport import SendFailure, send_one
+from digest.send.transport import SendFailure, nowhere_note, send_one
 from digest.subscribers.changes import fold_journal, set_statuses
 from digest.subscribers.keys import KeySet
 from digest.subscribers.model import check_email
@@ -84,6 +84,7 @@ class SendReport:
     processes: int = 1
     bounced: list[str] = field(default_factory=list)
     list_problems: list[str] = field(default_factory=list)  # lines of the subscriber list skipped
+    nowhere: str = ""  # what a transport that delivers nowhere real adds to every line
 
     @property
     def rate(self) -> float:
@@ -104,7 +105,7 @@ class SendReport:
             text += f"; marked bounced: {', '.join(self.bounced)}"
         if self.deferred:
             text += "; run `digest send` again to retry the deferred ones"
-        return text
+        return text + self.nowhere
 
 
 def _process_count(config: Config, recipients: int) -> int:
@@ -153,8 +154,11 @@ def send_issue(
         report = SendReport(
             issue.stem, round_, already_done=len(done), processes=shards, list_problems=problems
         )
+        report.nowhere = nowhere_note(config)
         secret = load_secret(state)
-        job = Job(config, issue, round_, email.utils.format_datetime(now), secret, done, 0, shards)
+        delivered = summary.tally().counts.get("sent", 0) if round_ == summary.round else 0
+        date = email.utils.format_datetime(now)
+        job = Job(config, issue, round_, date, secret, done, 0, shards, delivered_before=delivered)
         context = multiprocessing.get_context("fork" if shards > 1 else None)
         shared = Shared.create(context)
         started = time.monotonic()
@@ -183,7 +187,7 @@ def send_issue(
 
 def _run_all(job: Job, shared: Shared, context: Any, total: int, progress: bool | None) -> list[str]:
     if job.shards == 1:
-        bar = Progress(job.issue.stem, total, shared, progress)
+        bar = Progress(job.issue.stem, total, shared, progress, nowhere_note(job.config))
         try:
             reason = run_shard(job, shared, bar)
         finally:
@@ -195,7 +199,7 @@ def _run_all(job: Job, shared: Shared, context: Any, total: int, progress: bool 
     ]
     for process in processes:
         process.start()
-    bar = Progress(job.issue.stem, total, shared, progress)
+    bar = Progress(job.issue.stem, total, shared, progress, nowhere_note(job.config))
     try:
         while any(p.is_alive() for p in processes):
             processes[0].join(0.2)

@@ -68,6 +68,14 @@ _MAILBOX_WORDS = (
     r"|mailbox (?:unavailable|not found|disabled|is full|full)|does not exist|invalid (?:recipient|mailbox)"
     r"|recipient (?:address )?rejected|address rejected|account (?:disabled|is disabled)"
 )
+# A relay that has not verified the sending identity (Amazon SES's sandbox answers "Email address is not
+# verified" for every recipient it has not verified either): the same refusal will come for everyone.
+_UNVERIFIED_WORDS = (
+    r"\b(?:not|un)[- ]?verified\b|\bverify (?:your|the) (?:sender|identity|domain)|identit(?:y|ies) failed"
+    r"|relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)"
+    r"|not (?:allowed|authori[sz]ed) to (?:send|relay)"
+    r"|sender (?:address )?(?:rejected|refused|denied|blocked|not allowed)"
+)
 
 RULES: tuple[Rule, ...] = (
     Rule(r"[45]", Decision.SENDER, "the sender is over a sending quota or limit", words=_SENDING_LIMIT),
@@ -77,6 +85,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"[45]", Decision.SENDER, "the server limits the sender (a quota or rate)", words=_SENDER_WORDS),
     Rule(r"5", Decision.SENDER, "the server refuses mail from this sender for now", enhanced=r"5\.4\."),
     Rule(r"5", Decision.SENDER, "the server refuses the message as policy", enhanced=r"5\.7\."),
+    Rule(r"5", Decision.SENDER, "the relay refuses this sender or account", words=_UNVERIFIED_WORDS),
     Rule(r"5", Decision.MAILBOX, "the recipient's address or mailbox is refused", words=_MAILBOX_WORDS),
     Rule(r"5", Decision.REFUSED, "the server refused this message"),
     Rule(r"4", Decision.RETRY, "the server asks to try again later"),

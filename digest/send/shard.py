@@ -40,6 +40,8 @@ __all__ = ["COUNTERS", "Job", "Progress", "RateLimiter", "Shared", "child_proces
 
 
 MAX_BACKOFF = 60.0
+SESSION_ENDS_PER_MESSAGE = 2  # reconnects after "421 too many messages" that cost a message no attempt
+NOBODY_REACHED_LIMIT = 50  # mailbox refusals in a row before anyone of the round was reached: a pause
 COUNTERS = ("sent", "failed", "deferred", "skipped", "unsubscribed_during")
 UVLOOP_ENV = "DIGEST_UVLOOP"
 UNSUBSCRIBED = object()  # what deliver() returns for a subscriber who left during the send
@@ -88,10 +90,11 @@ class Shared:
 class Progress:
     """A rich progress bar on a terminal; a plain line every 10 s otherwise."""
 
-    def __init__(self, name: str, total: int, shared: Shared, enabled: bool | None):
+    def __init__(self, name: str, total: int, shared: Shared, enabled: bool | None, note: str = ""):
         self.name = name
         self.total = total
         self.shared = shared
+        self.note = note  # said at the end of every line (a transport that delivers nowhere real)
         self.started = time.monotonic()
         self._last_line = self.started
         self._bar: Any = None
@@ -108,7 +111,7 @@ class Progress:
                 TimeRemainingColumn(),
                 transient=True,
             )
-            self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)
+            self._task = self._bar.add_task(name + note, total=total, sent=0, failed=0, rate=0)
             self._bar.start()
 
     def refresh(self) -> None:
@@ -125,7 +128,7 @@ class Progress:
             eta = f", about {(self.total - done) / rate:.0f}s left" if rate else ""
             counts = f"sent {totals['sent']}, failed {totals['failed']}"
             print(
-                f"{self.name}: {done}/{self.total}, {counts}, {rate} msg/s{eta}",
+                f"{self.name}: {done}/{self.total}, {counts}, {rate} msg/s{eta}{self.note}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -137,9 +140,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Doubtful:
-    """A permanent refusal that names no cause: held back until the send shows it can deliver."""
+    """A permanent refusal held back until the send shows it can deliver.
+
+    ``unexplained``: it names no cause; otherwise it names the mailbox, but came
+    before anyone of the round was reached, when it may as well be the relay's.
+    """
 
     outcome: Outcome
+    unexplained: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class Job:
     done: KeySet  # digests of who is done this round (shared with the forked processes, not copied)
     shard: int
     shards: int
+    delivered_before: int = 0  # messages of this round delivered by earlier runs
 
 
 class Sender:
@@ -173,7 +182,7 @@ class Sender:
         self.limiter = RateLimiter(config.email.rate / job.shards)
         self.stop_reason: str | None = None
         self.connection_failures = 0
-        self.held_back: list[Outcome] = []
+        self.held_back: list[Doubtful] = []
 
     def halt(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -201,8 +210,10 @@ class Sender:
                     if outcome is UNSUBSCRIBED:
                         self.count("unsubscribed_during")
                         continue
+                    if isinstance(outcome, Outcome) and self._refused_before_anyone(outcome):
+                        outcome = Doubtful(outcome, unexplained=False)
                     if isinstance(outcome, Doubtful):
-                        self.hold(outcome.outcome)
+                        self.hold(outcome)
                         continue
                     if not isinstance(outcome, Outcome):
                         continue
@@ -224,23 +235,50 @@ class Sender:
                 await queue.put(subscriber)
             for _ in range(self.concurrency):
                 await queue.put(None)
-        if not stop.is_set():  # the last few refused, and no pause: they are failures after all
+        if stop.is_set():
+            return
+        if self.held_back and self.nobody_reached():  # every recipient so far refused: the sender's problem
+            self.halt(self._nobody_reached_reason())
+        else:  # the last few refused, after deliveries: they are failures after all
             await self._record_held_back()
 
-    def hold(self, outcome: Outcome) -> None:
-        """Hold back a refusal that names no cause (not the mailbox, not the sender).
+    def _refused_before_anyone(self, outcome: Outcome) -> bool:
+        """A server's refusal of a mailbox (not a message digest could not build) while nobody was reached."""
+        return outcome.status == "failed" and outcome.code is not None and self.nobody_reached()
 
-        ``max_errors`` of them in a row, at any point of the send, are the
-        server's or the sender's problem (a relay denied, a content filter), not
-        the list's: the send pauses with them unrecorded, so nobody is failed
-        or counted towards ``bounce_after`` and the next run tries them again.
+    def nobody_reached(self) -> bool:
+        """No message of this round has been delivered yet, by this run or an earlier one."""
+        return not self.job.delivered_before and not self.shared.totals()["sent"]
+
+    def hold(self, doubtful: Doubtful) -> None:
+        """Hold back a refusal until a delivery shows the recipients are to blame.
+
+        ``max_errors`` refusals in a row that name no cause (not the mailbox, not
+        the sender), at any point of the send, are the server's or the sender's
+        problem (a relay denied, a content filter), not the list's. Refusals that
+        name the mailbox are held only while nobody of the round has been
+        reached: a relay that refuses every recipient looks like a list of dead
+        addresses, and a list of a few is not told apart from it by counting.
+        Either way the send pauses with them unrecorded, so nobody is failed or
+        counted towards ``bounce_after`` and the next run tries them again.
         """
-        self.held_back.append(outcome)
-        if len(self.held_back) >= self.config.email.max_errors:
+        self.held_back.append(doubtful)
+        unexplained = sum(1 for held in self.held_back if held.unexplained)
+        if unexplained >= self.config.email.max_errors:
             self.halt(
-                f"paused: the server refused {len(self.held_back)} recipients in a row permanently "
-                f"(last: {outcome.detail}); check [email] from and the relay settings"
+                f"paused: the server refused {unexplained} recipients in a row permanently "
+                f"(last: {doubtful.outcome.detail}); check [email] from and the relay settings"
             )
+        elif len(self.held_back) >= NOBODY_REACHED_LIMIT:
+            self.halt(self._nobody_reached_reason())
+
+    def _nobody_reached_reason(self) -> str:
+        last = self.held_back[-1].outcome.detail
+        return (
+            f"paused: the server refused every recipient so far ({len(self.held_back)}, none delivered; "
+            f"last: {last}); a relay that refuses everyone is the sender's problem: check [email] from, "
+            "the relay's settings and whether it has verified the sender"
+        )
 
     async def record(self, outcome: Outcome) -> None:
         """Write an outcome to the ledger; a delivery shows the refusals held back were the recipients'."""
@@ -251,9 +289,9 @@ class Sender:
 
     async def _record_held_back(self) -> None:
         held, self.held_back = self.held_back, []
-        for outcome in held:
-            await self.ledger.record(outcome)
-            self.count(outcome.status)
+        for doubtful in held:
+            await self.ledger.record(doubtful.outcome)
+            self.count(doubtful.outcome.status)
 
     async def deliver(
         self, connection: Connection, subscriber: Subscriber, recipients: Recipients
@@ -268,7 +306,9 @@ class Sender:
             return self._outcome(subscriber, "failed", None, None, exc.message)
         email_cfg = self.config.email
         last: SendFailure | None = None
-        for attempt in range(1, email_cfg.max_attempts + 1):
+        attempt, session_ends = 0, 0
+        while attempt < email_cfg.max_attempts:
+            attempt += 1
             if self.shared.stop.is_set():
                 return None
             if not recipients.still_active(subscriber):  # checked before every attempt, retries too
@@ -281,6 +321,10 @@ class Sender:
                 code, reply = await connection.send(envelope, message.recipient, message.data, prepared=True)
             except SendFailure as failure:
                 last = failure
+                if failure.kind == "session_end" and session_ends < SESSION_ENDS_PER_MESSAGE:
+                    session_ends += 1  # the server closed a session that had delivered: a new one goes on
+                    attempt -= 1
+                    continue
                 if failure.kind in ("fatal", "pause"):
                     self.halt(f"{'stopped' if failure.kind == 'fatal' else 'paused'}: {failure}")
                     return None

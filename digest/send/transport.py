@@ -39,11 +39,13 @@ __all__ = [
     "SendFailure",
     "SmtpConnection",
     "TransportSpec",
+    "nowhere_note",
     "send_one",
     "transport_spec",
 ]
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+NOWHERE = "a folder on this machine, nobody was mailed"
 _KINDS = {
     Decision.MAILBOX: "mailbox",
     Decision.REFUSED: "refused",
@@ -59,7 +61,8 @@ class SendFailure(TransportError):
     good), ``refused`` (a permanent refusal that names no cause), ``pause`` (a
     reply about the sender: a quota, a rate, a policy; the same would come for
     everyone), ``temporary`` (4xx, timeout, dropped connection: retry later,
-    reconnecting if ``reconnect``), ``connect`` (could not connect: counts
+    reconnecting if ``reconnect``), ``session_end`` (a 421 that ends a session
+    which has delivered: reconnect and go on at once), ``connect`` (could not connect: counts
     towards ``max_errors``), ``fatal`` (authentication or TLS: stop the whole
     send, nothing will work until the config is fixed). The message carries the
     server's reply code once, where there is one.
@@ -105,10 +108,16 @@ class TransportSpec:
 
     def describe(self) -> str:
         return (
-            f"maildir {self.maildir}"
+            f"the Maildir {self.maildir} ({NOWHERE})"
             if self.scheme == "maildir"
             else f"{self.scheme}://{self.host}:{self.port}"
         )
+
+
+def nowhere_note(config: Config) -> str:
+    """``"; into the Maildir …: nobody was mailed"`` for a transport that delivers nowhere real, else ""."""
+    spec = transport_spec(config)
+    return f"; into the Maildir {spec.maildir} only: {NOWHERE}" if spec.scheme == "maildir" else ""
 
 
 def transport_spec(config: Config) -> TransportSpec:
@@ -155,6 +164,7 @@ class SmtpConnection:
     def __init__(self, spec: TransportSpec):
         self.spec = spec
         self._smtp: aiosmtplib.SMTP | None = None
+        self._delivered = 0  # messages accepted in this session
 
     @property
     def connected(self) -> bool:
@@ -193,6 +203,7 @@ class SmtpConnection:
         except Exception as exc:
             raise _classify_connect(exc, spec) from None
         self._smtp = smtp
+        self._delivered = 0
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         """AUTH only over TLS (implicit or STARTTLS), unless ``starttls = "off"`` allows it in the clear."""
@@ -230,25 +241,41 @@ class SmtpConnection:
                 _responses, message = await smtp.sendmail(sender, [recipient], data)
         except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused) as exc:
             refusal = exc.recipients[0] if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) else exc
-            await self._reset()
-            raise _reply_failure(refusal.code, refusal.message) from None
+            raise await self._refusal(refusal.code, refusal.message, sender) from None
         except aiosmtplib.SMTPSenderRefused as exc:
-            await self._reset()
-            failure = _reply_failure(exc.code, exc.message)
+            failure = await self._refusal(exc.code, exc.message, sender)
             if failure.kind in ("mailbox", "refused"):  # refusing MAIL FROM is about the sender
                 reply = reply_text(exc.code, exc.message)
                 failure = SendFailure("pause", exc.code, f"the server refuses the sender {sender} ({reply})")
             raise failure from None
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:
-                await self._drop()
-            else:
-                await self._reset()
-            raise _reply_failure(exc.code, exc.message) from None
+            raise await self._refusal(exc.code, exc.message, sender) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:  # dropped, timed out, garbled
             await self._drop()
             raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
+        self._delivered += 1
         return 250, message
+
+    async def _refusal(self, code: int, message: str, sender: str) -> SendFailure:
+        """What a refusal means, once the session is reset (or dropped, after a 421).
+
+        A 421 on a session that has delivered is the server ending it ("too many
+        messages"): a new session goes on. Only a fresh session refused at once
+        says something about the sender. A refusal of a recipient that names the
+        sender's address is about the sender, whatever its code says.
+        """
+        delivered, reply = self._delivered, reply_text(code, message)
+        if code == 421:
+            await self._drop()
+            if delivered:
+                why = f"the server ended the session after {delivered} messages ({reply})"
+                return SendFailure("session_end", code, why, reconnect=True)
+        else:
+            await self._reset()
+        failure = _reply_failure(code, message)
+        if failure.kind in ("mailbox", "refused") and sender.lower() in message.lower():
+            return SendFailure("pause", code, f"the server refuses the sender {sender} ({reply})")
+        return failure
 
     async def _reset(self) -> None:
         """RSET after a refused transaction, so the next message starts clean."""
@@ -363,6 +390,11 @@ def _classify_connect(exc: Exception, spec: TransportSpec) -> SendFailure:
         return SendFailure(
             "fatal", exc.code, f"{where} refused the session ({reply_text(exc.code, exc.message)})"
         )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        verdict = classify(exc.code, exc.message)
+        if verdict.decision is Decision.SENDER:  # a fresh session refused at once for the sender's sake
+            why = f"{where} refused a new session: {verdict.why} ({verdict.reply})"
+            return SendFailure("pause", exc.code, why)
     if isinstance(exc, socket.gaierror):
         return SendFailure("connect", None, f"cannot resolve {spec.host}: {_describe(exc)}")
     return SendFailure("connect", getattr(exc, "code", None), f"cannot connect to {where}: {_describe(exc)}")

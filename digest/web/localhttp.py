@@ -96,11 +96,15 @@ class WsgiServer:
     ``max_connections`` open connections (more wait in the kernel's ``backlog``),
     ``threads`` requests handled at once, each connection closed after
     ``idle_timeout`` seconds with nothing received or sent, and one whose request
-    is still incomplete ``request_deadline`` seconds after it was accepted.
+    is still incomplete ``request_deadline`` seconds after it was accepted. One
+    peer address holds at most ``max_per_client`` of the connections (0: no such
+    limit, for a server whose every connection comes through one proxy); past it,
+    its new connections are closed at once, so one client cannot fill every slot.
     """
 
     thread_name = "digest-http"
     max_connections = 500
+    max_per_client = 64
     backlog = 2048
     threads = 8
     idle_timeout = 10.0
@@ -130,6 +134,7 @@ class WsgiServer:
             adj=adj,
             sockinfo=adj.listen[0],
             deadline=self.request_deadline,
+            per_client=self.max_per_client,
         )
         self.server_address: tuple[str, int] = self._server.socket.getsockname()[:2]
         self._stopping = threading.Event()
@@ -191,17 +196,45 @@ class WsgiServer:
         wasyncore.close_all(self._map)
 
 
+def _peer(addr: Any) -> Any:
+    return addr[0] if isinstance(addr, tuple) else addr
+
+
 @functools.cache
 def _listener_class() -> type:
     """waitress's TCP server, imported only by a command that serves (the cron tick stays fast)."""
     from waitress.server import TcpWSGIServer
 
     class Listener(TcpWSGIServer):  # type: ignore[misc]
-        """waitress's TCP server, which also ends connections past their request deadline."""
+        """waitress's TCP server, which also ends connections past their request deadline,
+        and refuses a peer's connections past its share."""
 
-        def __init__(self, *args: Any, deadline: float, **kwargs: Any):
+        def __init__(self, *args: Any, deadline: float, per_client: int, **kwargs: Any):
             self.deadline = deadline
+            self.per_client = per_client
             super().__init__(*args, **kwargs)
+
+        def handle_accept(self) -> None:
+            try:
+                accepted = self.accept()
+                if accepted is None:
+                    return
+                conn, addr = accepted
+            except OSError:
+                return
+            peer = _peer(addr)
+            if self.per_client:  # counted over the open connections: nothing to keep in step
+                held = sum(1 for c in self.active_channels.values() if _peer(c.addr) == peer)
+                if held >= self.per_client:
+                    _close(conn)
+                    conn.close()
+                    return
+            try:
+                self.set_socket_options(conn)
+            except OSError:
+                conn.close()
+                return
+            self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
 
         def maintenance(self, now: float) -> None:
             super().maintenance(now)

@@ -189,6 +189,9 @@ def release_decision(config: Config, issue: Issue, now: dt.datetime) -> tuple[st
         if lines:
             problems = _("%(problems)s, line %(lines)s", problems=problems, lines=lines)
         return _("Will not be mailed: %(problems)s", problems=problems), True
+    mailed = _mailed_already(config, issue) or _as_status_says(config, issue, now)
+    if mailed is not None:
+        return mailed
     ready = readiness(issue, now)
     if ready.reason == "draft":
         return _("Will not be mailed: it is a draft"), True
@@ -205,6 +208,53 @@ def release_decision(config: Config, issue: Issue, now: dt.datetime) -> tuple[st
         when = describe_moment(moment, config.site.timezone)
         decision = _("%(decision)s, at its send hour %(when)s", decision=decision, when=when)
     return decision, False
+
+
+def _mailed_already(config: Config, issue: Issue) -> tuple[str, bool] | None:
+    """What the ledger says, as ``digest status`` reads it: mailed, or a send under way (paused or not)."""
+    from digest.send.ledger import read_tally
+    from digest.send.replies import pause_note
+
+    _ = gettext_for(config.site.language)
+    tally = read_tally(config.paths.state, issue.key)
+    counts = {"sent": tally.count("sent"), "failed": tally.count("failed")}
+    if tally.finished:
+        return _("Already mailed: sent %(sent)s, failed %(failed)s", **counts), True
+    if not tally.exists:
+        return None
+    note = pause_note(config.paths.state, issue.key)
+    if note is not None:
+        return _("Being mailed, paused: %(note)s; the next digest run goes on", note=note), False
+    return _("Being mailed: sent %(sent)s, failed %(failed)s so far", **counts), False
+
+
+def _as_status_says(config: Config, issue: Issue, now: dt.datetime) -> tuple[str, bool] | None:
+    """The release rules' answer (:func:`digest.release.rules.decide`) from the state ``digest status``
+    reads, when that state knows this very version of the file; None when it does not (a new or edited
+    file: the rules are then applied to the file alone, below)."""
+    import hashlib
+
+    from digest.newsletter.lint import LintReport
+    from digest.release.rules import decide
+    from digest.release.state import load_state
+    from digest.send.ledger import read_tally
+
+    state = load_state(config.paths.state)
+    record = state.issues.get(issue_name(config.paths.issues, issue.path)) if state else None
+    try:
+        current = hashlib.sha256(issue.path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+    if record is None or record.hash != current:
+        return None
+    report = LintReport(issue.path, issue.findings, issue, current)
+    status = decide(report, record, read_tally(config.paths.state, issue.key), config, now)
+    _ = gettext_for(config.site.language)
+    if status.released or "; scheduled for " in status.release:
+        return _("Will be mailed: %(why)s", why=status.release), False
+    if status.release.startswith(("held", "changed since", "history", "mailed", "already mailed")):
+        return _("Will not be mailed: %(why)s", why=status.release), True
+    return None
 
 
 # -- the local preview page ---------------------------------------------------------------------

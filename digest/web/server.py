@@ -127,6 +127,8 @@ class SubscriptionServer(WsgiServer):
         self.subscribe_limit = RateLimiter(config.serve.subscribe_per_hour, 3600.0)
         # waitress refuses bodies past this unread; below it, our 413 page (or the webhook's) answers
         self.max_body_bytes = max(2 * config.serve.max_body_bytes, WEBHOOK_MAX_BODY)
+        if config.serve.trust_proxy:  # every connection comes from the proxy: it limits its clients
+            self.max_per_client = 0
         ttl = config.serve.confirm_ttl_hours * 3600
         # when each address last joined or left here: older confirmation links no longer work
         changes = config.paths.state / CHANGES_FILE
@@ -438,7 +440,13 @@ def _answer_webhook(
     if length.isdigit() and int(length) <= WEBHOOK_MAX_BODY:
         headers = {k[5:].replace("_", "-"): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
         headers["Content-Type"] = str(environ.get("CONTENT_TYPE", ""))
-        status, text = handler(config, headers, environ["wsgi.input"].read(int(length)))
+        try:
+            status, text = handler(config, headers, environ["wsgi.input"].read(int(length)))
+        except (DigestError, OSError) as exc:  # the list or the record is busy or unreadable: later
+            status, text = 503, f"not recorded, try again later: {getattr(exc, 'message', exc)}"
+        except Exception as exc:  # a bug: one line in the log, and the sender retries later
+            status, text = 503, "not recorded, try again later"
+            log.error("webhook %s: %s: %s", environ.get("PATH_INFO", ""), exc.__class__.__name__, exc)
     else:
         status, text = 413, "refused: no Content-Length, or too long"
     body = (text + "\n").encode("utf-8")

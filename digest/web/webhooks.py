@@ -14,6 +14,9 @@ id, so a post delivered twice counts once. A post that fails its check changes n
                       against its signing certificate (an https URL on sns.REGION.amazonaws.com),
                       the topic must be one of ``[bounces] ses_topics``; a
                       SubscriptionConfirmation is confirmed by fetching its SubscribeURL.
+                      The topic is checked before anything is fetched; certificates are
+                      fetched one at a time with a short timeout, and kept (a URL that
+                      failed is not tried again for a while).
 ``/webhooks/postmark`` Postmark's bounce and spam-complaint webhooks, with HTTP basic auth
                       whose password is ``$DIGEST_WEBHOOK_SECRET``.
 """
@@ -28,8 +31,10 @@ import hmac
 import json
 import os
 import re
+import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,7 +71,15 @@ _SNS_FIELDS = {  # what each kind of SNS message signs, in this order
     "SubscriptionConfirmation": _SNS_CONFIRMATION,
     "UnsubscribeConfirmation": _SNS_CONFIRMATION,
 }
-_CERTIFICATES: dict[str, Any] = {}
+_SNS_CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]{1,64}\.pem")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+FETCH_TIMEOUT = 3.0  # seconds for one certificate or confirmation fetch
+CERTIFICATES_KEPT = 16
+FAILED_FETCH_PAUSE = 300.0  # seconds before a certificate URL that failed is fetched again
+_CERTIFICATES: OrderedDict[str, Any] = OrderedDict()
+_FAILED: dict[str, float] = {}
+_FETCHING = threading.Lock()  # one certificate fetch at a time: posts cannot hold every worker on it
 
 
 def _now(now: float | None) -> float:
@@ -75,6 +88,14 @@ def _now(now: float | None) -> float:
 
 def _lower(headers: Mapping[str, str] | Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+def _json(body: bytes) -> Any:
+    """The JSON of a body; ValueError for anything else, nesting too deep for the parser included."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 def _secret() -> bytes | None:
@@ -111,12 +132,14 @@ def handle_bounce_webhook(
     if secret is None:
         return _NOT_CONFIGURED
     stamp, signature = headers.get("x-digest-timestamp", ""), headers.get("x-digest-signature", "")
-    if not stamp.isdigit() or abs(now - int(stamp)) > MAX_SKEW:
+    if not _TIMESTAMP.fullmatch(stamp) or abs(now - int(stamp)) > MAX_SKEW:
         return 401, "refused: missing or stale X-Digest-Timestamp"
-    if not hmac.compare_digest(signature, sign_bounce_webhook(secret, int(stamp), body)):
+    if not _SIGNATURE.fullmatch(signature) or not hmac.compare_digest(
+        signature, sign_bounce_webhook(secret, int(stamp), body)
+    ):
         return 401, "refused: bad X-Digest-Signature"
     try:
-        data = json.loads(body)
+        data = _json(body)
         address, kind = str(data["address"]), str(data["kind"])
         issue, status = str(data.get("issue") or ""), str(data.get("status") or "")
     except (ValueError, KeyError, TypeError):
@@ -131,7 +154,7 @@ def handle_bounce_webhook(
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:  # only ever an https URL on AWS's SNS host
+    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:  # only an https URL on SNS's host
         return response.read(64 * 1024)
 
 
@@ -139,8 +162,13 @@ FETCH: Fetch = _fetch  # what the server uses; tests put their own certificate s
 
 
 def _sns_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" and bool(_SNS_HOST.fullmatch(parts.hostname or "")) and parts.port is None
+    try:
+        parts = urlsplit(url)
+        return (
+            parts.scheme == "https" and bool(_SNS_HOST.fullmatch(parts.hostname or "")) and parts.port is None
+        )
+    except ValueError:  # an unclosed '[', a port that is not a number
+        return False
 
 
 def _sns_verified(message: dict[str, Any], fetch: Fetch) -> str | None:
@@ -158,21 +186,52 @@ def _sns_verified(message: dict[str, Any], fetch: Fetch) -> str | None:
     if algorithm is None:
         return "unknown SignatureVersion"
     url = str(message.get("SigningCertURL", ""))
-    if not _sns_url(url) or not urlsplit(url).path.endswith(".pem"):
-        return "SigningCertURL is not an https URL on sns.<region>.amazonaws.com"
+    if not _sns_url(url) or not _SNS_CERT_PATH.fullmatch(urlsplit(url).path) or urlsplit(url).query:
+        return "SigningCertURL is not a certificate URL on sns.<region>.amazonaws.com"
     canonical = "".join(f"{k}\n{message[k]}\n" for k in fields if k in message).encode()
     try:
         signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
-        if url not in _CERTIFICATES:
-            _CERTIFICATES[url] = x509.load_pem_x509_certificate(fetch(url))
-        certificate = _CERTIFICATES[url]
+    except (ValueError, binascii.Error, TypeError):
+        return "the SNS signature does not verify"
+    certificate = _certificate(url, fetch, x509.load_pem_x509_certificate)
+    if isinstance(certificate, str):
+        return certificate
+    try:
         certificate.public_key().verify(signature, canonical, padding.PKCS1v15(), algorithm)
-    except (InvalidSignature, ValueError, binascii.Error, TypeError, OSError):
+    except (InvalidSignature, ValueError, TypeError):
         return "the SNS signature does not verify"
     now = dt.datetime.now(dt.UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         return "the SNS signing certificate has expired"
     return None
+
+
+def _certificate(url: str, fetch: Fetch, load: Callable[[bytes], Any]) -> Any:
+    """The signing certificate at ``url``: kept once fetched; else why there is none (a line).
+
+    One fetch at a time, and none for a while of a URL that failed, so posts naming
+    made-up certificates cannot hold the server's workers.
+    """
+    if url in _CERTIFICATES:
+        _CERTIFICATES.move_to_end(url)
+        return _CERTIFICATES[url]
+    if time.monotonic() < _FAILED.get(url, float("-inf")):
+        return "the SNS signing certificate could not be fetched a moment ago"
+    if not _FETCHING.acquire(blocking=False):
+        return "another SNS certificate is being fetched just now; try again"
+    try:
+        certificate = load(fetch(url))
+    except (ValueError, TypeError, OSError) as exc:
+        if len(_FAILED) > 1000:
+            _FAILED.clear()
+        _FAILED[url] = time.monotonic() + FAILED_FETCH_PAUSE
+        return f"the SNS signing certificate could not be fetched ({exc.__class__.__name__})"
+    finally:
+        _FETCHING.release()
+    _CERTIFICATES[url] = certificate
+    while len(_CERTIFICATES) > CERTIFICATES_KEPT:
+        _CERTIFICATES.popitem(last=False)
+    return certificate
 
 
 def handle_ses_webhook(
@@ -193,16 +252,17 @@ def handle_ses_webhook(
     if not topics:
         return 503, "SES webhook not configured: list your SNS topic ARNs in [bounces] ses_topics"
     try:
-        message = json.loads(body)
+        message = _json(body)
         if not isinstance(message, dict):
             raise ValueError
     except ValueError:
         return 400, "refused: not an SNS message"
-    problem = _sns_verified(message, fetch)
-    if problem is None and message.get("TopicArn") not in topics:
+    problem = None
+    if message.get("TopicArn") not in topics:  # before anything is fetched
         problem = "the topic is not one of [bounces] ses_topics"
     if problem is None and abs(now - _sns_time(message)) > SNS_MAX_AGE:
         problem = "the message is too old (a replay?)"
+    problem = problem or _sns_verified(message, fetch)
     if problem is not None:
         return 403, f"refused: {problem}"
     if message["Type"] == "SubscriptionConfirmation":
@@ -228,9 +288,9 @@ def _sns_time(message: dict[str, Any]) -> float:
 
 def _ses_notification(config: Config, message_id: str, text: str, now: float) -> Reply:
     try:
-        note = json.loads(text)
+        note = _json(text.encode("utf-8", "surrogatepass"))
         kind = note.get("notificationType") or note.get("eventType")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, UnicodeError):
         return 400, "refused: the SNS message is not an SES notification"
     if kind == "Bounce":
         bounce = note.get("bounce") or {}
@@ -274,7 +334,7 @@ def handle_postmark_webhook(
     if scheme.lower() != "basic" or not hmac.compare_digest(password, secret):
         return 401, "refused: bad credentials"
     try:
-        data = json.loads(body)
+        data = _json(body)
         record, address, event_id = str(data["RecordType"]), str(data.get("Email", "")), str(data["ID"])
     except (ValueError, KeyError, TypeError):
         return 400, "refused: not a Postmark webhook record"
