@@ -20,6 +20,7 @@ from digest.release.rules import (
     decide,
     digest_fits,
     is_history,
+    lint_reports,
     published_issues,
     readiness,
     refusal,
@@ -428,3 +429,18 @@ def test_a_digest_too_large_for_the_mail_limit_is_a_lint_error(site):
     assert (finding.code, finding.severity) == ("digest-too-large", Severity.ERROR)
     configure(site)
     assert digest_fits(site.config, report.issue, report.path) is None
+
+
+def test_lint_reads_the_folder_as_status_does_and_named_files_where_they_are(site, tmp_path):
+    configure(site)
+    report_of(site, "2026-11-20")
+    draft = site.root / "drafts"
+    draft.mkdir()
+    (draft / "2026-11-27.md").write_text(ISSUE.format(date="2026-11-27", headline="下一期"), encoding="utf-8")
+    folder = lint_reports(site.config, [])
+    assert [r.path.name for r in folder] == ["2026-11-20.md"]  # a draft waiting in drafts/ is not linted
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text(WITH_ERROR.format(date="2026-11-21", headline="别处"), encoding="utf-8")
+    named = lint_reports(site.config, [elsewhere, draft / "2026-11-27.md"])
+    assert [r.path for r in named] == [elsewhere, draft / "2026-11-27.md"]
+    assert named[0].blocking and not named[1].blocking

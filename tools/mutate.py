@@ -217,7 +217,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "the futures of a failed batch are done: the loop below skips them"
         ),
     },
-    "digest/release/rules.py": {},
+    "digest/release/rules.py": {
+        ('if answer[1] == "approved" and record.approval is not None:', "and -> or"): (
+            "a released issue with an approval is always released as approved (a stale one is not released)"
+        ),
+    },
     "digest/subscribers/model.py": {
         ("line: int = 0", "0 -> 1"): "the line of a subscriber digest adds is never read",
         (
