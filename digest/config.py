@@ -27,7 +27,10 @@ from digest.errors import ConfigError
 from digest.i18n import resolve_language
 
 __all__ = [
+    "CONFIG_NAME",
+    "DEFAULT_LANGUAGE",
     "DEFAULT_SECTION_SLUGS",
+    "DEFAULT_SERVE_PORT",
     "BouncesConfig",
     "Config",
     "DkimConfig",
@@ -51,9 +54,11 @@ __all__ = [
 CONFIG_ENV = "DIGEST_CONFIG"
 CONFIG_NAME = "digest.toml"
 
-DEFAULT_SECTION_SLUGS: Mapping[str, str] = types.MappingProxyType(
-    {"业界新闻": "news", "论文": "papers", "开源项目": "projects", "博文": "blogs", "应用": "apps"}
-)
+# No built-in section names for any language: each newsletter names its own in [feeds.sections]
+# (``digest init`` writes the headings it finds there).
+DEFAULT_SECTION_SLUGS: Mapping[str, str] = types.MappingProxyType({})
+DEFAULT_LANGUAGE = "en"
+DEFAULT_SERVE_PORT = 8470  # clear of 8000/8080 (dev servers), 8025 (Mailpit, smtp-sink), 8888 (Jupyter)
 
 PERMALINK_FIELDS = ("base_url", "stem", "date", "year", "month", "day")
 
@@ -61,13 +66,23 @@ PERMALINK_FIELDS = ("base_url", "stem", "date", "year", "month", "day")
 @dataclass(frozen=True)
 class SiteConfig:
     title: str = "Newsletter"
-    base_url: str = "https://example.org/"
-    language: str = "zh-CN"
+    configured_base_url: str = field(default="", metadata={"key": "base_url"})
+    language: str = DEFAULT_LANGUAGE
     timezone: ZoneInfo = field(default=ZoneInfo("UTC"), metadata={"convert": "zone"})
     author: str = ""
     email: str = ""
     permalink: str = ""  # empty: the archive page digest writes beside the feeds
     description: str = ""
+
+    @property
+    def base_url(self) -> str:
+        """Where the newsletter is published; feed entry ids and links are built from it, so never guessed."""
+        if not self.configured_base_url:
+            raise ConfigError(
+                "'site.base_url' is not set: feed ids and links are built from it and must never change; "
+                'set it in [site] to where the newsletter is published, e.g. base_url = "https://news.example.com/"'
+            )
+        return self.configured_base_url
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class ReleaseConfig:
 @dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
-    port: int = 8025
+    port: int = DEFAULT_SERVE_PORT
     subscribe_per_hour: int = 5
     confirm_window_minutes: int = 10
     confirm_ttl_hours: int = 48
@@ -320,7 +335,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate the config; raise :class:`ConfigError` naming the file and key."""
     found = find_config_path(path)
     if found is None:
-        raise ConfigError(f"no {CONFIG_NAME} in {Path.cwd()}; pass --config PATH or set {CONFIG_ENV}")
+        raise ConfigError(
+            f"no {CONFIG_NAME} in {Path.cwd()}; run `digest init` to write one from your issues, "
+            f"or pass --config PATH or set {CONFIG_ENV}"
+        )
     try:
         raw = found.read_bytes()
     except OSError as exc:
@@ -377,20 +395,7 @@ def config_from_mapping(data: Mapping[str, object], path: Path) -> Config:
     built["theme"] = check_theme(built["theme"], reader)  # type: ignore[arg-type]
     config = Config(path=path, **built)  # type: ignore[arg-type]
     _check(config, reader)
-    return _own_sections_only(config, data)
-
-
-def _own_sections_only(config: Config, data: Mapping[str, object]) -> Config:
-    """The default section names are Chinese (the first newsletter's): other languages start from none.
-
-    Otherwise an English newsletter would get empty 业界新闻 feeds and preference checkboxes.
-    """
-    if resolve_language(config.site.language) == "zh-CN":
-        return config
-    feeds = data.get("feeds", {})
-    own = feeds.get("sections", {}) if isinstance(feeds, Mapping) else {}
-    sections = types.MappingProxyType(dict(own) if isinstance(own, Mapping) else {})
-    return dataclasses.replace(config, feeds=dataclasses.replace(config.feeds, sections=sections))
+    return config
 
 
 class _Reader:
@@ -452,7 +457,7 @@ class _Reader:
             self.fail(f"'{key}' must be {options}, not {raw!r}")
         if convert == "slugs":
             table = self.expect(raw, Mapping, key)
-            slugs = dict(DEFAULT_SECTION_SLUGS)
+            slugs: dict[str, str] = {}
             for name, slug in table.items():
                 if not isinstance(slug, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
                     self.fail(f"'{key}.{name}' must be a lowercase ASCII slug like 'papers'")
@@ -545,7 +550,8 @@ def _check_transport(reader: _Reader, transport: str) -> None:
 def _check(config: Config, reader: _Reader) -> None:
     """Cross-field checks: values each of the right type but not right together."""
     site, email, release = config.site, config.email, config.release
-    _check_url(reader, "site.base_url", site.base_url, folder="")
+    if site.configured_base_url:
+        _check_url(reader, "site.base_url", site.configured_base_url, folder="")
     if email.base_url:
         reason = " (digest serve's pages are found under it)"
         _check_url(reader, "email.base_url", email.base_url, folder=reason)

@@ -86,6 +86,17 @@ def run_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+# The test newsletter's sections: digest knows none of its own, each newsletter names them.
+TEST_SECTIONS = {
+    "业界新闻": "news",
+    "论文": "papers",
+    "开源项目": "projects",
+    "博文": "blogs",
+    "应用": "apps",
+}
+SECTIONS = "".join(f'"{name}" = "{slug}"\n' for name, slug in TEST_SECTIONS.items())
+
+
 class Site:
     """A newsletter in a temporary directory: a config, an issues folder and helpers."""
 
@@ -97,14 +108,16 @@ class Site:
         self.write_config()
 
     def write_config(self, extra: str = "") -> None:
+        sections = "[feeds.sections]\n" + SECTIONS
+        if "[feeds.sections]\n" in extra:  # the test's own names join the newsletter's
+            extra, sections = extra.replace("[feeds.sections]\n", sections, 1), ""
         self.config_path.write_text(
             "[site]\n"
             'title = "简报"\n'
             'base_url = "https://news.example.org/"\n'
             'timezone = "Asia/Shanghai"\n'
             'author = "编辑部"\n'
-            'language = "zh-CN"\n'
-            "[paths]\n"
+            'language = "zh-CN"\n' + sections + "[paths]\n"
             'issues = "issues"\nfeeds = "feeds"\nstate = "state"\n'
             'subscribers = "subscribers.csv"\npreviews = "previews"\n' + extra,
             encoding="utf-8",

@@ -103,16 +103,23 @@ def test_invalid_config_names_the_key_and_the_file(tmp_path, text, message):
 def test_missing_config_says_how_to_fix_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
-    with pytest.raises(ConfigError, match="--config PATH or set DIGEST_CONFIG"):
+    with pytest.raises(ConfigError, match=r"run `digest init`.*--config PATH or set DIGEST_CONFIG"):
         load_config()
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.toml")
 
 
-def test_custom_section_slugs_extend_the_defaults(tmp_path):
-    config = load_config(write(tmp_path, "[feeds.sections]\n'观点' = 'opinions'\n"))
-    assert config.feeds.sections["观点"] == "opinions"
-    assert config.feeds.sections["博文"] == "blogs"
+def test_defaults_belong_to_no_one_newsletter(tmp_path):
+    config = load_config(write(tmp_path, "[feeds.sections]\n'Opinion' = 'opinions'\n"))
+    assert dict(config.feeds.sections) == {"Opinion": "opinions"}  # no built-in names in any language
+    assert config.site.language == "en"
+    assert config.serve.port not in (8000, 8025, 8080, 8888)
+
+
+def test_a_missing_base_url_is_an_error_where_ids_are_built(tmp_path):
+    config = load_config(write(tmp_path, "[site]\ntitle = 'Weekly'\n"))  # loading needs no URL
+    with pytest.raises(ConfigError, match=r"'site.base_url' is not set.*base_url = "):
+        _ = config.site.base_url
 
 
 def test_mailto_alone_is_enough_for_unsubscribing(tmp_path):

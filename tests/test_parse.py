@@ -11,8 +11,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conftest import TEST_SECTIONS
+from digest.newsletter import parse as _parse
 from digest.newsletter.model import Severity
-from digest.newsletter.parse import ParseOptions, UndatedIssue, derive_slug, parse_issue, read_issue
+from digest.newsletter.parse import ParseOptions, UndatedIssue, derive_slug, read_issue
+
+# The test newsletter's own section names: digest knows none of its own.
+SECTIONS = ParseOptions(section_slugs=TEST_SECTIONS)
+
+
+def parse_issue(data, path, options=None):
+    return _parse.parse_issue(data, path, options or SECTIONS)
+
 
 P = Path("2024-03-01.md")
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digest.newsletter.parse import parse_issue
+from conftest import TEST_SECTIONS
+from digest.newsletter import parse as _parse
+from digest.newsletter.parse import ParseOptions
+
+# The test newsletter's own section names: digest knows none of its own.
+SECTIONS = ParseOptions(section_slugs=TEST_SECTIONS)
+
+
+def parse_issue(data, path, options=None):
+    return _parse.parse_issue(data, path, options or SECTIONS)
+
 
 HEAD = "# 简报 (2026-11-20)：新一期\n\n## 论文\n\n"
 

@@ -309,7 +309,7 @@ def _full_disk_under(monkeypatch, root):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-def test_a_full_disk_is_a_logged_503_never_an_empty_reply(site, server, monkeypatch, capfd):
+def test_a_full_disk_is_a_logged_503_never_an_empty_reply(site, server, monkeypatch, caplog):
     """On a full disk the handler swallowed the error and sent an empty reply."""
     path = f"/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}"
     _full_disk_under(monkeypatch, site.root)
@@ -317,12 +317,12 @@ def test_a_full_disk_is_a_logged_503_never_an_empty_reply(site, server, monkeypa
     monkeypatch.undo()
     assert code == 503 and "请稍后再试" in page
     assert status_of(site, "a@example.com") == "active"  # nothing half-done, and not told it was done
-    logged = capfd.readouterr().err
+    logged = caplog.text  # digest serve's log: stderr, with time and level
     assert "POST /unsubscribe: 503" in logged and "No space left on device" in logged
     assert "token=" not in logged
 
 
-def test_a_change_that_cannot_be_made_is_a_503_try_again(site, server, monkeypatch, capfd):
+def test_a_change_that_cannot_be_made_is_a_503_try_again(site, server, monkeypatch, caplog):
     """A one-click unsubscribe for an address the list cannot rewrite was answered 200 "已退订"."""
     from digest.errors import SubscriberError
 
@@ -332,7 +332,7 @@ def test_a_change_that_cannot_be_made_is_a_503_try_again(site, server, monkeypat
     monkeypatch.setattr("digest.web.server.set_status", cannot)
     code, page, _ = one_click(server, f"/unsubscribe?token={token(site, 'a@example.com', 'unsubscribe')}")
     assert code == 503 and "请稍后再试" in page and "已退订" not in page
-    assert "cannot be read" in capfd.readouterr().err
+    assert "cannot be read" in caplog.text
 
 
 def test_the_rate_limiter_stays_small_with_a_hundred_thousand_clients():

@@ -185,7 +185,8 @@ def known_sections(slugs: Iterable[str], known: Collection[str]) -> frozenset[st
     sections = frozenset(s.strip() for s in slugs if s.strip())
     unknown = sorted(sections - set(known))
     if unknown:
-        raise SubscriberError(f"unknown section '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        listed = ", ".join(sorted(known)) or "none: name them in [feeds.sections]"
+        raise SubscriberError(f"unknown section '{unknown[0]}' (known: {listed})")
     return sections
 
 

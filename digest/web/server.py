@@ -22,8 +22,8 @@ the body. The endpoints are a WSGI application run by waitress
 from __future__ import annotations
 
 import http
+import logging
 import queue
-import sys
 import threading
 import time
 import urllib.parse
@@ -48,6 +48,10 @@ from digest.web.webhooks import MAX_BODY as WEBHOOK_MAX_BODY
 from digest.web.webhooks import webhook_for
 
 __all__ = ["RateLimiter", "SubscriptionServer", "send_confirmation"]
+
+log = logging.getLogger(
+    "digest.serve"
+)  # request lines and failures: `digest serve` gives them time and level
 
 CONFIRMATIONS_FILE = "confirmations.json"
 CHANGES_FILE = "address-changes.json"  # when each address last joined or left through these pages
@@ -150,7 +154,7 @@ class SubscriptionServer(WsgiServer):
             ).encode("utf-8")
             kind = "text/html; charset=utf-8"
         except DigestError as exc:  # a page template of the editor's that does not render
-            print(f"{request.client} {method} {request.path}: {exc}", file=sys.stderr, flush=True)
+            log.error("%s %s %s: %s", request.client, method, request.path, exc)
             page = try_again(_)
             body, kind = f"{page.message}\n".encode(), "text/plain; charset=utf-8"
         headers = [
@@ -161,7 +165,7 @@ class SubscriptionServer(WsgiServer):
         status = f"{page.status} {http.HTTPStatus(page.status).phrase}"
         start_response(status, headers)
         # Never log query strings: they carry tokens.
-        print(f"{request.client} {method} {request.path} {page.status}", flush=True)
+        log.info("%s %s %s %s", request.client, method, request.path, page.status)
         return [b""] if method == "HEAD" else [body]
 
     def _answer(self, method: str, request: _Request) -> Page:
@@ -177,13 +181,11 @@ class SubscriptionServer(WsgiServer):
             )
         except (DigestError, OSError) as exc:
             reason = exc if isinstance(exc, DigestError) else f"{exc.strerror or exc} ({exc.filename or '-'})"
-            print(f"{request.client} {method} {request.path}: 503: {reason}", file=sys.stderr, flush=True)
+            log.error("%s %s %s: 503: %s", request.client, method, request.path, reason)
             return try_again(_)
         except Exception as exc:  # a bug: one line in the log, and the reader is told to try again
             name = exc.__class__.__name__
-            print(
-                f"{request.client} {method} {request.path}: 503: {name}: {exc}", file=sys.stderr, flush=True
-            )
+            log.error("%s %s %s: 503: %s: %s", request.client, method, request.path, name, exc)
             return try_again(_)
 
     # -- the endpoints: (method, route) -> Page ------------------------------------------------
@@ -207,7 +209,7 @@ class SubscriptionServer(WsgiServer):
             try:  # first: no confirmation link mailed before now works after
                 self.changes.note(email, now)
             except DigestError as exc:  # leaving must not depend on it: links already used stay used
-                print(f"unsubscribe: {exc}", file=sys.stderr, flush=True)
+                log.warning("unsubscribe: %s", exc)
             set_status(self.config.paths.subscribers, self._known, email, "unsubscribed")
             return Page(
                 200,
@@ -366,7 +368,7 @@ class _Confirmations:
             try:
                 self._confirm_one(email, sections, now)
             except Exception as exc:  # the worker must outlive any one request
-                print(f"confirmation for a subscribe request not sent: {exc}", flush=True)
+                log.warning("confirmation for a subscribe request not sent: %s", exc)
             finally:
                 self.requests.task_done()
 
@@ -424,7 +426,7 @@ def _keep_index_warm(config: Config, every: float = 10.0) -> None:
             try:
                 warm_index(path, config.feeds.slugs)
             except DigestError as exc:  # a change then rebuilds it itself, or answers 503
-                print(f"subscriber index: {exc}", file=sys.stderr, flush=True)
+                log.warning("subscriber index: %s", exc)
             seen = signature
         time.sleep(every)
 
@@ -444,13 +446,13 @@ def _answer_webhook(
             status, text = 503, f"not recorded, try again later: {getattr(exc, 'message', exc)}"
         except Exception as exc:  # a bug: one line in the log, and the sender retries later
             status, text = 503, "not recorded, try again later"
-            print(f"webhook {environ.get('PATH_INFO', '')}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+            log.error("webhook %s: %s: %s", environ.get("PATH_INFO", ""), exc.__class__.__name__, exc)
     else:
         status, text = 413, "refused: no Content-Length, or too long"
     body = (text + "\n").encode("utf-8")
     kind = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     start_response(f"{status} {http.HTTPStatus(status).phrase}", [*kind, *SECURITY_HEADERS.items()])
-    print(f"{_client(environ, config)} POST {environ.get('PATH_INFO', '')} {status}", flush=True)
+    log.info("%s POST %s %s", _client(environ, config), environ.get("PATH_INFO", ""), status)
     return [body]
 
 
