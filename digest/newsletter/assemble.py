@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
 from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
+from digest.newsletter.outline import clean_heading, match_bracket, short_label_end
 from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawProse, RawSection, Scan
 
 __all__ = [
@@ -350,8 +351,13 @@ def parse_head(text: str) -> ItemHead:
     """Take apart ``[label] [title | source](url) [[extra]](url2) tail``."""
     head = ItemHead()
     pos = _skip_spaces(text, 0)
+    label_end = short_label_end(text[pos:])
+    if label_end and "[" in text[pos + label_end : pos + label_end + 1]:
+        label = clean_heading(text[pos : pos + label_end])
+        head.labels.extend([label] if label else [])
+        pos = _skip_spaces(text, pos + label_end)
     while pos < len(text) and text[pos] == "[":
-        close = _match_bracket(text, pos)
+        close = match_bracket(text, pos)
         if close is None:
             head.unclosed = True
             head.text = text[pos + 1 :].strip()
@@ -392,7 +398,7 @@ def _extra_links(text: str) -> tuple[list[Link], str]:
         pos = _skip_spaces(text, pos)
         if pos >= len(text) or text[pos] != "[":
             return links, text[pos:]
-        close = _match_bracket(text, pos)
+        close = match_bracket(text, pos)
         if close is None or close + 1 >= len(text) or text[close + 1] != "(":
             return links, text[pos:]
         url, end, _ = _destination(text, close + 2)
@@ -409,21 +415,6 @@ def _skip_spaces(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t":
         pos += 1
     return pos
-
-
-def _match_bracket(text: str, start: int) -> int | None:
-    depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char == "\\":
-            continue
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
 
 
 def _destination(text: str, start: int) -> tuple[str, int | None, bool]:

@@ -25,6 +25,7 @@ __all__ = [
     "html_to_text",
     "inline_markdown_to_html",
     "is_safe_url",
+    "markdown_links",
     "markdown_to_html",
     "sanitize_html",
     "strip_xml_illegal",
@@ -144,6 +145,49 @@ def _image_as_link(self, tokens, idx, options, env) -> str:  # type: ignore[no-u
     token = tokens[idx]
     alt = html.escape(token.content or "图片")
     return f'<a href="{html.escape(token.attrGet("src") or "")}">[图：{alt}]</a>'
+
+
+_HTML_HREF = re.compile(r"""\bhref\s*=\s*["']?\s*(https?://[^"'\s>]+)""", re.I)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+
+
+@functools.cache
+def _link_reader():  # type: ignore[no-untyped-def]
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["strikethrough", "table"])
+
+
+def markdown_links(markdown: str) -> list[tuple[int, str]]:
+    """Every http(s) link of a markdown text, with its 0-based line: what a reader could follow.
+
+    Links, images, autolinks, bare URLs and ``href`` in raw HTML count; code and HTML
+    comments do not, nor a reference link whose definition is missing.
+    """
+    found: list[tuple[int, str]] = []
+    for token in _link_reader().parse(markdown):
+        line = token.map[0] if token.map else 0
+        if token.type == "html_block":
+            found.extend((line, url) for url in _HTML_HREF.findall(_COMMENT.sub("", token.content)))
+        elif token.type == "inline":
+            found.extend((line, url) for url in _inline_links(token.children or []))
+    return [(line, url) for line, url in found if url.lower().startswith(("http://", "https://"))]
+
+
+def _inline_links(children: list) -> Iterator[str]:  # type: ignore[type-arg]
+    depth = 0
+    for token in children:
+        if token.type == "link_open":
+            depth += 1
+            yield str(token.attrGet("href") or "")
+        elif token.type == "link_close":
+            depth -= 1
+        elif token.type == "image":
+            yield str(token.attrGet("src") or "")
+        elif token.type == "html_inline" and not token.content.startswith("<!--"):
+            yield from _HTML_HREF.findall(token.content)
+        elif token.type == "text" and depth == 0 and "http" in token.content:
+            yield from (url for _, _, url in find_urls(token.content))
 
 
 def markdown_to_html(markdown: str) -> str:

@@ -20,6 +20,7 @@ from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_referen
 from digest.newsletter.markup import C0_CONTROLS
 from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Finding, Severity
+from digest.newsletter.outline import clean_heading, is_link_heading, led_by_link, outline
 
 __all__ = [
     "BACK_ISSUES",
@@ -49,6 +50,7 @@ _FOOTER = re.compile(
 _HTML_ONLY = re.compile(r"^<(font|img|center|div|span|br)\b.*$", re.I)
 _BULLET_LINE = re.compile(r"^[-*+](?:\s+(.*))?$")
 LABEL_LINE = re.compile(r"^([^\s：:\[\]()（）<>*#/]{1,12}?)\s*[：:]\s*(.*)$")
+_ITEM_LABELS = frozenset({"摘要", "**摘要**"})  # a summary line: the bullet above it is an item
 _CONTROL = re.compile(f"[{C0_CONTROLS}\x7f\ufffe\uffff]")  # what XML forbids, and DEL
 
 
@@ -134,6 +136,7 @@ class Scan:
     sections: tuple[RawSection, ...]
     preamble: tuple[RawProse, ...] = ()
     front_lines: dict[str, int] = field(default_factory=dict)  # metadata key -> its line, for findings
+    left_out: tuple[RawProse, ...] = ()  # boilerplate left out by rule (back issues, skipped sections)
 
 
 _FRONT_KEY = re.compile(r"^\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*[:=]")
@@ -163,7 +166,8 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         log.note(
             line, "unclosed-comment", WARNING, "'<!--' is never closed with '-->': all after it is hidden"
         )
-    scanner = BlockScanner(log, lines, blocks, rules or SectionRules())
+    front_title = isinstance(front.get("title"), str) and bool(front["title"].strip())
+    scanner = BlockScanner(log, lines, blocks, rules or SectionRules(), front_title)
     scanner.walk()
     intro = " ".join(scanner.intro).strip()
     preamble = scanner.preamble
@@ -182,6 +186,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         sections=tuple(scanner.sections),
         preamble=tuple(preamble),
         front_lines=_front_lines(lines, body_start),
+        left_out=tuple(scanner.left_out),
     )
 
 
@@ -339,8 +344,20 @@ class BlockScanner(_HeaderReader):
     It only sorts; what an item's lines mean is :mod:`.assemble`'s job.
     """
 
-    def __init__(self, log: FindingLog, lines: list[str], blocks: Blocks, rules: SectionRules):
+    def __init__(
+        self,
+        log: FindingLog,
+        lines: list[str],
+        blocks: Blocks,
+        rules: SectionRules,
+        front_title: bool = False,
+    ):
         self.log, self.lines, self.blocks, self.rules = log, lines, blocks, rules
+        headings = [b for b in blocks.blocks if b.kind == "heading"]
+        shape = outline([(b.level, b.text) for b in headings], front_title)
+        self.title_block = headings[shape.title_index] if shape.title_index >= 0 else None
+        self.section_level = shape.section_level
+        self.left_out: list[RawProse] = []
         self.title: tuple[int, str] | None = None
         self.tagline: str | None = None
         self.intro: list[str] = []
@@ -386,23 +403,38 @@ class BlockScanner(_HeaderReader):
             if self.is_bullet(block) and "](" in self.lines[block.start] and self.sections:
                 self.mode = "section"
                 self.section_block(block)
+            else:
+                self.leave_out(block)
         elif self.mode == "section":
             self.section_block(block)
+        else:
+            self.leave_out(block)
+
+    def leave_out(self, block: Block) -> None:
+        """A block of boilerplate (a skipped section, the footer): kept aside, so lint can show it."""
+        lines = self.block_lines(block)
+        if any(s.strip() for s in lines):
+            self.left_out.append(RawProse(line=block.start + 1, lines=lines))
 
     # -- headings -------------------------------------------------------------------------------
 
     def heading(self, block: Block) -> None:
         no = block.start + 1
-        if block.level == 2 or (block.level == 1 and self.title is not None):
+        if block is self.title_block:
+            if self.title is None:
+                self.title = (no, block.text.strip())
+        elif block.level <= self.section_level:
             self.section_heading(no, block.text)
-        elif self.title is None and not self.sections:
-            self.title = (no, block.text.strip())
         elif self.mode == "header":
             self.add_prose(self.preamble, block)
+        elif self.mode == "section" and self.sections[-1].kind == "items" and is_link_heading(block.text):
+            self.start_item(block, block.text.strip())
         elif (
             self.mode in ("section", "skip") and self.sections and (self.mode == "section" or self.skip_level)
         ):
             self.subsection_heading(block)
+        else:
+            self.leave_out(block)
 
     def section_heading(self, no: int, text: str) -> None:
         name = clean_heading(text)
@@ -436,17 +468,11 @@ class BlockScanner(_HeaderReader):
     def section_block(self, block: Block) -> None:
         if block.kind == "hr":
             self.close_item(block.start)
-            self.mode = "footer"
             return
         section = self.sections[-1]
         head = self.item_head(block) if section.kind == "items" else None
         if head is not None:
-            self.close_item(block.start)
-            self.prose = None
-            self.item = RawItem(line=block.start + 1, head=head, subsection=self.subsection)
-            self.item_end = block.start + 1
-            section.items.append(self.item)
-            self.extend_item(block.end)
+            self.start_item(block, head)
             return
         if self.item is not None:
             self.extend_item(block.end)
@@ -454,30 +480,58 @@ class BlockScanner(_HeaderReader):
         footer = self.footer_at(block)
         if footer == block.start:
             self.mode = "footer"
+            self.leave_out(block)
             return
-        if block.kind in ("para", "html") and _HTML_ONLY.match(self.lines[block.start].strip()):
+        if self.is_decoration(block):
             return
         self.add_prose(section.prose, block, footer)
+
+    def start_item(self, block: Block, head: str) -> None:
+        self.close_item(block.start)
+        self.prose = None
+        self.item = RawItem(line=block.start + 1, head=head, subsection=self.subsection)
+        self.item_end = block.start + 1
+        self.sections[-1].items.append(self.item)
+        self.extend_item(block.end)
+
+    def is_decoration(self, block: Block) -> bool:
+        """Raw HTML that only lays out the page (``<center>``, ``<img>``) and links nowhere."""
+        if block.kind not in ("para", "html") or not _HTML_ONLY.match(self.lines[block.start].strip()):
+            return False
+        return not any("http" in self.text(i) for i in range(block.start, block.end))
 
     def item_head(self, block: Block) -> str | None:
         """The head of the item ``block`` starts, in the section's style; None when it is no item."""
         raw = self.text(block.start)
         if block.kind == "item" and not raw[:1].isspace():
             style = "numbered" if block.ordered else "bullet"
-            if self.style in ("", style):
+            match = _MARKER.match(raw.rstrip())
+            head = (match.group(1) or "") if match else raw.strip()
+            if self.style in ("", style) and (led_by_link(head) or self.item_shaped(block)):
                 self.style = style
-                match = _MARKER.match(raw.rstrip())
-                return (match.group(1) or "") if match else raw.strip()
+                return head
             return None
         if block.kind == "para" and self.style in ("", "numbered"):
             match = _NUMBERED.match(raw.strip())
             if match:
-                self.style = "numbered"
                 head = match.group(2)
                 if match.group(1) and "**" in head:  # '**1、title**': the bold is the number's
                     head = head.replace("**", "", 1)
+                if head.strip() and not led_by_link(head):
+                    return None
+                self.style = "numbered"
                 return head
         return None
+
+    def item_shaped(self, block: Block) -> bool:
+        """A bullet with no link that still carries an item's own lines: a summary or a labelled link."""
+        for index in range(block.start + 1, min(block.end, block.start + 4)):
+            label = LABEL_LINE.match(self.text(index).strip())
+            if label and (
+                label.group(1) in _ITEM_LABELS or label.group(2).startswith(("http://", "https://"))
+            ):
+                return True
+        return False
 
     def extend_item(self, end: int) -> None:
         """The item's body runs on to ``end``; a footer line stops it (and what follows is dropped)."""
@@ -530,12 +584,3 @@ class BlockScanner(_HeaderReader):
 
     def is_bullet(self, block: Block) -> bool:
         return block.kind == "item" and not block.ordered and not self.lines[block.start][:1].isspace()
-
-
-def clean_heading(text: str) -> str:
-    """A heading's name without bold, a wrapping link or a trailing colon."""
-    name = text.strip().strip("*").strip()
-    link = re.fullmatch(r"\[(.*?)\]\(.*\)", name)
-    if link:
-        name = link.group(1).strip()
-    return name.rstrip("：:").strip()
