@@ -81,9 +81,12 @@ class ItemHead:
 class Assembler:
     """Builds the model's items and sections from raw ones, noting every repair in the log."""
 
-    def __init__(self, log: FindingLog, section_slugs: Mapping[str, str]):
+    def __init__(
+        self, log: FindingLog, section_slugs: Mapping[str, str], references: Mapping[str, str] | None = None
+    ):
         self.log = log
         self.section_slugs = section_slugs
+        self.references = references or {}
 
     def warmup(self, entries: list[tuple[int, str]]) -> Iterable[tuple[str, str]]:
         for line, text in entries:
@@ -116,7 +119,10 @@ class Assembler:
         """A block shown as written: an essay, a cover picture, a quote, a table."""
         markdown = "\n".join(raw.lines).strip("\n")
         return Prose(
-            markdown=markdown, html=markdown_to_html(markdown), line=raw.line, subsection=raw.subsection
+            markdown=markdown,
+            html=markdown_to_html(markdown, self.references),
+            line=raw.line,
+            subsection=raw.subsection,
         )
 
     def item(self, raw: RawItem) -> Item:
@@ -182,7 +188,7 @@ class Assembler:
             source=source,
             labels=tuple(head.labels),
             summary=summary,
-            summary_html=markdown_to_html(summary),
+            summary_html=markdown_to_html(summary, self.references),
             links=tuple(links),
             fields=tuple(fields),
             line=line,
@@ -286,9 +292,9 @@ class Assembler:
     def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
         """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
         items = [item for section in sections for item in section.items]
-        prose = scan.preamble or any(section.prose for section in sections)
+        prose = scan.preamble or scan.warmup or scan.intro or any(section.prose for section in sections)
         if not items and not prose and not self.log.has("empty-file"):
-            self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
+            self.log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
         if scan.title and not scan.intro and scan.intro_line:
             self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
         seen: dict[str, int] = {}

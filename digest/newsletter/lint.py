@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.errors import ParseError
-from digest.newsletter.markup import markdown_links
+from digest.newsletter.markup import markdown_links, normalize_link
 from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.parse import ParseOptions, UndatedIssue, parse_issue, read_source
@@ -122,7 +122,7 @@ def _hrefs(fragment: str) -> Iterator[str]:
 def _item_urls(issue: Issue) -> set[str]:
     urls: set[str] = set()
     for item in issue.items:
-        urls.update(u for u in (item.url, *(link.url for link in item.links)) if u)
+        urls.update(normalize_link(u) for u in (item.url, *(link.url for link in item.links)) if u)
         urls.update(_hrefs(item.summary_html))
     return urls
 

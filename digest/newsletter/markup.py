@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "is_safe_url",
     "markdown_links",
     "markdown_to_html",
+    "normalize_link",
     "sanitize_html",
     "strip_xml_illegal",
 ]
@@ -158,6 +159,11 @@ def _link_reader():  # type: ignore[no-untyped-def]
     return MarkdownIt("commonmark", {"html": True}).enable(["strikethrough", "table"])
 
 
+def normalize_link(url: str) -> str:
+    """A URL as markdown links carry it in HTML (non-ASCII text percent-encoded, IDNA hosts)."""
+    return str(_link_reader().normalizeLink(url.strip()))
+
+
 def markdown_links(markdown: str) -> list[tuple[int, str]]:
     """Every http(s) link of a markdown text, with its 0-based line: what a reader could follow.
 
@@ -190,10 +196,19 @@ def _inline_links(children: list) -> Iterator[str]:  # type: ignore[type-arg]
             yield from (url for _, _, url in find_urls(token.content))
 
 
-def markdown_to_html(markdown: str) -> str:
-    """Render block markdown (summaries) to sanitised HTML."""
+def markdown_to_html(markdown: str, references: Mapping[str, str] | None = None) -> str:
+    """Render block markdown (summaries) to sanitised HTML.
+
+    ``references`` (label -> URL) are the issue's reference-link definitions: those the
+    fragment names are appended, so ``[text][label]`` works anywhere, even across lines.
+    """
     if not markdown.strip():
         return ""
+    if references and "]" in markdown:
+        folded = " ".join(markdown.split()).casefold()
+        used = [f"[{label}]: <{url}>" for label, url in references.items() if f"[{label}]" in folded]
+        if used:
+            markdown = markdown + "\n\n" + "\n".join(used)
     return sanitize_html(_renderer().render(markdown))
 
 

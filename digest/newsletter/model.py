@@ -8,6 +8,7 @@ pick the form it needs without parsing again.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,7 @@ class Severity(StrEnum):
         return _RANK[self]
 
 
+_WIDE = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _RANK = {Severity.FATAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
 
 
@@ -181,7 +183,10 @@ class Issue:
     @property
     def full_title(self) -> str:
         """The title with its headline, as feeds and subjects show it."""
-        return f"{self.title}：{self.headline}" if self.headline else self.title
+        if not self.headline:
+            return self.title
+        wide = _WIDE.search(self.title)  # a CJK title takes the full-width colon
+        return f"{self.title}{'：' if wide else ': '}{self.headline}"
 
     @property
     def items(self) -> tuple[Item, ...]:

@@ -20,6 +20,7 @@ __all__ = ["Outline", "clean_heading", "led_by_link", "match_bracket", "outline"
 _LEADING_SYMBOLS = re.compile(r"^[^\w\[\]()（）<>`*_~]*", re.UNICODE)
 _LABEL_WORDS = re.compile(r"^(?:\*\*|__|\*|_)?[^\[\]()\n]{1,40}?[：:](?:\*\*|__|\*|_)?[：:]?\s+")
 _BRACKET_LABEL = re.compile(r"^[【〔]([^【】〔〕]{1,30})[】〕]\s*")
+_INNER_LINK = re.compile(r"\[[^\[\]]*\]\(")
 _INLINE_MARKUP = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`|~~)")
 
 
@@ -102,8 +103,8 @@ def led_by_link(text: str) -> bool:
     pos = short_label_end(text)
     while pos < len(text) and text[pos] == "[":
         close = match_bracket(text, pos)
-        if close is None:
-            return True  # an unclosed '[title': still the item's link, repaired later
+        if close is None:  # an unclosed '[title' is the item's link, repaired later, unless a link follows
+            return not _INNER_LINK.search(text, pos + 1)
         after = close + 1
         if after < len(text) and text[after] == "(":
             return True

@@ -36,7 +36,7 @@ from digest.newsletter.discover import DRAFT_FOLDERS
 from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
 from digest.newsletter.model import Finding, Issue, Severity
-from digest.newsletter.scan import FindingLog, SectionRules, scan_text
+from digest.newsletter.scan import FindingLog, Scan, SectionRules, scan_text
 from digest.newsletter.wallclock import wall_clock
 
 __all__ = [
@@ -52,6 +52,8 @@ __all__ = [
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
 _DATE_PAREN = re.compile(r"[(（]\s*([^()（）]{6,40}?)\s*[)）]")
+_DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{4}[-./年]\d{1,2}[-./月]\d{1,2})日?(?!\d)")
+_INDEX_STEMS = frozenset({"index", "_index", "readme"})
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
 
@@ -157,12 +159,13 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     log = FindingLog()
     scan = scan_text(data, log, options.rules)
     title_line, title_text = scan.title or (0, "")
-    title, headline, h1_date = _title(title_line, title_text, scan.front, scan.empty, log)
+    title, headline, h1_date = _title(title_line, title_text, scan, path, log)
     date, published = _date(h1_date, title_line, scan.front, path, options, log)
-    assembler = Assembler(log, options.section_slugs)
+    assembler = Assembler(log, options.section_slugs, scan.references)
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
     preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
+    left_out = tuple(assembler.prose(raw) for raw in scan.left_out)
     assembler.check_issue(scan, sections)
     send_at = _send_at(scan.front, scan.front_lines, options.timezone, log)
     findings = log.sorted()
@@ -187,6 +190,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         number=issue_number(scan.front, title_text or title, path.stem),
         preamble=preamble,
         send_at=send_at,
+        left_out=left_out,
     )
 
 
@@ -224,33 +228,55 @@ def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
     return draft is True or published is False or str(status or "").strip().lower() in ("draft", "hidden")
 
 
-def _title(
-    line: int, text: str, front: Mapping[str, Any], empty: bool, log: FindingLog
-) -> tuple[str, str, dt.date | None]:
-    """Title, headline and the date in the title's ``(YYYY-MM-DD)``, if any."""
+def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tuple[str, str, dt.date | None]:
+    """Title, headline and the date the title names, if any.
+
+    The front matter's ``title`` comes first, else the ``#`` title line; either is split
+    into title and headline at a colon (or after a ``(date)``). With neither, the file's
+    name stands as the title, with a warning.
+    """
+    front_title = scan.front.get("title")
+    line_date = _title_date(text)[0] if text else None
+    if isinstance(front_title, str) and front_title.strip():
+        line, text = scan.front_lines.get("title", 1), front_title.strip()
     if not text:
-        fallback = str(front.get("title") or "").strip()
-        if not fallback and not empty:
-            log.note(
-                line,
-                "no-title",
-                ERROR,
-                "no '# title' line: add one such as '# 简报 (2024-01-31)：headline'",
-            )
-        return fallback, "", None
-    match = _DATE_PAREN.search(text)
-    h1_date = _parse_date(match.group(1)) if match else None
-    if match and h1_date is not None:
-        title, rest = text[: match.end()].strip(), text[match.end() :]
+        fallback = _title_from_name(path)
+        if not scan.empty:
+            message = f"no title in the front matter or a '# ' title line; titled '{fallback}' after the file"
+            log.note(line, "no-title", WARNING, message)
+        return fallback, "", line_date
+    title_date, date_end = _title_date(text)
+    if date_end is not None:
+        title, rest = text[:date_end].strip(), text[date_end:]
     else:
-        colon = re.search(r"[：:]", text)
+        colon = re.search(r"[：:](?!//)", text)
         title, rest = (text[: colon.start()].strip(), text[colon.end() :]) if colon else (text, "")
+        if not title:  # ': headline' has no title before its colon
+            title, rest = text, ""
     headline = rest.strip().lstrip("：:").strip()
     if _PLACEHOLDER.search(text):
         log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
-    elif match and not headline and rest.strip().startswith(("：", ":")):
+    elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
         log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
-    return title, headline, h1_date
+    return title, headline, title_date or line_date
+
+
+def _title_date(text: str) -> tuple[dt.date | None, int | None]:
+    """The date a title names, and where the title ends when it is a ``(date)``: the headline follows."""
+    match = _DATE_PAREN.search(text)
+    if match and (date := _parse_date(match.group(1))) is not None:
+        return date, match.end()
+    found = _DATE_IN_TEXT.search(text)
+    return (_parse_date(found.group(1)) if found else None), None
+
+
+def _title_from_name(path: Path) -> str:
+    """``issue-172.md`` stands as 'Issue 172'; a folder's ``index.md`` as the folder's name."""
+    stem = path.parent.name if path.stem.lower() in _INDEX_STEMS and path.parent.name else path.stem
+    if not re.search(r"[^\W\d_]", stem):
+        return stem
+    words = re.sub(r"[-_]+", " ", stem).strip()
+    return words[:1].upper() + words[1:]
 
 
 def _date(

@@ -137,6 +137,7 @@ class Scan:
     preamble: tuple[RawProse, ...] = ()
     front_lines: dict[str, int] = field(default_factory=dict)  # metadata key -> its line, for findings
     left_out: tuple[RawProse, ...] = ()  # boilerplate left out by rule (back issues, skipped sections)
+    references: dict[str, str] = field(default_factory=dict)  # reference-link label -> URL
 
 
 _FRONT_KEY = re.compile(r"^\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*[:=]")
@@ -187,6 +188,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         preamble=tuple(preamble),
         front_lines=_front_lines(lines, body_start),
         left_out=tuple(scanner.left_out),
+        references=blocks.references,
     )
 
 
@@ -424,7 +426,7 @@ class BlockScanner(_HeaderReader):
             if self.title is None:
                 self.title = (no, block.text.strip())
         elif block.level <= self.section_level:
-            self.section_heading(no, block.text)
+            self.section_heading(block)
         elif self.mode == "header":
             self.add_prose(self.preamble, block)
         elif self.mode == "section" and self.sections[-1].kind == "items" and is_link_heading(block.text):
@@ -436,19 +438,30 @@ class BlockScanner(_HeaderReader):
         else:
             self.leave_out(block)
 
-    def section_heading(self, no: int, text: str) -> None:
-        name = clean_heading(text)
-        self.close_item(no - 1)
+    def section_heading(self, block: Block) -> None:
+        no = block.start + 1
+        name = clean_heading(block.text)
+        self.close_item(block.start)
         self.prose, self.subsection, self.skip_level, self.style = None, "", 0, ""
         kind = self.rules.kind(name)
         if kind == "skip":
             self.mode = "skip"
+            self.leave_out(block)
             return
         self.mode = "section"
         self.sections.append(RawSection(name=name, line=no, kind=kind))
+        self.heading_links(block)
+
+    def heading_links(self, block: Block) -> None:
+        """A heading's links stay with its part, as a line of prose: its name is plain text."""
+        if "](" in block.text or "http" in block.text:
+            self.sections[-1].prose.append(
+                RawProse(line=block.start + 1, lines=[block.text.strip()], subsection=self.subsection)
+            )
 
     def subsection_heading(self, block: Block) -> None:
         if self.skip_level and block.level > self.skip_level:
+            self.leave_out(block)
             return
         self.close_item(block.start)
         self.prose, self.skip_level = None, 0
@@ -456,12 +469,14 @@ class BlockScanner(_HeaderReader):
         kind = self.rules.kind(name)
         if kind == "skip":
             self.mode, self.skip_level = "skip", block.level
+            self.leave_out(block)
             return
         self.mode = "section"
         self.subsection = name
         section = self.sections[-1]
         if name not in section.subsections:
             section.subsections.append(name)
+        self.heading_links(block)
 
     # -- sections -------------------------------------------------------------------------------
 
