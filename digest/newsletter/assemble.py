@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from digest.newsletter.blocks import resolve_references
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
 from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
 from digest.newsletter.outline import clean_heading, match_bracket, short_label_end
@@ -97,7 +98,10 @@ class Assembler:
                     line, "empty-warmup-entry", ERROR, f"warm-up entry has no text: {body or '-'!r}"
                 )
                 continue
-            yield body, inline_markdown_to_html(body)
+            if "\n" in body:  # an entry of several paragraphs (its quote, its note)
+                yield body, markdown_to_html(body, self.references)
+            else:
+                yield body, inline_markdown_to_html(body)
 
     def section(self, raw: RawSection) -> Section:
         slug, known = derive_slug(raw.name, self.section_slugs)
@@ -129,7 +133,7 @@ class Assembler:
         head = parse_head(raw.head)
         body = raw.body
         if head.unclosed:
-            joined = join_continuation(raw.head, body)
+            joined = join_continuation(raw.head, body, self.references)
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
@@ -369,6 +373,9 @@ def parse_head(text: str) -> ItemHead:
             head.text = text[pos + 1 :].strip()
             return head
         after = _skip_spaces(text, close + 1)
+        if after == close + 1 and _is_reference(text, after):  # '[text][label]' with no definition
+            head.text = text[pos:].strip()
+            return head
         is_label = (
             close + 1 < len(text)
             and text[close + 1] != "("
@@ -435,7 +442,7 @@ def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
             depth += 1
         elif char == ")":
             if depth == 0:
-                return text[start : url_end or index].strip(), index + 1, False
+                return _unbracket(text[start : url_end or index].strip()), index + 1, False
             depth -= 1
     fullwidth = text.find("）", start)
     if fullwidth != -1:
@@ -443,14 +450,31 @@ def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
     return text[start:].strip(), None, False
 
 
-def join_continuation(head_text: str, body: list[tuple[int, str]]) -> tuple[ItemHead, int] | None:
+def _is_reference(text: str, start: int) -> bool:
+    """``[label]`` or ``[]`` at ``start`` not followed by ``(``: the second half of a reference link."""
+    if start >= len(text) or text[start] != "[":
+        return False
+    close = match_bracket(text, start)
+    if close is None or text[close + 1 : close + 2] == "(":
+        return False
+    return not text[close + 1 :].lstrip(" \t").startswith("[")  # '[a][b] [title](url)': two labels
+
+
+def _unbracket(url: str) -> str:
+    """``(<https://x.org/a b>)``: CommonMark's angle-bracketed destination, without its brackets."""
+    return url[1:-1].strip() if url.startswith("<") and url.endswith(">") else url
+
+
+def join_continuation(
+    head_text: str, body: list[tuple[int, str]], references: Mapping[str, str] | None = None
+) -> tuple[ItemHead, int] | None:
     """An unclosed ``[title`` may continue on the next lines; join up to three of them."""
     joined = head_text
     for count, (_, raw) in enumerate(body[:3], start=1):
         if not raw.strip() or _ANY_BULLET.match(raw) or raw.startswith("#"):
             return None
         joined = f"{joined.rstrip()} {raw.strip()}"
-        head = parse_head(joined)
+        head = parse_head(resolve_references(joined, dict(references)) if references else joined)
         if not head.unclosed:
             return head, count
     return None
@@ -480,10 +504,11 @@ def normalize_summary(lines: list[str]) -> str:
         if not run:
             return
         levels = sorted({indent for indent, _, _ in run})
+        base = levels.index(run[0][0])  # the run's first line starts the list, however indented
         if out and out[-1]:
             out.append("")
         for indent, marker, content in run:
-            depth = levels.index(indent)
+            depth = max(0, levels.index(indent) - base)
             if re.fullmatch(r"\d+[.)]", marker):
                 bullet = marker
             elif marker[0].isdigit():

@@ -110,7 +110,9 @@ def led_by_link(text: str) -> bool:
             return True
         if after < len(text) and text[after] == "[":  # '[a][b](u)': a glued label; '[a][b]': a reference
             second = match_bracket(text, after)
-            if second is None or (second + 1 < len(text) and text[second + 1] == "("):
+            if second is None:  # '[text][label' continued on the next line: a reference, text here
+                return False
+            if second + 1 < len(text) and text[second + 1] == "(":
                 return True
             after = second + 1
             if not text[after:].startswith((" ", "\t")):

@@ -271,7 +271,7 @@ class _HeaderReader:
         if self.footer_at(block) == block.start:
             self.mode = "footer"
             return
-        tagline = _TAGLINE.match(first)
+        tagline = _TAGLINE.match(first) if "](" not in first and "http" not in first else None
         if block.kind == "para" and tagline and self.tagline is None and not self.warmup:
             self.tagline = tagline.group(1).strip()  # its first line; what follows is read on its own
             if block.end - block.start > 1:
@@ -314,18 +314,24 @@ class _HeaderReader:
 
     def warmup_entries(self, block: Block) -> None:
         """Each bullet is an entry; an unbulleted ``label：text`` line starts one too (with a warning)."""
-        open_entry = False
+        open_entry = blank = False
         for index in range(block.start, block.end):
             raw = self.text(index)
             stripped = raw.strip()
             if not stripped:
-                open_entry = False
+                blank = open_entry
                 continue
             bullet = _BULLET_LINE.match(stripped)
             if bullet:
                 self.warmup.append((index + 1, bullet.group(1) or ""))
-                open_entry = True
-            elif not open_entry:
+                open_entry, blank = True, False
+            elif open_entry and blank and raw[:1].isspace():  # a paragraph of the entry: a quote, a note
+                last_no, last = self.warmup[-1]
+                indent = len(raw) - len(raw.lstrip())
+                self.warmup[-1] = (last_no, f"{last}\n\n{raw[min(indent, 4) :].rstrip()}")
+                blank = False
+            elif not open_entry or blank:
+                open_entry = blank = False
                 self.notes.append(stripped)
             elif not raw[:1].isspace() and LABEL_LINE.match(stripped):
                 self.log.note(
