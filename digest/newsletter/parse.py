@@ -236,9 +236,10 @@ def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tup
     name stands as the title, with a warning.
     """
     front_title = scan.front.get("title")
-    line_date = _title_date(text)[0] if text else None
-    if isinstance(front_title, str) and front_title.strip():
-        line, text = scan.front_lines.get("title", 1), front_title.strip()
+    line_date = _title_date(text)[0] if text else None  # the date is read from the title line only
+    from_front = isinstance(front_title, str) and bool(front_title.strip())
+    if from_front:
+        line, text = scan.front_lines.get("title", 1), str(front_title).strip()
     if not text:
         fallback = _title_from_name(path)
         if not scan.empty:
@@ -258,13 +259,14 @@ def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tup
         log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
     elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
         log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
-    return title, headline, title_date or line_date
+    return title, headline, line_date if from_front else title_date
 
 
 def _title_date(text: str) -> tuple[dt.date | None, int | None]:
     """The date a title names, and where the title ends when it is a ``(date)``: the headline follows."""
     match = _DATE_PAREN.search(text)
-    if match and (date := _parse_date(match.group(1))) is not None:
+    has_day = match and re.search(r"(?<!\d)\d{1,2}(?!\d)", match.group(1))  # '(April 2020)' names no day
+    if match and has_day and (date := _parse_date(match.group(1))) is not None:
         return date, match.end()
     found = _DATE_IN_TEXT.search(text)
     return (_parse_date(found.group(1)) if found else None), None
