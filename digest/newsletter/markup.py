@@ -13,7 +13,7 @@ import functools
 import html
 import re
 from collections.abc import Iterator, Mapping
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 __all__ = [
     "C0_CONTROLS",
@@ -65,6 +65,8 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "td": {"align"}, 
 _URL_RE = re.compile(
     r"https?://[^\s<>\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
 )
+_WIDE_CHAR = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_SENTENCE_ENDS = frozenset("。！？；")
 _TRAILING_PUNCT = ".,;:!?*_~'\""
 C0_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f"  # a character class body: C0 controls but tab, LF and CR
 _XML_ILLEGAL = re.compile(f"[{C0_CONTROLS}\ud800-\udfff\ufffe\uffff]")
@@ -97,10 +99,24 @@ def is_safe_url(url: str) -> bool:
 def _renderer():  # type: ignore[no-untyped-def]
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"breaks": True, "html": True}).enable(["strikethrough", "table"])
+    md = MarkdownIt("commonmark", {"html": True}).enable(["strikethrough", "table"])
     md.core.ruler.push("cjk_autolink", _autolink_rule)
     md.add_render_rule("image", _image_as_link)
+    md.add_render_rule("softbreak", _soft_break)
     return md
+
+
+def _soft_break(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
+    """A line wrapped in the source is one line of text: a space, or nothing between two CJK characters.
+
+    Chinese and Japanese put no spaces between words, so a wrap there joins the text directly;
+    but a line ended on a full-width full stop was ended on purpose, and keeps its break.
+    """
+    before = tokens[idx - 1].content[-1:] if idx > 0 else ""
+    after = tokens[idx + 1].content[:1] if idx + 1 < len(tokens) else ""
+    if not (_WIDE_CHAR.match(before) and _WIDE_CHAR.match(after)):
+        return "\n"
+    return "<br>\n" if before in _SENTENCE_ENDS else ""
 
 
 def _autolink_rule(state) -> None:  # type: ignore[no-untyped-def]
@@ -142,10 +158,16 @@ def _text_token(content: str):  # type: ignore[no-untyped-def]
 
 
 def _image_as_link(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
-    """Images pasted from WeChat do not load outside it: show a link to the picture instead."""
+    """Images pasted from WeChat do not load outside it: show a link to the picture instead.
+
+    The link shows the alt text, else the picture's file name: no words of digest's own,
+    so it reads the same in any language.
+    """
     token = tokens[idx]
-    alt = html.escape(token.content or "图片")
-    return f'<a href="{html.escape(token.attrGet("src") or "")}">[图：{alt}]</a>'
+    src = str(token.attrGet("src") or "")
+    name = unquote(urlsplit(src).path.rstrip("/").rsplit("/", 1)[-1]) if src else ""
+    alt = html.escape(token.content or name or src)
+    return f'<a href="{html.escape(src)}">[🖼 {alt}]</a>'
 
 
 _HTML_HREF = re.compile(r"""\bhref\s*=\s*["']?\s*(https?://[^"'\s>]+)""", re.I)

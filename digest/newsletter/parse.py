@@ -229,23 +229,31 @@ def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
 
 
 def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tuple[str, str, dt.date | None]:
-    """Title, headline and the date the title names, if any.
+    """Title, headline and the date the title line names, if any.
 
     The front matter's ``title`` comes first, else the ``#`` title line; either is split
-    into title and headline at a colon (or after a ``(date)``). With neither, the file's
-    name stands as the title, with a warning.
+    into title and headline at a colon (or after a ``(date)``); a front matter title with
+    no headline of its own takes the title line's. With neither, the file's name stands
+    as the title, with a warning.
     """
     front_title = scan.front.get("title")
-    line_date = _title_date(text)[0] if text else None  # the date is read from the title line only
     from_front = isinstance(front_title, str) and bool(front_title.strip())
-    if from_front:
-        line, text = scan.front_lines.get("title", 1), str(front_title).strip()
-    if not text:
+    if not text and not from_front:
         fallback = _title_from_name(path)
         if not scan.empty:
             message = f"no title in the front matter or a '# ' title line; titled '{fallback}' after the file"
             log.note(line, "no-title", WARNING, message)
-        return fallback, "", line_date
+        return fallback, "", None
+    title, headline, date = _split_title(line, text, log) if text else ("", "", None)
+    if from_front:
+        front_line = scan.front_lines.get("title", 1)
+        title, own_headline, _ = _split_title(front_line, str(front_title).strip(), log)
+        headline = own_headline or headline
+    return title, headline, date
+
+
+def _split_title(line: int, text: str, log: FindingLog) -> tuple[str, str, dt.date | None]:
+    """``Title (date)：headline``, ``Title: headline`` or a title alone; placeholders are fatal."""
     title_date, date_end = _title_date(text)
     if date_end is not None:
         title, rest = text[:date_end].strip(), text[date_end:]
@@ -259,7 +267,7 @@ def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tup
         log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
     elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
         log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
-    return title, headline, line_date if from_front else title_date
+    return title, headline, title_date
 
 
 def _title_date(text: str) -> tuple[dt.date | None, int | None]:
