@@ -132,6 +132,8 @@ class Assembler:
     def item(self, raw: RawItem) -> Item:
         head = parse_head(raw.head)
         body = raw.body
+        if not raw.head.strip() and (quoted := quote_item(body)) is not None:
+            head, body = quoted
         if head.unclosed:
             joined = join_continuation(raw.head, body, self.references)
             if joined is not None:
@@ -179,8 +181,11 @@ class Assembler:
                 )
         if head.fullwidth_paren:
             self.log.note(line, "fullwidth-paren", WARNING, "a link ends with a full-width '）'; read as ')'")
-        if not title:
-            self.log.note(line, "empty-title", ERROR, "item has no title text between '[' and ']'")
+        if not title and url:
+            message = "item has no title text between '[' and ']'; its link is shown instead"
+            self.log.note(line, "empty-title", WARNING, message)
+        elif not title:
+            self.log.note(line, "empty-title", WARNING, "item has no title text and no link")
         if url and not is_safe_url(url):
             self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
             url = ""
@@ -300,7 +305,7 @@ class Assembler:
         if not items and not prose and not self.log.has("empty-file"):
             self.log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
         if scan.title and not scan.intro and scan.intro_line:
-            self.log.note(scan.intro_line, "empty-intro", WARNING, "the 导读 intro is empty")
+            self.log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
         seen: dict[str, int] = {}
         for item in items:
             if not item.url:
@@ -317,7 +322,7 @@ class Assembler:
         for item in items:
             if not item.summary and not item.fields:
                 self.log.note(
-                    item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no 摘要 summary"
+                    item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text"
                 )
 
 
@@ -448,6 +453,35 @@ def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
     if fullwidth != -1:
         return text[start:fullwidth].strip(), fullwidth + 1, True
     return text[start:].strip(), None, False
+
+
+def quote_item(body: list[tuple[int, str]]) -> tuple[ItemHead, list[tuple[int, str]]] | None:
+    """A number alone on its line, then a quote and its source (``——[who](url)``): the quote is the item.
+
+    Its first line is the title, the source's link is the item's link and the source's
+    text its source; the lines between stay as its text.
+    """
+    lines = [(no, text) for no, text in body if text.strip()]
+    if not lines:
+        return None
+    head = ItemHead(text=lines[0][1].strip().lstrip(">").strip())
+    rest = [(no, text) for no, text in body if no != lines[0][0]]
+    for no, text in reversed(lines[1:]):
+        link = _INLINE_LINK.search(text)
+        if link is None:
+            continue
+        head.url, head.tail = link.group(2), ""
+        leftover = _INLINE_LINK.sub("", text).strip(" \t>-—–~·:：")
+        if not leftover:  # a line that is only the source
+            rest = [(n, t) for n, t in rest if n != no]
+            head.tail = ""
+        return _with_source(head, link.group(1)), rest
+    return head, rest
+
+
+def _with_source(head: ItemHead, source: str) -> ItemHead:
+    head.text = f"{head.text} | {source.strip()}" if source.strip() else head.text
+    return head
 
 
 def _is_reference(text: str, start: int) -> bool:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 __all__ = ["Block", "Blocks", "read_blocks", "resolve_references"]
 
 _BARE_BULLET = re.compile(r"^[-*+](?:\s|$)")
+# '1、[a](u)', '2）text', '**3. x**': a numbered paragraph, each line of which starts an item of its own
+_NUMBERED_LINE = re.compile(r"^(?:\*\*)?\s*\d{1,3}\s*[、．.)）](?!\d)")
 _KINDS = {
     "paragraph_open": "para",
     "blockquote_open": "quote",
@@ -121,18 +123,29 @@ def read_blocks(lines: list[str], start: int) -> Blocks:
 
 
 def _bare_bullets(blocks: list[Block], lines: list[str], hidden: set[int], code: set[int]) -> list[Block]:
-    """A bare ``-`` line inside a paragraph, an item or raw HTML starts an item of its own."""
+    """A bare ``-`` line inside a paragraph, an item or raw HTML starts an item of its own.
+
+    So does each line of a numbered paragraph (``1、[a](u)`` then ``2、[b](v)``) that starts
+    with the next number: numbered lines written one under another are items one by one.
+    """
     out: list[Block] = []
     for block in blocks:
         if block.kind not in ("para", "item", "html"):
             out.append(block)
             continue
+        numbered = block.kind == "para" and _NUMBERED_LINE.match(lines[block.start].lstrip()) is not None
         cut = block.start
         for index in range(block.start + 1, block.end):
-            if index in hidden or index in code or not _BARE_BULLET.match(lines[index]):
+            if index in hidden or index in code:
+                continue
+            if numbered and _NUMBERED_LINE.match(lines[index]):
+                out.append(Block(block.kind, cut, index))
+                cut = index
+                continue
+            if not _BARE_BULLET.match(lines[index]):
                 continue
             out.append(Block(block.kind, cut, index, ordered=block.ordered))
             block = Block("item", index, block.end)
-            cut = index
+            numbered, cut = False, index
         out.append(Block(block.kind, cut, block.end, ordered=block.ordered))
     return out
