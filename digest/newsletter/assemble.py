@@ -54,12 +54,17 @@ LINK_LABELS = frozenset(
 def derive_slug(name: str, table: Mapping[str, str]) -> tuple[str, bool]:
     """The section's slug and whether it came from the table.
 
-    An unknown name gets a deterministic ASCII slug: its ASCII letters and digits
-    when it has some, else ``section-`` and a short hash of the name.
+    An unknown name gets a readable, deterministic ASCII slug of the form a feed and a
+    subscriber's ``--sections`` take (``[a-z0-9][a-z0-9-]*``): the name transliterated
+    (``业界新闻`` -> ``ye-jie-xin-wen``), else ``section-`` and a short hash of the name.
     """
     if name in table:
         return table[name], True
-    ascii_part = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    from anyascii import anyascii
+
+    runs = re.split(r"([\x00-\x7f]+)", name)  # ASCII as written; other scripts one syllable at a time
+    words = " ".join(run if run.isascii() else " ".join(anyascii(c) for c in run) for run in runs)
+    ascii_part = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")[:60].rstrip("-")
     if ascii_part:
         return ascii_part, False
     return "section-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], False
