@@ -91,15 +91,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_lint(args: argparse.Namespace) -> int:
     from digest.newsletter.catalog import parse_options
     from digest.newsletter.discover import issue_paths
-    from digest.newsletter.lint import count_by_severity, lint_files
+    from digest.newsletter.lint import count_by_severity, lint_files, lint_lines
 
     config = _config_or_default(args)
     paths = [Path(f) for f in args.files] or issue_paths(config.paths.issues)
     reports = lint_files(paths, parse_options(config))
     findings = [f for report in reports for f in report.findings]
-    for report in reports:
-        for line in report.lines():
-            print(line)
+    for line in lint_lines(reports):
+        print(line)
     counts = count_by_severity(findings)
     summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())
     print(f"{len(reports)} file(s): {summary}", file=sys.stderr)

@@ -134,10 +134,15 @@ def test_configured_slugs_override_defaults():
 
 
 def test_item_without_summary():
-    issue = parse_issue(body("## 开源项目", "- [org/repo: a tool](https://github.com/org/repo)  "), P)
-    (item,) = issue.items
+    summarised = "- [a](https://a.org)\n摘要：有摘要。"
+    issue = parse_issue(
+        body("## 开源项目", summarised, "- [org/repo: a tool](https://github.com/org/repo)  "), P
+    )
+    item = issue.items[1]
     assert item.summary == "" and item.summary_html == ""
     assert finding(issue, "no-summary").severity is Severity.WARNING
+    bare = parse_issue(body("## 开源项目", "- [a](https://a.org)", "- [b](https://b.org)"), P)
+    assert "no-summary" not in {f.code for f in bare.findings}  # a list of bare links is the style
 
 
 def test_empty_link_target_is_an_error_and_the_item_is_kept():

@@ -324,7 +324,8 @@ class Assembler:
                 )
             else:
                 seen[item.url] = item.line
-        for item in items:
+        summarised = sum(1 for item in items if item.summary or item.fields)
+        for item in items if summarised * 2 >= len(items) else ():  # only where items carry summaries
             if not item.summary and not item.fields:
                 self.log.note(
                     item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text"

@@ -29,6 +29,7 @@ __all__ = [
     "format_reading",
     "lint_file",
     "lint_files",
+    "lint_lines",
     "read_links",
 ]
 
@@ -164,10 +165,21 @@ def format_reading(path: Path | str, reading: Reading) -> list[str]:
         f"{len(reading.left_out)} left out by rule, {len(reading.missing)} not shown; "
         f"coverage {reading.coverage:.1%}",
     ]
-    out += [f"{path}:{no}: link in prose, not in any item: {url}" for no, url in reading.outside_items]
+    if reading.outside_items:
+        listed = ", ".join(f"{no} {url}" for no, url in reading.outside_items)
+        out.append(f"{path}: links in prose, not in any item (line, link): {listed}")
     out += [f"{path}:{no}: link left out with boilerplate: {url}" for no, url in reading.left_out]
     out += [f"{path}:{no}: link shown nowhere: {url}" for no, url in reading.missing]
     return out
+
+
+def lint_lines(reports: Sequence[LintReport]) -> list[str]:
+    """What ``digest lint`` prints: each file's findings and reading, then the folder's reading."""
+    out: list[str] = []
+    for report in reports:
+        out += report.lines()
+        out += format_reading(report.path, report.reading) if report.reading is not None else []
+    return out + format_folder_reading(reports)
 
 
 def format_folder_reading(reports: Sequence[LintReport]) -> list[str]:
@@ -178,14 +190,21 @@ def format_folder_reading(reports: Sequence[LintReport]) -> list[str]:
         for name, items in reading.sections:
             counts.setdefault(name, []).append(items)
     links = sum(r.links - len(r.left_out) for r in readings)
+    left_out = sum(len(r.left_out) for r in readings)
     shown = sum(r.shown for r in readings)
     in_items = sum(r.in_items for r in readings)
     coverage = 1.0 if links <= 0 else shown / links
     top = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    listed = ", ".join(f"{name} ({len(n)} issues, {sum(n)} items)" for name, n in top[:12])
+    listed = ", ".join(
+        f"{name} ({_count(len(n), 'issue')}, {_count(sum(n), 'item')})" for name, n in top[:12]
+    )
     more = f", and {len(top) - 12} more" if len(top) > 12 else ""
     return [
         f"{len(readings)} of {len(reports)} file(s) read as issues; sections: {listed or 'none'}{more}",
-        f"{links} links: {in_items} in items, {shown - in_items} in prose, {links - shown} not shown; "
-        f"coverage {coverage:.1%}",
+        f"{links + left_out} links: {in_items} in items, {shown - in_items} in prose, {left_out} left out by "
+        f"rule, {links - shown} not shown; coverage {coverage:.1%}",
     ]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

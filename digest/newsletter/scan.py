@@ -244,6 +244,7 @@ class _HeaderReader:
     preamble: list[RawProse]
     sections: list[RawSection]
     mode: str
+    left_out: list[RawProse]
 
     def text(self, index: int) -> str:
         raise NotImplementedError
@@ -256,6 +257,28 @@ class _HeaderReader:
 
     def block_lines(self, block: Block, end: int | None = None) -> list[str]:
         raise NotImplementedError
+
+    def leave_out(self, block: Block) -> None:
+        """A block of boilerplate (a skipped section, the footer): kept aside, so lint can show it."""
+        lines = self.block_lines(block)
+        if any(s.strip() for s in lines):
+            self.left_out.append(RawProse(line=block.start + 1, lines=lines))
+
+    def is_decoration(self, block: Block) -> bool:
+        """Raw HTML that only lays out the page (``<center>``, ``<img>``) and links nowhere."""
+        if block.kind not in ("para", "html") or not _HTML_ONLY.match(self.lines[block.start].strip()):
+            return False
+        return not any("http" in self.text(i) for i in range(block.start, block.end))
+
+    def item_shaped(self, block: Block) -> bool:
+        """A bullet with no link that still carries an item's own lines: a summary or a labelled link."""
+        for index in range(block.start + 1, min(block.end, block.start + 4)):
+            label = LABEL_LINE.match(self.text(index).strip())
+            if label and (
+                label.group(1) in _ITEM_LABELS or label.group(2).startswith(("http://", "https://"))
+            ):
+                return True
+        return False
 
     def header_block(self, block: Block) -> None:
         first = self.lines[block.start].strip()
@@ -418,12 +441,6 @@ class BlockScanner(_HeaderReader):
         else:
             self.leave_out(block)
 
-    def leave_out(self, block: Block) -> None:
-        """A block of boilerplate (a skipped section, the footer): kept aside, so lint can show it."""
-        lines = self.block_lines(block)
-        if any(s.strip() for s in lines):
-            self.left_out.append(RawProse(line=block.start + 1, lines=lines))
-
     # -- headings -------------------------------------------------------------------------------
 
     def heading(self, block: Block) -> None:
@@ -515,12 +532,6 @@ class BlockScanner(_HeaderReader):
         self.sections[-1].items.append(self.item)
         self.extend_item(block.end)
 
-    def is_decoration(self, block: Block) -> bool:
-        """Raw HTML that only lays out the page (``<center>``, ``<img>``) and links nowhere."""
-        if block.kind not in ("para", "html") or not _HTML_ONLY.match(self.lines[block.start].strip()):
-            return False
-        return not any("http" in self.text(i) for i in range(block.start, block.end))
-
     def item_head(self, block: Block) -> str | None:
         """The head of the item ``block`` starts, in the section's style; None when it is no item."""
         raw = self.text(block.start)
@@ -543,16 +554,6 @@ class BlockScanner(_HeaderReader):
                 self.style = "numbered"
                 return head
         return None
-
-    def item_shaped(self, block: Block) -> bool:
-        """A bullet with no link that still carries an item's own lines: a summary or a labelled link."""
-        for index in range(block.start + 1, min(block.end, block.start + 4)):
-            label = LABEL_LINE.match(self.text(index).strip())
-            if label and (
-                label.group(1) in _ITEM_LABELS or label.group(2).startswith(("http://", "https://"))
-            ):
-                return True
-        return False
 
     def extend_item(self, end: int) -> None:
         """The item's body runs on to ``end``; a footer line stops it (and what follows is dropped)."""
