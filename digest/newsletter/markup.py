@@ -63,7 +63,7 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "td": {"align"}, 
 # A URL ends at whitespace, quotes, angle brackets, or any CJK character or
 # full-width punctuation: editors glue "（https://x.org/），" into running text.
 _URL_RE = re.compile(
-    r"https?://[^\s<>\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
+    r"https?://[^\s<>\[\]\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
 )
 _WIDE_CHAR = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _SENTENCE_ENDS = frozenset("。！？；")
