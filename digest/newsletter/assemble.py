@@ -443,6 +443,9 @@ def _skip_spaces(text: str, pos: int) -> int:
 
 def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
     """The link target starting at ``start`` (just after '('): (url, end, closed-by-'）')."""
+    angled = re.match(r"\s*<([^<>\n]*)>\s*(?:\"[^\"]*\"\s*)?\)", text[start:])
+    if angled:  # '(<https://x.org/a b>)': CommonMark's bracketed target may hold spaces
+        return angled.group(1).strip(), start + angled.end(), False
     depth = 0
     url_end: int | None = None  # a space ends the URL; a '"title"' may follow
     for index in range(start, len(text)):
