@@ -158,7 +158,8 @@ def test_what_leads_an_item(text, led):
 
 def test_hard_wrapped_english_prose_reads_as_one_line():
     issue = parse_issue(
-        "# W (2026-03-02)\n\n## A\n\n- [a](https://a.org)\n\n  This summary was wrapped\n  by the editor's editor.\n",
+        "# W (2026-03-02)\n\n## A\n\n- [a](https://a.org)\n\n"
+        "  This summary was wrapped\n  by the editor's editor.\n",
         P,
     )
     html = issue.items[0].summary_html
