@@ -173,7 +173,9 @@ class Issue:
     number: int | None = None  # the issue's number (``Number:``, ``第 N 期``, ``#665``, ``issue-300``)
     preamble: tuple[Prose, ...] = ()  # prose before the first section, after the intro
     send_at: dt.datetime | None = None  # front matter ``send_at``: mail it no earlier than this
-    left_out: tuple[Prose, ...] = ()  # boilerplate left out by rule (back issues, a skipped section)
+    left_out: tuple[
+        Prose, ...
+    ] = ()  # boilerplate left out by rule (back issues, a skipped section): markdown only
 
     @property
     def key(self) -> str:

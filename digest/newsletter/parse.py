@@ -35,7 +35,7 @@ from digest.newsletter.assemble import Assembler, derive_slug
 from digest.newsletter.discover import DRAFT_FOLDERS
 from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
-from digest.newsletter.model import Finding, Issue, Severity
+from digest.newsletter.model import Finding, Issue, Prose, Severity
 from digest.newsletter.scan import FindingLog, Scan, SectionRules, scan_text
 from digest.newsletter.wallclock import wall_clock
 
@@ -165,7 +165,9 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
     preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
-    left_out = tuple(assembler.prose(raw) for raw in scan.left_out)
+    left_out = tuple(
+        Prose("\n".join(raw.lines).strip("\n"), "", raw.line) for raw in scan.left_out
+    )  # not shown
     assembler.check_issue(scan, sections)
     send_at = _send_at(scan.front, scan.front_lines, options.timezone, log)
     findings = log.sorted()
