@@ -54,7 +54,9 @@ urls = st.from_regex(r"https://[a-z]{1,10}\.(com|org|cn)(/[A-Za-z0-9_\-.~/?=&%#]
 prose = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=60).filter(
     lambda s: (
         not re.match(
-            r"^\s*([-*+#]|_{3,}|(editor|project|wechat id|license)\s*[:：]|!\[wechat|<a rel)", s, re.I
+            r"^\s*([-*+#]|_{3,}|`{3,}|~{3,}|(editor|project|wechat id|license)\s*[:：]|!\[wechat|<a rel)",
+            s,
+            re.I,
         )
     )
 )

@@ -11,12 +11,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
-from digest.newsletter.blocks import resolve_references
+from digest.newsletter.heads import (
+    INLINE_LINK,
+    ItemHead,
+    join_continuation,
+    parse_head,
+    quote_item,
+    split_source,
+)
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
 from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
-from digest.newsletter.outline import clean_heading, match_bracket, short_label_end
 from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawProse, RawSection, Scan
 
 __all__ = [
@@ -32,7 +37,6 @@ __all__ = [
 
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
-_ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
 # '摘要：', '**摘要**：', '**摘要：**' (closed after the colon); '摘要：**bold** rest' keeps its '**'
 _SUMMARY = re.compile(r"^(?:\*\*摘要\s*[：:]\s*\*\*|(?:\*\*)?摘要(?:\*\*)?\s*[：:])\s*(.*)$")
 _GLUED_NUMBER = re.compile(r"^(\s*)(\d{1,3})\.(?=[^\s\d.])")  # '2.硬件': a number glued to its text
@@ -40,9 +44,7 @@ _NUMBERED = re.compile(r"^\s*(\d{1,3})\.(?:\s|(?=[^\s\d.]))")
 _LABEL_IN_TITLE = re.compile(r"^\[([^\[\]\s][^\[\]]{0,30})\](?=[^\s(\[])(.+)$")  # '[ICLR2022]BiBERT'
 _STRAY_BOLD = "**"
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
-_INLINE_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]*)\)")
 _TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
-_SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
 LINK_LABELS = frozenset(
@@ -68,20 +70,6 @@ def derive_slug(name: str, table: Mapping[str, str]) -> tuple[str, bool]:
     if ascii_part:
         return ascii_part, False
     return "section-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], False
-
-
-@dataclass
-class ItemHead:
-    """The first line of an item, taken apart."""
-
-    labels: list[str] = field(default_factory=list)
-    text: str = ""
-    url: str | None = None  # None: the line has no link at all
-    extras: list[Link] = field(default_factory=list)
-    tail: str = ""
-    unclosed: bool = False
-    fullwidth_paren: bool = False
-    glued_label: bool = False  # '[ICLR2022][title](url)': no space after a label
 
 
 class Assembler:
@@ -144,9 +132,9 @@ class Assembler:
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
-        inline = _INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
+        inline = INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
         if inline:  # 'Foo released [v2.0](url)': the first link is the item's
-            head.url, head.text = inline.group(2), _INLINE_LINK.sub(r"\1", head.text)
+            head.url, head.text = inline.group(2), INLINE_LINK.sub(r"\1", head.text)
         tag = _TAIL_LABEL.fullmatch(head.tail.strip())
         if tag and head.url:  # '[t](u)（英文）': a note on the link, shown as a label
             head.labels.append(tag.group(1).strip())
@@ -366,170 +354,6 @@ def _number(text: str) -> int | None:
     """The number of a numbered-list line (``2. x`` or ``2.x``), or None for any other line."""
     match = _NUMBERED.match(text)
     return int(match.group(1)) if match else None
-
-
-def parse_head(text: str) -> ItemHead:
-    """Take apart ``[label] [title | source](url) [[extra]](url2) tail``."""
-    head = ItemHead()
-    pos = _skip_spaces(text, 0)
-    label_end = short_label_end(text[pos:])
-    if label_end and "[" in text[pos + label_end : pos + label_end + 1]:
-        label = clean_heading(text[pos : pos + label_end])
-        head.labels.extend([label] if label else [])
-        pos = _skip_spaces(text, pos + label_end)
-    while pos < len(text) and text[pos] == "[":
-        close = match_bracket(text, pos)
-        if close is None:
-            head.unclosed = True
-            head.text = text[pos + 1 :].strip()
-            return head
-        after = _skip_spaces(text, close + 1)
-        if after == close + 1 and _is_reference(text, after):  # '[text][label]' with no definition
-            head.text = text[pos:].strip()
-            return head
-        is_label = (
-            close + 1 < len(text)
-            and text[close + 1] != "("
-            and after < len(text)
-            and text[after] == "["
-            and "[" not in text[pos + 1 : close]
-        )
-        if not is_label:
-            head.text = text[pos + 1 : close].strip()
-            if close + 1 < len(text) and text[close + 1] == "(":
-                url, end, fullwidth = _destination(text, close + 2)
-                if end is None:
-                    head.unclosed = True
-                    return head
-                head.url, head.fullwidth_paren = url, fullwidth
-                pos = end
-            else:
-                head.url = ""
-                pos = close + 1
-            head.extras, head.tail = _extra_links(text[pos:])
-            return head
-        head.labels.append(text[pos + 1 : close].strip())
-        head.glued_label = head.glued_label or after == close + 1
-        pos = after
-    head.text = text[pos:].strip()
-    return head
-
-
-def _extra_links(text: str) -> tuple[list[Link], str]:
-    links: list[Link] = []
-    pos = 0
-    while True:
-        pos = _skip_spaces(text, pos)
-        if pos >= len(text) or text[pos] != "[":
-            return links, text[pos:]
-        close = match_bracket(text, pos)
-        if close is None or close + 1 >= len(text) or text[close + 1] != "(":
-            return links, text[pos:]
-        url, end, _ = _destination(text, close + 2)
-        if end is None:
-            return links, text[pos:]
-        label = text[pos + 1 : close].strip()
-        if label.startswith("[") and label.endswith("]"):
-            label = label[1:-1].strip()
-        links.append(Link(label=label, url=url.strip()))
-        pos = end
-
-
-def _skip_spaces(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t":
-        pos += 1
-    return pos
-
-
-def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
-    """The link target starting at ``start`` (just after '('): (url, end, closed-by-'）')."""
-    angled = re.match(r"\s*<([^<>\n]*)>\s*(?:\"[^\"]*\"\s*)?\)", text[start:])
-    if angled:  # '(<https://x.org/a b>)': CommonMark's bracketed target may hold spaces
-        return angled.group(1).strip(), start + angled.end(), False
-    depth = 0
-    url_end: int | None = None  # a space ends the URL; a '"title"' may follow
-    for index in range(start, len(text)):
-        char = text[index]
-        if char.isspace() and url_end is None and text[start:index].strip():
-            url_end = index
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            if depth == 0:
-                return _unbracket(text[start : url_end or index].strip()), index + 1, False
-            depth -= 1
-    fullwidth = text.find("）", start)
-    if fullwidth != -1:
-        return text[start:fullwidth].strip(), fullwidth + 1, True
-    return text[start:].strip(), None, False
-
-
-def quote_item(body: list[tuple[int, str]]) -> tuple[ItemHead, list[tuple[int, str]]] | None:
-    """A number alone on its line, then a quote and its source (``——[who](url)``): the quote is the item.
-
-    Its first line is the title, the source's link is the item's link and the source's
-    text its source; the lines between stay as its text.
-    """
-    lines = [(no, text) for no, text in body if text.strip()]
-    if not lines:
-        return None
-    head = ItemHead(text=lines[0][1].strip().lstrip(">").strip())
-    rest = [(no, text) for no, text in body if no != lines[0][0]]
-    for no, text in reversed(lines[1:]):
-        link = _INLINE_LINK.search(text)
-        if link is None:
-            continue
-        head.url, head.tail = link.group(2), ""
-        leftover = _INLINE_LINK.sub("", text).strip(" \t>-—–~·:：")
-        if not leftover:  # a line that is only the source
-            rest = [(n, t) for n, t in rest if n != no]
-            head.tail = ""
-        return _with_source(head, link.group(1)), rest
-    return head, rest
-
-
-def _with_source(head: ItemHead, source: str) -> ItemHead:
-    head.text = f"{head.text} | {source.strip()}" if source.strip() else head.text
-    return head
-
-
-def _is_reference(text: str, start: int) -> bool:
-    """``[label]`` or ``[]`` at ``start`` not followed by ``(``: the second half of a reference link."""
-    if start >= len(text) or text[start] != "[":
-        return False
-    close = match_bracket(text, start)
-    if close is None or text[close + 1 : close + 2] == "(":
-        return False
-    return not text[close + 1 :].lstrip(" \t").startswith("[")  # '[a][b] [title](url)': two labels
-
-
-def _unbracket(url: str) -> str:
-    """``(<https://x.org/a b>)``: CommonMark's angle-bracketed destination, without its brackets."""
-    return url[1:-1].strip() if url.startswith("<") and url.endswith(">") else url
-
-
-def join_continuation(
-    head_text: str, body: list[tuple[int, str]], references: Mapping[str, str] | None = None
-) -> tuple[ItemHead, int] | None:
-    """An unclosed ``[title`` may continue on the next lines; join up to three of them."""
-    joined = head_text
-    for count, (_, raw) in enumerate(body[:3], start=1):
-        if not raw.strip() or _ANY_BULLET.match(raw) or raw.startswith("#"):
-            return None
-        joined = f"{joined.rstrip()} {raw.strip()}"
-        head = parse_head(resolve_references(joined, dict(references)) if references else joined)
-        if not head.unclosed:
-            return head, count
-    return None
-
-
-def split_source(text: str) -> tuple[str, str]:
-    """``title | source``: the source is after the last separator bar."""
-    parts = _SOURCE_SPLIT.split(text)
-    if len(parts) >= 2 and parts[-1].strip():
-        title = text[: text.rfind(parts[-1])].rstrip().rstrip("|丨").strip()
-        return title, parts[-1].strip()
-    return text.rstrip("|丨 ").strip(), ""
 
 
 def normalize_summary(lines: list[str]) -> str:
