@@ -130,6 +130,9 @@ def test_a_numbered_quote_with_its_source_is_an_item_and_no_error():
         ("- [Notes [2]](https://x.org/n)", "Notes [2]", "https://x.org/n"),
         ("- [Spaces](<https://x.org/a b>)", "Spaces", "https://x.org/a b"),
         ("- **New:** [Label first](https://x.org/l)", "Label first", "https://x.org/l"),
+        ("- **[Bold link](https://x.org/b)** — text", "Bold link", "https://x.org/b"),
+        ("- <https://x.org/auto> an autolink", "an autolink", "https://x.org/auto"),
+        ("- https://x.org/bare a bare URL", "a bare URL", "https://x.org/bare"),
     ],
 )
 def test_link_texts_and_targets_in_every_spelling(line, title, url):

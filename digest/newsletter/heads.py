@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from digest.newsletter.blocks import resolve_references
 from digest.newsletter.model import Link
-from digest.newsletter.outline import clean_heading, match_bracket, short_label_end
+from digest.newsletter.outline import EMPHASIS_LEAD, URL_LEAD, clean_heading, match_bracket, short_label_end
 
 __all__ = ["INLINE_LINK", "ItemHead", "join_continuation", "parse_head", "quote_item", "split_source"]
 
@@ -42,10 +42,26 @@ def parse_head(text: str) -> ItemHead:
     head = ItemHead()
     pos = _skip_spaces(text, 0)
     label_end = short_label_end(text[pos:])
-    if label_end and "[" in text[pos + label_end : pos + label_end + 1]:
+    after_label = pos + label_end
+    leads = text[after_label : after_label + 1] == "[" or EMPHASIS_LEAD.match(text, after_label)
+    if label_end and (leads or URL_LEAD.match(text, after_label)):
         label = clean_heading(text[pos : pos + label_end])
         head.labels.extend([label] if label else [])
         pos = _skip_spaces(text, pos + label_end)
+    if lead := URL_LEAD.match(text, pos):  # '<https://x.org> text' or 'https://x.org text'
+        head.url, rest = lead.group(1), text[lead.end() :].strip().lstrip("—–-:：|/").strip()
+        if "http" in rest or "](" in rest:  # more links after it: the text keeps them
+            head.text, head.tail = head.url, rest
+        else:
+            head.text = rest or head.url
+        return head
+    if emphasis := EMPHASIS_LEAD.match(text, pos):  # '**[title](url)** text': the bold is the link's
+        marker, text = emphasis.group(1), text[:pos] + text[emphasis.end() :]
+        parsed = parse_head(text)
+        parsed.labels[:0] = [label for label in head.labels if label not in parsed.labels]
+        stripped = parsed.tail.lstrip()
+        parsed.tail = stripped[len(marker) :].lstrip(" —–:：") if stripped.startswith(marker) else parsed.tail
+        return parsed
     while pos < len(text) and text[pos] == "[":
         close = match_bracket(text, pos)
         if close is None:

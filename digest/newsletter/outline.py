@@ -15,11 +15,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Outline", "clean_heading", "led_by_link", "match_bracket", "outline", "short_label_end"]
+__all__ = [
+    "EMPHASIS_LEAD",
+    "URL_LEAD",
+    "Outline",
+    "clean_heading",
+    "led_by_link",
+    "match_bracket",
+    "outline",
+    "short_label_end",
+]
 
 _LEADING_SYMBOLS = re.compile(r"^[^\w\[\]()（）<>`*_~]*", re.UNICODE)
 _LABEL_WORDS = re.compile(r"^(?:\*\*|__|\*|_)?[^\[\]()\n]{1,40}?[：:](?:\*\*|__|\*|_)?[：:]?\s+")
 _BRACKET_LABEL = re.compile(r"^[【〔]([^【】〔〕]{1,30})[】〕]\s*")
+EMPHASIS_LEAD = re.compile(r"(\*\*|__|\*|_)(?=\[)")  # '**[title](url)**': a link in bold
+URL_LEAD = re.compile(r"<?(https?://[^\s<>]+)>?")  # '<https://x.org>' or a bare URL
 _INNER_LINK = re.compile(r"\[[^\[\]]*\]\(")
 _INLINE_MARKUP = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`|~~)")
 
@@ -97,10 +108,15 @@ def short_label_end(text: str) -> int:
 def led_by_link(text: str) -> bool:
     """True when a link leads ``text``, after an optional short label and ``[tag]`` labels.
 
-    ``[title](url)`` is a link; so is an unclosed ``[title`` (a slip the assembly repairs)
-    and ``[title]()``. A reference link with no definition (``[text][]``) is text.
+    ``[title](url)`` is a link, bold or not (``**[title](url)**``); so is an unclosed
+    ``[title`` (a slip the assembly repairs), ``[title]()``, an autolink ``<https://...>``
+    and a bare URL. A reference link with no definition (``[text][]``) is text.
     """
     pos = short_label_end(text)
+    if emphasis := EMPHASIS_LEAD.match(text, pos):
+        pos = emphasis.end()
+    if URL_LEAD.match(text, pos):
+        return True
     while pos < len(text) and text[pos] == "[":
         close = match_bracket(text, pos)
         if close is None:  # an unclosed '[title' is the item's link, repaired later, unless a link follows
