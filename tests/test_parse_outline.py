@@ -285,3 +285,15 @@ def test_cli_lint_prints_the_reading(run_env, tmp_path):
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert f"{path}: sections: News (2), Back issues (0)" in result.stdout.splitlines()
     assert "coverage 100.0%" in result.stdout
+
+
+def test_a_credit_line_before_the_sections_is_content_and_a_footer_only_ends_the_issue():
+    issue = parse_issue(
+        '# W (2026-03-02)\n\nEditor: [Jane](https://jane.org)\n\n<div><a href="https://sponsor.org">Sponsor</a></div>\n\n'
+        "## News\n\n- [a](https://a.org)\n\n---\n\nLicense: CC BY (https://cc.org)\n",
+        P,
+    )
+    assert [i.url for i in issue.items] == ["https://a.org"]
+    shown = " ".join(p.html for p in issue.preamble) + issue.intro_html
+    assert "https://jane.org" in shown and "https://sponsor.org" in shown
+    assert [p.markdown for p in issue.left_out] == ["License: CC BY (https://cc.org)"]

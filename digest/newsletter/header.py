@@ -93,7 +93,7 @@ class HeaderReader:
             if block.end - block.start > 1:
                 self.header_block(Block("para", block.start + 1, block.end))
             return
-        if block.kind in ("para", "html") and _HTML_ONLY.match(first):
+        if self.is_decoration(block):
             return
         if block.kind == "item" and not block.ordered:
             self.warmup_entries(block)

@@ -184,6 +184,7 @@ class BlockScanner(HeaderReader):
         shape = outline([(b.level, b.text) for b in headings], front_title)
         self.title_block = headings[shape.title_index] if shape.title_index >= 0 else None
         self.section_level = shape.section_level
+        self.last_heading = max((b.start for b in headings), default=-1)
         self.left_out: list[RawProse] = []
         self.title: tuple[int, str] | None = None
         self.tagline: str | None = None
@@ -359,7 +360,7 @@ class BlockScanner(HeaderReader):
         code = set(item.code)
         for index in range(self.item_end, end):
             text = self.text(index)
-            if _FOOTER.match(text.strip()):
+            if index > self.last_heading and _FOOTER.match(text.strip()):
                 self.close_item(index)
                 self.mode = "footer"
                 return
@@ -392,8 +393,11 @@ class BlockScanner(HeaderReader):
         return [self.text(i) for i in range(block.start, block.end if end is None else end)]
 
     def footer_at(self, block: Block) -> int | None:
-        """The first footer line (Editor:, the QR code, the license) of a block, if any."""
-        if block.kind == "code":
+        """The first footer line (Editor:, the QR code, the license) of a block, if any.
+
+        A footer closes the issue: such a line with a heading after it is content.
+        """
+        if block.kind == "code" or block.start < self.last_heading:
             return None
         for index in range(block.start, block.end):
             if _FOOTER.match(self.text(index).strip()):
