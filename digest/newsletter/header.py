@@ -16,6 +16,7 @@ __all__ = ["HeaderReader"]
 
 WARNING = Severity.WARNING
 
+_LINK = re.compile(r"\[([^\[\]]*)\]\([^()]*\)")
 _HASH_TITLE = re.compile(r"^#+\s*(.*?)\s*#*\s*$")
 _TAGLINE = re.compile(r"^\*\*(.+?)\*\*$")
 _HTML_ONLY = re.compile(r"^<(font|img|center|div|span|br)\b.*$", re.I)
@@ -73,13 +74,20 @@ class HeaderReader:
                 return True
         return False
 
+    def set_title(self, line: int, text: str) -> None:
+        """The title line, as plain text; a link in it stays, as the first line of the preamble."""
+        plain = _LINK.sub(r"\1", text)
+        self.title = (line, plain)
+        if plain != text or "http" in text:
+            self.preamble.append(RawProse(line=line, lines=[text]))
+
     def header_block(self, block: Block) -> None:
         first = self.lines[block.start].strip()
         if block.kind == "hr":
             return
         if block.kind == "para" and self.title is None and not self.sections and first.startswith("#"):
             match = _HASH_TITLE.match(first)  # '####### t': more hashes than CommonMark allows
-            self.title = (block.start + 1, match.group(1) if match else first)
+            self.set_title(block.start + 1, match.group(1) if match else first)
             return
         if block.kind == "quote":
             self.blockquote(block)

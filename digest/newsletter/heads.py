@@ -166,7 +166,7 @@ def quote_item(body: list[tuple[int, str]]) -> tuple[ItemHead, list[tuple[int, s
             continue
         head.url, head.tail = link.group(2), ""
         leftover = INLINE_LINK.sub("", text).strip(" \t>-—–~·:：")
-        if not leftover:  # a line that is only the source
+        if not leftover and len(INLINE_LINK.findall(text)) == 1:  # a line that is only the source
             rest = [(n, t) for n, t in rest if n != no]
             head.tail = ""
         return _with_source(head, link.group(1)), rest

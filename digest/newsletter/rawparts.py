@@ -15,7 +15,7 @@ from digest.newsletter.model import Finding, Severity
 __all__ = ["BACK_ISSUES", "LABEL_LINE", "FindingLog", "RawItem", "RawProse", "RawSection", "SectionRules"]
 
 BACK_ISSUES = "往期回顾"  # a back-issues list: left out of the mail
-LABEL_LINE = re.compile(r"^([^\s：:\[\]()（）<>*#/]{1,12}?)\s*[：:]\s*(.*)$")
+LABEL_LINE = re.compile(r"^([^\s：:\[\]()（）<>*#/]{1,12}?)\s*[：:](?!//)\s*(.*)$")  # not 'https://'
 
 
 class FindingLog:

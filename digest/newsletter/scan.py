@@ -244,7 +244,7 @@ class BlockScanner(HeaderReader):
         no = block.start + 1
         if block is self.title_block:
             if self.title is None:
-                self.title = (no, block.text.strip())
+                self.set_title(no, block.text.strip())
         elif block.level <= self.section_level:
             self.section_heading(block)
         elif self.mode == "header":
