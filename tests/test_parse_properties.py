@@ -135,6 +135,11 @@ block = st.one_of(
     st.tuples(st.integers(1, 9), inline).map(lambda t: f"{t[0]}、{t[1]}"),
     st.tuples(st.integers(1, 9), link).map(lambda t: f"{t[0]}、\n\n> quoted words\n\n——{t[1]}"),
     inline.map(lambda t: "    " + t),  # indented: code at the top level, text in a list
+    st.tuples(link, inline).map(lambda t: f"- {t[0]}\n    - {t[1]}\n        - {t[1]}"),  # nested lists
+    st.tuples(words, st.integers(0, 9)).map(lambda t: f"- **[{t[0]} [{t[1]}]](https://b.example/{t[1]})** x"),
+    st.integers(0, 9).map(lambda n: f'<div><a href="https://html.example/{n}">x</a></div>'),
+    st.tuples(inline, inline).map(lambda t: f"| a | b |\n|---|---|\n| {t[0]} | {t[1]} |"),
+    st.integers(0, 9).map(lambda n: f"- [ref {n}][r{n}] and [r{n}]\n\n[r{n}]: https://ref.example/{n}"),
 )
 documents = st.tuples(st.booleans(), st.lists(block, min_size=1, max_size=12)).map(
     lambda t: ("---\ntitle: Weekly\n---\n\n" if t[0] else "") + "\n\n".join(t[1]) + "\n"
