@@ -297,3 +297,16 @@ def test_a_credit_line_before_the_sections_is_content_and_a_footer_only_ends_the
     shown = " ".join(p.html for p in issue.preamble) + issue.intro_html
     assert "https://jane.org" in shown and "https://sponsor.org" in shown
     assert [p.markdown for p in issue.left_out] == ["License: CC BY (https://cc.org)"]
+
+
+def test_liquid_reads_as_the_site_shows_it():
+    issue = parse_issue(
+        '---\ntitle: W\ndate: 2026-03-02\n---\n{% assign qa = "https://qa.example/a/" %}\n\n## Q&A\n\n'
+        "- [Why?]({{qa}}42) answered.\n\n{% include sponsor.html %}\n\n"
+        '{% highlight swift %}\nlet url = "https://code.example"\n{% endhighlight %}\n',
+        P,
+    )
+    (item,) = issue.items
+    assert item.url == "https://qa.example/a/42"
+    shown = item.summary_html + "".join(p.html for s in issue.sections for p in s.prose)
+    assert "{%" not in shown and "<pre><code" in shown

@@ -15,8 +15,11 @@ import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["Block", "Blocks", "read_blocks", "resolve_references"]
+__all__ = ["Block", "Blocks", "read_blocks", "resolve_references", "without_liquid"]
 
+_LIQUID_TAG_LINE = re.compile(r"^\s*\{%-?\s*(\w+)([^%]*)-?%\}\s*$")
+_LIQUID_ASSIGN = re.compile(r"""^\s*(\w+)\s*=\s*(["'])(.*?)\2\s*$""")
+_LIQUID_OUTPUT = re.compile(r"\{\{-?\s*(\w+)\s*-?\}\}")
 _BARE_BULLET = re.compile(r"^[-*+](?:\s|$)")
 # '1、[a](u)', '2）text', '**3. x**': a numbered paragraph, each line of which starts an item of its own
 _NUMBERED_LINE = re.compile(r"^(?:\*\*)?\s*\d{1,3}\s*[、．.)）](?!\d)")
@@ -79,6 +82,36 @@ def _parser():  # type: ignore[no-untyped-def]
 
     # Only the block structure is needed here: inline parsing is left to the renderer.
     return MarkdownIt("commonmark").enable("table").disable(["lheading", "inline", "text_join"])
+
+
+def without_liquid(lines: list[str], start: int) -> list[str]:
+    """The body as a Jekyll site shows it, for the Liquid it uses most, line for line (numbers kept).
+
+    ``{% assign x = "..." %}`` values fill ``{{ x }}``; ``{% highlight lang %}`` and
+    ``{% endhighlight %}`` are a code fence; any other line that is only a tag (``{% include
+    sponsor.html %}``) is left blank, as the site's build replaces it with a file digest
+    does not have.
+    """
+    if not any("{%" in line or "{{" in line for line in lines[start:]):
+        return lines
+    values: dict[str, str] = {}
+    out = list(lines[:start])
+    for line in lines[start:]:
+        tag = _LIQUID_TAG_LINE.match(line)
+        if tag is None:
+            out.append(
+                _LIQUID_OUTPUT.sub(lambda m: values.get(m.group(1), m.group(0)), line) if values else line
+            )
+            continue
+        name, rest = tag.group(1), tag.group(2)
+        if name == "assign" and (assign := _LIQUID_ASSIGN.match(rest)):
+            values[assign.group(1)] = assign.group(3)
+        out.append(
+            {"highlight": "```" + rest.split()[0] if rest.split() else "```", "endhighlight": "```"}.get(
+                name, ""
+            )
+        )
+    return out
 
 
 def read_blocks(lines: list[str], start: int) -> Blocks:

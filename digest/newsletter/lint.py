@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.errors import ParseError
+from digest.newsletter.blocks import without_liquid
 from digest.newsletter.markup import markdown_links, normalize_link
 from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Finding, Issue, Severity
@@ -139,6 +140,7 @@ def read_links(data: bytes | str, issue: Issue) -> Reading:
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     lines = re.split(r"\r\n|\r|\n", text.lstrip("\ufeff"))
     _, start = read_metadata(lines, FindingLog())
+    lines = without_liquid(lines, start)
     body = [(start + line + 1, url) for line, url in markdown_links("\n".join(lines[start:]))]
     items, prose = _item_urls(issue), _prose_urls(issue)
     left = {url for part in issue.left_out for _, url in markdown_links(part.markdown)}

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references
+from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references, without_liquid
 from digest.newsletter.header import HeaderReader
 from digest.newsletter.markup import C0_CONTROLS
 from digest.newsletter.meta import read_metadata
@@ -96,6 +96,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
     if empty:
         log.note(0, "empty-file", FATAL, "the file is empty: not an issue yet")
     front, body_start = read_metadata(lines, log)
+    lines = without_liquid(lines, body_start)
     blocks = read_blocks(lines, body_start)
     if blocks.unclosed_comment is not None:
         line = blocks.unclosed_comment + 1
