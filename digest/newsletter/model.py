@@ -90,7 +90,7 @@ class Item:
     links: tuple[Link, ...]
     fields: tuple[Field, ...]
     line: int
-    subsection: str = ""  # the ``###`` heading the item stands under, if any
+    subsection: str = ""  # the subsection heading the item stands under, if any
 
     @property
     def href(self) -> str:
@@ -104,7 +104,7 @@ class Item:
 class Prose:
     """A block that is not items (an essay, a cover picture, a quote of the week), kept as written.
 
-    ``html`` is sanitised; ``subsection`` is the ``###`` heading it stands under, if any.
+    ``html`` is sanitised; ``subsection`` is the subsection heading it stands under, if any.
     """
 
     markdown: str
@@ -115,7 +115,7 @@ class Prose:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """A section's top (``name`` empty) or one of its ``###`` subsections, with its prose and items."""
+    """A section's top (``name`` empty) or one of its subsections, with its prose and items."""
 
     name: str
     prose: tuple[Prose, ...]
@@ -124,7 +124,7 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A ``## name`` section: its items (all of them, subsections included), prose and subsections."""
+    """A section (a heading at the issue's section level): its items, prose and subsections."""
 
     name: str
     slug: str

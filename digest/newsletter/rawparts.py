@@ -75,7 +75,7 @@ class RawProse:
 
 @dataclass
 class RawSection:
-    """A ``## `` heading, the raw items and prose under it, and its ``###`` subsections."""
+    """A section heading, the raw items and prose under it, and its subsections."""
 
     name: str
     line: int

@@ -1,11 +1,12 @@
 """The scanner: one pass over an issue's blocks (from :mod:`.blocks`), sorting them into parts.
 
-Decoding, control characters and metadata come first; then each top-level block
-is header (title, tagline, 导读 intro, warm-up bullets, preamble prose), a section
-or subsection heading, an item (a bullet, a numbered list item or a numbered
-paragraph such as ``1、[t](u)``) or its body, prose, or boilerplate (back issues, QR
-code, footer) that is dropped. An item's body is every block after it until the
-next item or heading, as written, so the assembly can repair it line by line.
+Decoding, control characters, metadata and Liquid come first; the issue's outline
+(:mod:`.outline`) says which heading is the title and at which level sections start.
+Then each top-level block is header (:mod:`.header`), a section or subsection heading,
+an item (a list item, numbered paragraph or heading a link leads) or its body, prose,
+or boilerplate (back issues, a skipped section, the footer after the last heading)
+that is left out and kept aside for lint. An item's body is every block after it until
+the next item or heading, as written, so the assembly can repair it line by line.
 Oddities are noted in a :class:`FindingLog` with their line; nothing here raises.
 """
 
