@@ -310,3 +310,16 @@ def test_liquid_reads_as_the_site_shows_it():
     assert item.url == "https://qa.example/a/42"
     shown = item.summary_html + "".join(p.html for s in issue.sections for p in s.prose)
     assert "{%" not in shown and "<pre><code" in shown
+
+
+def test_setext_titles_and_text_after_a_separator():
+    issue = parse_issue(
+        "Weekly 12 (2026-03-02)\n======================\n\nIntro.\n\nNews\n====\n\n"
+        "- [a](https://a.org): first thing\n- [b](https://b.org) — second\n\nTools\n=====\n\n1、[c](https://c.org)：工具\n",
+        Path("x.md"),
+    )
+    assert (issue.title, issue.intro) == ("Weekly 12 (2026-03-02)", "Intro.")
+    assert [(s.name, [(i.title, i.summary) for i in s.items]) for s in issue.sections] == [
+        ("News", [("a", "first thing"), ("b", "second")]),
+        ("Tools", [("c", "工具")]),
+    ]

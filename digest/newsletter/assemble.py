@@ -45,6 +45,7 @@ _LABEL_IN_TITLE = re.compile(r"^\[([^\[\]\s][^\[\]]{0,30})\](?=[^\s(\[])(.+)$") 
 _STRAY_BOLD = "**"
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
 _TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
+_TAIL_SEPARATOR = re.compile(r"^(?:[：:|—–]|-(?=\s))\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
 LINK_LABELS = frozenset(
@@ -203,7 +204,7 @@ class Assembler:
         links = [link for link in head.extras if self.safe_link(link, line)]
         fields: list[Field] = []
         summary: list[tuple[int, str]] = []
-        tail = head.tail.strip()
+        tail = _TAIL_SEPARATOR.sub("", head.tail.strip())  # '[t](u): text', '[t](u) — text'
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append((line, tail))
         in_summary = bool(summary)

@@ -20,6 +20,7 @@ __all__ = ["Block", "Blocks", "read_blocks", "resolve_references", "without_liqu
 _LIQUID_TAG_LINE = re.compile(r"^\s*\{%-?\s*(\w+)([^%]*)-?%\}\s*$")
 _LIQUID_ASSIGN = re.compile(r"""^\s*(\w+)\s*=\s*(["'])(.*?)\2\s*$""")
 _LIQUID_OUTPUT = re.compile(r"\{\{-?\s*(\w+)\s*-?\}\}")
+_SETEXT_H1 = re.compile(r"^ {0,3}=+\s*$")
 _BARE_BULLET = re.compile(r"^[-*+](?:\s|$)")
 # '1、[a](u)', '2）text', '**3. x**': a numbered paragraph, each line of which starts an item of its own
 _NUMBERED_LINE = re.compile(r"^(?:\*\*)?\s*\d{1,3}\s*[、．.)）](?!\d)")
@@ -151,8 +152,22 @@ def read_blocks(lines: list[str], start: int) -> Blocks:
     references = {str(k).casefold(): str(v.get("href", "")) for k, v in refs.items()}  # type: ignore[union-attr]
     if references:  # definition lines are in no block: hide them
         hidden.update(i for i in range(start, len(lines)) if i not in covered and lines[i].strip())
-    split = _bare_bullets(blocks, lines, hidden, code)
+    split = _bare_bullets(_setext_titles(blocks, lines), lines, hidden, code)
     return Blocks(tuple(split), frozenset(hidden), frozenset(code), unclosed, references)
+
+
+def _setext_titles(blocks: list[Block], lines: list[str]) -> list[Block]:
+    """``Title`` over a line of ``=`` is a first-level heading (``---`` under a line stays a rule)."""
+    out: list[Block] = []
+    for block in blocks:
+        last = block.end - 1
+        if block.kind != "para" or last <= block.start or not _SETEXT_H1.match(lines[last]):
+            out.append(block)
+            continue
+        if last - 1 > block.start:
+            out.append(Block("para", block.start, last - 1))
+        out.append(Block("heading", last - 1, block.end, level=1, text=lines[last - 1].strip()))
+    return out
 
 
 def _bare_bullets(blocks: list[Block], lines: list[str], hidden: set[int], code: set[int]) -> list[Block]:
