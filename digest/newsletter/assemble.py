@@ -28,6 +28,7 @@ __all__ = [
     "LINK_LABELS",
     "Assembler",
     "ItemHead",
+    "check_issue",
     "derive_slug",
     "join_continuation",
     "normalize_summary",
@@ -77,11 +78,16 @@ class Assembler:
     """Builds the model's items and sections from raw ones, noting every repair in the log."""
 
     def __init__(
-        self, log: FindingLog, section_slugs: Mapping[str, str], references: Mapping[str, str] | None = None
+        self,
+        log: FindingLog,
+        section_slugs: Mapping[str, str],
+        references: Mapping[str, str] | None = None,
+        breaks: bool = False,
     ):
         self.log = log
         self.section_slugs = section_slugs
         self.references = references or {}
+        self.breaks = breaks  # the issue's lines are not wrapped: each line break is kept
 
     def warmup(self, entries: list[tuple[int, str]]) -> Iterable[tuple[str, str]]:
         for line, text in entries:
@@ -93,7 +99,7 @@ class Assembler:
                 )
                 continue
             if "\n" in body:  # an entry of several paragraphs (its quote, its note)
-                yield body, markdown_to_html(body, self.references)
+                yield body, markdown_to_html(body, self.references, breaks=self.breaks)
             else:
                 yield body, inline_markdown_to_html(body)
 
@@ -118,7 +124,7 @@ class Assembler:
         markdown = "\n".join(raw.lines).strip("\n")
         return Prose(
             markdown=markdown,
-            html=markdown_to_html(markdown, self.references),
+            html=markdown_to_html(markdown, self.references, breaks=self.breaks),
             line=raw.line,
             subsection=raw.subsection,
         )
@@ -191,7 +197,7 @@ class Assembler:
             source=source,
             labels=tuple(head.labels),
             summary=summary,
-            summary_html=markdown_to_html(summary, self.references),
+            summary_html=markdown_to_html(summary, self.references, breaks=self.breaks),
             links=tuple(links),
             fields=tuple(fields),
             line=line,
@@ -292,33 +298,32 @@ class Assembler:
         self.log.note(line, "unsafe-url", ERROR, f"extra link '{link.label}' has an empty or unsafe URL")
         return False
 
-    def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
-        """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
-        items = [item for section in sections for item in section.items]
-        prose = scan.preamble or scan.warmup or scan.intro or any(section.prose for section in sections)
-        if not items and not prose and not self.log.has("empty-file"):
-            self.log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
-        if scan.title and not scan.intro and scan.intro_line:
-            self.log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
-        seen: dict[str, int] = {}
-        for item in items:
-            if not item.url:
-                continue
-            if item.url in seen:
-                self.log.note(
-                    item.line,
-                    "duplicate-url",
-                    WARNING,
-                    f"{item.url} is already linked at line {seen[item.url]}",
-                )
-            else:
-                seen[item.url] = item.line
-        summarised = sum(1 for item in items if item.summary or item.fields)
-        for item in items if summarised * 2 >= len(items) else ():  # only where items carry summaries
-            if not item.summary and not item.fields:
-                self.log.note(
-                    item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text"
-                )
+
+def check_issue(log: FindingLog, scan: Scan, sections: tuple[Section, ...]) -> None:
+    """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
+    items = [item for section in sections for item in section.items]
+    prose = scan.preamble or scan.warmup or scan.intro or any(section.prose for section in sections)
+    if not items and not prose and not log.has("empty-file"):
+        log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
+    if scan.title and not scan.intro and scan.intro_line:
+        log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
+    seen: dict[str, int] = {}
+    for item in items:
+        if not item.url:
+            continue
+        if item.url in seen:
+            log.note(
+                item.line,
+                "duplicate-url",
+                WARNING,
+                f"{item.url} is already linked at line {seen[item.url]}",
+            )
+        else:
+            seen[item.url] = item.line
+    summarised = sum(1 for item in items if item.summary or item.fields)
+    for item in items if summarised * 2 >= len(items) else ():  # only where items carry summaries
+        if not item.summary and not item.fields:
+            log.note(item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text")
 
 
 def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:

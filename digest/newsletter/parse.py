@@ -31,7 +31,7 @@ from typing import Any
 
 from digest.config import DEFAULT_SECTION_SLUGS, Config
 from digest.errors import ParseError
-from digest.newsletter.assemble import Assembler, derive_slug
+from digest.newsletter.assemble import Assembler, check_issue, derive_slug
 from digest.newsletter.discover import DRAFT_FOLDERS
 from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
@@ -161,14 +161,14 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     title_line, title_text = scan.title or (0, "")
     title, headline, h1_date = _title(title_line, title_text, scan, path, log)
     date, published = _date(h1_date, title_line, scan.front, path, options, log)
-    assembler = Assembler(log, options.section_slugs, scan.references)
+    assembler = Assembler(log, options.section_slugs, scan.references, breaks=not scan.wrapped)
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
     preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
     left_out = tuple(
         Prose("\n".join(raw.lines).strip("\n"), "", raw.line) for raw in scan.left_out
     )  # not shown
-    assembler.check_issue(scan, sections)
+    check_issue(log, scan, sections)
     send_at = _send_at(scan.front, scan.front_lines, options.timezone, log)
     findings = log.sorted()
     if date is None or published is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references, without_liquid
 from digest.newsletter.header import HeaderReader
-from digest.newsletter.markup import C0_CONTROLS
+from digest.newsletter.markup import C0_CONTROLS, hard_wrapped
 from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Severity
 from digest.newsletter.outline import clean_heading, is_link_heading, led_by_link, outline
@@ -74,6 +74,7 @@ class Scan:
     front_lines: dict[str, int] = field(default_factory=dict)  # metadata key -> its line, for findings
     left_out: tuple[RawProse, ...] = ()  # boilerplate left out by rule (back issues, skipped sections)
     references: dict[str, str] = field(default_factory=dict)  # reference-link label -> URL
+    wrapped: bool = False  # the prose is wrapped at a fixed width: a line break is a space
 
 
 _FRONT_KEY = re.compile(r"^\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*[:=]")
@@ -126,6 +127,9 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         front_lines=_front_lines(lines, body_start),
         left_out=tuple(scanner.left_out),
         references=blocks.references,
+        wrapped=hard_wrapped(
+            [line for i, line in enumerate(lines) if i >= body_start and i not in blocks.code]
+        ),
     )
 
 
