@@ -11,7 +11,7 @@ import hashlib
 import html
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
@@ -52,7 +52,7 @@ class Reading:
     in_prose: int
     left_out: tuple[tuple[int, str], ...] = ()
     missing: tuple[tuple[int, str], ...] = ()
-    outside_items: tuple[tuple[int, str], ...] = field(default=())
+    prose_links: tuple[tuple[int, str], ...] = ()  # (line, URL) of each link shown in prose, in no item
 
     @property
     def shown(self) -> int:
@@ -154,7 +154,7 @@ def read_links(data: bytes | str, issue: Issue) -> Reading:
         in_prose=len(in_prose),
         left_out=tuple((no, url) for no, url in rest if url in left),
         missing=tuple((no, url) for no, url in rest if url not in left),
-        outside_items=tuple(in_prose),
+        prose_links=tuple(in_prose),
     )
 
 
@@ -167,8 +167,8 @@ def format_reading(path: Path | str, reading: Reading) -> list[str]:
         f"{len(reading.left_out)} left out by rule, {len(reading.missing)} not shown; "
         f"coverage {reading.coverage:.1%}",
     ]
-    if reading.outside_items:
-        listed = ", ".join(f"{no} {url}" for no, url in reading.outside_items)
+    if reading.prose_links:
+        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)
         out.append(f"{path}: links in prose, not in any item (line, link): {listed}")
     out += [f"{path}:{no}: link left out with boilerplate: {url}" for no, url in reading.left_out]
     out += [f"{path}:{no}: link shown nowhere: {url}" for no, url in reading.missing]
