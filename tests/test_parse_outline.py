@@ -61,13 +61,14 @@ def test_a_single_stray_heading_does_not_change_the_section_level():
 @pytest.mark.parametrize(
     ("headings", "front_title", "title_index", "level"),
     [
-        ([(1, "T"), (2, "a"), (2, "b")], False, 0, 2),
-        ([(1, "T"), (2, "a"), (2, "b")], True, 0, 2),  # the title line repeats the front matter's
-        ([(1, "a"), (1, "b"), (2, "x")], True, -1, 1),
-        ([(3, "a"), (3, "b"), (2, "c")], True, -1, 3),
-        ([(2, "a"), (1, "odd"), (2, "b")], False, -1, 2),
-        ([(1, "T"), (3, "[x](u)"), (3, "[y](v)"), (2, "s")], False, 0, 2),  # link headings are items
-        ([], False, -1, 2),
+        ([(1, "T"), (2, "a"), (2, "b")], "", 0, 2),
+        ([(1, "Weekly #12"), (2, "a"), (2, "b")], "Weekly 12", 0, 2),  # the title line repeats the metadata's
+        ([(1, "News"), (2, "a"), (2, "b")], "Weekly 12", -1, 1),  # a lone top section under a metadata title
+        ([(1, "a"), (1, "b"), (2, "x")], "T", -1, 1),
+        ([(3, "a"), (3, "b"), (2, "c")], "T", -1, 3),
+        ([(2, "a"), (1, "odd"), (2, "b")], "", -1, 2),
+        ([(1, "T"), (3, "[x](u)"), (3, "[y](v)"), (2, "s")], "", 0, 2),  # link headings are items
+        ([], "", -1, 2),
     ],
 )
 def test_the_outline_rule(headings, front_title, title_index, level):

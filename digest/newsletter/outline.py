@@ -1,8 +1,9 @@
 """An issue's outline, from its own headings, and what makes a line the start of an item.
 
 The title is the front matter's ``title``, else a first ``#`` heading; the section level
-is the shallowest level the issue uses for its parts (the shallowest used at least
-twice, else the shallowest used at all), not counting headings that are links. Deeper
+is the shallowest level the issue uses for its parts: the level of its first part when
+no part is shallower, else the shallowest used at least twice (a stray heading is not
+an outline), not counting headings that are links. Deeper
 headings are subsections, or items when they are a link followed by text. A list item
 or a numbered paragraph is an item when a link leads it, after an optional short label
 (``**Label:**``, ``[tag]``, an emoji); anything else is prose.
@@ -43,20 +44,32 @@ class Outline:
     section_level: int
 
 
-def outline(headings: Sequence[tuple[int, str]], front_title: bool) -> Outline:
-    """The outline of an issue whose top-level headings are ``(level, text)``, in order."""
+def outline(headings: Sequence[tuple[int, str]], front_title: str = "") -> Outline:
+    """The outline of an issue whose top-level headings are ``(level, text)``, in order.
+
+    With a metadata title, a first ``#`` heading is the title line only when it is the
+    only one and names the same thing (``# News`` under ``title: Weekly 12`` is a section).
+    """
     title_index = -1
     if headings and headings[0][0] == 1:
         ones = sum(1 for level, _ in headings if level == 1)
-        if not front_title or ones == 1:
+        if not front_title or (ones == 1 and _same_title(front_title, headings[0][1])):
             title_index = 0
     rest = [(level, text) for index, (level, text) in enumerate(headings) if index != title_index]
     parts = [level for level, text in rest if not is_link_heading(text)] or [level for level, _ in rest]
     if not parts:
         return Outline(title_index, 2)
+    if parts[0] == min(parts):  # the first part is at the shallowest level: that is the sections'
+        return Outline(title_index, parts[0])
     counts = Counter(parts)
     repeated = [level for level, count in counts.items() if count >= 2]
     return Outline(title_index, min(repeated or parts))
+
+
+def _same_title(front: str, line: str) -> bool:
+    """Whether a title line repeats the metadata's title (one starts the other, markup aside)."""
+    a, b = (re.sub(r"[\W_]+", "", clean_heading(t)).casefold() for t in (front, line))
+    return bool(a and b) and (a[:6] == b[:6] or a in b or b in a)
 
 
 def is_link_heading(text: str) -> bool:

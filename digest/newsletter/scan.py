@@ -105,7 +105,7 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         log.note(
             line, "unclosed-comment", WARNING, "'<!--' is never closed with '-->': all after it is hidden"
         )
-    front_title = isinstance(front.get("title"), str) and bool(front["title"].strip())
+    front_title = front["title"].strip() if isinstance(front.get("title"), str) else ""
     scanner = BlockScanner(log, lines, blocks, rules or SectionRules(), front_title)
     scanner.walk()
     intro = " ".join(scanner.intro).strip()
@@ -183,7 +183,7 @@ class BlockScanner(HeaderReader):
         lines: list[str],
         blocks: Blocks,
         rules: SectionRules,
-        front_title: bool = False,
+        front_title: str = "",
     ):
         self.log, self.lines, self.blocks, self.rules = log, lines, blocks, rules
         headings = [b for b in blocks.blocks if b.kind == "heading"]
