@@ -232,7 +232,7 @@ def test_unknown_section_gets_its_own_ascii_feed(site):
     build_feeds_now(site.config, NOW)
     (issue,) = site.parsed()
     slug = issue.sections[0].slug
-    assert slug.isascii() and slug.startswith("section-")
+    assert slug == "guan-dian"  # the name transliterated: a readable ASCII feed slug
     feed = feedparser.parse((site.config.paths.feeds / f"{slug}.atom.xml").read_bytes())
     assert [e.link for e in feed.entries] == ["https://a.org"]
 

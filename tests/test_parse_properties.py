@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest.errors import ParseError
+from digest.newsletter.lint import read_links
+from digest.newsletter.model import Severity
 from digest.newsletter.parse import UndatedIssue, parse_issue
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,7 +56,9 @@ urls = st.from_regex(r"https://[a-z]{1,10}\.(com|org|cn)(/[A-Za-z0-9_\-.~/?=&%#]
 prose = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=60).filter(
     lambda s: (
         not re.match(
-            r"^\s*([-*+#]|_{3,}|(editor|project|wechat id|license)\s*[:：]|!\[wechat|<a rel)", s, re.I
+            r"^\s*([-*+#]|_{3,}|`{3,}|~{3,}|(editor|project|wechat id|license)\s*[:：]|!\[wechat|<a rel)",
+            s,
+            re.I,
         )
     )
 )
@@ -107,3 +111,46 @@ def test_nothing_inside_a_comment_or_a_code_fence_becomes_an_item(blocks):
     assert [i.url for i in issue.items] == expected
     assert not any("hidden.example" in link.url for i in issue.items for link in i.links)
     assert all("hidden" not in s.name for s in issue.sections)
+
+
+word = st.sampled_from(
+    ["alpha", "beta", "Grin", "新闻", "ニュース", "vie", "12", "C++", "**bold**", "`code`"]
+)
+words = st.lists(word, min_size=1, max_size=4).map(" ".join)
+link = st.tuples(words, st.integers(0, 999)).map(lambda t: f"[{t[0]}](https://l.example/{t[1]})")
+inline = st.lists(
+    st.one_of(words, link, st.integers(0, 999).map(lambda n: f"https://bare.example/{n}")),
+    min_size=1,
+    max_size=4,
+).map(" ".join)
+block = st.one_of(
+    st.tuples(st.integers(1, 4), st.one_of(words, link)).map(lambda t: "#" * t[0] + " " + t[1]),
+    st.lists(
+        st.tuples(st.sampled_from(["- ", "* ", "1. ", "- **Tag:** ", "- [tag] "]), inline),
+        min_size=1,
+        max_size=3,
+    ).map(lambda rows: "\n".join(a + b for a, b in rows)),
+    st.lists(inline, min_size=1, max_size=3).map("\n".join),  # a paragraph, wrapped
+    inline.map(lambda t: "> " + t),
+    st.tuples(st.integers(1, 9), inline).map(lambda t: f"{t[0]}、{t[1]}"),
+    st.tuples(st.integers(1, 9), link).map(lambda t: f"{t[0]}、\n\n> quoted words\n\n——{t[1]}"),
+    inline.map(lambda t: "    " + t),  # indented: code at the top level, text in a list
+    st.tuples(link, inline).map(lambda t: f"- {t[0]}\n    - {t[1]}\n        - {t[1]}"),  # nested lists
+    st.tuples(words, st.integers(0, 9)).map(lambda t: f"- **[{t[0]} [{t[1]}]](https://b.example/{t[1]})** x"),
+    st.integers(0, 9).map(lambda n: f'<div><a href="https://html.example/{n}">x</a></div>'),
+    st.tuples(inline, inline).map(lambda t: f"| a | b |\n|---|---|\n| {t[0]} | {t[1]} |"),
+    st.integers(0, 9).map(lambda n: f"- [ref {n}][r{n}] and [r{n}]\n\n[r{n}]: https://ref.example/{n}"),
+)
+documents = st.tuples(st.booleans(), st.lists(block, min_size=1, max_size=12)).map(
+    lambda t: ("---\ntitle: Weekly\n---\n\n" if t[0] else "") + "\n\n".join(t[1]) + "\n"
+)
+
+
+@SETTINGS
+@given(documents)
+def test_no_link_of_any_document_is_lost_on_the_way_to_the_mail(text):
+    """Whatever the headings' levels and the blocks' shapes, every link is in an item or in prose."""
+    issue = parse_issue(text, Path("2024-01-01.md"))
+    reading = read_links(text, issue)
+    assert reading.missing == () and reading.left_out == ()
+    assert not [f for f in issue.findings if f.severity is Severity.ERROR]

@@ -201,12 +201,9 @@ def test_numbered_items_in_each_spelling():
     a, b = issue.sections
     assert [i.url for i in a.items] == ["https://a.org/1", "https://a.org/2"]
     assert a.items[0].summary == "Body one."
-    assert [(i.title, i.url) for i in b.items] == [
-        ("three", "https://b.org/3"),
-        ("four", ""),
-        ("five", "https://b.org/5"),
-    ]
+    assert [(i.title, i.url) for i in b.items] == [("three", "https://b.org/3"), ("five", "https://b.org/5")]
     assert "<li>a point</li>" in b.items[0].summary_html
+    assert "four" in b.items[0].summary  # a numbered paragraph no link leads is text, where it stood
 
 
 def test_bullet_labels_and_sources():
@@ -333,10 +330,14 @@ def test_tagline_and_intro_keep_to_their_own_lines():
     assert [p.markdown for p in issue.preamble] == ["紧接着的一段话。"]
 
 
-def test_the_first_link_of_a_bullet_is_the_item():
+def test_a_bullet_no_link_leads_is_prose_that_keeps_its_links():
     issue = parse_issue(
-        "# W (2026-03-02)\n## A\n* Foo released [v2.0](https://foo.org/2) today\n", Path("x.md")
+        "# W (2026-03-02)\n## A\n* Foo released [v2.0](https://foo.org/2) and [v2.1](https://foo.org/3)\n"
+        "* **Note:** [Bar](https://bar.org) is out\n",
+        Path("x.md"),
     )
-    (item,) = issue.items
-    assert (item.title, item.url) == ("Foo released v2.0 today", "https://foo.org/2")
+    (section,) = issue.sections
+    assert [(i.labels, i.title, i.url) for i in section.items] == [(("Note",), "Bar", "https://bar.org")]
+    (prose,) = section.prose
+    assert 'href="https://foo.org/2"' in prose.html and 'href="https://foo.org/3"' in prose.html
     assert "no-link" not in {f.code for f in issue.findings}

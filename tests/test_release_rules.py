@@ -329,7 +329,7 @@ def test_lint_errors_need_force_and_the_refusal_names_the_first(site):
     assert problem.startswith("has 2 lint error(s), e.g. line 8: ")
     assert problem.endswith("; fix them, or approve it anyway with --force")
     assert refusal(issue, NOW, force=True, action="mail") is None
-    clean_but_warned = report_of(site, "2026-11-21", ISSUE.replace("摘要：甲。\n", "")).issue
+    clean_but_warned = report_of(site, "2026-11-21", ISSUE.replace("## 论文", "## 观点")).issue
     assert clean_but_warned.findings and refusal(clean_but_warned, NOW, force=False, action="mail") is None
 
 

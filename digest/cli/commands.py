@@ -103,7 +103,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     from digest.newsletter.discover import Survey, skipped_lines, survey
-    from digest.newsletter.lint import count_by_severity
+    from digest.newsletter.lint import count_by_severity, lint_lines
     from digest.release.rules import lint_reports
 
     config = _config_or_default(args)
@@ -111,9 +111,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
     found = given if args.files else survey(config.paths.issues)
     reports = lint_reports(config, list(given.issues))
     findings = [f for report in reports for f in report.findings]
-    for report in reports:
-        for line in report.lines():
-            print(line)
+    for line in lint_lines(reports):
+        print(line)
     print(*skipped_lines(found.skipped), sep="\n", end="\n" if found.skipped else "")
     counts = count_by_severity(findings)
     summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())

@@ -11,8 +11,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
+from digest.newsletter.heads import (
+    INLINE_LINK,
+    ItemHead,
+    join_continuation,
+    parse_head,
+    quote_item,
+    split_source,
+)
 from digest.newsletter.markup import find_urls, inline_markdown_to_html, is_safe_url, markdown_to_html
 from digest.newsletter.model import Field, Item, Link, Prose, Section, Severity
 from digest.newsletter.scan import LABEL_LINE, FindingLog, RawItem, RawProse, RawSection, Scan
@@ -21,6 +28,7 @@ __all__ = [
     "LINK_LABELS",
     "Assembler",
     "ItemHead",
+    "check_issue",
     "derive_slug",
     "join_continuation",
     "normalize_summary",
@@ -30,7 +38,6 @@ __all__ = [
 
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
-_ANY_BULLET = re.compile(r"^\s*[-*+]\s+")
 # '摘要：', '**摘要**：', '**摘要：**' (closed after the colon); '摘要：**bold** rest' keeps its '**'
 _SUMMARY = re.compile(r"^(?:\*\*摘要\s*[：:]\s*\*\*|(?:\*\*)?摘要(?:\*\*)?\s*[：:])\s*(.*)$")
 _GLUED_NUMBER = re.compile(r"^(\s*)(\d{1,3})\.(?=[^\s\d.])")  # '2.硬件': a number glued to its text
@@ -38,9 +45,8 @@ _NUMBERED = re.compile(r"^\s*(\d{1,3})\.(?:\s|(?=[^\s\d.]))")
 _LABEL_IN_TITLE = re.compile(r"^\[([^\[\]\s][^\[\]]{0,30})\](?=[^\s(\[])(.+)$")  # '[ICLR2022]BiBERT'
 _STRAY_BOLD = "**"
 _LIST_LINE = re.compile(r"^(\d+[.)]|\d+(?:\.\d+)+|[-*+•])\s+(.*)$")
-_INLINE_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]*)\)")
 _TAIL_LABEL = re.compile(r"[（(]([^（）()\[\]]{1,12})[）)]")
-_SOURCE_SPLIT = re.compile(r"\s*(?:\s\||\|\s|\s丨\s)\s*")
+_TAIL_SEPARATOR = re.compile(r"^(?:[：:|—–]|-(?=\s))\s*")
 _LINK_SEPARATORS = re.compile(r"[\s、，,;；]+")
 # Labels whose ``label：URL`` lines are links wherever they stand in an item, even after 摘要.
 LINK_LABELS = frozenset(
@@ -52,37 +58,36 @@ LINK_LABELS = frozenset(
 def derive_slug(name: str, table: Mapping[str, str]) -> tuple[str, bool]:
     """The section's slug and whether it came from the table.
 
-    An unknown name gets a deterministic ASCII slug: its ASCII letters and digits
-    when it has some, else ``section-`` and a short hash of the name.
+    An unknown name gets a readable, deterministic ASCII slug of the form a feed and a
+    subscriber's ``--sections`` take (``[a-z0-9][a-z0-9-]*``): the name transliterated
+    (``业界新闻`` -> ``ye-jie-xin-wen``), else ``section-`` and a short hash of the name.
     """
     if name in table:
         return table[name], True
-    ascii_part = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    from anyascii import anyascii
+
+    runs = re.split(r"([\x00-\x7f]+)", name)  # ASCII as written; other scripts one syllable at a time
+    words = " ".join(run if run.isascii() else " ".join(anyascii(c) for c in run) for run in runs)
+    ascii_part = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")[:60].rstrip("-")
     if ascii_part:
         return ascii_part, False
     return "section-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], False
 
 
-@dataclass
-class ItemHead:
-    """The first line of an item, taken apart."""
-
-    labels: list[str] = field(default_factory=list)
-    text: str = ""
-    url: str | None = None  # None: the line has no link at all
-    extras: list[Link] = field(default_factory=list)
-    tail: str = ""
-    unclosed: bool = False
-    fullwidth_paren: bool = False
-    glued_label: bool = False  # '[ICLR2022][title](url)': no space after a label
-
-
 class Assembler:
     """Builds the model's items and sections from raw ones, noting every repair in the log."""
 
-    def __init__(self, log: FindingLog, section_slugs: Mapping[str, str]):
+    def __init__(
+        self,
+        log: FindingLog,
+        section_slugs: Mapping[str, str],
+        references: Mapping[str, str] | None = None,
+        breaks: bool = False,
+    ):
         self.log = log
         self.section_slugs = section_slugs
+        self.references = references or {}
+        self.breaks = breaks  # the issue's lines are not wrapped: each line break is kept
 
     def warmup(self, entries: list[tuple[int, str]]) -> Iterable[tuple[str, str]]:
         for line, text in entries:
@@ -93,7 +98,10 @@ class Assembler:
                     line, "empty-warmup-entry", ERROR, f"warm-up entry has no text: {body or '-'!r}"
                 )
                 continue
-            yield body, inline_markdown_to_html(body)
+            if "\n" in body:  # an entry of several paragraphs (its quote, its note)
+                yield body, markdown_to_html(body, self.references, breaks=self.breaks)
+            else:
+                yield body, inline_markdown_to_html(body)
 
     def section(self, raw: RawSection) -> Section:
         slug, known = derive_slug(raw.name, self.section_slugs)
@@ -115,20 +123,25 @@ class Assembler:
         """A block shown as written: an essay, a cover picture, a quote, a table."""
         markdown = "\n".join(raw.lines).strip("\n")
         return Prose(
-            markdown=markdown, html=markdown_to_html(markdown), line=raw.line, subsection=raw.subsection
+            markdown=markdown,
+            html=markdown_to_html(markdown, self.references, breaks=self.breaks),
+            line=raw.line,
+            subsection=raw.subsection,
         )
 
     def item(self, raw: RawItem) -> Item:
         head = parse_head(raw.head)
         body = raw.body
+        if not raw.head.strip() and (quoted := quote_item(body)) is not None:
+            head, body = quoted
         if head.unclosed:
-            joined = join_continuation(raw.head, body)
+            joined = join_continuation(raw.head, body, self.references)
             if joined is not None:
                 head, consumed = joined
                 body = body[consumed:]
-        inline = _INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
+        inline = INLINE_LINK.search(head.text) if head.url is None and not head.unclosed else None
         if inline:  # 'Foo released [v2.0](url)': the first link is the item's
-            head.url, head.text = inline.group(2), _INLINE_LINK.sub(r"\1", head.text)
+            head.url, head.text = inline.group(2), INLINE_LINK.sub(r"\1", head.text)
         tag = _TAIL_LABEL.fullmatch(head.tail.strip())
         if tag and head.url:  # '[t](u)（英文）': a note on the link, shown as a label
             head.labels.append(tag.group(1).strip())
@@ -168,8 +181,11 @@ class Assembler:
                 )
         if head.fullwidth_paren:
             self.log.note(line, "fullwidth-paren", WARNING, "a link ends with a full-width '）'; read as ')'")
-        if not title:
-            self.log.note(line, "empty-title", ERROR, "item has no title text between '[' and ']'")
+        if not title and url:
+            message = "item has no title text between '[' and ']'; its link is shown instead"
+            self.log.note(line, "empty-title", WARNING, message)
+        elif not title:
+            self.log.note(line, "empty-title", WARNING, "item has no title text and no link")
         if url and not is_safe_url(url):
             self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
             url = ""
@@ -181,7 +197,7 @@ class Assembler:
             source=source,
             labels=tuple(head.labels),
             summary=summary,
-            summary_html=markdown_to_html(summary),
+            summary_html=markdown_to_html(summary, self.references, breaks=self.breaks),
             links=tuple(links),
             fields=tuple(fields),
             line=line,
@@ -194,7 +210,7 @@ class Assembler:
         links = [link for link in head.extras if self.safe_link(link, line)]
         fields: list[Field] = []
         summary: list[tuple[int, str]] = []
-        tail = head.tail.strip()
+        tail = _TAIL_SEPARATOR.sub("", head.tail.strip())  # '[t](u): text', '[t](u) — text'
         if tail and not re.fullmatch(r"[\s;；。.,，、]*", tail):
             summary.append((line, tail))
         in_summary = bool(summary)
@@ -282,30 +298,32 @@ class Assembler:
         self.log.note(line, "unsafe-url", ERROR, f"extra link '{link.label}' has an empty or unsafe URL")
         return False
 
-    def check_issue(self, scan: Scan, sections: tuple[Section, ...]) -> None:
-        """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
-        items = [item for section in sections for item in section.items]
-        prose = scan.preamble or any(section.prose for section in sections)
-        if not items and not prose and not self.log.has("empty-file"):
-            self.log.note(0, "no-items", FATAL, "no items under any '## ' section: not an issue yet")
-        if scan.title and not scan.intro and scan.intro_line:
-            self.log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
-        seen: dict[str, int] = {}
-        for item in items:
-            if not item.url:
-                continue
-            if item.url in seen:
-                self.log.note(
-                    item.line,
-                    "duplicate-url",
-                    WARNING,
-                    f"{item.url} is already linked at line {seen[item.url]}",
-                )
-            else:
-                seen[item.url] = item.line
-        for item in items:
-            if not item.summary and not item.fields:
-                self.log.note(item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary")
+
+def check_issue(log: FindingLog, scan: Scan, sections: tuple[Section, ...]) -> None:
+    """Whole-issue checks: no items at all, an empty intro, duplicate links, missing summaries."""
+    items = [item for section in sections for item in section.items]
+    prose = scan.preamble or scan.warmup or scan.intro or any(section.prose for section in sections)
+    if not items and not prose and not log.has("empty-file"):
+        log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
+    if scan.title and not scan.intro and scan.intro_line:
+        log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
+    seen: dict[str, int] = {}
+    for item in items:
+        if not item.url:
+            continue
+        if item.url in seen:
+            log.note(
+                item.line,
+                "duplicate-url",
+                WARNING,
+                f"{item.url} is already linked at line {seen[item.url]}",
+            )
+        else:
+            seen[item.url] = item.line
+    summarised = sum(1 for item in items if item.summary or item.fields)
+    for item in items if summarised * 2 >= len(items) else ():  # only where items carry summaries
+        if not item.summary and not item.fields:
+            log.note(item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text")
 
 
 def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:
@@ -344,128 +362,6 @@ def _number(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_head(text: str) -> ItemHead:
-    """Take apart ``[label] [title | source](url) [[extra]](url2) tail``."""
-    head = ItemHead()
-    pos = _skip_spaces(text, 0)
-    while pos < len(text) and text[pos] == "[":
-        close = _match_bracket(text, pos)
-        if close is None:
-            head.unclosed = True
-            head.text = text[pos + 1 :].strip()
-            return head
-        after = _skip_spaces(text, close + 1)
-        is_label = (
-            close + 1 < len(text)
-            and text[close + 1] != "("
-            and after < len(text)
-            and text[after] == "["
-            and "[" not in text[pos + 1 : close]
-        )
-        if not is_label:
-            head.text = text[pos + 1 : close].strip()
-            if close + 1 < len(text) and text[close + 1] == "(":
-                url, end, fullwidth = _destination(text, close + 2)
-                if end is None:
-                    head.unclosed = True
-                    return head
-                head.url, head.fullwidth_paren = url, fullwidth
-                pos = end
-            else:
-                head.url = ""
-                pos = close + 1
-            head.extras, head.tail = _extra_links(text[pos:])
-            return head
-        head.labels.append(text[pos + 1 : close].strip())
-        head.glued_label = head.glued_label or after == close + 1
-        pos = after
-    head.text = text[pos:].strip()
-    return head
-
-
-def _extra_links(text: str) -> tuple[list[Link], str]:
-    links: list[Link] = []
-    pos = 0
-    while True:
-        pos = _skip_spaces(text, pos)
-        if pos >= len(text) or text[pos] != "[":
-            return links, text[pos:]
-        close = _match_bracket(text, pos)
-        if close is None or close + 1 >= len(text) or text[close + 1] != "(":
-            return links, text[pos:]
-        url, end, _ = _destination(text, close + 2)
-        if end is None:
-            return links, text[pos:]
-        label = text[pos + 1 : close].strip()
-        if label.startswith("[") and label.endswith("]"):
-            label = label[1:-1].strip()
-        links.append(Link(label=label, url=url.strip()))
-        pos = end
-
-
-def _skip_spaces(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t":
-        pos += 1
-    return pos
-
-
-def _match_bracket(text: str, start: int) -> int | None:
-    depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char == "\\":
-            continue
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
-
-
-def _destination(text: str, start: int) -> tuple[str, int | None, bool]:
-    """The link target starting at ``start`` (just after '('): (url, end, closed-by-'）')."""
-    depth = 0
-    url_end: int | None = None  # a space ends the URL; a '"title"' may follow
-    for index in range(start, len(text)):
-        char = text[index]
-        if char.isspace() and url_end is None and text[start:index].strip():
-            url_end = index
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            if depth == 0:
-                return text[start : url_end or index].strip(), index + 1, False
-            depth -= 1
-    fullwidth = text.find("）", start)
-    if fullwidth != -1:
-        return text[start:fullwidth].strip(), fullwidth + 1, True
-    return text[start:].strip(), None, False
-
-
-def join_continuation(head_text: str, body: list[tuple[int, str]]) -> tuple[ItemHead, int] | None:
-    """An unclosed ``[title`` may continue on the next lines; join up to three of them."""
-    joined = head_text
-    for count, (_, raw) in enumerate(body[:3], start=1):
-        if not raw.strip() or _ANY_BULLET.match(raw) or raw.startswith("#"):
-            return None
-        joined = f"{joined.rstrip()} {raw.strip()}"
-        head = parse_head(joined)
-        if not head.unclosed:
-            return head, count
-    return None
-
-
-def split_source(text: str) -> tuple[str, str]:
-    """``title | source``: the source is after the last separator bar."""
-    parts = _SOURCE_SPLIT.split(text)
-    if len(parts) >= 2 and parts[-1].strip():
-        title = text[: text.rfind(parts[-1])].rstrip().rstrip("|丨").strip()
-        return title, parts[-1].strip()
-    return text.rstrip("|丨 ").strip(), ""
-
-
 def normalize_summary(lines: list[str]) -> str:
     """Markdown for a summary: nested lists re-indented, list blocks set apart by blank lines.
 
@@ -481,10 +377,11 @@ def normalize_summary(lines: list[str]) -> str:
         if not run:
             return
         levels = sorted({indent for indent, _, _ in run})
+        base = levels.index(run[0][0])  # the run's first line starts the list, however indented
         if out and out[-1]:
             out.append("")
         for indent, marker, content in run:
-            depth = levels.index(indent)
+            depth = max(0, levels.index(indent) - base)
             if re.fullmatch(r"\d+[.)]", marker):
                 bullet = marker
             elif marker[0].isdigit():

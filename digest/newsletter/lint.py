@@ -8,15 +8,61 @@ guard: a ``fatal`` file is not an issue yet (neither fed nor mailed); an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import html
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
+from digest.newsletter.blocks import without_liquid
+from digest.newsletter.markup import markdown_links, normalize_link
+from digest.newsletter.meta import read_metadata
 from digest.newsletter.model import Finding, Issue, Severity
 from digest.newsletter.parse import ParseOptions, UndatedIssue, parse_issue, read_source
+from digest.newsletter.scan import FindingLog
 
-__all__ = ["LintReport", "count_by_severity", "lint_file", "lint_files"]
+__all__ = [
+    "LintReport",
+    "Reading",
+    "count_by_severity",
+    "format_folder_reading",
+    "format_reading",
+    "lint_file",
+    "lint_files",
+    "lint_lines",
+    "read_links",
+]
+
+_HREF = re.compile(r'\bhref="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How digest read one issue: its sections with their item counts, and where each link went.
+
+    ``links`` counts the http(s) links of the file's body (outside comments, code and
+    metadata); each is in an item, in prose that is shown, in a part left out by rule
+    (``left_out``: boilerplate such as a back-issues list), or ``missing``: shown nowhere.
+    """
+
+    sections: tuple[tuple[str, int], ...]
+    links: int
+    in_items: int
+    in_prose: int
+    left_out: tuple[tuple[int, str], ...] = ()
+    missing: tuple[tuple[int, str], ...] = ()
+    prose_links: tuple[tuple[int, str], ...] = ()  # (line, URL) of each link shown in prose, in no item
+
+    @property
+    def shown(self) -> int:
+        return self.in_items + self.in_prose
+
+    @property
+    def coverage(self) -> float:
+        """The share of the body's links that reach the email and the archive (1.0 with no links)."""
+        counted = self.links - len(self.left_out)
+        return 1.0 if counted <= 0 else self.shown / counted
 
 
 @dataclass(frozen=True)
@@ -32,6 +78,8 @@ class LintReport:
     def blocking(self) -> bool:
         """True when lint should fail: a fatal finding or an error."""
         return any(f.severity in (Severity.FATAL, Severity.ERROR) for f in self.findings)
+
+    reading: Reading | None = None
 
     def lines(self) -> list[str]:
         return [f.format(self.path) for f in self.findings]
@@ -55,7 +103,7 @@ def lint_file(path: Path, options: ParseOptions) -> LintReport:
     except Exception as exc:  # one odd file must never stop the whole newsletter
         message = f"could not be parsed ({exc.__class__.__name__}: {exc}); please report this file"
         return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None, sha256)
-    return LintReport(path, issue.findings, issue, sha256)
+    return LintReport(path, issue.findings, issue, sha256, read_links(data, issue))
 
 
 def lint_files(paths: Iterable[Path], options: ParseOptions) -> list[LintReport]:
@@ -67,3 +115,98 @@ def count_by_severity(findings: Sequence[Finding]) -> dict[Severity, int]:
     for finding in findings:
         counts[finding.severity] += 1
     return counts
+
+
+def _hrefs(fragment: str) -> Iterator[str]:
+    return (html.unescape(url) for url in _HREF.findall(fragment))
+
+
+def _item_urls(issue: Issue) -> set[str]:
+    urls: set[str] = set()
+    for item in issue.items:
+        urls.update(normalize_link(u) for u in (item.url, *(link.url for link in item.links)) if u)
+        urls.update(_hrefs(item.summary_html))
+    return urls
+
+
+def _prose_urls(issue: Issue) -> set[str]:
+    fragments = [issue.intro_html, *issue.warmup_html, *(p.html for p in issue.preamble)]
+    fragments += [p.html for section in issue.sections for p in section.prose]
+    return {url for fragment in fragments for url in _hrefs(fragment)}
+
+
+def read_links(data: bytes | str, issue: Issue) -> Reading:
+    """Where each http(s) link of the issue's body went: an item, prose, a part left out, or nowhere."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    lines = re.split(r"\r\n|\r|\n", text.lstrip("\ufeff"))
+    _, start = read_metadata(lines, FindingLog())
+    lines = without_liquid(lines, start)
+    body = [(start + line + 1, url) for line, url in markdown_links("\n".join(lines[start:]))]
+    items, prose = _item_urls(issue), _prose_urls(issue)
+    left = {url for part in issue.left_out for _, url in markdown_links(part.markdown)}
+    in_items = [(no, url) for no, url in body if url in items]
+    in_prose = [(no, url) for no, url in body if url not in items and url in prose]
+    rest = [(no, url) for no, url in body if url not in items and url not in prose]
+    return Reading(
+        sections=tuple((section.name, len(section.items)) for section in issue.sections),
+        links=len(body),
+        in_items=len(in_items),
+        in_prose=len(in_prose),
+        left_out=tuple((no, url) for no, url in rest if url in left),
+        missing=tuple((no, url) for no, url in rest if url not in left),
+        prose_links=tuple(in_prose),
+    )
+
+
+def format_reading(path: Path | str, reading: Reading) -> list[str]:
+    """The reading of one file, for ``digest lint``: sections, links outside items, coverage."""
+    sections = ", ".join(f"{name} ({count})" for name, count in reading.sections) or "none"
+    out = [
+        f"{path}: sections: {sections}",
+        f"{path}: {reading.links} links: {reading.in_items} in items, {reading.in_prose} in prose, "
+        f"{len(reading.left_out)} left out by rule, {len(reading.missing)} not shown; "
+        f"coverage {reading.coverage:.1%}",
+    ]
+    if reading.prose_links:
+        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)
+        out.append(f"{path}: links in prose, not in any item (line, link): {listed}")
+    out += [f"{path}:{no}: link left out with boilerplate: {url}" for no, url in reading.left_out]
+    out += [f"{path}:{no}: link shown nowhere: {url}" for no, url in reading.missing]
+    return out
+
+
+def lint_lines(reports: Sequence[LintReport]) -> list[str]:
+    """What ``digest lint`` prints: each file's findings and reading, then the folder's reading."""
+    out: list[str] = []
+    for report in reports:
+        out += report.lines()
+        out += format_reading(report.path, report.reading) if report.reading is not None else []
+    return out + format_folder_reading(reports)
+
+
+def format_folder_reading(reports: Sequence[LintReport]) -> list[str]:
+    """The whole folder's reading: issues read, sections by how often they occur, overall coverage."""
+    readings = [report.reading for report in reports if report.reading is not None]
+    counts: dict[str, list[int]] = {}
+    for reading in readings:
+        for name, items in reading.sections:
+            counts.setdefault(name, []).append(items)
+    links = sum(r.links - len(r.left_out) for r in readings)
+    left_out = sum(len(r.left_out) for r in readings)
+    shown = sum(r.shown for r in readings)
+    in_items = sum(r.in_items for r in readings)
+    coverage = 1.0 if links <= 0 else shown / links
+    top = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    listed = ", ".join(
+        f"{name} ({_count(len(n), 'issue')}, {_count(sum(n), 'item')})" for name, n in top[:12]
+    )
+    more = f", and {len(top) - 12} more" if len(top) > 12 else ""
+    return [
+        f"{len(readings)} of {len(reports)} file(s) read as issues; sections: {listed or 'none'}{more}",
+        f"{links + left_out} links: {in_items} in items, {shown - in_items} in prose, {left_out} left out by "
+        f"rule, {links - shown} not shown; coverage {coverage:.1%}",
+    ]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import re
-from collections.abc import Iterator
-from contextvars import ContextVar
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Iterator, Mapping
+from urllib.parse import unquote, urljoin, urlsplit
 
 __all__ = [
     "C0_CONTROLS",
@@ -23,12 +23,14 @@ __all__ = [
     "absolute_url",
     "absolutize_links",
     "find_urls",
+    "hard_wrapped",
     "html_to_text",
     "inline_markdown_to_html",
     "is_safe_url",
+    "markdown_links",
     "markdown_to_html",
+    "normalize_link",
     "sanitize_html",
-    "set_image_words",
     "strip_xml_illegal",
 ]
 
@@ -63,8 +65,13 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "td": {"align"}, 
 # A URL ends at whitespace, quotes, angle brackets, or any CJK character or
 # full-width punctuation: editors glue "（https://x.org/），" into running text.
 _URL_RE = re.compile(
-    r"https?://[^\s<>\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
+    r"https?://[^\s<>\[\]\"'`\u00a0\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+"
 )
+_SENTENCE_ENDS = frozenset("。！？：；")
+_WORD_END = re.compile(r"[A-Za-z0-9,]")
+_CONTINUES = re.compile(r"[a-z_`(\[]")
+_BLOCK_START = re.compile(r"^(?:[-*+>#|]|\d{1,3}[.)、]|```|~~~|<|\{%|\[[^\]]*\]:)")
+_WIDE_CHAR = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _TRAILING_PUNCT = ".,;:!?*_~'\""
 C0_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f"  # a character class body: C0 controls but tab, LF and CR
 _XML_ILLEGAL = re.compile(f"[{C0_CONTROLS}\ud800-\udfff\ufffe\uffff]")
@@ -94,13 +101,51 @@ def is_safe_url(url: str) -> bool:
 
 
 @functools.cache
-def _renderer():  # type: ignore[no-untyped-def]
+def _renderer(breaks: bool = False):  # type: ignore[no-untyped-def]
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"breaks": True, "html": True}).enable(["strikethrough", "table"])
+    md = MarkdownIt("commonmark", {"html": True, "breaks": breaks}).enable(["strikethrough", "table"])
     md.core.ruler.push("cjk_autolink", _autolink_rule)
     md.add_render_rule("image", _image_as_link)
+    md.add_render_rule("softbreak", _soft_break)
     return md
+
+
+def _soft_break(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
+    """A line break in a paragraph: a wrap (a space, nothing between CJK) or a break the writer meant.
+
+    In a wrapped document it is a wrap, but a CJK line ended on a full stop or colon was
+    ended on purpose. In a document of long lines (``breaks``) each line ends where its
+    writer ended it, unless a long line stops mid-sentence (a word, then a lowercase word).
+    """
+    text_before = tokens[idx - 1].content if idx > 0 else ""
+    before, after = text_before[-1:], _next_text(tokens, idx)[:1]
+    if options.breaks:
+        mid_sentence = _WORD_END.match(before) and _CONTINUES.match(after)
+        return "\n" if mid_sentence and _line_width(tokens, idx) >= 60 else "<br>\n"
+    if not (_WIDE_CHAR.match(before) and _WIDE_CHAR.match(after)):
+        return "\n"
+    return "<br>\n" if text_before.rstrip("）」』”’")[-1:] in _SENTENCE_ENDS else ""
+
+
+def _next_text(tokens, idx) -> str:  # type: ignore[no-untyped-def]
+    """The text right after a line break (a link or code span counts as text)."""
+    for token in tokens[idx + 1 :]:
+        if token.type in ("softbreak", "hardbreak"):
+            return ""
+        if token.content:
+            return str(token.content)
+    return ""
+
+
+def _line_width(tokens, idx) -> int:  # type: ignore[no-untyped-def]
+    """How long the line that ends at this line break is, in characters."""
+    width = 0
+    for token in reversed(tokens[:idx]):
+        if token.type in ("softbreak", "hardbreak"):
+            break
+        width += len(token.content or "")
+    return width
 
 
 def _autolink_rule(state) -> None:  # type: ignore[no-untyped-def]
@@ -141,31 +186,103 @@ def _text_token(content: str):  # type: ignore[no-untyped-def]
     return token
 
 
-# How an image is labelled: (with its alt text, without), in the language of the issue being read.
-_IMAGE_WORDS: ContextVar[tuple[str, str]] = ContextVar("image_words", default=("[Image: %(alt)s]", "[Image]"))
-
-
-def set_image_words(language: str) -> None:
-    """Label images in ``language`` from here on; reading an issue sets it for its newsletter first."""
-    from digest.i18n import gettext_for
-
-    _ = gettext_for(language)
-    _IMAGE_WORDS.set((_("[Image: %(alt)s]"), _("[Image]")))
-
-
 def _image_as_link(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
-    """Images pasted from WeChat do not load outside it: show a link to the picture instead."""
+    """Images pasted from WeChat do not load outside it: show a link to the picture instead.
+
+    The link shows the alt text, else the picture's file name: no words of digest's own,
+    so it reads the same in any language.
+    """
     token = tokens[idx]
-    with_alt, without = _IMAGE_WORDS.get()
-    label = with_alt % {"alt": token.content} if token.content else without
-    return f'<a href="{html.escape(token.attrGet("src") or "")}">{html.escape(label)}</a>'
+    src = str(token.attrGet("src") or "")
+    name = unquote(urlsplit(src).path.rstrip("/").rsplit("/", 1)[-1]) if src else ""
+    alt = html.escape(token.content or name or src)
+    return f'<a href="{html.escape(src)}">[🖼 {alt}]</a>'
 
 
-def markdown_to_html(markdown: str) -> str:
-    """Render block markdown (summaries) to sanitised HTML."""
+_HTML_HREF = re.compile(r"""\bhref\s*=\s*["']?\s*(https?://[^"'\s>]+)""", re.I)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+
+
+@functools.cache
+def _link_reader():  # type: ignore[no-untyped-def]
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["strikethrough", "table"])
+
+
+def normalize_link(url: str) -> str:
+    """A URL as markdown links carry it in HTML (non-ASCII text percent-encoded, IDNA hosts)."""
+    return str(_link_reader().normalizeLink(url.strip()))
+
+
+def hard_wrapped(lines: list[str]) -> bool:
+    """Whether a line break in the document's prose is a wrap (a space), as CommonMark reads it.
+
+    It is, unless the lines that run on into the next are mostly long (the usual one, the
+    80th percentile, over 120 columns, CJK counted double): such a writer does not wrap,
+    and ends each line where the sentence or the point ends.
+    """
+    widths = []
+    for line, following in itertools.pairwise(lines):
+        text, after = line.strip(), following.strip()
+        if text and after and not _BLOCK_START.match(after) and not _BLOCK_START.match(text):
+            widths.append(len(text) + len(_WIDE_CHAR.findall(text)))
+    if len(widths) < 3:
+        return True
+    widths.sort()
+    return widths[int(len(widths) * 0.8) - 1] <= 120
+
+
+def markdown_links(markdown: str) -> list[tuple[int, str]]:
+    """Every http(s) link of a markdown text, with its 0-based line: what a reader could follow.
+
+    Links, images, autolinks, bare URLs and ``href`` in raw HTML count; code and HTML
+    comments do not, nor a reference link whose definition is missing.
+    """
+    found: list[tuple[int, str]] = []
+    for token in _link_reader().parse(markdown):
+        line = token.map[0] if token.map else 0
+        if token.type == "html_block":
+            found.extend((line, url) for url in _HTML_HREF.findall(_COMMENT.sub("", token.content)))
+        elif token.type == "inline":
+            found.extend((line, url) for url in _inline_links(token.children or []))
+    return [(line, url) for line, url in found if url.lower().startswith(("http://", "https://"))]
+
+
+def _inline_links(children: list) -> Iterator[str]:  # type: ignore[type-arg]
+    depth = 0
+    for token in children:
+        if token.type == "link_open":
+            depth += 1
+            yield str(token.attrGet("href") or "")
+        elif token.type == "link_close":
+            depth -= 1
+        elif token.type == "image":
+            yield str(token.attrGet("src") or "")
+        elif token.type == "html_inline" and not token.content.startswith("<!--"):
+            yield from _HTML_HREF.findall(token.content)
+        elif token.type == "text" and depth == 0 and "http" in token.content:
+            yield from (url for _, _, url in find_urls(token.content))
+
+
+def markdown_to_html(
+    markdown: str, references: Mapping[str, str] | None = None, *, breaks: bool = False
+) -> str:
+    """Render block markdown (summaries) to sanitised HTML.
+
+    ``references`` (label -> URL) are the issue's reference-link definitions: those the
+    fragment names are appended, so ``[text][label]`` works anywhere, even across lines.
+    ``breaks``: the document's lines are not wrapped, so each line break is kept (see
+    :func:`hard_wrapped`).
+    """
     if not markdown.strip():
         return ""
-    return sanitize_html(_renderer().render(markdown))
+    if references and "]" in markdown:
+        folded = " ".join(markdown.split()).casefold()
+        used = [f"[{label}]: <{url}>" for label, url in references.items() if f"[{label}]" in folded]
+        if used:
+            markdown = markdown + "\n\n" + "\n".join(used)
+    return sanitize_html(_renderer(breaks).render(markdown))
 
 
 def inline_markdown_to_html(markdown: str) -> str:

@@ -34,7 +34,7 @@ DATE_KEYS = (
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _-]{0,30}?)\s*:\s*(.*?)\s*$")
 _NUMBER_IN_TITLE = (
     re.compile(r"第\s*(\d{1,5})\s*期"),
-    re.compile(r"(?:^|\s)#(\d{1,5})\b"),
+    re.compile(r"(?<![A-Za-z0-9_&#])#(\d{1,5})(?!\d)"),  # also right after Han text: 周报#109
     re.compile(r"\b(?:issue|no\.|number|vol\.)\s*#?\s*(\d{1,5})\b", re.I),
 )
 _NUMBER_IN_NAME = re.compile(r"(?:^|[-_])(?:issue|no|vol|weekly)?[-_]?(\d{1,5})$", re.I)

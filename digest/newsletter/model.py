@@ -8,6 +8,7 @@ pick the form it needs without parsing again.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,7 @@ class Severity(StrEnum):
         return _RANK[self]
 
 
+_WIDE = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _RANK = {Severity.FATAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
 
 
@@ -88,7 +90,7 @@ class Item:
     links: tuple[Link, ...]
     fields: tuple[Field, ...]
     line: int
-    subsection: str = ""  # the ``###`` heading the item stands under, if any
+    subsection: str = ""  # the subsection heading the item stands under, if any
 
     @property
     def href(self) -> str:
@@ -102,7 +104,7 @@ class Item:
 class Prose:
     """A block that is not items (an essay, a cover picture, a quote of the week), kept as written.
 
-    ``html`` is sanitised; ``subsection`` is the ``###`` heading it stands under, if any.
+    ``html`` is sanitised; ``subsection`` is the subsection heading it stands under, if any.
     """
 
     markdown: str
@@ -113,7 +115,7 @@ class Prose:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """A section's top (``name`` empty) or one of its ``###`` subsections, with its prose and items."""
+    """A section's top (``name`` empty) or one of its subsections, with its prose and items."""
 
     name: str
     prose: tuple[Prose, ...]
@@ -122,7 +124,7 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A ``## name`` section: its items (all of them, subsections included), prose and subsections."""
+    """A section (a heading at the issue's section level): its items, prose and subsections."""
 
     name: str
     slug: str
@@ -171,6 +173,9 @@ class Issue:
     number: int | None = None  # the issue's number (``Number:``, ``第 N 期``, ``#665``, ``issue-300``)
     preamble: tuple[Prose, ...] = ()  # prose before the first section, after the intro
     send_at: dt.datetime | None = None  # front matter ``send_at``: mail it no earlier than this
+    left_out: tuple[
+        Prose, ...
+    ] = ()  # boilerplate left out by rule (back issues, a skipped section): markdown only
 
     @property
     def key(self) -> str:
@@ -180,7 +185,10 @@ class Issue:
     @property
     def full_title(self) -> str:
         """The title with its headline, as feeds and subjects show it."""
-        return f"{self.title}：{self.headline}" if self.headline else self.title
+        if not self.headline:
+            return self.title
+        wide = _WIDE.search(self.title)  # a CJK title takes the full-width colon
+        return f"{self.title}{'：' if wide else ': '}{self.headline}"
 
     @property
     def items(self) -> tuple[Item, ...]:

@@ -31,12 +31,12 @@ from typing import Any
 
 from digest.config import DEFAULT_SECTION_SLUGS, Config, SiteConfig
 from digest.errors import ParseError
-from digest.newsletter.assemble import Assembler, derive_slug
+from digest.newsletter.assemble import Assembler, check_issue, derive_slug
 from digest.newsletter.dates import find_date, issue_date, issue_folder_name
 from digest.newsletter.discover import DRAFT_FOLDERS
-from digest.newsletter.markup import inline_markdown_to_html, set_image_words
+from digest.newsletter.markup import inline_markdown_to_html
 from digest.newsletter.meta import issue_number
-from digest.newsletter.model import Finding, Issue, Severity
+from digest.newsletter.model import Finding, Issue, Prose, Severity
 from digest.newsletter.scan import FindingLog, Scan, SectionRules, scan_text
 from digest.newsletter.wallclock import wall_clock
 
@@ -53,6 +53,8 @@ __all__ = [
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
 _DATE_PAREN = re.compile(r"[(（]\s*([^()（）]{6,40}?)\s*[)）]")
+_DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{4}[-./年]\d{1,2}[-./月]\d{1,2})日?(?!\d)")
+_INDEX_STEMS = frozenset({"index", "_index", "readme"})
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PLACEHOLDER = re.compile(r"<[^<>\s]{1,20}>|\bTODO\b|\bTBD\b|\bXXX\b|待定|待补充")
 
@@ -157,17 +159,19 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
     sections from them (:mod:`.assemble`); title and date are read here.
     """
     options = options or ParseOptions()
-    set_image_words(options.language)
     log = FindingLog()
     scan = scan_text(data, log, options.rules)
     title_line, title_text = scan.title or (0, "")
-    title, headline, h1_date = _title(title_line, title_text, scan.front, scan.empty, log)
+    title, headline, h1_date = _title(title_line, title_text, scan, path, log)
     date, published = _date(h1_date, scan, path, options, log)
-    assembler = Assembler(log, options.section_slugs)
+    assembler = Assembler(log, options.section_slugs, scan.references, breaks=not scan.wrapped)
     sections = tuple(assembler.section(raw) for raw in scan.sections)
     warmup = tuple(assembler.warmup(list(scan.warmup)))
     preamble = tuple(assembler.prose(raw) for raw in scan.preamble)
-    assembler.check_issue(scan, sections)
+    left_out = tuple(
+        Prose("\n".join(raw.lines).strip("\n"), "", raw.line) for raw in scan.left_out
+    )  # not shown
+    check_issue(log, scan, sections)
     send_at = _send_at(scan.front, scan.front_lines, options.timezone, log)
     findings = log.sorted()
     if date is None or published is None:
@@ -191,6 +195,7 @@ def parse_issue(data: bytes | str, path: Path, options: ParseOptions | None = No
         number=issue_number(scan.front, title_text or title, issue_folder_name(path)),
         preamble=preamble,
         send_at=send_at,
+        left_out=left_out,
     )
 
 
@@ -229,33 +234,65 @@ def _is_draft(front: Mapping[str, Any], path: Path) -> bool:
     return draft is True or published is False or str(status or "").strip().lower() in ("draft", "hidden")
 
 
-def _title(
-    line: int, text: str, front: Mapping[str, Any], empty: bool, log: FindingLog
-) -> tuple[str, str, dt.date | None]:
-    """Title, headline and the date in the title's ``(YYYY-MM-DD)``, if any."""
-    if not text:
-        fallback = str(front.get("title") or "").strip()
-        if not fallback and not empty:
-            log.note(
-                line,
-                "no-title",
-                ERROR,
-                "no title: add a '# title' line, or 'title:' to the front matter",
-            )
+def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tuple[str, str, dt.date | None]:
+    """Title, headline and the date the title line names, if any.
+
+    The front matter's ``title`` comes first, else the ``#`` title line; either is split
+    into title and headline at a colon (or after a ``(date)``); a front matter title with
+    no headline of its own takes the title line's. With neither, the file's name stands
+    as the title, with a warning.
+    """
+    front_title = scan.front.get("title")
+    from_front = isinstance(front_title, str) and bool(front_title.strip())
+    if not text and not from_front:
+        fallback = _title_from_name(path)
+        if not scan.empty:
+            message = f"no title in the front matter or a '# ' title line; titled '{fallback}' after the file"
+            log.note(line, "no-title", WARNING, message)
         return fallback, "", None
-    match = _DATE_PAREN.search(text)
-    h1_date = _parse_date(match.group(1)) if match else None
-    if match and h1_date is not None:
-        title, rest = text[: match.end()].strip(), text[match.end() :]
+    title, headline, date = _split_title(line, text, log) if text else ("", "", None)
+    if from_front:
+        front_line = scan.front_lines.get("title", 1)
+        title, own_headline, _ = _split_title(front_line, str(front_title).strip(), log)
+        headline = own_headline or headline
+    return title, headline, date
+
+
+def _split_title(line: int, text: str, log: FindingLog) -> tuple[str, str, dt.date | None]:
+    """``Title (date)：headline``, ``Title: headline`` or a title alone; placeholders are fatal."""
+    title_date, date_end = _title_date(text)
+    if date_end is not None:
+        title, rest = text[:date_end].strip(), text[date_end:]
     else:
-        colon = re.search(r"[：:]", text)
+        colon = re.search(r"[：:](?!//)", text)
         title, rest = (text[: colon.start()].strip(), text[colon.end() :]) if colon else (text, "")
+        if not title:  # ': headline' has no title before its colon
+            title, rest = text, ""
     headline = rest.strip().lstrip("：:").strip()
     if _PLACEHOLDER.search(text):
         log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
-    elif match and not headline and rest.strip().startswith(("：", ":")):
+    elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
         log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
-    return title, headline, h1_date
+    return title, headline, title_date
+
+
+def _title_date(text: str) -> tuple[dt.date | None, int | None]:
+    """The date a title names, and where the title ends when it is a ``(date)``: the headline follows."""
+    match = _DATE_PAREN.search(text)
+    has_day = match and re.search(r"(?<!\d)\d{1,2}(?!\d)", match.group(1))  # '(April 2020)' names no day
+    if match and has_day and (date := _parse_date(match.group(1))) is not None:
+        return date, match.end()
+    found = _DATE_IN_TEXT.search(text)
+    return (_parse_date(found.group(1)) if found else None), None
+
+
+def _title_from_name(path: Path) -> str:
+    """``issue-172.md`` stands as 'Issue 172'; a folder's ``index.md`` as the folder's name."""
+    stem = path.parent.name if path.stem.lower() in _INDEX_STEMS and path.parent.name else path.stem
+    if not re.search(r"[^\W\d_]", stem):
+        return stem
+    words = re.sub(r"[-_]+", " ", stem).strip()
+    return words[:1].upper() + words[1:]
 
 
 def _date(

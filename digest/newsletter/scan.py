@@ -1,25 +1,36 @@
 """The scanner: one pass over an issue's blocks (from :mod:`.blocks`), sorting them into parts.
 
-Decoding, control characters and metadata come first; then each top-level block
-is header (title, tagline, 导读 intro, warm-up bullets, preamble prose), a section
-or subsection heading, an item (a bullet, a numbered list item or a numbered
-paragraph such as ``1、[t](u)``) or its body, prose, or boilerplate (back issues, QR
-code, footer) that is dropped. An item's body is every block after it until the
-next item or heading, as written, so the assembly can repair it line by line.
+Decoding, control characters, metadata and Liquid come first; the issue's outline
+(:mod:`.outline`) says which heading is the title and at which level sections start.
+Then each top-level block is header (:mod:`.header`), a section or subsection heading,
+an item (a list item, numbered paragraph or heading a link leads) or its body, prose,
+or boilerplate (back issues, a skipped section, the footer after the last heading)
+that is left out and kept aside for lint. An item's body is every block after it until
+the next item or heading, as written, so the assembly can repair it line by line.
 Oddities are noted in a :class:`FindingLog` with their line; nothing here raises.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references
-from digest.newsletter.markup import C0_CONTROLS
+from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references, without_liquid
+from digest.newsletter.header import HeaderReader
+from digest.newsletter.markup import C0_CONTROLS, hard_wrapped
 from digest.newsletter.meta import read_metadata
-from digest.newsletter.model import Finding, Severity
+from digest.newsletter.model import Severity
+from digest.newsletter.outline import clean_heading, is_link_heading, led_by_link, outline
+from digest.newsletter.rawparts import (
+    BACK_ISSUES,
+    LABEL_LINE,
+    FindingLog,
+    RawItem,
+    RawProse,
+    RawSection,
+    SectionRules,
+)
 
 __all__ = [
     "BACK_ISSUES",
@@ -36,87 +47,14 @@ __all__ = [
 
 FATAL, ERROR, WARNING = Severity.FATAL, Severity.ERROR, Severity.WARNING
 
-BACK_ISSUES = "往期回顾"
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
-_HASH_TITLE = re.compile(r"^#+\s*(.*?)\s*#*\s*$")
 _MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s+(.*))?$")
 _NUMBERED = re.compile(r"^(\*\*)?\s*\d{1,3}\s*[、．.)）](?!\d)\s*(.*)$")
-_TAGLINE = re.compile(r"^\*\*(.+?)\*\*$")
 _FOOTER = re.compile(
     r"^(?:(?:editor|project|wechat id|license)\s*[:：]|!\[wechat_qrcode\]|<a rel=\"license\")",
     re.I,
 )
-_HTML_ONLY = re.compile(r"^<(font|img|center|div|span|br)\b.*$", re.I)
-_BULLET_LINE = re.compile(r"^[-*+](?:\s+(.*))?$")
-LABEL_LINE = re.compile(r"^([^\s：:\[\]()（）<>*#/]{1,12}?)\s*[：:]\s*(.*)$")
 _CONTROL = re.compile(f"[{C0_CONTROLS}\x7f\ufffe\uffff]")  # what XML forbids, and DEL
-
-
-class FindingLog:
-    """The findings noted while reading one file, shared by the scanner and the assembly."""
-
-    def __init__(self) -> None:
-        self.findings: list[Finding] = []
-
-    def note(self, line: int, code: str, severity: Severity, message: str) -> None:
-        self.findings.append(Finding(line, code, severity, message))
-
-    def has(self, code: str) -> bool:
-        return any(f.code == code for f in self.findings)
-
-    def sorted(self) -> tuple[Finding, ...]:
-        """By line, then severity, then code: the order lint and previews show."""
-        return tuple(sorted(self.findings, key=lambda f: (f.line, f.severity.rank, f.code)))
-
-
-@dataclass(frozen=True)
-class SectionRules:
-    """The editor's word on headings (``[newsletter]``), by lowercased name."""
-
-    items: Collection[str] = ()
-    prose: Collection[str] = ()
-    skip: Collection[str] = ()
-
-    def kind(self, name: str) -> str:
-        """``skip``, ``prose`` or ``items`` (read for items; without any it is prose)."""
-        key = name.casefold()
-        if key in self.skip or BACK_ISSUES in name:
-            return "skip"
-        if key in self.prose or (self.items and key not in self.items):
-            return "prose"
-        return "items"
-
-
-@dataclass
-class RawItem:
-    """An item's first line and the lines under it, as written (``code``: line numbers in code)."""
-
-    line: int
-    head: str
-    body: list[tuple[int, str]] = field(default_factory=list)
-    subsection: str = ""
-    code: frozenset[int] = frozenset()
-
-
-@dataclass
-class RawProse:
-    """Blocks that are not items, as written, with the line they start at."""
-
-    line: int
-    lines: list[str] = field(default_factory=list)
-    subsection: str = ""
-
-
-@dataclass
-class RawSection:
-    """A ``## `` heading, the raw items and prose under it, and its ``###`` subsections."""
-
-    name: str
-    line: int
-    items: list[RawItem] = field(default_factory=list)
-    prose: list[RawProse] = field(default_factory=list)
-    subsections: list[str] = field(default_factory=list)
-    kind: str = "items"
 
 
 @dataclass(frozen=True)
@@ -134,6 +72,9 @@ class Scan:
     sections: tuple[RawSection, ...]
     preamble: tuple[RawProse, ...] = ()
     front_lines: dict[str, int] = field(default_factory=dict)  # metadata key -> its line, for findings
+    left_out: tuple[RawProse, ...] = ()  # boilerplate left out by rule (back issues, skipped sections)
+    references: dict[str, str] = field(default_factory=dict)  # reference-link label -> URL
+    wrapped: bool = False  # the prose is wrapped at a fixed width: a line break is a space
 
 
 _FRONT_KEY = re.compile(r"^\s*[\"']?([A-Za-z_][\w-]*)[\"']?\s*[:=]")
@@ -157,13 +98,15 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
     if empty:
         log.note(0, "empty-file", FATAL, "the file is empty: not an issue yet")
     front, body_start = read_metadata(lines, log)
+    lines = without_liquid(lines, body_start)
     blocks = read_blocks(lines, body_start)
     if blocks.unclosed_comment is not None:
         line = blocks.unclosed_comment + 1
         log.note(
             line, "unclosed-comment", WARNING, "'<!--' is never closed with '-->': all after it is hidden"
         )
-    scanner = BlockScanner(log, lines, blocks, rules or SectionRules())
+    front_title = front["title"].strip() if isinstance(front.get("title"), str) else ""
+    scanner = BlockScanner(log, lines, blocks, rules or SectionRules(), front_title)
     scanner.walk()
     intro = " ".join(scanner.intro).strip()
     preamble = scanner.preamble
@@ -182,6 +125,11 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
         sections=tuple(scanner.sections),
         preamble=tuple(preamble),
         front_lines=_front_lines(lines, body_start),
+        left_out=tuple(scanner.left_out),
+        references=blocks.references,
+        wrapped=hard_wrapped(
+            [line for i, line in enumerate(lines) if i >= body_start and i not in blocks.code]
+        ),
     )
 
 
@@ -223,124 +171,27 @@ def without_control_characters(text: str, log: FindingLog) -> str:
     return _CONTROL.sub("", text)
 
 
-class _HeaderReader:
-    """The header's blocks: title, tagline, 导读 intro, warm-up bullets, preamble prose."""
-
-    log: FindingLog
-    lines: list[str]
-    title: tuple[int, str] | None
-    tagline: str | None
-    intro: list[str]
-    intro_line: int
-    notes: list[str]
-    warmup: list[tuple[int, str]]
-    preamble: list[RawProse]
-    sections: list[RawSection]
-    mode: str
-
-    def text(self, index: int) -> str:
-        raise NotImplementedError
-
-    def footer_at(self, block: Block) -> int | None:
-        raise NotImplementedError
-
-    def add_prose(self, into: list[RawProse], block: Block, end: int | None = None) -> None:
-        raise NotImplementedError
-
-    def block_lines(self, block: Block, end: int | None = None) -> list[str]:
-        raise NotImplementedError
-
-    def header_block(self, block: Block) -> None:
-        first = self.lines[block.start].strip()
-        if block.kind == "hr":
-            return
-        if block.kind == "para" and self.title is None and not self.sections and first.startswith("#"):
-            match = _HASH_TITLE.match(first)  # '####### t': more hashes than CommonMark allows
-            self.title = (block.start + 1, match.group(1) if match else first)
-            return
-        if block.kind == "quote":
-            self.blockquote(block)
-            return
-        if self.footer_at(block) == block.start:
-            self.mode = "footer"
-            return
-        tagline = _TAGLINE.match(first)
-        if block.kind == "para" and tagline and self.tagline is None and not self.warmup:
-            self.tagline = tagline.group(1).strip()  # its first line; what follows is read on its own
-            if block.end - block.start > 1:
-                self.header_block(Block("para", block.start + 1, block.end))
-            return
-        if block.kind in ("para", "html") and _HTML_ONLY.match(first):
-            return
-        if block.kind == "item" and not block.ordered:
-            self.warmup_entries(block)
-            return
-        self.notes.extend(s.strip() for s in self.block_lines(block) if s.strip())
-        self.add_prose(self.preamble, block)
-
-    def blockquote(self, block: Block) -> None:
-        """``> 导读：`` starts the intro; any other quote is preamble prose.
-
-        Lines run on without ``>`` (CommonMark's lazy continuation) are not the quote's:
-        they are read as a paragraph of their own, as the editor wrote them.
-        """
-        for lazy in range(block.start + 1, block.end):
-            if self.text(lazy).strip() and not self.text(lazy).lstrip().startswith(">"):
-                self.blockquote(Block("quote", block.start, lazy))
-                self.header_block(Block("para", lazy, block.end))
-                return
-        quote = None
-        for index in range(block.start, block.end):
-            text = self.text(index).strip().lstrip(">").strip()
-            intro = re.match(r"^导读\s*[：:]?\s*(.*)$", text)
-            if intro:
-                quote, self.intro_line = "intro", index + 1
-                if intro.group(1):
-                    self.intro.append(intro.group(1))
-            elif quote == "intro" and text:
-                self.intro.append(text)
-            elif text:
-                quote = "note"
-                self.notes.append(text)
-        if quote != "intro":
-            self.add_prose(self.preamble, block)
-
-    def warmup_entries(self, block: Block) -> None:
-        """Each bullet is an entry; an unbulleted ``label：text`` line starts one too (with a warning)."""
-        open_entry = False
-        for index in range(block.start, block.end):
-            raw = self.text(index)
-            stripped = raw.strip()
-            if not stripped:
-                open_entry = False
-                continue
-            bullet = _BULLET_LINE.match(stripped)
-            if bullet:
-                self.warmup.append((index + 1, bullet.group(1) or ""))
-                open_entry = True
-            elif not open_entry:
-                self.notes.append(stripped)
-            elif not raw[:1].isspace() and LABEL_LINE.match(stripped):
-                self.log.note(
-                    index + 1,
-                    "warmup-missing-bullet",
-                    WARNING,
-                    "warm-up entry without '- '; read as its own entry",
-                )
-                self.warmup.append((index + 1, stripped))
-            else:
-                last_no, last = self.warmup[-1]
-                self.warmup[-1] = (last_no, f"{last} {stripped}".strip())
-
-
-class BlockScanner(_HeaderReader):
+class BlockScanner(HeaderReader):
     """One pass over the blocks, sorting each into header, sections, items, prose or boilerplate.
 
     It only sorts; what an item's lines mean is :mod:`.assemble`'s job.
     """
 
-    def __init__(self, log: FindingLog, lines: list[str], blocks: Blocks, rules: SectionRules):
+    def __init__(
+        self,
+        log: FindingLog,
+        lines: list[str],
+        blocks: Blocks,
+        rules: SectionRules,
+        front_title: str = "",
+    ):
         self.log, self.lines, self.blocks, self.rules = log, lines, blocks, rules
+        headings = [b for b in blocks.blocks if b.kind == "heading"]
+        shape = outline([(b.level, b.text) for b in headings], front_title)
+        self.title_block = headings[shape.title_index] if shape.title_index >= 0 else None
+        self.section_level = shape.section_level
+        self.last_heading = max((b.start for b in headings), default=-1)
+        self.left_out: list[RawProse] = []
         self.title: tuple[int, str] | None = None
         self.tagline: str | None = None
         self.intro: list[str] = []
@@ -386,37 +237,57 @@ class BlockScanner(_HeaderReader):
             if self.is_bullet(block) and "](" in self.lines[block.start] and self.sections:
                 self.mode = "section"
                 self.section_block(block)
+            else:
+                self.leave_out(block)
         elif self.mode == "section":
             self.section_block(block)
+        else:
+            self.leave_out(block)
 
     # -- headings -------------------------------------------------------------------------------
 
     def heading(self, block: Block) -> None:
         no = block.start + 1
-        if block.level == 2 or (block.level == 1 and self.title is not None):
-            self.section_heading(no, block.text)
-        elif self.title is None and not self.sections:
-            self.title = (no, block.text.strip())
+        if block is self.title_block:
+            if self.title is None:
+                self.set_title(no, block.text.strip())
+        elif block.level <= self.section_level:
+            self.section_heading(block)
         elif self.mode == "header":
             self.add_prose(self.preamble, block)
+        elif self.mode == "section" and self.sections[-1].kind == "items" and is_link_heading(block.text):
+            self.start_item(block, block.text.strip())
         elif (
             self.mode in ("section", "skip") and self.sections and (self.mode == "section" or self.skip_level)
         ):
             self.subsection_heading(block)
+        else:
+            self.leave_out(block)
 
-    def section_heading(self, no: int, text: str) -> None:
-        name = clean_heading(text)
-        self.close_item(no - 1)
+    def section_heading(self, block: Block) -> None:
+        no = block.start + 1
+        name = clean_heading(block.text)
+        self.close_item(block.start)
         self.prose, self.subsection, self.skip_level, self.style = None, "", 0, ""
         kind = self.rules.kind(name)
         if kind == "skip":
             self.mode = "skip"
+            self.leave_out(block)
             return
         self.mode = "section"
         self.sections.append(RawSection(name=name, line=no, kind=kind))
+        self.heading_links(block)
+
+    def heading_links(self, block: Block) -> None:
+        """A heading's links stay with its part, as a line of prose: its name is plain text."""
+        if "](" in block.text or "http" in block.text:
+            self.sections[-1].prose.append(
+                RawProse(line=block.start + 1, lines=[block.text.strip()], subsection=self.subsection)
+            )
 
     def subsection_heading(self, block: Block) -> None:
         if self.skip_level and block.level > self.skip_level:
+            self.leave_out(block)
             return
         self.close_item(block.start)
         self.prose, self.skip_level = None, 0
@@ -424,29 +295,25 @@ class BlockScanner(_HeaderReader):
         kind = self.rules.kind(name)
         if kind == "skip":
             self.mode, self.skip_level = "skip", block.level
+            self.leave_out(block)
             return
         self.mode = "section"
         self.subsection = name
         section = self.sections[-1]
         if name not in section.subsections:
             section.subsections.append(name)
+        self.heading_links(block)
 
     # -- sections -------------------------------------------------------------------------------
 
     def section_block(self, block: Block) -> None:
         if block.kind == "hr":
             self.close_item(block.start)
-            self.mode = "footer"
             return
         section = self.sections[-1]
         head = self.item_head(block) if section.kind == "items" else None
         if head is not None:
-            self.close_item(block.start)
-            self.prose = None
-            self.item = RawItem(line=block.start + 1, head=head, subsection=self.subsection)
-            self.item_end = block.start + 1
-            section.items.append(self.item)
-            self.extend_item(block.end)
+            self.start_item(block, head)
             return
         if self.item is not None:
             self.extend_item(block.end)
@@ -454,28 +321,40 @@ class BlockScanner(_HeaderReader):
         footer = self.footer_at(block)
         if footer == block.start:
             self.mode = "footer"
+            self.leave_out(block)
             return
-        if block.kind in ("para", "html") and _HTML_ONLY.match(self.lines[block.start].strip()):
+        if self.is_decoration(block):
             return
         self.add_prose(section.prose, block, footer)
+
+    def start_item(self, block: Block, head: str) -> None:
+        self.close_item(block.start)
+        self.prose = None
+        self.item = RawItem(line=block.start + 1, head=head, subsection=self.subsection)
+        self.item_end = block.start + 1
+        self.sections[-1].items.append(self.item)
+        self.extend_item(block.end)
 
     def item_head(self, block: Block) -> str | None:
         """The head of the item ``block`` starts, in the section's style; None when it is no item."""
         raw = self.text(block.start)
         if block.kind == "item" and not raw[:1].isspace():
             style = "numbered" if block.ordered else "bullet"
-            if self.style in ("", style):
+            match = _MARKER.match(raw.rstrip())
+            head = (match.group(1) or "") if match else raw.strip()
+            if self.style in ("", style) and (led_by_link(head) or self.item_shaped(block)):
                 self.style = style
-                match = _MARKER.match(raw.rstrip())
-                return (match.group(1) or "") if match else raw.strip()
+                return head
             return None
         if block.kind == "para" and self.style in ("", "numbered"):
             match = _NUMBERED.match(raw.strip())
             if match:
-                self.style = "numbered"
                 head = match.group(2)
                 if match.group(1) and "**" in head:  # '**1、title**': the bold is the number's
                     head = head.replace("**", "", 1)
+                if head.strip() and not led_by_link(head):
+                    return None
+                self.style = "numbered"
                 return head
         return None
 
@@ -487,7 +366,7 @@ class BlockScanner(_HeaderReader):
         code = set(item.code)
         for index in range(self.item_end, end):
             text = self.text(index)
-            if _FOOTER.match(text.strip()):
+            if index > self.last_heading and _FOOTER.match(text.strip()):
                 self.close_item(index)
                 self.mode = "footer"
                 return
@@ -520,8 +399,11 @@ class BlockScanner(_HeaderReader):
         return [self.text(i) for i in range(block.start, block.end if end is None else end)]
 
     def footer_at(self, block: Block) -> int | None:
-        """The first footer line (Editor:, the QR code, the license) of a block, if any."""
-        if block.kind == "code":
+        """The first footer line (Editor:, the QR code, the license) of a block, if any.
+
+        A footer closes the issue: such a line with a heading after it is content.
+        """
+        if block.kind == "code" or block.start < self.last_heading:
             return None
         for index in range(block.start, block.end):
             if _FOOTER.match(self.text(index).strip()):
@@ -530,12 +412,3 @@ class BlockScanner(_HeaderReader):
 
     def is_bullet(self, block: Block) -> bool:
         return block.kind == "item" and not block.ordered and not self.lines[block.start][:1].isspace()
-
-
-def clean_heading(text: str) -> str:
-    """A heading's name without bold, a wrapping link or a trailing colon."""
-    name = text.strip().strip("*").strip()
-    link = re.fullmatch(r"\[(.*?)\]\(.*\)", name)
-    if link:
-        name = link.group(1).strip()
-    return name.rstrip("：:").strip()

@@ -32,6 +32,7 @@ def issue_to_dict(issue: Issue) -> dict[str, Any]:
         "preamble": [_prose(p) for p in issue.preamble],
         "sections": [_section(section) for section in issue.sections],
         "notes": list(issue.notes),
+        "left_out": [{"markdown": p.markdown, "line": p.line} for p in issue.left_out],
         "warnings": [finding_to_dict(f) for f in issue.findings],
     }
 
