@@ -59,9 +59,12 @@ _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|auto(matic)?[ -]?(reply|response)|auto:|autoreply|vacation|自动回复)",
     re.I,
 )
-# flufl.bounce logs a traceback for every detector that trips over a malformed message; digest reports
-# such a message in one line of its own instead.
-logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+# flufl.bounce logs a line for every detector it runs, and a traceback for every one that trips over a
+# malformed message; digest reports such a message in one line of its own instead, whatever logging
+# the command has set up.
+_FLUFL_LOG = logging.getLogger("flufl.bounce")
+_FLUFL_LOG.addHandler(logging.NullHandler())
+_FLUFL_LOG.propagate = False
 MAX_MULTIPARTS = 100  # a report has a handful; a thousand nested ones would exhaust the parser's recursion
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
