@@ -27,7 +27,7 @@ date: 2026-11-{day:02d}
 ## News
 
 - [A release](https://example.net/release-{n}): what changed.
-- [](https://example.net/empty-{n})
+- [A link with no target]()
 """
 
 
@@ -118,7 +118,7 @@ def test_a_pull_request_gets_lint_findings_in_the_summary_and_the_email_as_files
     summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8")
     assert "### `issues/2026-11-09.md`" in summary and "2026-11-02" not in summary  # the changed file only
     assert "README" not in summary
-    assert "issues/2026-11-09.md:9: error empty-title" in summary  # the finding, with its line
+    assert "issues/2026-11-09.md:9: error empty-link-target" in summary  # the finding, with its line
     assert done.returncode == 1  # a lint error fails the check
     assert (repo / "var" / "previews" / "2026-11-09" / "email.html").is_file()  # the artifact's content
 
