@@ -33,7 +33,7 @@ from digest.fsutil import atomic_write, file_lock, read_json
 from digest.mail.tokens import load_secret
 from digest.mail.verp import compact_token, token_issue
 from digest.send.ledger import ledger_stems, read_ledger
-from digest.subscribers.changes import find_subscriber, set_statuses
+from digest.subscribers.changes import find_changeable, set_statuses
 from digest.subscribers.model import Subscriber, address_key
 from digest.subscribers.reading import iter_subscribers
 
@@ -215,7 +215,7 @@ def apply_events(config: Config, source: str, verdict: Verdict, now: dt.datetime
         addresses = {e["address"] for e in record.events if e.get("source") == source}
         addresses |= {event.address for event in verdict.events}
         path, slugs = config.paths.subscribers, config.feeds.slugs
-        subscribers = {k: found for k in addresses if (found := find_subscriber(path, slugs, k)) is not None}
+        subscribers = {k: found for k in addresses if (found := find_changeable(path, slugs, k)) is not None}
         changes = _apply(config, record, [source], subscribers, now, dry_run=False)
     return _describe(source, verdict, changes, subscribers, dry_run=False)
 
