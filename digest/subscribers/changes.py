@@ -82,7 +82,7 @@ def _lookup(path: Path, known: Collection[str], key: str, journal: Journal | Non
                     if list_signature(path) == signature:  # not edited by hand while it was read
                         index.finish(signature)
     assert row is None or isinstance(row, IndexRow)
-    journal = read_journal(path, key) if journal is None else journal
+    journal = read_journal(path, [key]) if journal is None else journal
     changes = [c for c in journal.pending(signature) if c.key == key]
     if row is not None and not row.readable:
         return _Found(None, row.line, pending=tuple(changes))
@@ -174,7 +174,7 @@ def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]
     """
     changed: list[Subscriber] = []
     items: list[tuple[str, str, dict[str, Any]]] = []
-    journal = read_journal(path)
+    journal = read_journal(path, statuses)
     for key, status in statuses.items():
         found = _lookup(path, known, key, journal)
         current = found.subscriber

@@ -236,24 +236,23 @@ def _read(path: Path) -> bytes:
         ) from None
 
 
-def read_journal(path: Path, key: str | None = None) -> Journal:
-    """The journal of the list at ``path`` (empty when there is none); with ``key``, that address's changes.
+def read_journal(path: Path, keys: Collection[str] | None = None) -> Journal:
+    """The journal of the list at ``path`` (empty when there is none); with ``keys``, their changes only.
 
-    Looking up one address parses only the header and the lines that name it: a
+    Looking up addresses parses only the header and the lines that name them: a
     change costs a scan of the journal's bytes, not a parse of every line.
     """
     data = _read(path)
-    if key is None:
+    if keys is None:
         return parse_journal(data, path)
-    needle = b'"key": ' + json.dumps(key, ensure_ascii=False).encode("utf-8")
-    numbers = [1] if data.startswith(b'{"folded"') else []
-    start = data.find(needle)
-    while start >= 0:
-        number = data.count(b"\n", 0, start) + 1
-        if number not in numbers:
-            numbers.append(number)
-        start = data.find(needle, data.find(b"\n", start) + 1 or len(data))
-    return parse_journal(data, path, numbers)
+    numbers = {1} if data.startswith(b'{"folded"') else set()
+    for key in keys:
+        needle = b'"key": ' + json.dumps(key, ensure_ascii=False).encode("utf-8")
+        start = data.find(needle)
+        while start >= 0:
+            numbers.add(data.count(b"\n", 0, start) + 1)
+            start = data.find(needle, data.find(b"\n", start) + 1 or len(data))
+    return parse_journal(data, path, sorted(numbers))
 
 
 def _next_seq(fd: int) -> tuple[int, bool]:
