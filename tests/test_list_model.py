@@ -283,10 +283,10 @@ class ListMachine(RuleBasedStateMachine):
 
 
 def test_the_list_keeps_its_promise_against_a_model():
-    runs = max(1, STEPS // STEPS_PER_RUN) if STEPS else 4
+    runs = max(1, STEPS // STEPS_PER_RUN) if STEPS else 8
     options = settings(
         max_examples=runs,
-        stateful_step_count=STEPS_PER_RUN if STEPS else 20,
+        stateful_step_count=STEPS_PER_RUN,
         derandomize=not STEPS,
         database=None,
         deadline=None,

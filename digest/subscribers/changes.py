@@ -1,9 +1,12 @@
 """The operations behind ``digest subscribers``, the web endpoints, the webhooks and the bounce reader.
 
 A change finds its address through the list's index and appends one fsynced line
-to the change journal (:mod:`digest.subscribers.journal`); every reader applies
-the journal on top of the file, and :func:`fold_journal` writes it into the file
-(:mod:`digest.subscribers.rewrite`).
+to the change journal (:mod:`digest.subscribers.journal`): once it returns, the
+change is never lost. Each operation reads the journal once, and only the lines of
+the addresses it changes. Every reader applies the journal on top of the file, and
+:func:`fold_journal` writes it into the file (:mod:`digest.subscribers.rewrite`).
+A status change for an address on a line that cannot be read is journaled all the
+same and waits, pending, until the line is fixed.
 """
 
 from __future__ import annotations
