@@ -236,3 +236,15 @@ def test_a_batch_of_status_changes_parses_the_journal_once(tmp_path, monkeypatch
     set_statuses(path, KNOWN, dict.fromkeys(readers[300:], "unsubscribed"))  # 100 more
     assert len(parsed) < 300 + 3 * 100
     assert read_subscribers(path, KNOWN).find(readers[-1]).status == "unsubscribed"
+
+
+def test_a_new_round_of_another_issue_between_does_not_hide_who_left(site, smtp):
+    path = mailing_site(site, smtp)
+    smtp.faults.data_replies = ["451 4.3.0 try again later"]
+    first = load_issue(site.config, "2026-11-01")
+    assert send_issue(site.config, first, NOW, progress=False).deferred == 1  # reader0 waits
+    unsubscribe(path)
+    other = send_issue(site.config, load_issue(site.config, "2026-10-15"), NOW, progress=False)
+    assert other.sent == 4  # a new round of another issue, read from the list as it is now
+    again = send_issue(site.config, first, NOW, progress=False)  # the same process resumes the first
+    assert again.sent == 0 and smtp.per_recipient()[READERS[0]] == 0

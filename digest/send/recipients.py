@@ -95,6 +95,7 @@ class _JournalStatuses:
 
 
 _FILE_STATUSES: dict[Path, tuple[Signature, dict[str, str]]] = {}  # the last read, shared with forks
+_FRESH: dict[Path, Signature] = {}  # a new round's snapshot -> the list file it was read from
 
 
 class Recipients:
@@ -162,8 +163,10 @@ class Recipients:
         self._signature = list_signature(self.path)
         self._read = True
         cached = _FILE_STATUSES.get(self.path)
-        if cached is not None and cached[0] == self._signature and self._signature is not None:
-            listed: dict[str, str] | None = cached[1]
+        if self._signature is not None and _FRESH.get(self.snapshot) == self._signature:
+            listed: dict[str, str] | None = {}  # everyone due was read as active from this very file
+        elif cached is not None and cached[0] == self._signature and self._signature is not None:
+            listed = cached[1]
         else:
             listed = read_statuses(self.path, self.sections)
             if listed is not None:
@@ -220,7 +223,12 @@ def fix_recipients(path: Path, known: Collection[str], snapshot: Path, done: Con
         for _ in due():
             pass
     else:
+        signature = list_signature(path)
         write_recipients(snapshot, due())
+        if signature is not None and list_signature(path) == signature:
+            # Everyone due was just read as active from this very file: the round's first
+            # status check (here or in a forked sending process) need not read it again.
+            _FRESH[snapshot] = signature
     return problems
 
 
