@@ -248,3 +248,20 @@ def test_a_new_round_of_another_issue_between_does_not_hide_who_left(site, smtp)
     assert other.sent == 4  # a new round of another issue, read from the list as it is now
     again = send_issue(site.config, first, NOW, progress=False)  # the same process resumes the first
     assert again.sent == 0 and smtp.per_recipient()[READERS[0]] == 0
+
+
+def test_a_change_kept_for_an_unreadable_line_survives_a_fold_cut_short_after_its_rename(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    path.write_text(
+        "email,name,sections,status,since\na@example.com,A,,active,\nb@example.com,B,,zombie,\n",
+        encoding="utf-8",
+    )
+    set_statuses(path, KNOWN, {"b@example.com": "bounced"})  # b's line cannot be read: kept pending
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    kill_fold_at(tmp_path, path, "settle_journal")  # the new list is in place, the header still there
+    set_status(path, KNOWN, "a@example.com", "active")  # a new change after the header
+    assert read_subscribers(path, KNOWN).find("a@example.com").status == "active"
+    fold_journal(path, KNOWN)
+    assert read_subscribers(path, KNOWN).find("a@example.com").status == "active"
+    path.write_text(path.read_text(encoding="utf-8").replace("zombie", "active"), encoding="utf-8")
+    assert read_subscribers(path, KNOWN).find("b@example.com").status == "bounced"

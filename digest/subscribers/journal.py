@@ -114,7 +114,8 @@ class Journal:
 
     @property
     def last(self) -> int:
-        return max((c.seq for c in self.changes), default=self.folded)
+        """The highest change number used (a kept change may be older than the fold's header)."""
+        return max([self.folded, *(c.seq for c in self.changes)])
 
     def pending(self, signature: Signature) -> tuple[Change, ...]:
         """The changes the list with this signature does not hold yet."""
@@ -256,26 +257,32 @@ def read_journal(path: Path, keys: Collection[str] | None = None) -> Journal:
 
 
 def _next_seq(fd: int) -> tuple[int, bool]:
-    """The number of the next change and whether the last line is torn, from the end of the journal."""
+    """The number of the next change and whether the last line is torn, from the ends of the journal.
+
+    Above the last change's number and the fold header's ``folded`` (the header is
+    the first line; a change it keeps may be older than it).
+    """
     size = os.fstat(fd).st_size
     if not size:
         return 1, False
+    head = os.pread(fd, min(size, 4096), 0)
+    folded = 0
+    if head.startswith(b'{"folded"'):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            found = json.loads(head.split(b"\n", 1)[0]).get("folded")
+            folded = found if isinstance(found, int) else 0
     data = os.pread(fd, min(size, TAIL), max(0, size - TAIL))
     torn = not data.endswith(b"\n")
     whole = size <= TAIL
     lines = data.split(b"\n")
     for raw in reversed(lines[1:-1] if not whole else lines[:-1]):  # the tail's first piece may be cut
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
+        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
             record = json.loads(raw)
-            if isinstance(record, dict) and isinstance(record.get("seq"), int) and "folded" not in record:
-                return record["seq"] + 1, torn
-            if isinstance(record, dict) and isinstance(record.get("folded"), int):
-                return record["folded"] + 1, torn
+            if isinstance(record.get("seq"), int) and "folded" not in record:
+                return max(record["seq"], folded) + 1, torn
     if whole:
-        return 1, torn
-    everything = os.pread(fd, size, 0)
-    journal = parse_journal(everything, Path("journal"))
-    return journal.last + 1, torn
+        return folded + 1, torn
+    return parse_journal(os.pread(fd, size, 0), Path("journal")).last + 1, torn
 
 
 def _lock(path: Path) -> contextlib.AbstractContextManager[None]:
