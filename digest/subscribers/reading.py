@@ -32,7 +32,6 @@ __all__ = [
     "Row",
     "SubscriberList",
     "iter_subscribers",
-    "journal_statuses",
     "list_signature",
     "overlaid",
     "read_statuses",
@@ -131,17 +130,6 @@ def read_statuses(path: Path, known_sections: Collection[str]) -> dict[str, str]
     except SubscriberError:
         return None
     return {row.key: row.subscriber.status for row, _ in rows if row.subscriber is not None and row.key}
-
-
-def journal_statuses(path: Path) -> dict[str, str]:
-    """The statuses the journal's pending changes give (``erased`` for an erased record)."""
-    statuses = {}
-    for change in read_journal(path).pending(list_signature(path)):
-        if change.op == "erase":
-            statuses[change.key] = "erased"
-        elif "status" in change.fields:
-            statuses[change.key] = str(change.fields["status"])
-    return statuses
 
 
 class Overlay:
