@@ -109,7 +109,9 @@ class Recipients:
     are read when the round starts or resumes, then again only when the list file
     changes; a change in the journal costs reading its new lines. A list missing,
     emptied or unreadable mid-send says nothing about anyone; an address no longer
-    listed keeps its last known status, unless it was erased.
+    listed keeps its last known status, unless it was erased. A resumed round reads
+    the list first: who is not on it then (deleted by hand since the round began) is
+    not mailed, unless a later read finds them again.
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class Recipients:
         self._listed: dict[str, str] = {}  # every status read from the file, kept when no longer listed
         self._latest: dict[str, str] = {}  # the statuses of the last read of the file
         self._erased: frozenset[str] = frozenset()
+        self._resumed = False  # the first read was of the list itself: who is not on it has left
         self._journal = _JournalStatuses(path)
 
     def mine(self, key: str) -> bool:
@@ -161,10 +164,11 @@ class Recipients:
     def refresh(self) -> None:
         """Read the statuses again, the list file and the whole journal."""
         self._signature = list_signature(self.path)
-        self._read = True
+        first, self._read = not self._read, True
         cached = _FILE_STATUSES.get(self.path)
         if self._signature is not None and _FRESH.get(self.snapshot) == self._signature:
             listed: dict[str, str] | None = {}  # everyone due was read as active from this very file
+            first = False
         elif cached is not None and cached[0] == self._signature and self._signature is not None:
             listed = cached[1]
         else:
@@ -174,6 +178,7 @@ class Recipients:
         if listed is not None:
             self._listed.update(listed)  # an address no longer listed keeps its last known status
             self._latest = listed
+            self._resumed = self._resumed or first
         self._erased = read_erased(self.path)
         self._journal.reload(self._signature)  # type: ignore[arg-type]
 
@@ -192,7 +197,9 @@ class Recipients:
             return self._latest[key]
         if self._erased and erased_digest(key) in self._erased:
             return "erased"
-        return self._listed.get(key)
+        if key in self._listed:
+            return self._listed[key]
+        return "gone" if self._resumed else None
 
     def still_active(self, subscriber: Subscriber) -> bool:
         """False once the subscriber is explicitly not active (checked before every message)."""
