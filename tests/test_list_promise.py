@@ -270,3 +270,16 @@ def test_a_change_kept_for_an_unreadable_line_survives_a_fold_cut_short_after_it
     assert read_subscribers(path, KNOWN).find("a@example.com").status == "active"
     path.write_text(path.read_text(encoding="utf-8").replace("zombie", "active"), encoding="utf-8")
     assert read_subscribers(path, KNOWN).find("b@example.com").status == "bounced"
+
+
+def test_a_torn_last_journal_line_is_never_applied_and_the_next_change_starts_a_line(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    journal_path(path).write_bytes(b'{"fields": {"status": "bounced"}, "key": "a@example.com", "op": "upd')
+    assert read_subscribers(path, KNOWN).find("a@example.com").status == "active"
+    assert read_subscribers(path, KNOWN).problems == ()  # cut short by a crash: never acknowledged
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("a@example.com").status == "unsubscribed" and listing.problems == ()
+    fold_journal(path, KNOWN)
+    assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")

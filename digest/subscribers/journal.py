@@ -198,8 +198,8 @@ def parse_journal(data: bytes, path: Path, numbers: Iterable[int] | None = None)
     rejected: list[bytes] = []
     for number in range(1, complete + 1) if numbers is None else numbers:
         raw = lines[number - 1]
-        if not raw.strip():
-            continue
+        if number > complete or not raw.strip():
+            continue  # a torn last line: that change was never acknowledged
         try:
             record = json.loads(raw)
             if isinstance(record, dict) and "folded" in record and number == 1:
@@ -303,7 +303,14 @@ def append_changes(path: Path, items: Sequence[tuple[str, str, dict[str, Any]]])
             try:
                 seq, torn = _next_seq(fd)
                 made = [Change(seq + n, key, op, fields) for n, (key, op, fields) in enumerate(items)]
-                data = (b"\n" if torn else b"") + b"".join(c.line() for c in made)
+                data = b"".join(c.line() for c in made)
+                if torn:  # a line cut short by a crash was never acknowledged: it goes
+                    tail = os.pread(fd, min(size, TAIL), size - min(size, TAIL))
+                    cut = tail.rfind(b"\n")
+                    if cut >= 0 or size <= TAIL:
+                        os.ftruncate(fd, size - len(tail) + cut + 1)
+                    else:
+                        data = b"\n" + data
                 while data:
                     data = data[os.write(fd, data) :]
                 os.fsync(fd)
