@@ -283,3 +283,13 @@ def test_a_torn_last_journal_line_is_never_applied_and_the_next_change_starts_a_
     assert listing.find("a@example.com").status == "unsubscribed" and listing.problems == ()
     fold_journal(path, KNOWN)
     assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")
+
+
+def test_a_reader_erased_then_added_back_by_hand_is_mailed_by_the_next_round(site, smtp):
+    path = mailing_site(site, smtp)
+    erase(path)  # a digest of the address is kept: a round that began before must not mail it
+    path.write_text(
+        path.read_text(encoding="utf-8") + f"{READERS[0]},,,active,2026-12-01\n", encoding="utf-8"
+    )
+    report = send_issue(site.config, load_issue(site.config, "2026-11-01"), NOW, progress=False)
+    assert report.sent == 5 and smtp.per_recipient()[READERS[0]] == 1

@@ -134,6 +134,7 @@ class Recipients:
         self._listed: dict[str, str] = {}  # every status read from the file, kept when no longer listed
         self._latest: dict[str, str] = {}  # the statuses of the last read of the file
         self._erased: frozenset[str] = frozenset()
+        self._seeded = False  # the file is still the one the new round's snapshot was read from
         self._resumed = False  # the first read was of the list itself: who is not on it has left
         self._journal = _JournalStatuses(path)
 
@@ -166,7 +167,8 @@ class Recipients:
         self._signature = list_signature(self.path)
         first, self._read = not self._read, True
         cached = _FILE_STATUSES.get(self.path)
-        if self._signature is not None and _FRESH.get(self.snapshot) == self._signature:
+        self._seeded = self._signature is not None and _FRESH.get(self.snapshot) == self._signature
+        if self._seeded:
             listed: dict[str, str] | None = {}  # everyone due was read as active from this very file
             first = False
         elif cached is not None and cached[0] == self._signature and self._signature is not None:
@@ -195,6 +197,8 @@ class Recipients:
             return journaled
         if key in self._latest:
             return self._latest[key]
+        if self._seeded:  # the file the round's snapshot was just read from: everyone due is active there
+            return None
         if self._erased and erased_digest(key) in self._erased:
             return "erased"
         if key in self._listed:
