@@ -50,6 +50,7 @@ from digest.subscribers.changes import (
     remove_subscriber,
     set_status,
     set_statuses,
+    warm_index,
 )
 from digest.subscribers.index import index_path
 from digest.subscribers.reading import read_subscribers
@@ -156,6 +157,13 @@ class ListMachine(RuleBasedStateMachine):
         for address in ADDRESSES:  # the index, rebuilt or not, says what the model says
             found = find_subscriber(self.path, KNOWN, address)
             assert (found.status if found else None) == self.view.get(address), address
+
+    @rule()
+    def rebuild_index(self) -> None:
+        """The index gone (or stale) and rebuilt by the next lookup, as `digest serve` does at start."""
+        index_path(self.path).unlink(missing_ok=True)
+        warm_index(self.path, KNOWN)
+        assert self.leftovers() == []
 
     @rule(
         job=st.sampled_from(["fold", "index"]),
