@@ -13,7 +13,8 @@ readers due in that round.
 The model: ``view`` (address -> status), ``changed`` (addresses changed through
 digest since the last fold that finished: a hand edit of one of those is left
 out, since the journal's pending change is applied over the file by design), and
-``left`` (the readers of the current round not yet reached).
+``left`` (the readers of the current round not yet reached: a resume mails those
+of them who are active by then, and nobody else).
 
 Short here (a fixed seed, no example database); ``DIGEST_MODEL_STEPS=N`` runs
 about N steps.
@@ -257,7 +258,7 @@ class ListMachine(RuleBasedStateMachine):
         assert len(mailed) == len(set(mailed)), mailed
         assert set(mailed) <= active - set(gone)
         assert len(active - set(gone) - set(mailed)) == min(deferred, len(active))
-        self.left = active - set(gone) - set(mailed)
+        self.left = active - set(mailed)  # due and not reached: mailed by a resume if active by then
         self.started = True
 
     @rule()
