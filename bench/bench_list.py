@@ -4,7 +4,7 @@ Run: python bench/bench_list.py [--lines 200000 1000000] [--only check changes s
      [--before DIR] [--send-limit 300]
 
 ``--before DIR`` also runs every measure with the ``digest`` package found in DIR
-(e.g. ``git archive c6f7f69 digest | tar -x -C /tmp/digest-before``), side by side.
+(e.g. ``git archive REV digest templates | tar -x -C /tmp/digest-before``), side by side.
 Each measure runs in its own process on a list generated on disk:
 
 * check: a sending process checks a reader's status right before their message,
