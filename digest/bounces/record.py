@@ -38,7 +38,7 @@ from digest.fsutil import file_lock
 from digest.mail.tokens import load_secret, message_id_digest
 from digest.mail.verp import compact_token, token_issue
 from digest.send.ledger import ledger_stems
-from digest.subscribers.changes import find_subscriber, set_statuses
+from digest.subscribers.changes import find_changeable, set_statuses
 from digest.subscribers.model import Subscriber, address_key
 from digest.subscribers.reading import iter_subscribers
 
@@ -195,7 +195,7 @@ def apply_events(config: Config, source: str, verdict: Verdict, now: dt.datetime
         # Only this event's addresses are looked up (in the list's index): a webhook does not read the list.
         addresses = store.addresses_of([source]) | {event.address for event in verdict.events}
         path, slugs = config.paths.subscribers, config.feeds.slugs
-        subscribers = {k: found for k in addresses if (found := find_subscriber(path, slugs, k)) is not None}
+        subscribers = {k: found for k in addresses if (found := find_changeable(path, slugs, k)) is not None}
         changes = _apply(config, store, [source], subscribers, now, dry_run=False)
     return _describe(source, verdict, changes, subscribers, dry_run=False)
 

@@ -149,6 +149,7 @@ def send_issue(
         snapshot = recipients_path(state, issue.key, round_)
         problems = fix_recipients(path, known, snapshot, done)
         recipients = Recipients(path, known, done, snapshot)
+        recipients.refresh()  # the statuses, read once here and shared with the forked sending processes
         total = recipients.survey()
         shards = _process_count(config, total)
         report = SendReport(

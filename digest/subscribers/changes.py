@@ -1,9 +1,12 @@
 """The operations behind ``digest subscribers``, the web endpoints, the webhooks and the bounce reader.
 
 A change finds its address through the list's index and appends one fsynced line
-to the change journal (:mod:`digest.subscribers.journal`); every reader applies
-the journal on top of the file, and :func:`fold_journal` writes it into the file
-(:mod:`digest.subscribers.rewrite`).
+to the change journal (:mod:`digest.subscribers.journal`): once it returns, the
+change is never lost. Each operation reads the journal once, and only the lines of
+the addresses it changes. Every reader applies the journal on top of the file, and
+:func:`fold_journal` writes it into the file (:mod:`digest.subscribers.rewrite`).
+A status change for an address on a line that cannot be read is journaled all the
+same and waits, pending, until the line is fixed.
 """
 
 from __future__ import annotations
@@ -15,16 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import SubscriberError
-from digest.fsutil import file_lock
 from digest.subscribers.index import STALE, IndexBuilder, IndexRow, index_unclosed, lookup_index
-from digest.subscribers.journal import SubscriberUnavailable, append_change, read_journal
+from digest.subscribers.journal import (
+    Change,
+    Journal,
+    SubscriberUnavailable,
+    append_change,
+    append_changes,
+    read_journal,
+)
 from digest.subscribers.model import Problem, Subscriber, address_key, check_email, check_name
 from digest.subscribers.reading import Overlay, list_signature, read_subscribers
-from digest.subscribers.rewrite import LOCK_WAIT, rewrite_list, rewritten_list, swallowing_error
+from digest.subscribers.rewrite import (
+    list_lock,
+    rewrite_list,
+    rewritten_list,
+    swallowing_error,
+    sweep_leftovers,
+)
 
 __all__ = [
     "ImportReport",
     "add_subscriber",
+    "find_changeable",
     "find_subscriber",
     "fold_journal",
     "import_subscribers",
@@ -48,14 +64,19 @@ class _Found:
     subscriber: Subscriber | None
     unreadable: int | None = None
     listed: bool = True  # False: there is no list file at all
+    pending: tuple[Change, ...] = ()  # the journal's changes to an unreadable record, waiting for its fix
 
 
-def _lookup(path: Path, known: Collection[str], key: str) -> _Found:
-    """One address's record from the index (rebuilt first if the list changed), the journal applied."""
+def _lookup(path: Path, known: Collection[str], key: str, journal: Journal | None = None) -> _Found:
+    """One address's record from the index (rebuilt first if the list changed), the journal applied.
+
+    ``journal``: the journal as already read by the operation (it is parsed once per operation).
+    """
     signature = list_signature(path)
     row = lookup_index(path, signature, key) if signature is not None else None
     if row is STALE:
-        with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
+        with list_lock(path):
+            sweep_leftovers(path)
             signature = list_signature(path)  # a fold may have just put a new list and index in place
             row = lookup_index(path, signature, key)
             if row is STALE:
@@ -64,9 +85,10 @@ def _lookup(path: Path, known: Collection[str], key: str) -> _Found:
                     if list_signature(path) == signature:  # not edited by hand while it was read
                         index.finish(signature)
     assert row is None or isinstance(row, IndexRow)
-    changes = [c for c in read_journal(path).pending(signature) if c.key == key]
+    journal = read_journal(path, [key]) if journal is None else journal
+    changes = [c for c in journal.pending(signature) if c.key == key]
     if row is not None and not row.readable:
-        return _Found(None, row.line)
+        return _Found(None, row.line, pending=tuple(changes))
     base = None
     if row is not None:
         sections = frozenset(s for s in row.sections.split(";") if s)
@@ -147,14 +169,39 @@ def _change(path: Path, known: Collection[str], email: str, **fields: Any) -> Su
 
 
 def set_statuses(path: Path, known: Collection[str], statuses: Mapping[str, str]) -> list[Subscriber]:
-    """Give each listed address (lower case) its new status; returns the subscribers changed."""
+    """Give each listed address (lower case) its new status; returns the subscribers changed.
+
+    One read of the journal and one fsynced append for the whole batch. An address
+    on a line that cannot be read gets its change all the same: it is journaled
+    and waits, pending, until the line is fixed (a complaint is never dropped).
+    """
     changed: list[Subscriber] = []
+    items: list[tuple[str, str, dict[str, Any]]] = []
+    journal = read_journal(path, statuses)
     for key, status in statuses.items():
-        current = _lookup(path, known, key).subscriber
-        if current is not None and current.status != status:
-            _record(path, key, "update", status=status)
+        found = _lookup(path, known, key, journal)
+        current = found.subscriber
+        if current is None and found.unreadable is not None:
+            if not any(c.fields.get("status") == status for c in found.pending[-1:]):
+                items.append((key, "update", {"status": status}))
+            changed.append(Subscriber(key, "", frozenset(), status, "", found.unreadable))
+        elif current is not None and current.status != status:
+            items.append((key, "update", {"status": status}))
             changed.append(replace(current, status=status))
+    append_changes(path, items)
     return changed
+
+
+def find_changeable(path: Path, known: Collection[str], email: str) -> Subscriber | None:
+    """The subscriber a status change can act on: as :func:`find_subscriber`, and for a record on a
+    line that cannot be read an active stand-in (the change made to it waits until the line is fixed)."""
+    key = address_key(email)
+    found = _lookup(path, known, key)
+    if found.unreadable is None:
+        return found.subscriber
+    statuses = [str(c.fields["status"]) for c in found.pending if "status" in c.fields]
+    status = statuses[-1] if statuses else "active"
+    return Subscriber(key, "", frozenset(), status, "", found.unreadable)
 
 
 def set_status(path: Path, known: Collection[str], email: str, status: str) -> Subscriber | None:

@@ -65,11 +65,14 @@ class Subscriber:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """A line that cannot be read: its number and why; ``path`` when it is not the list's own line."""
+
     line: int
     message: str
+    path: Path | None = None  # the change journal's lines name their own file
 
     def format(self, path: Path) -> str:
-        return f"{path}:{self.line}: {self.message}"
+        return f"{self.path or path}:{self.line}: {self.message}"
 
 
 # The plain addresses email-validator accepts, recognised without calling it: a

@@ -1,12 +1,14 @@
 """Reading the list: every record as written, with the journal's pending changes on top.
 
-Reading reports every bad line with its number and skips only that line; a quote
+Reading reports every bad line with its number and skips only that line (a bad
+journal line too, by the journal's name and its line number); a quote
 left open also reports each line it swallowed that starts with an address.
 Memory stays flat: records stream, and which addresses were seen is a set of digests.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -30,7 +32,6 @@ __all__ = [
     "Row",
     "SubscriberList",
     "iter_subscribers",
-    "journal_statuses",
     "list_signature",
     "overlaid",
     "read_statuses",
@@ -131,17 +132,6 @@ def read_statuses(path: Path, known_sections: Collection[str]) -> dict[str, str]
     return {row.key: row.subscriber.status for row, _ in rows if row.subscriber is not None and row.key}
 
 
-def journal_statuses(path: Path) -> dict[str, str]:
-    """The statuses the journal's pending changes give (``erased`` for an erased record)."""
-    statuses = {}
-    for change in read_journal(path).pending(list_signature(path)):
-        if change.op == "erase":
-            statuses[change.key] = "erased"
-        elif "status" in change.fields:
-            statuses[change.key] = str(change.fields["status"])
-    return statuses
-
-
 class Overlay:
     """The pending changes of the journal, by address, applied to records as they are read."""
 
@@ -172,7 +162,10 @@ class Overlay:
 
 def overlaid(scan: ListScan) -> Iterator[tuple[Row, Problem | None]]:
     """The scan's rows with the journal's pending changes applied, then the addresses it adds."""
-    overlay = Overlay(read_journal(scan.path).pending(list_signature(scan.path)))
+    journal = read_journal(scan.path)
+    overlay = Overlay(journal.pending(list_signature(scan.path)))
+    for problem in journal.problems:  # a journal line of the wrong shape: named, never applied
+        yield Row("", None), problem
     seen: set[str] = set()  # only the addresses the journal changes: small
     for row, problem in scan:
         if row.key is not None and row.key in overlay:
@@ -228,6 +221,7 @@ class ListScan:
         self.header: tuple[str, ...] = HEADER
         self.header_text = ""
         self.newline = "\n"
+        self.bom = False  # the file starts with a UTF-8 byte order mark (a spreadsheet's "CSV UTF-8")
         self.unclosed: int | None = None  # a record whose quote is left open runs to the end of the file
 
     def __iter__(self) -> Iterator[tuple[Row, Problem | None]]:
@@ -235,14 +229,17 @@ class ListScan:
             yield from self._records(io.StringIO(self.text, newline=""))
             return
         try:
-            handle = self.path.open(encoding="utf-8-sig", newline="")
+            raw = self.path.open("rb")
         except FileNotFoundError:
             return
         except OSError as exc:
             raise SubscriberUnavailable(
                 f"cannot read the subscriber list: {exc.strerror or exc}", path=self.path
             ) from None
-        with handle:
+        with raw:
+            self.bom = raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+            raw.seek(0)
+            handle = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             try:
                 yield from self._records(handle)
             except UnicodeDecodeError:

@@ -2,14 +2,21 @@
 
 Under the list's lock, line by line into a temporary file that is fsynced and
 renamed over the list, keeping every line it did not change byte for byte,
-including the ones it could not parse, in their place. If someone edits the file
-meanwhile (an editor does not take the lock), the rewrite starts again from their version.
+including the ones it could not parse, in their place, and the file's byte order
+mark and line endings. If someone edits the file meanwhile (an editor does not
+take the lock), the rewrite starts again from their version: the list is checked
+once more just before the rename, so a hand save is never overwritten. Whatever a
+killed fold or index rebuild left beside the list is removed by the next one
+(:func:`sweep_leftovers`).
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Sequence
@@ -25,7 +32,9 @@ from digest.subscribers.journal import (
     SubscriberUnavailable,
     mark_fold,
     read_journal,
+    record_erased,
     settle_journal,
+    unmark_fold,
 )
 from digest.subscribers.keys import KeySet
 from digest.subscribers.model import HEADER, Problem, Subscriber, csv_line, format_row, full_header
@@ -35,9 +44,11 @@ __all__ = [
     "KEEP",
     "LOCK_WAIT",
     "REWRITE_ATTEMPTS",
+    "list_lock",
     "rewrite_list",
     "rewritten_list",
     "swallowing_error",
+    "sweep_leftovers",
 ]
 
 
@@ -46,6 +57,44 @@ REWRITE_ATTEMPTS = 5
 
 
 KEEP = object()  # what an edit returns for a line it leaves alone
+
+
+class _EditedMeanwhile(Exception):
+    """The list changed under the rewrite just before its rename: do it again on the new text."""
+
+
+def list_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """The lock every rewrite of the list and of its index holds."""
+    return file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT)
+
+
+def _leftover_names(path: Path) -> re.Pattern[str]:
+    """The temporary files a rewrite, an index rebuild or a journal rewrite makes beside the list."""
+    name = re.escape(path.name)
+    made = rf"^(?:\.{name}\.(?:index\.)?|\.\.{name}\.journal\.)[a-z0-9_]{{8}}\.tmp$"
+    return re.compile(made + r"|^\.digest-list-")
+
+
+def sweep_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files of rewrites that were killed; the lock must be held (so none is live).
+
+    A fold killed before its rename left a header in the journal naming its
+    temporary file: the header is taken back first, so every change stays pending.
+    """
+    names = _leftover_names(path)
+    try:
+        found = [entry for entry in path.parent.iterdir() if names.match(entry.name)]
+    except OSError:
+        return []
+    if not found:
+        return []
+    journal = read_journal(path)
+    if journal.folding and journal.renamed is False:
+        unmark_fold(path)
+    for entry in found:
+        with contextlib.suppress(OSError):
+            entry.unlink()
+    return found
 
 
 def rewrite_list(
@@ -65,7 +114,8 @@ def rewrite_list(
     lock), the rewrite starts again from their version. The index is rebuilt
     for the new list before it is renamed into place.
     """
-    with file_lock(path.with_name(f".{path.name}.lock"), what="the subscriber list", wait=LOCK_WAIT):
+    with list_lock(path):
+        sweep_leftovers(path)
         for _ in range(REWRITE_ATTEMPTS):
             changed = _attempt(path, known, edit, append)
             if changed is not None:
@@ -116,13 +166,22 @@ def _write_back(
             index.finish(before)
         return False
 
-    def ready(signature: tuple[int, int, int]) -> None:
-        index.finish(signature)
+    def ready(tmp: Path) -> None:
+        index.finish(_signature_of(tmp))
+        if list_signature(path) != before:
+            raise _EditedMeanwhile
         if changes:
-            mark_fold(path, journal.last, before, result.kept, changes)
+            record_erased(path, [c.key for c in changes if c.op == "erase"])
+            mark_fold(path, journal.last, before, result.kept, changes, tmp.name)
+            if list_signature(path) != before:  # saved by hand while the header was written
+                unmark_fold(path)
+                raise _EditedMeanwhile
 
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-    atomic_write(path, result.write, mode=mode, before_replace=lambda tmp: ready(_signature_of(tmp)))
+    try:
+        atomic_write(path, result.write, mode=mode, before_replace=ready)
+    except _EditedMeanwhile:
+        return None
     return True
 
 
@@ -247,7 +306,7 @@ class _Writer:
             original = next(csv.reader([header.rstrip("\r\n")]))
             added = [column for column in HEADER if column not in scan.header]
             header = csv_line([*original, *added]) + scan.newline
-        handle.write(header.encode("utf-8"))
+        handle.write((codecs.BOM_UTF8 if scan.bom else b"") + header.encode("utf-8"))
         if self._spool is not None:
             self._spool.seek(0)
             shutil.copyfileobj(self._spool, handle, 1 << 20)

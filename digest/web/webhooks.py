@@ -43,7 +43,7 @@ from digest.bounces.classify import Event, Verdict
 from digest.bounces.record import apply_events
 from digest.config import Config
 from digest.errors import DigestError
-from digest.subscribers.changes import find_subscriber
+from digest.subscribers.changes import find_changeable
 from digest.subscribers.model import address_key
 
 __all__ = [
@@ -105,7 +105,7 @@ def _secret() -> bytes | None:
 
 def _record(config: Config, source: str, kind: str, address: str, now: float, **extra: str) -> Reply:
     """Apply one event for a listed address; the same answer whether or not it is listed."""
-    found = find_subscriber(config.paths.subscribers, config.feeds.slugs, address) if address else None
+    found = find_changeable(config.paths.subscribers, config.feeds.slugs, address) if address else None
     if found is None:
         return 200, "ok: no change"
     event = Event(address_key(found.email), kind, f"{kind} reported by {source.split(':')[0]}", **extra)
