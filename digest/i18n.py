@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,14 @@ __all__ = [
     "DOMAIN",
     "LOCALE_DIR",
     "N_",
+    "Phrase",
     "available_catalogs",
     "date_pattern",
     "format_date",
     "gettext_for",
     "join_title",
     "missing_catalog",
+    "ngettext_for",
     "po_path",
     "resolve_language",
     "translations",
@@ -138,6 +141,33 @@ def N_(message: str) -> str:
     return message
 
 
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """A message of the catalogs with its placeholders' values, said in a language only when shown.
+
+    A value may itself be a :class:`Phrase` (``the title``, ``the file name``): it is
+    said in the same language, so a message built from parts reads as one sentence.
+    ``str()`` is the English.
+    """
+
+    text: str
+    params: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, text: str, /, **params: object) -> Phrase:
+        return cls(text, tuple(params.items()))
+
+    def says(self, language: str = "en") -> str:
+        """The phrase in ``language`` (English where the catalog has no such message)."""
+        if not self.params:
+            return gettext_for(language)(self.text)
+        values = {k: v.says(language) if isinstance(v, Phrase) else v for k, v in self.params}
+        return gettext_for(language)(self.text, **values)
+
+    def __str__(self) -> str:
+        return self.says(FALLBACK_CATALOG)
+
+
 def gettext_for(language: str) -> Callable[..., str]:
     """``_`` for Python code: ``_("Saved.")`` or ``_("%(email)s is subscribed", email=...)``."""
     catalog = translations(resolve_language(language))
@@ -147,6 +177,17 @@ def gettext_for(language: str) -> Callable[..., str]:
         return text % params if params else text
 
     return _
+
+
+def ngettext_for(language: str) -> Callable[..., str]:
+    """``ngettext`` for Python code: ``ngettext("%(count)s item", "%(count)s items", n, count=n)``."""
+    catalog = translations(resolve_language(language))
+
+    def ngettext(singular: str, plural: str, number: int, **params: object) -> str:
+        text = catalog.ngettext(singular, plural, number)
+        return text % params if params else text
+
+    return ngettext
 
 
 def format_date(date: dt.date, language: str, form: str = "long") -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 from digest.config import DEFAULT_SECTION_SLUGS, Config, SiteConfig
 from digest.errors import ParseError
+from digest.i18n import N_
 from digest.newsletter.assemble import Assembler, check_issue, derive_slug
 from digest.newsletter.dates import find_date, issue_date, issue_folder_name
 from digest.newsletter.discover import DRAFT_FOLDERS
@@ -213,8 +214,8 @@ def _send_at(
         except ValueError:
             moment = None
     if moment is None:
-        message = f"send_at {str(value)!r} is not a date and time such as 2026-12-03 09:00; ignored"
-        log.note(lines.get("send_at", 1), "bad-send-at", ERROR, message)
+        message = N_("send_at %(value)s is not a date and time such as 2026-12-03 09:00; ignored")
+        log.note(lines.get("send_at", 1), "bad-send-at", ERROR, message, value=repr(str(value)))
         return None
     if moment.tzinfo is None:
         return wall_clock(moment.date(), moment.time(), tz)
@@ -247,8 +248,10 @@ def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tup
     if not text and not from_front:
         fallback = _title_from_name(path)
         if not scan.empty:
-            message = f"no title in the front matter or a '# ' title line; titled '{fallback}' after the file"
-            log.note(line, "no-title", WARNING, message)
+            message = N_(
+                "no title in the front matter or a '# ' title line; titled '%(title)s' after the file"
+            )
+            log.note(line, "no-title", WARNING, message, title=fallback)
         return fallback, "", None
     title, headline, date = _split_title(line, text, log) if text else ("", "", None)
     if from_front:
@@ -270,9 +273,17 @@ def _split_title(line: int, text: str, log: FindingLog) -> tuple[str, str, dt.da
             title, rest = text, ""
     headline = rest.strip().lstrip("：:").strip()
     if _PLACEHOLDER.search(text):
-        log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
+        log.note(
+            line,
+            "placeholder-title",
+            FATAL,
+            N_("the title still has placeholder text: %(title)s"),
+            title=repr(text),
+        )
     elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
-        log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
+        log.note(
+            line, "empty-headline", WARNING, N_("the title ends with a colon but has no headline after it")
+        )
     return title, headline, title_date
 
 
