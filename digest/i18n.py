@@ -37,6 +37,7 @@ __all__ = [
     "date_pattern",
     "format_date",
     "gettext_for",
+    "join_list",
     "join_title",
     "missing_catalog",
     "ngettext_for",
@@ -239,3 +240,14 @@ def join_title(title: str, headline: str, language: str) -> str:
         return title
     _ = gettext_for(language)
     return _("%(title)s: %(headline)s", title=title, headline=headline)
+
+
+def join_list(parts: list[str], language: str) -> str:
+    """Parts of a list in one line, with the language's separator (``a, b``; ``甲、乙``)."""
+    if not parts:
+        return ""
+    _ = gettext_for(language)
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = _("%(list)s, %(item)s", list=joined, item=part)
+    return joined

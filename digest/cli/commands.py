@@ -102,7 +102,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from digest.i18n import gettext_for
+    from digest.i18n import gettext_for, join_list
     from digest.newsletter.discover import Survey, skipped_lines, survey
     from digest.newsletter.lint import count_by_severity, lint_lines
     from digest.release.rules import lint_reports
@@ -118,7 +118,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     print(*skipped_lines(found.skipped), sep="\n", end="\n" if found.skipped else "")
     counts = count_by_severity(findings)
     _ = gettext_for(language)
-    summary = ", ".join(f"{n} {severity.word(language)}" for severity, n in counts.items())
+    summary = join_list([f"{n} {severity.word(language)}" for severity, n in counts.items()], language)
     print(_("%(files)s file(s): %(summary)s", files=len(reports), summary=summary), file=sys.stderr)
     return 1 if any(report.blocking for report in reports) else 0
 

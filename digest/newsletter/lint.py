@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
-from digest.i18n import N_, gettext_for, ngettext_for
+from digest.i18n import N_, gettext_for, join_list, ngettext_for
 from digest.newsletter.blocks import without_liquid
 from digest.newsletter.markup import markdown_links, normalize_link
 from digest.newsletter.meta import read_metadata
@@ -167,7 +167,7 @@ def read_links(data: bytes | str, issue: Issue) -> Reading:
 def format_reading(path: Path | str, reading: Reading, language: str = "en") -> list[str]:
     """The reading of one file, for ``digest lint``: sections, links outside items, coverage."""
     _ = gettext_for(language)
-    sections = ", ".join(f"{name} ({count})" for name, count in reading.sections) or _("none")
+    sections = join_list([f"{name} ({count})" for name, count in reading.sections], language) or _("none")
     out = [
         f"{path}: " + _("sections: %(sections)s", sections=sections),
         f"{path}: "
@@ -182,7 +182,7 @@ def format_reading(path: Path | str, reading: Reading, language: str = "en") -> 
         ),
     ]
     if reading.prose_links:
-        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)
+        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)  # URLs: no CJK comma after one
         out.append(f"{path}: " + _("links in prose, not in any item (line, link): %(links)s", links=listed))
     out += [
         f"{path}:{no}: " + _("link left out with boilerplate: %(url)s", url=url)
@@ -215,14 +215,17 @@ def format_folder_reading(reports: Sequence[LintReport], language: str = "en") -
     in_items = sum(r.in_items for r in readings)
     coverage = 1.0 if links <= 0 else shown / links
     top = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    listed = ", ".join(
-        _(
-            "%(section)s (%(issues)s, %(items)s)",
-            section=name,
-            issues=ngettext("%(count)s issue", "%(count)s issues", len(n), count=len(n)),
-            items=ngettext("%(count)s item", "%(count)s items", sum(n), count=sum(n)),
-        )
-        for name, n in top[:12]
+    listed = join_list(
+        [
+            _(
+                "%(section)s (%(issues)s, %(items)s)",
+                section=name,
+                issues=ngettext("%(count)s issue", "%(count)s issues", len(n), count=len(n)),
+                items=ngettext("%(count)s item", "%(count)s items", sum(n), count=sum(n)),
+            )
+            for name, n in top[:12]
+        ],
+        language,
     )
     if len(top) > 12:
         listed = _("%(sections)s, and %(more)s more", sections=listed, more=len(top) - 12)
