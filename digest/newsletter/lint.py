@@ -167,7 +167,8 @@ def read_links(data: bytes | str, issue: Issue) -> Reading:
 def format_reading(path: Path | str, reading: Reading, language: str = "en") -> list[str]:
     """The reading of one file, for ``digest lint``: sections, links outside items, coverage."""
     _ = gettext_for(language)
-    sections = join_list([f"{name} ({count})" for name, count in reading.sections], language) or _("none")
+    named = [_("%(section)s (%(count)s)", section=name, count=count) for name, count in reading.sections]
+    sections = join_list(named, language) or _("none")
     out = [
         f"{path}: " + _("sections: %(sections)s", sections=sections),
         f"{path}: "
