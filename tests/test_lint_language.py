@@ -143,7 +143,7 @@ FINDING = re.compile(
 # syntax digest asks for, each as digest writes it.
 ALLOWED_ASCII = re.compile(
     r"\[[\w.]+\](?: \w+)?|--force|date: YYYY-MM-DD|YYYY-MM-DD-name\.md|send_at|\]\(url\)|\bhttp\(s\)"
-    r"|\b(?:Gmail|TOML|YAML|UTF-8|git)\b"
+    r"|\b(?:Gmail|TOML|YAML|UTF-8|git|Markdown)\b|(?<!\w)\.[a-z0-9]+\b"  # and file suffixes (.png)
 )
 
 
@@ -176,6 +176,9 @@ def newsletter(tmp_path: Path, language: str) -> Path:
         (issues / f"{name}.md").write_text(text.format(**words), encoding="utf-8")
     (issues / "2026-12-03.md").write_text("", encoding="utf-8")
     (issues / f"{words['undated']}.md").write_text(f"## {words['news']}\n\n- [{words['a']}](https://x.org)\n")
+    (issues / "README.md").write_text(f"# {words['title']}\n", encoding="utf-8")  # not an issue
+    (issues / "images").mkdir()
+    (issues / "images" / "cover.png").write_bytes(b"\x89PNG\r\n")
     outside = root / "elsewhere.md"
     outside.write_text(FIRST.format(**words), encoding="utf-8")
     os.symlink(outside, issues / "2026-12-10.md")
@@ -250,6 +253,8 @@ def test_a_chinese_newsletters_lint_has_no_english_word(both):
     assert "错误 empty-link-target: 条目“链接为空的一条”的链接地址为空“()”" in out
     assert "元数据“date”写的是 2026-11-26，标题却是 2026-11-19；采用 2026-11-26" in out
     assert "栏目：业界新闻（7）、杂谈（1）、论文（0）" in out
+    assert f"{root / 'issues' / 'README.md'}: 不是一期：文件夹的说明文件" in out
+    assert f"{root / 'issues' / 'images'}: 不是一期：含有 1 个非 Markdown 文件（.png）" in out
     assert "覆盖率" in out and re.search(r"^\d+ 个文件：\d+ 致命、\d+ 错误、\d+ 警告$", err.strip(), re.M)
 
 
@@ -259,6 +264,7 @@ def test_an_english_newsletters_lint_has_no_chinese(both):
     assert "error empty-link-target: item 'An empty link' has an empty link target '()'" in out
     assert "the metadata's 'date' says 2026-11-26, but the title says 2026-11-19; using 2026-11-26" in out
     assert f"{root / 'issues' / '2026-11-05.md'}: sections: News (7), Other (1), Papers (0)" in out
+    assert f"{root / 'issues' / 'README.md'}: not an issue: the folder's README" in out
     assert re.search(r"^\d+ file\(s\): \d+ fatal, \d+ error, \d+ warning$", err.strip(), re.M)
 
 

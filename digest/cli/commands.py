@@ -115,7 +115,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     language = config.site.language
     for line in lint_lines(reports, language):
         print(line)
-    print(*skipped_lines(found.skipped), sep="\n", end="\n" if found.skipped else "")
+    print(*skipped_lines(found.skipped, language), sep="\n", end="\n" if found.skipped else "")
     counts = count_by_severity(findings)
     _ = gettext_for(language)
     summary = join_list([f"{n} {severity.word(language)}" for severity, n in counts.items()], language)

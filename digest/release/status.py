@@ -92,7 +92,7 @@ def status_table(config: Config, now: dt.datetime | None = None) -> str:
         ).rstrip()
         for row in rows
     ]
-    return "\n".join(lines + notes + skipped_lines(catalog.skipped))
+    return "\n".join(lines + notes + skipped_lines(catalog.skipped, config.site.language))
 
 
 _HEADERS = (
