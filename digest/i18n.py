@@ -33,6 +33,7 @@ __all__ = [
     "LOCALE_DIR",
     "N_",
     "Phrase",
+    "Sentence",
     "available_catalogs",
     "date_pattern",
     "format_date",
@@ -162,11 +163,39 @@ class Phrase:
         """The phrase in ``language`` (English where the catalog has no such message)."""
         if not self.params:
             return gettext_for(language)(self.text)
-        values = {k: v.says(language) if isinstance(v, Phrase) else v for k, v in self.params}
+        values = {k: _said(v, language) for k, v in self.params}
         return gettext_for(language)(self.text, **values)
 
+    @property
+    def english(self) -> str:
+        """The phrase as written in the sources (msgids are English), with no catalog to load."""
+        if not self.params:
+            return self.text
+        return self.text % {k: v.english if isinstance(v, Phrase) else v for k, v in self.params}
+
     def __str__(self) -> str:
-        return self.says(FALLBACK_CATALOG)
+        return self.english
+
+
+class Sentence(str):
+    """English text that is also a :class:`Phrase`: kept as text, said in any language when shown.
+
+    For words that travel as plain strings (an error's message, why a file is no issue).
+    """
+
+    phrase: Phrase
+
+    def __new__(cls, text: str, /, **params: object) -> Sentence:
+        phrase = Phrase.of(text, **params)
+        sentence = super().__new__(cls, phrase.english)
+        sentence.phrase = phrase
+        return sentence
+
+
+def _said(value: object, language: str) -> object:
+    if isinstance(value, Sentence):
+        return value.phrase.says(language)
+    return value.says(language) if isinstance(value, Phrase) else value
 
 
 def gettext_for(language: str) -> Callable[..., str]:

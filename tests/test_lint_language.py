@@ -278,3 +278,15 @@ def test_a_chinese_newsletters_status_and_preview_speak_chinese(tmp_path, run_en
     preview = render_preview(config, load_issue(config, "2026-11-05"), NOW)
     assert "错误 empty-link-target: 条目“链接为空的一条”的链接地址为空“()”" in preview.report
     assert "empty link target" not in preview.report
+
+
+def test_why_a_file_cannot_be_read_is_said_in_the_newsletters_language(tmp_path):
+    from digest.newsletter.lint import lint_file
+    from digest.newsletter.parse import ParseOptions
+
+    folder = tmp_path / "2026-12-24.md"
+    folder.mkdir()
+    (finding,) = lint_file(folder, ParseOptions()).findings
+    assert (finding.code, finding.message) == ("unreadable", "is a directory, not an issue file")
+    assert finding.format(folder, "zh-CN") == f"{folder}: 致命 unreadable: 是文件夹，不是期刊文件"
+    assert finding.format(folder, "ko") == f"{folder}: fatal unreadable: is a directory, not an issue file"

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from digest.errors import IssueNotFound
-from digest.i18n import N_, Phrase, gettext_for
+from digest.i18n import N_, Phrase, Sentence
 
 __all__ = [
     "DRAFT_FOLDERS",
     "ISSUE_SUFFIXES",
     "MAX_ISSUE_BYTES",
     "Entry",
-    "Reason",
     "Survey",
     "draft_paths",
     "issue_name",
@@ -58,17 +57,6 @@ _ABOUT_FILES = {
 }
 
 
-class Reason(str):
-    """Why a file is not an issue: the English text, and the phrase to say it in the newsletter's language."""
-
-    phrase: Phrase
-
-    def __new__(cls, text: str, /, **params: object) -> Reason:
-        reason = super().__new__(cls, text % params if params else text)
-        reason.phrase = Phrase.of(text, **params)
-        return reason
-
-
 @dataclass(frozen=True)
 class Entry:
     """One thing in the issues folder, as listed: its path relative to the folder, its kind, its size.
@@ -90,17 +78,12 @@ class Survey:
     skipped: tuple[tuple[Path, str], ...]
 
 
+_NOT_AN_ISSUE = N_("not an issue: %(reason)s")
+
+
 def skipped_lines(skipped: Iterable[tuple[Path, str]], language: str = "en") -> list[str]:
     """``path: not an issue: reason`` lines, as ``digest status`` and ``digest lint`` show them."""
-    _ = gettext_for(language)
-    return [
-        f"{path}: "
-        + _(
-            "not an issue: %(reason)s",
-            reason=reason.phrase.says(language) if isinstance(reason, Reason) else reason,
-        )
-        for path, reason in skipped
-    ]
+    return [f"{path}: " + Phrase.of(_NOT_AN_ISSUE, reason=reason).says(language) for path, reason in skipped]
 
 
 def sort_entries(
@@ -138,10 +121,12 @@ def sort_entries(
     for folder, kinds in others.items():
         shown = ", ".join(sorted(set(kinds))[:5])
         if len(kinds) == 1:
-            skipped.append((folder, Reason(N_("holds 1 file that is not markdown (%(kinds)s)"), kinds=shown)))
+            skipped.append(
+                (folder, Sentence(N_("holds 1 file that is not markdown (%(kinds)s)"), kinds=shown))
+            )
         else:
             message = N_("holds %(count)s files that are not markdown (%(kinds)s)")
-            skipped.append((folder, Reason(message, count=len(kinds), kinds=shown)))
+            skipped.append((folder, Sentence(message, count=len(kinds), kinds=shown)))
     return sorted(issues), sorted(skipped)
 
 
@@ -158,7 +143,7 @@ def _is_markdown(path: PurePosixPath) -> bool:
     return path.suffix.lower() in ISSUE_SUFFIXES
 
 
-def _not_markdown(entry: Entry) -> Reason | None:
+def _not_markdown(entry: Entry) -> Sentence | None:
     """Why a folder, special file or hidden file is not read; None for an ordinary non-markdown file."""
     reasons = {
         "special": N_("not a regular file (a FIFO, socket or device)"),
@@ -168,13 +153,13 @@ def _not_markdown(entry: Entry) -> Reason | None:
         "unreadable-folder": N_("a folder digest may not read (check its permissions)"),
     }
     if entry.kind in reasons:
-        return Reason(reasons[entry.kind])
+        return Sentence(reasons[entry.kind])
     if entry.path.name.startswith("."):
-        return Reason(N_("a hidden file"))
+        return Sentence(N_("a hidden file"))
     return None
 
 
-def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: int) -> Reason | None:
+def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: int) -> Sentence | None:
     """Why a markdown file is not an issue, or None when it is one."""
     path = entry.path
     stem = path.stem.lower()
@@ -182,20 +167,20 @@ def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: in
     folder_page = _folder_page(siblings) if own_folder else None
     if entry.size > max_bytes:
         message = N_("is %(size)s MB; an issue file may be at most %(limit)s MB")
-        return Reason(message, size=f"{entry.size / 1e6:.1f}", limit=f"{max_bytes / 1e6:.0f}")
+        return Sentence(message, size=f"{entry.size / 1e6:.1f}", limit=f"{max_bytes / 1e6:.0f}")
     if stem == "_index":
-        return Reason(N_("a section's list page (Hugo's _index)"))
+        return Sentence(N_("a section's list page (Hugo's _index)"))
     if folder_page is not None:
         if path == folder_page:
             return None
         message = N_("a file of the issue folder '%(folder)s', whose page is %(page)s")
-        return Reason(message, folder=str(path.parent), page=folder_page.name)
+        return Sentence(message, folder=str(path.parent), page=folder_page.name)
     if stem in _ABOUT_FILES:
-        return Reason(_ABOUT_FILES[stem])
+        return Sentence(_ABOUT_FILES[stem])
     if "template" in stem:
-        return Reason(N_("a template"))
+        return Sentence(N_("a template"))
     if stem.startswith("_"):
-        return Reason(N_("its name starts with '_', which marks a partial"))
+        return Sentence(N_("its name starts with '_', which marks a partial"))
     return None
 
 

@@ -72,7 +72,7 @@ class Finding:
     @property
     def message(self) -> str:
         """The finding in English (the JSON output, errors and logs)."""
-        return Phrase(self.text, self.params).says("en")
+        return Phrase(self.text, self.params).english
 
     def says(self, language: str = "en") -> str:
         """The finding in the newsletter's language (its own words, from the catalog)."""
