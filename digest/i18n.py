@@ -272,11 +272,5 @@ def join_title(title: str, headline: str, language: str) -> str:
 
 
 def join_list(parts: list[str], language: str) -> str:
-    """Parts of a list in one line, with the language's separator (``a, b``; ``甲、乙``)."""
-    if not parts:
-        return ""
-    _ = gettext_for(language)
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = _("%(list)s, %(item)s", list=joined, item=part)
-    return joined
+    """Parts of a list in one line, with the language's separator (``a, b``; ``甲，乙``)."""
+    return gettext_for(language)(", ").join(parts)

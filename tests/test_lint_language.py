@@ -252,10 +252,10 @@ def test_a_chinese_newsletters_lint_has_no_english_word(both):
     # and it reads as Chinese: findings, the reading report and the totals
     assert "错误 empty-link-target: 条目“链接为空的一条”的链接地址为空“()”" in out
     assert "元数据“date”写的是 2026-11-26，标题却是 2026-11-19；采用 2026-11-26" in out
-    assert "栏目：业界新闻（7）、杂谈（1）、论文（0）" in out
+    assert "栏目：业界新闻（7），杂谈（1），论文（0）" in out
     assert f"{root / 'issues' / 'README.md'}: 不是一期：文件夹的说明文件" in out
     assert f"{root / 'issues' / 'images'}: 不是一期：含有 1 个非 Markdown 文件（.png）" in out
-    assert "覆盖率" in out and re.search(r"^\d+ 个文件：\d+ 致命、\d+ 错误、\d+ 警告$", err.strip(), re.M)
+    assert "覆盖率" in out and re.search(r"^\d+ 个文件：\d+ 致命，\d+ 错误，\d+ 警告$", err.strip(), re.M)
 
 
 def test_an_english_newsletters_lint_has_no_chinese(both):
