@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,16 @@ __all__ = [
     "DOMAIN",
     "LOCALE_DIR",
     "N_",
+    "Phrase",
+    "Sentence",
     "available_catalogs",
     "date_pattern",
     "format_date",
     "gettext_for",
+    "join_list",
     "join_title",
     "missing_catalog",
+    "ngettext_for",
     "po_path",
     "resolve_language",
     "translations",
@@ -138,6 +143,61 @@ def N_(message: str) -> str:
     return message
 
 
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """A message of the catalogs with its placeholders' values, said in a language only when shown.
+
+    A value may itself be a :class:`Phrase` (``the title``, ``the file name``): it is
+    said in the same language, so a message built from parts reads as one sentence.
+    ``str()`` is the English.
+    """
+
+    text: str
+    params: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, text: str, /, **params: object) -> Phrase:
+        return cls(text, tuple(params.items()))
+
+    def says(self, language: str = "en") -> str:
+        """The phrase in ``language`` (English where the catalog has no such message)."""
+        if not self.params:
+            return gettext_for(language)(self.text)
+        values = {k: _said(v, language) for k, v in self.params}
+        return gettext_for(language)(self.text, **values)
+
+    @property
+    def english(self) -> str:
+        """The phrase as written in the sources (msgids are English), with no catalog to load."""
+        if not self.params:
+            return self.text
+        return self.text % {k: v.english if isinstance(v, Phrase) else v for k, v in self.params}
+
+    def __str__(self) -> str:
+        return self.english
+
+
+class Sentence(str):
+    """English text that is also a :class:`Phrase`: kept as text, said in any language when shown.
+
+    For words that travel as plain strings (an error's message, why a file is no issue).
+    """
+
+    phrase: Phrase
+
+    def __new__(cls, text: str, /, **params: object) -> Sentence:
+        phrase = Phrase.of(text, **params)
+        sentence = super().__new__(cls, phrase.english)
+        sentence.phrase = phrase
+        return sentence
+
+
+def _said(value: object, language: str) -> object:
+    if isinstance(value, Sentence):
+        return value.phrase.says(language)
+    return value.says(language) if isinstance(value, Phrase) else value
+
+
 def gettext_for(language: str) -> Callable[..., str]:
     """``_`` for Python code: ``_("Saved.")`` or ``_("%(email)s is subscribed", email=...)``."""
     catalog = translations(resolve_language(language))
@@ -147,6 +207,17 @@ def gettext_for(language: str) -> Callable[..., str]:
         return text % params if params else text
 
     return _
+
+
+def ngettext_for(language: str) -> Callable[..., str]:
+    """``ngettext`` for Python code: ``ngettext("%(count)s item", "%(count)s items", n, count=n)``."""
+    catalog = translations(resolve_language(language))
+
+    def ngettext(singular: str, plural: str, number: int, **params: object) -> str:
+        text = catalog.ngettext(singular, plural, number)
+        return text % params if params else text
+
+    return ngettext
 
 
 def format_date(date: dt.date, language: str, form: str = "long") -> str:
@@ -198,3 +269,8 @@ def join_title(title: str, headline: str, language: str) -> str:
         return title
     _ = gettext_for(language)
     return _("%(title)s: %(headline)s", title=title, headline=headline)
+
+
+def join_list(parts: list[str], language: str) -> str:
+    """Parts of a list in one line, with the language's separator (``a, b``; ``甲，乙``)."""
+    return gettext_for(language)(", ").join(parts)

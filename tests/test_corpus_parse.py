@@ -94,7 +94,7 @@ def test_cli_parses_and_lints_everything_without_a_traceback(run_env):
     linted = run_digest(["lint", *files], run_env)
     assert linted.returncode == 1  # the drafts and 2022-07-01 have errors
     assert "Traceback" not in linted.stderr
-    assert "2022-07-01.md:63: error empty-link-target" in linted.stdout
+    assert "2022-07-01.md:63: 错误 empty-link-target" in linted.stdout  # the newsletter's language
 
 
 def test_summaries_that_open_in_bold_keep_it_and_show_no_stray_stars():

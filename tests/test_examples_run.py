@@ -152,10 +152,7 @@ def test_an_uncommitted_issue_is_a_clear_finding(zh_repo, run_env):
     )
     linted = run_digest(["lint", "--config", str(zh_repo / "digest.toml")], run_env)
     assert linted.returncode == 1 and "Traceback" not in linted.stderr
-    assert (
-        "issue-105.md:1: fatal no-date: no date in the file, and it is not committed to git yet"
-        in linted.stdout
-    )
+    assert "issue-105.md:1: 致命 no-date: 文件中没有日期，也尚未提交到 git" in linted.stdout
     assert "issue-103.md:1: fatal" not in linted.stdout  # committed files have their dates
 
 

@@ -383,7 +383,8 @@ def ui_words() -> set[str]:
     words: set[str] = set()
     for message in messages(po_path("en")):
         if message.id:
-            plain = re.sub(r"<[^>]+>|%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[sdf]", " ", message.string)
+            said = " ".join(message.string) if isinstance(message.string, tuple) else message.string
+            plain = re.sub(r"<[^>]+>|%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[sdf]", " ", said)
             words |= {w.lower() for w in re.findall(r"[A-Za-z]{3,}", plain)}
     return words - BRANDS
 

@@ -99,10 +99,14 @@ def test_lint_reports_every_finding_status_counts(site, run_env, tmp_path):
     assert "1/0/0" in status and "0/1/0" in status  # status counts the symlink fatal and the size error
     lint = run_digest(["lint", *config], run_env)
     assert lint.returncode == 1
-    assert "outside [paths] issues" in lint.stdout
-    assert "over [email] max_html_bytes = 8,000" in lint.stdout
+    assert "致命 outside-issues: 是指向" in lint.stdout and "[paths] issues 之外" in lint.stdout
+    assert "超过 [email] max_html_bytes = 8,000" in lint.stdout
     one = run_digest(["lint", str(site.issues / "2026-11-20.md"), *config], run_env)
-    assert one.returncode == 1 and "over [email] max_html_bytes = 8,000" in one.stdout
+    assert (
+        one.returncode == 1
+        and "错误 digest-too-large" in one.stdout
+        and "max_html_bytes = 8,000" in one.stdout
+    )
 
 
 def test_the_preview_of_an_approved_or_held_issue_says_what_status_says(site, run_env):

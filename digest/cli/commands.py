@@ -102,6 +102,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from digest.i18n import gettext_for, join_list
     from digest.newsletter.discover import Survey, skipped_lines, survey
     from digest.newsletter.lint import count_by_severity, lint_lines
     from digest.release.rules import lint_reports
@@ -111,12 +112,14 @@ def cmd_lint(args: argparse.Namespace) -> int:
     found = given if args.files else survey(config.paths.issues)
     reports = lint_reports(config, list(given.issues))
     findings = [f for report in reports for f in report.findings]
-    for line in lint_lines(reports):
+    language = config.site.language
+    for line in lint_lines(reports, language):
         print(line)
-    print(*skipped_lines(found.skipped), sep="\n", end="\n" if found.skipped else "")
+    print(*skipped_lines(found.skipped, language), sep="\n", end="\n" if found.skipped else "")
     counts = count_by_severity(findings)
-    summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())
-    print(f"{len(reports)} file(s): {summary}", file=sys.stderr)
+    _ = gettext_for(language)
+    summary = join_list([f"{n} {severity.word(language)}" for severity, n in counts.items()], language)
+    print(_("%(files)s file(s): %(summary)s", files=len(reports), summary=summary), file=sys.stderr)
     return 1 if any(report.blocking for report in reports) else 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import TemplateError
-from digest.i18n import gettext_for, join_title
+from digest.i18n import N_, gettext_for, join_title
 from digest.mail.inline import inline_css, reader_context
 from digest.newsletter.markup import absolute_url, absolutize_links, html_to_text
 from digest.newsletter.model import Finding, Issue, Item, Link, Section, Severity
@@ -395,11 +395,14 @@ def size_finding(issue: Issue, config: Config, source_bytes: int | None = None) 
         return None
     if size <= budget:
         return None
-    return Finding(
-        0,
-        "digest-too-large",
-        Severity.ERROR,
-        f"the digest is {size:,} bytes with every summary shortened, over "
-        f"[email] max_html_bytes = {config.email.max_html_bytes:,} (less {FIELD_ALLOWANCE:,} for "
-        "the links): Gmail would clip it; split the issue, or mail it anyway with --force",
+    message = N_(
+        "the digest is %(size)s bytes with every summary shortened, over [email] max_html_bytes = "
+        "%(limit)s (less %(allowance)s for the links): Gmail would clip it; split the issue, "
+        "or mail it anyway with --force"
     )
+    sizes = {
+        "size": f"{size:,}",
+        "limit": f"{config.email.max_html_bytes:,}",
+        "allowance": f"{FIELD_ALLOWANCE:,}",
+    }
+    return Finding(0, "digest-too-large", Severity.ERROR, message, tuple(sizes.items()))

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
+from digest.i18n import N_
 from digest.newsletter.heads import (
     INLINE_LINK,
     ItemHead,
@@ -29,6 +30,7 @@ __all__ = [
     "Assembler",
     "ItemHead",
     "check_issue",
+    "checked_url",
     "derive_slug",
     "join_continuation",
     "normalize_summary",
@@ -95,7 +97,11 @@ class Assembler:
             label = LABEL_LINE.match(body)
             if not body or (label and not label.group(2).strip()):
                 self.log.note(
-                    line, "empty-warmup-entry", ERROR, f"warm-up entry has no text: {body or '-'!r}"
+                    line,
+                    "empty-warmup-entry",
+                    ERROR,
+                    N_("warm-up entry has no text: %(entry)s"),
+                    entry=repr(body or "-"),
                 )
                 continue
             if "\n" in body:  # an entry of several paragraphs (its quote, its note)
@@ -110,12 +116,16 @@ class Assembler:
                 raw.line,
                 "unknown-section",
                 WARNING,
-                f"section '{raw.name}' is not in [feeds.sections]; its feed slug is '{slug}'",
+                N_("section '%(section)s' is not in [feeds.sections]; its feed slug is '%(slug)s'"),
+                section=raw.name,
+                slug=slug,
             )
         items = tuple(self.item(r) for r in raw.items)
         prose = tuple(p for p in (self.prose(r) for r in raw.prose) if p.html)
         if not items and not prose:
-            self.log.note(raw.line, "empty-section", WARNING, f"section '{raw.name}' has no items")
+            self.log.note(
+                raw.line, "empty-section", WARNING, N_("section '%(section)s' has no items"), section=raw.name
+            )
         name = raw.name or slug
         return Section(name, slug, items, raw.line, prose, tuple(raw.subsections))
 
@@ -154,41 +164,9 @@ class Assembler:
             title = glued.group(2).strip()
         if glued or head.glued_label:
             label = head.labels[-1]
-            message = f"the label '[{label}]' is glued to the title; read as a label, then the title"
-            self.log.note(line, "glued-label", WARNING, message)
-        if head.unclosed:
-            self.log.note(
-                line, "unclosed-link", ERROR, f"the link '[{head.text}' is never closed with '](url)'"
-            )
-        elif head.url is None:
-            self.log.note(line, "no-link", WARNING, f"item '{title}' has no link")
-        elif not url:
-            found = [u for _, _, u in find_urls(title)]
-            if found and found[0] == title.strip():
-                url = found[0]
-                self.log.note(
-                    line,
-                    "url-from-title",
-                    WARNING,
-                    f"empty link target: using the link text {url} as the URL",
-                )
-            else:
-                self.log.note(
-                    line,
-                    "empty-link-target",
-                    ERROR,
-                    f"item '{title or '(no title)'}' has an empty link target '()'",
-                )
-        if head.fullwidth_paren:
-            self.log.note(line, "fullwidth-paren", WARNING, "a link ends with a full-width '）'; read as ')'")
-        if not title and url:
-            message = "item has no title text between '[' and ']'; its link is shown instead"
-            self.log.note(line, "empty-title", WARNING, message)
-        elif not title:
-            self.log.note(line, "empty-title", WARNING, "item has no title text and no link")
-        if url and not is_safe_url(url):
-            self.log.note(line, "unsafe-url", ERROR, f"link URL {url[:60]!r} is not http(s); dropped")
-            url = ""
+            message = N_("the label '[%(label)s]' is glued to the title; read as a label, then the title")
+            self.log.note(line, "glued-label", WARNING, message, label=label)
+        url = checked_url(self.log, line, head, title, url)
         links, fields, numbered = self.item_body(body, head, line, raw.code)
         summary = normalize_summary(self.repaired_summary(numbered))
         return Item(
@@ -257,12 +235,14 @@ class Assembler:
                 after = next((n for n in numbers[index + 1 :] if n is not None), None)
                 if before == value - 1 or after == value + 1:
                     text = f"{text[: glued.end()]} {text[glued.end() :]}"
-                    message = f"'{value}.' has no space before its text; read as item {value} of the list"
-                    self.log.note(no, "numbered-no-space", WARNING, message)
+                    message = N_(
+                        "'%(number)s.' has no space before its text; read as item %(number)s of the list"
+                    )
+                    self.log.note(no, "numbered-no-space", WARNING, message, number=value)
             if text.count(_STRAY_BOLD) % 2 and "`" not in text:
                 cut = text.rfind(_STRAY_BOLD)
                 text = text[:cut] + text[cut + 2 :]
-                self.log.note(no, "stray-bold", WARNING, "a '**' on this line is never closed; dropped")
+                self.log.note(no, "stray-bold", WARNING, N_("a '**' on this line is never closed; dropped"))
             out.append(text)
         return out
 
@@ -295,8 +275,60 @@ class Assembler:
     def safe_link(self, link: Link, line: int) -> bool:
         if link.url and is_safe_url(link.url):
             return True
-        self.log.note(line, "unsafe-url", ERROR, f"extra link '{link.label}' has an empty or unsafe URL")
+        self.log.note(
+            line,
+            "unsafe-url",
+            ERROR,
+            N_("extra link '%(label)s' has an empty or unsafe URL"),
+            label=link.label,
+        )
         return False
+
+
+def checked_url(log: FindingLog, line: int, head: ItemHead, title: str, url: str) -> str:
+    """The item's URL once its link is checked (empty when unsafe); each oddity is noted."""
+    if head.unclosed:
+        log.note(
+            line,
+            "unclosed-link",
+            ERROR,
+            N_("the link '[%(text)s' is never closed with '](url)'"),
+            text=head.text,
+        )
+    elif head.url is None:
+        log.note(line, "no-link", WARNING, N_("item '%(title)s' has no link"), title=title)
+    elif not url:
+        found = [u for _, _, u in find_urls(title)]
+        if found and found[0] == title.strip():
+            url = found[0]
+            log.note(
+                line,
+                "url-from-title",
+                WARNING,
+                N_("empty link target: using the link text %(url)s as the URL"),
+                url=url,
+            )
+        else:
+            log.note(
+                line,
+                "empty-link-target",
+                ERROR,
+                N_("item '%(title)s' has an empty link target '()'"),
+                title=title or "-",
+            )
+    if head.fullwidth_paren:
+        log.note(line, "fullwidth-paren", WARNING, N_("a link ends with a full-width '）'; read as ')'"))
+    if not title and url:
+        message = N_("item has no title text between '[' and ']'; its link is shown instead")
+        log.note(line, "empty-title", WARNING, message)
+    elif not title:
+        log.note(line, "empty-title", WARNING, N_("item has no title text and no link"))
+    if url and not is_safe_url(url):
+        log.note(
+            line, "unsafe-url", ERROR, N_("link URL %(url)s is not http(s); dropped"), url=repr(url[:60])
+        )
+        url = ""
+    return url
 
 
 def check_issue(log: FindingLog, scan: Scan, sections: tuple[Section, ...]) -> None:
@@ -304,9 +336,9 @@ def check_issue(log: FindingLog, scan: Scan, sections: tuple[Section, ...]) -> N
     items = [item for section in sections for item in section.items]
     prose = scan.preamble or scan.warmup or scan.intro or any(section.prose for section in sections)
     if not items and not prose and not log.has("empty-file"):
-        log.note(0, "no-items", FATAL, "nothing to send: no items and no text under the title")
+        log.note(0, "no-items", FATAL, N_("nothing to send: no items and no text under the title"))
     if scan.title and not scan.intro and scan.intro_line:
-        log.note(scan.intro_line, "empty-intro", WARNING, "the intro is empty")
+        log.note(scan.intro_line, "empty-intro", WARNING, N_("the intro is empty"))
     seen: dict[str, int] = {}
     for item in items:
         if not item.url:
@@ -316,14 +348,22 @@ def check_issue(log: FindingLog, scan: Scan, sections: tuple[Section, ...]) -> N
                 item.line,
                 "duplicate-url",
                 WARNING,
-                f"{item.url} is already linked at line {seen[item.url]}",
+                N_("%(url)s is already linked at line %(line)s"),
+                url=item.url,
+                line=seen[item.url],
             )
         else:
             seen[item.url] = item.line
     summarised = sum(1 for item in items if item.summary or item.fields)
     for item in items if summarised * 2 >= len(items) else ():  # only where items carry summaries
         if not item.summary and not item.fields:
-            log.note(item.line, "no-summary", WARNING, f"item '{item.title[:40]}' has no summary text")
+            log.note(
+                item.line,
+                "no-summary",
+                WARNING,
+                N_("item '%(title)s' has no summary text"),
+                title=item.title[:40],
+            )
 
 
 def _fence_indented_code(body: list[tuple[int, str]], code: frozenset[int]) -> list[tuple[int, str]]:

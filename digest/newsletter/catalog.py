@@ -17,6 +17,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import ParseError
+from digest.i18n import N_
 from digest.newsletter.discover import link_outside, resolve_issue, survey_newsletter
 from digest.newsletter.lint import LintReport, lint_file
 from digest.newsletter.model import Finding, Issue, Severity
@@ -74,7 +75,7 @@ def file_report(
     """The lint report of one file; a symlink out of the issues folder is reported, never read."""
     outside = link_outside(config.paths.issues, path)
     if outside is not None:  # known by where it points, so status lists it with the reason
-        finding = Finding(0, "outside-issues", Severity.FATAL, _outside(outside))
+        finding = Finding(0, "outside-issues", Severity.FATAL, _OUTSIDE, (("target", str(outside)),))
         return LintReport(path, (finding,), None, hashlib.sha256(os.fsencode(outside)).hexdigest())
     report = lint_file(path, options)
     if report.issue is None:
@@ -93,11 +94,14 @@ def _checked(config: Config, issue: Issue, path: Path, checks: Sequence[IssueChe
     return dataclasses.replace(issue, findings=(*issue.findings, *found)) if found else issue
 
 
+_OUTSIDE = N_(
+    "is a symlink to %(target)s, outside [paths] issues: it is neither fed nor mailed "
+    "(copy the file into the issues folder if it is an issue)"
+)
+
+
 def _outside(target: Path) -> str:
-    return (
-        f"is a symlink to {target}, outside [paths] issues: it is neither fed nor mailed "
-        "(copy the file into the issues folder if it is an issue)"
-    )
+    return _OUTSIDE % {"target": target}
 
 
 def load_issue(config: Config, ref: str, checks: Sequence[IssueCheck] = ()) -> Issue:

@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from digest.i18n import N_, Phrase
 from digest.newsletter.meta import metadata_date
 from digest.newsletter.model import Severity
 
@@ -46,8 +47,18 @@ _YEAR = re.compile(r"(?:19|20)\d{2}")
 BUNDLE_PAGES = ("index", "readme")  # the page of a folder that is one issue (Hugo's page bundle)
 
 
+_IN_METADATA = N_("the metadata's '%(key)s'")
+_NOT_A_MOMENT = N_("the metadata's '%(key)s' (%(value)s) is not a date and time")
+_NOT_A_DATE = N_("the metadata's '%(key)s' (%(value)s) is not a real date")
+_MISMATCH = N_("%(source)s says %(date)s, but %(other)s says %(other_date)s; using %(date)s")
+_MISMATCH_BY_FOLDER = N_(
+    "%(source)s says %(date)s, but %(other)s says %(other_date)s; using %(date)s "
+    "(the year of the folder it is in)"
+)
+
+
 class _Log(Protocol):
-    def note(self, line: int, code: str, severity: Severity, message: str) -> None: ...
+    def note(self, line: int, code: str, severity: Severity, message: str, /, **params: object) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class Dated:
 
 @dataclass(frozen=True)
 class _Source:
-    where: str
+    where: Phrase
     date: dt.date
     moment: dt.datetime | None = None
     month_only: bool = False
@@ -192,19 +203,19 @@ def issue_date(
     language: str = "en",
 ) -> Dated | None:
     """The issue's date from its first source that has one; None (with a fatal finding) when none has."""
-    bad: list[tuple[int, str]] = []  # (line, what is wrong) for sources that name no real day
+    bad: list[tuple[int, Phrase]] = []  # (line, what is wrong) for sources that name no real day
     sources = _content_sources(meta, meta_lines, (title, title_line, language), path, timezone, bad)
     full = [s for s in sources if not s.month_only]
     if not full:
         committed = first_commits.get(commit_key)
         if committed is not None:
             local = committed.astimezone(timezone)
-            full = [_Source("the first commit", local.date(), local)]
+            full = [_Source(Phrase.of(N_("the first commit")), local.date(), local)]
     ranked = _by_year_folder(full or [s for s in sources if s.month_only], path)
     if not ranked:
         for line, what in bad:
-            log.note(line, "bad-date", WARNING, f"{what}; ignored")
-        message = (
+            log.note(line, "bad-date", WARNING, N_("%(problem)s; ignored"), problem=what)
+        message = N_(
             "no date in the file, and it is not committed to git yet: add 'date: YYYY-MM-DD' to its "
             "front matter, put the date in its name (YYYY-MM-DD-name.md), or commit it"
         )
@@ -212,14 +223,20 @@ def issue_date(
         return None
     chosen = ranked[0]
     for line, what in bad:
-        where = "its day" if chosen.where.startswith("the metadata") else chosen.where
-        log.note(line, "bad-date", WARNING, f"{what}; using {chosen.date} from {where}")
-    because = " (the year of the folder it is in)" if full and chosen is not full[0] else ""
+        where = Phrase.of(N_("its day")) if chosen.where.text == _IN_METADATA else chosen.where
+        message = N_("%(problem)s; using %(date)s from %(source)s")
+        log.note(line, "bad-date", WARNING, message, problem=what, date=chosen.date, source=where)
+    by_folder = bool(full) and chosen is not full[0]
     for other in ranked[1:]:
         if not other.month_only and abs(other.date - chosen.date) > CLOSE_ENOUGH:
-            said = f"{chosen.where} says {chosen.date}, but {other.where} says {other.date}"
-            message = f"{said}; using {chosen.date}{because}"
-            log.note(title_line or 1, "date-mismatch", WARNING, message)
+            message = _MISMATCH_BY_FOLDER if by_folder else _MISMATCH
+            said = {
+                "source": chosen.where,
+                "date": chosen.date,
+                "other": other.where,
+                "other_date": other.date,
+            }
+            log.note(title_line or 1, "date-mismatch", WARNING, message, **said)
     moment = next((s.moment for s in sources if s.moment is not None and s.date == chosen.date), None)
     moment = moment or chosen.moment or dt.datetime.combine(chosen.date, dt.time(0, 0), tzinfo=timezone)
     return Dated(chosen.date, moment)
@@ -241,30 +258,32 @@ def _content_sources(
         moment = front_datetime(value, tz)
         day = _as_written(value, moment) if moment else _leading_day(value)
         if moment is None:
-            what = "a date and time" if day else "a real date"
+            what = _NOT_A_MOMENT if day else _NOT_A_DATE
             line = {k.casefold(): n for k, n in meta_lines.items()}.get(key.casefold(), 1)
-            bad.append((line, f"the metadata's '{key}' ({value}) is not {what}"))
+            bad.append((line, Phrase.of(what, key=key, value=value)))
         if day is not None:
-            sources.append(_Source(f"the metadata's '{key}'", day, moment))
+            sources.append(_Source(Phrase.of(_IN_METADATA, key=key), day, moment))
     title, title_line, language = heading
     day, spelled = find_date(title, language)
     if day is not None:
-        sources.append(_Source("the title", day))
+        sources.append(_Source(Phrase.of(N_("the title")), day))
     elif spelled:
-        bad.append((title_line, f"the title's date {spelled!r} is not a real date"))
+        bad.append(
+            (title_line, Phrase.of(N_("the title's date %(date)s is not a real date"), date=repr(spelled)))
+        )
     name = issue_folder_name(path)
     for where, day in (
-        ("the file name", date_in_name(name)),
-        ("the folder name", date_in_name(path.parent.name) if name == path.stem else None),
-        ("the folders", _date_of_folders(path)),
+        (N_("the file name"), date_in_name(name)),
+        (N_("the folder name"), date_in_name(path.parent.name) if name == path.stem else None),
+        (N_("the folders"), _date_of_folders(path)),
     ):
         if day is not None:
-            sources.append(_Source(where, day))
+            sources.append(_Source(Phrase.of(where), day))
             break
     month = _NAME_MONTH.search(name)
     if month and 1 <= int(month.group(2)) <= 12:
         first = dt.date(int(month.group(1)), int(month.group(2)), 1)
-        sources.append(_Source("the month in the name", first, month_only=True))
+        sources.append(_Source(Phrase.of(N_("the month in the name")), first, month_only=True))
     return sources
 
 

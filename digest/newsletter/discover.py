@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from digest.errors import IssueNotFound
+from digest.i18n import N_, Phrase, Sentence
 
 __all__ = [
     "DRAFT_FOLDERS",
@@ -42,17 +43,17 @@ MAX_ISSUE_BYTES = 2_000_000  # the largest real issue is 30 KB
 BUNDLE_PAGES = ("index", "readme")  # the page of a folder that is one issue
 # Files every repository has that are about the newsletter, not issues of it (by lowercased stem).
 _ABOUT_FILES = {
-    "readme": "the folder's README",
-    "index": "the folder's index page",
-    "license": "a licence",
-    "licence": "a licence",
-    "copying": "a licence",
-    "changelog": "a changelog",
-    "contributing": "contributing notes",
-    "code_of_conduct": "a code of conduct",
-    "security": "a security policy",
-    "authors": "a list of authors",
-    "summary": "a table of contents",
+    "readme": N_("the folder's README"),
+    "index": N_("the folder's index page"),
+    "license": N_("a licence"),
+    "licence": N_("a licence"),
+    "copying": N_("a licence"),
+    "changelog": N_("a changelog"),
+    "contributing": N_("contributing notes"),
+    "code_of_conduct": N_("a code of conduct"),
+    "security": N_("a security policy"),
+    "authors": N_("a list of authors"),
+    "summary": N_("a table of contents"),
 }
 
 
@@ -77,9 +78,12 @@ class Survey:
     skipped: tuple[tuple[Path, str], ...]
 
 
-def skipped_lines(skipped: Iterable[tuple[Path, str]]) -> list[str]:
+_NOT_AN_ISSUE = N_("not an issue: %(reason)s")
+
+
+def skipped_lines(skipped: Iterable[tuple[Path, str]], language: str = "en") -> list[str]:
     """``path: not an issue: reason`` lines, as ``digest status`` and ``digest lint`` show them."""
-    return [f"{path}: not an issue: {reason}" for path, reason in skipped]
+    return [f"{path}: " + Phrase.of(_NOT_AN_ISSUE, reason=reason).says(language) for path, reason in skipped]
 
 
 def sort_entries(
@@ -116,8 +120,13 @@ def sort_entries(
             skipped.append((entry.path, reason))
     for folder, kinds in others.items():
         shown = ", ".join(sorted(set(kinds))[:5])
-        count = "1 file that is" if len(kinds) == 1 else f"{len(kinds)} files that are"
-        skipped.append((folder, f"holds {count} not markdown ({shown})"))
+        if len(kinds) == 1:
+            skipped.append(
+                (folder, Sentence(N_("holds 1 file that is not markdown (%(kinds)s)"), kinds=shown))
+            )
+        else:
+            message = N_("holds %(count)s files that are not markdown (%(kinds)s)")
+            skipped.append((folder, Sentence(message, count=len(kinds), kinds=shown)))
     return sorted(issues), sorted(skipped)
 
 
@@ -134,42 +143,44 @@ def _is_markdown(path: PurePosixPath) -> bool:
     return path.suffix.lower() in ISSUE_SUFFIXES
 
 
-def _not_markdown(entry: Entry) -> str | None:
+def _not_markdown(entry: Entry) -> Sentence | None:
     """Why a folder, special file or hidden file is not read; None for an ordinary non-markdown file."""
     reasons = {
-        "special": "not a regular file (a FIFO, socket or device)",
-        "hidden-folder": "a hidden folder; not read",
-        "site-folder": "a site folder (its name starts with '_'); not read",
-        "linked-folder": "a symlink to a folder; not followed",
-        "unreadable-folder": "a folder digest may not read (check its permissions)",
+        "special": N_("not a regular file (a FIFO, socket or device)"),
+        "hidden-folder": N_("a hidden folder; not read"),
+        "site-folder": N_("a site folder (its name starts with '_'); not read"),
+        "linked-folder": N_("a symlink to a folder; not followed"),
+        "unreadable-folder": N_("a folder digest may not read (check its permissions)"),
     }
     if entry.kind in reasons:
-        return reasons[entry.kind]
+        return Sentence(reasons[entry.kind])
     if entry.path.name.startswith("."):
-        return "a hidden file"
+        return Sentence(N_("a hidden file"))
     return None
 
 
-def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: int) -> str | None:
+def _not_an_issue(entry: Entry, siblings: Sequence[PurePosixPath], max_bytes: int) -> Sentence | None:
     """Why a markdown file is not an issue, or None when it is one."""
     path = entry.path
     stem = path.stem.lower()
     own_folder = path.parent != PurePosixPath(".") and path.parent.name.lower() not in DRAFT_FOLDERS
     folder_page = _folder_page(siblings) if own_folder else None
     if entry.size > max_bytes:
-        return f"is {entry.size / 1e6:.1f} MB; an issue file may be at most {max_bytes / 1e6:.0f} MB"
+        message = N_("is %(size)s MB; an issue file may be at most %(limit)s MB")
+        return Sentence(message, size=f"{entry.size / 1e6:.1f}", limit=f"{max_bytes / 1e6:.0f}")
     if stem == "_index":
-        return "a section's list page (Hugo's _index)"
+        return Sentence(N_("a section's list page (Hugo's _index)"))
     if folder_page is not None:
         if path == folder_page:
             return None
-        return f"a file of the issue folder '{path.parent}', whose page is {folder_page.name}"
+        message = N_("a file of the issue folder '%(folder)s', whose page is %(page)s")
+        return Sentence(message, folder=str(path.parent), page=folder_page.name)
     if stem in _ABOUT_FILES:
-        return _ABOUT_FILES[stem]
+        return Sentence(_ABOUT_FILES[stem])
     if "template" in stem:
-        return "a template"
+        return Sentence(N_("a template"))
     if stem.startswith("_"):
-        return "its name starts with '_', which marks a partial"
+        return Sentence(N_("its name starts with '_', which marks a partial"))
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from digest.i18n import N_
 from digest.newsletter.blocks import Block
 from digest.newsletter.model import Severity
 from digest.newsletter.rawparts import LABEL_LINE, FindingLog, RawProse, RawSection
@@ -162,7 +163,7 @@ class HeaderReader:
                     index + 1,
                     "warmup-missing-bullet",
                     WARNING,
-                    "warm-up entry without '- '; read as its own entry",
+                    N_("warm-up entry without '- '; read as its own entry"),
                 )
                 self.warmup.append((index + 1, stripped))
             else:

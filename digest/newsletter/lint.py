@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import ParseError
+from digest.i18n import N_, gettext_for, join_list, ngettext_for
 from digest.newsletter.blocks import without_liquid
 from digest.newsletter.markup import markdown_links, normalize_link
 from digest.newsletter.meta import read_metadata
@@ -81,8 +82,9 @@ class LintReport:
 
     reading: Reading | None = None
 
-    def lines(self) -> list[str]:
-        return [f.format(self.path) for f in self.findings]
+    def lines(self, language: str = "en") -> list[str]:
+        """The findings as ``digest lint`` prints them, in the newsletter's language."""
+        return [f.format(self.path, language) for f in self.findings]
 
 
 def lint_file(path: Path, options: ParseOptions) -> LintReport:
@@ -94,15 +96,19 @@ def lint_file(path: Path, options: ParseOptions) -> LintReport:
     try:
         data = read_source(path)
     except ParseError as exc:
-        return LintReport(path, (Finding(0, "unreadable", Severity.FATAL, exc.message),), None)
+        finding = Finding(0, "unreadable", Severity.FATAL, N_("%(reason)s"), (("reason", exc.message),))
+        return LintReport(path, (finding,), None)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         issue = parse_issue(data, path, options)
     except UndatedIssue as exc:
         return LintReport(path, exc.findings, None, sha256)
     except Exception as exc:  # one odd file must never stop the whole newsletter
-        message = f"could not be parsed ({exc.__class__.__name__}: {exc}); please report this file"
-        return LintReport(path, (Finding(0, "parse-failure", Severity.FATAL, message),), None, sha256)
+        message = N_("could not be parsed (%(error)s); please report this file")
+        failure = (("error", f"{exc.__class__.__name__}: {exc}"),)
+        return LintReport(
+            path, (Finding(0, "parse-failure", Severity.FATAL, message, failure),), None, sha256
+        )
     return LintReport(path, issue.findings, issue, sha256, read_links(data, issue))
 
 
@@ -158,34 +164,47 @@ def read_links(data: bytes | str, issue: Issue) -> Reading:
     )
 
 
-def format_reading(path: Path | str, reading: Reading) -> list[str]:
+def format_reading(path: Path | str, reading: Reading, language: str = "en") -> list[str]:
     """The reading of one file, for ``digest lint``: sections, links outside items, coverage."""
-    sections = ", ".join(f"{name} ({count})" for name, count in reading.sections) or "none"
+    _ = gettext_for(language)
+    named = [_("%(section)s (%(count)s)", section=name, count=count) for name, count in reading.sections]
+    sections = join_list(named, language) or _("none")
     out = [
-        f"{path}: sections: {sections}",
-        f"{path}: {reading.links} links: {reading.in_items} in items, {reading.in_prose} in prose, "
-        f"{len(reading.left_out)} left out by rule, {len(reading.missing)} not shown; "
-        f"coverage {reading.coverage:.1%}",
+        f"{path}: " + _("sections: %(sections)s", sections=sections),
+        f"{path}: "
+        + _links_line(
+            _,
+            reading.links,
+            reading.in_items,
+            reading.in_prose,
+            len(reading.left_out),
+            len(reading.missing),
+            reading.coverage,
+        ),
     ]
     if reading.prose_links:
-        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)
-        out.append(f"{path}: links in prose, not in any item (line, link): {listed}")
-    out += [f"{path}:{no}: link left out with boilerplate: {url}" for no, url in reading.left_out]
-    out += [f"{path}:{no}: link shown nowhere: {url}" for no, url in reading.missing]
+        listed = ", ".join(f"{no} {url}" for no, url in reading.prose_links)  # URLs: no CJK comma after one
+        out.append(f"{path}: " + _("links in prose, not in any item (line, link): %(links)s", links=listed))
+    out += [
+        f"{path}:{no}: " + _("link left out with boilerplate: %(url)s", url=url)
+        for no, url in reading.left_out
+    ]
+    out += [f"{path}:{no}: " + _("link shown nowhere: %(url)s", url=url) for no, url in reading.missing]
     return out
 
 
-def lint_lines(reports: Sequence[LintReport]) -> list[str]:
+def lint_lines(reports: Sequence[LintReport], language: str = "en") -> list[str]:
     """What ``digest lint`` prints: each file's findings and reading, then the folder's reading."""
     out: list[str] = []
     for report in reports:
-        out += report.lines()
-        out += format_reading(report.path, report.reading) if report.reading is not None else []
-    return out + format_folder_reading(reports)
+        out += report.lines(language)
+        out += format_reading(report.path, report.reading, language) if report.reading is not None else []
+    return out + format_folder_reading(reports, language)
 
 
-def format_folder_reading(reports: Sequence[LintReport]) -> list[str]:
+def format_folder_reading(reports: Sequence[LintReport], language: str = "en") -> list[str]:
     """The whole folder's reading: issues read, sections by how often they occur, overall coverage."""
+    _, ngettext = gettext_for(language), ngettext_for(language)
     readings = [report.reading for report in reports if report.reading is not None]
     counts: dict[str, list[int]] = {}
     for reading in readings:
@@ -197,16 +216,49 @@ def format_folder_reading(reports: Sequence[LintReport]) -> list[str]:
     in_items = sum(r.in_items for r in readings)
     coverage = 1.0 if links <= 0 else shown / links
     top = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    listed = ", ".join(
-        f"{name} ({_count(len(n), 'issue')}, {_count(sum(n), 'item')})" for name, n in top[:12]
+    listed = join_list(
+        [
+            _(
+                "%(section)s (%(issues)s, %(items)s)",
+                section=name,
+                issues=ngettext("%(count)s issue", "%(count)s issues", len(n), count=len(n)),
+                items=ngettext("%(count)s item", "%(count)s items", sum(n), count=sum(n)),
+            )
+            for name, n in top[:12]
+        ],
+        language,
     )
-    more = f", and {len(top) - 12} more" if len(top) > 12 else ""
+    if len(top) > 12:
+        listed = _("%(sections)s, and %(more)s more", sections=listed, more=len(top) - 12)
+    read = _(
+        "%(issues)s of %(files)s file(s) read as issues; sections: %(sections)s",
+        issues=len(readings),
+        files=len(reports),
+        sections=listed or _("none"),
+    )
     return [
-        f"{len(readings)} of {len(reports)} file(s) read as issues; sections: {listed or 'none'}{more}",
-        f"{links + left_out} links: {in_items} in items, {shown - in_items} in prose, {left_out} left out by "
-        f"rule, {links - shown} not shown; coverage {coverage:.1%}",
+        read,
+        _links_line(_, links + left_out, in_items, shown - in_items, left_out, links - shown, coverage),
     ]
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def _links_line(
+    _: Callable[..., str],
+    links: int,
+    in_items: int,
+    in_prose: int,
+    left_out: int,
+    missing: int,
+    coverage: float,
+) -> str:
+    share = f"{coverage:.1%}"
+    return _(
+        "%(links)s links: %(in_items)s in items, %(in_prose)s in prose, %(left_out)s left out by rule, "
+        "%(missing)s not shown; coverage %(coverage)s",
+        links=links,
+        in_items=in_items,
+        in_prose=in_prose,
+        left_out=left_out,
+        missing=missing,
+        coverage=share,
+    )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, Protocol
 
+from digest.i18n import N_
 from digest.newsletter.model import Severity
 
 __all__ = ["DATE_KEYS", "METADATA_KEYS", "date_key_rank", "issue_number", "metadata_date", "read_metadata"]
@@ -41,7 +42,7 @@ _NUMBER_IN_NAME = re.compile(r"(?:^|[-_])(?:issue|no|vol|weekly)?[-_]?(\d{1,5})$
 
 
 class _Log(Protocol):  # the part of scan.FindingLog used here (scan imports this module)
-    def note(self, line: int, code: str, severity: Severity, message: str) -> None: ...
+    def note(self, line: int, code: str, severity: Severity, message: str, /, **params: object) -> None: ...
 
 
 def read_metadata(lines: list[str], log: _Log) -> tuple[dict[str, Any], int]:
@@ -66,8 +67,8 @@ def _fenced(
         if lines[end].strip() in closers:
             break
     else:
-        message = f"front matter opened with '{lines[start].strip()}' is never closed"
-        log.note(start + 1, "bad-front-matter", WARNING, message)
+        message = N_("front matter opened with '%(fence)s' is never closed")
+        log.note(start + 1, "bad-front-matter", WARNING, message, fence=lines[start].strip())
         return {}, 0
     loaded = load(lines[start + 1 : end], start + 2, log)
     return loaded, end + 1
@@ -103,12 +104,12 @@ def _yaml(lines: list[str], first_line: int, log: _Log) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = first_line + (mark.line if mark is not None else 0)
-        message = f"front matter is not valid YAML; ignored ({exc.__class__.__name__})"
-        log.note(line, "bad-front-matter", WARNING, message)
+        message = N_("front matter is not valid YAML; ignored (%(error)s)")
+        log.note(line, "bad-front-matter", WARNING, message, error=exc.__class__.__name__)
         return {}
     except (ValueError, TypeError, OverflowError) as exc:
-        message = f"front matter has an impossible value ({exc}); ignored"
-        log.note(first_line, "bad-front-matter", WARNING, message)
+        message = N_("front matter has an impossible value (%(error)s); ignored")
+        log.note(first_line, "bad-front-matter", WARNING, message, error=str(exc))
         return {}
     return _mapping(loaded, first_line, log)
 
@@ -128,15 +129,22 @@ def _toml(lines: list[str], first_line: int, log: _Log) -> dict[str, Any]:
             index = int(where.group(1)) - 1 if where else -1
             pair = _TOML_PAIR.match(lines[index]) if 0 <= index < len(lines) else None
             if pair is None or pair.group(2).startswith(("'", '"', "[", "{")):
-                message = f"front matter is not valid TOML; ignored ({exc})"
-                log.note(first_line + max(index, 0), "bad-front-matter", WARNING, message)
+                message = N_("front matter is not valid TOML; ignored (%(error)s)")
+                log.note(first_line + max(index, 0), "bad-front-matter", WARNING, message, error=str(exc))
                 return {}
             key = pair.group(1).split("=")[0].strip().strip("\"'")
             if date_key_rank(key) is None:
-                message = f"front matter '{key}' is not a TOML value; read as the text {pair.group(2)!r}"
-                log.note(first_line + index, "bad-front-matter", WARNING, message)
+                message = N_("front matter '%(key)s' is not a TOML value; read as the text %(text)s")
+                log.note(
+                    first_line + index,
+                    "bad-front-matter",
+                    WARNING,
+                    message,
+                    key=key,
+                    text=repr(pair.group(2)),
+                )
             lines[index] = pair.group(1) + _toml_string(pair.group(2))
-    log.note(first_line, "bad-front-matter", WARNING, "front matter is not valid TOML; ignored")
+    log.note(first_line, "bad-front-matter", WARNING, N_("front matter is not valid TOML; ignored"))
     return {}
 
 
@@ -146,7 +154,7 @@ def _toml_string(text: str) -> str:
 
 def _mapping(loaded: object, line: int, log: _Log) -> dict[str, Any]:
     if not isinstance(loaded, Mapping):
-        log.note(line, "bad-front-matter", WARNING, "front matter is not a mapping of keys; ignored")
+        log.note(line, "bad-front-matter", WARNING, N_("front matter is not a mapping of keys; ignored"))
         return {}
     return {str(k): v for k, v in loaded.items()}
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from digest.i18n import N_, Phrase, gettext_for
+
 __all__ = [
     "Field",
     "Finding",
@@ -42,23 +44,44 @@ class Severity(StrEnum):
     def rank(self) -> int:
         return _RANK[self]
 
+    def word(self, language: str = "en") -> str:
+        """The severity as the newsletter's language says it (``warning``, ``警告``)."""
+        return gettext_for(language)(_WORDS[self])
+
 
 _WIDE = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _RANK = {Severity.FATAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
+_WORDS = {Severity.FATAL: N_("fatal"), Severity.ERROR: N_("error"), Severity.WARNING: N_("warning")}
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One lint finding at one line of an issue file (line 0: the file as a whole)."""
+    """One lint finding at one line of an issue file (line 0: the file as a whole).
+
+    ``text`` is a message of the catalogs (marked with ``N_`` where the finding is
+    made) and ``params`` fill its ``%(name)s`` placeholders, so each output can say
+    it in the newsletter's language; ``message`` is the English, ``code`` never changes.
+    """
 
     line: int
     code: str
     severity: Severity
-    message: str
+    text: str
+    params: tuple[tuple[str, object], ...] = ()
 
-    def format(self, path: Path | str) -> str:
+    @property
+    def message(self) -> str:
+        """The finding in English (the JSON output, errors and logs)."""
+        return Phrase(self.text, self.params).english
+
+    def says(self, language: str = "en") -> str:
+        """The finding in the newsletter's language (its own words, from the catalog)."""
+        return Phrase(self.text, self.params).says(language)
+
+    def format(self, path: Path | str, language: str = "en") -> str:
+        """``path:line: severity code: message``, in the newsletter's language (code as it is)."""
         where = f"{path}:{self.line}" if self.line else str(path)
-        return f"{where}: {self.severity} {self.code}: {self.message}"
+        return f"{where}: {self.severity.word(language)} {self.code}: {self.says(language)}"
 
 
 @dataclass(frozen=True, slots=True)

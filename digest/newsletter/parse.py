@@ -31,6 +31,7 @@ from typing import Any
 
 from digest.config import DEFAULT_SECTION_SLUGS, Config, SiteConfig
 from digest.errors import ParseError
+from digest.i18n import N_, Sentence
 from digest.newsletter.assemble import Assembler, check_issue, derive_slug
 from digest.newsletter.dates import find_date, issue_date, issue_folder_name
 from digest.newsletter.discover import DRAFT_FOLDERS
@@ -108,6 +109,11 @@ class UndatedIssue(ParseError):
         super().__init__(first.message, path=path, line=first.line or None)
 
 
+_DIRECTORY = N_("is a directory, not an issue file")
+_DEVICE = N_("is a device or socket, not an issue file")
+_CANNOT_READ = N_("cannot read: %(error)s")
+
+
 def read_source(path: Path, *, max_bytes: int = 2_000_000) -> bytes:
     """The bytes of an issue file; anything else is a :class:`ParseError` naming the file, at once.
 
@@ -121,28 +127,27 @@ def read_source(path: Path, *, max_bytes: int = 2_000_000) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:
-        raise ParseError("is a directory, not an issue file", path=path) from None
+        raise ParseError(Sentence(_DIRECTORY), path=path) from None
     except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", path=path) from None
+        raise ParseError(Sentence(_CANNOT_READ, error=exc.strerror or str(exc)), path=path) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise ParseError("is a directory, not an issue file", path=path)
+            raise ParseError(Sentence(_DIRECTORY), path=path)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
-            raise ParseError(f"is {kind}, not an issue file", path=path)
+            kind = N_("is a FIFO, not an issue file") if stat.S_ISFIFO(info.st_mode) else _DEVICE
+            raise ParseError(Sentence(kind), path=path)
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = b"" if info.st_size > max_bytes else handle.read(max_bytes + 1)
     except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", path=path) from None
+        raise ParseError(Sentence(_CANNOT_READ, error=exc.strerror or str(exc)), path=path) from None
     finally:
         os.close(fd)
     size = max(info.st_size, len(data))  # it may also have grown while being read
     if size > max_bytes:
+        message = N_("is %(size)s MB; an issue file may be at most %(limit)s MB (is this really an issue?)")
         raise ParseError(
-            f"is {size / 1e6:.1f} MB; an issue file may be at most {max_bytes / 1e6:.0f} MB "
-            "(is this really an issue?)",
-            path=path,
+            Sentence(message, size=f"{size / 1e6:.1f}", limit=f"{max_bytes / 1e6:.0f}"), path=path
         )
     return data
 
@@ -213,8 +218,8 @@ def _send_at(
         except ValueError:
             moment = None
     if moment is None:
-        message = f"send_at {str(value)!r} is not a date and time such as 2026-12-03 09:00; ignored"
-        log.note(lines.get("send_at", 1), "bad-send-at", ERROR, message)
+        message = N_("send_at %(value)s is not a date and time such as 2026-12-03 09:00; ignored")
+        log.note(lines.get("send_at", 1), "bad-send-at", ERROR, message, value=repr(str(value)))
         return None
     if moment.tzinfo is None:
         return wall_clock(moment.date(), moment.time(), tz)
@@ -247,8 +252,10 @@ def _title(line: int, text: str, scan: Scan, path: Path, log: FindingLog) -> tup
     if not text and not from_front:
         fallback = _title_from_name(path)
         if not scan.empty:
-            message = f"no title in the front matter or a '# ' title line; titled '{fallback}' after the file"
-            log.note(line, "no-title", WARNING, message)
+            message = N_(
+                "no title in the front matter or a '# ' title line; titled '%(title)s' after the file"
+            )
+            log.note(line, "no-title", WARNING, message, title=fallback)
         return fallback, "", None
     title, headline, date = _split_title(line, text, log) if text else ("", "", None)
     if from_front:
@@ -270,9 +277,17 @@ def _split_title(line: int, text: str, log: FindingLog) -> tuple[str, str, dt.da
             title, rest = text, ""
     headline = rest.strip().lstrip("：:").strip()
     if _PLACEHOLDER.search(text):
-        log.note(line, "placeholder-title", FATAL, f"the title still has placeholder text: {text!r}")
+        log.note(
+            line,
+            "placeholder-title",
+            FATAL,
+            N_("the title still has placeholder text: %(title)s"),
+            title=repr(text),
+        )
     elif date_end is not None and not headline and rest.strip().startswith(("：", ":")):
-        log.note(line, "empty-headline", WARNING, "the title ends with a colon but has no headline after it")
+        log.note(
+            line, "empty-headline", WARNING, N_("the title ends with a colon but has no headline after it")
+        )
     return title, headline, title_date
 
 

@@ -24,8 +24,9 @@ class FindingLog:
     def __init__(self) -> None:
         self.findings: list[Finding] = []
 
-    def note(self, line: int, code: str, severity: Severity, message: str) -> None:
-        self.findings.append(Finding(line, code, severity, message))
+    def note(self, line: int, code: str, severity: Severity, message: str, /, **params: object) -> None:
+        """Note a finding: ``message`` a catalog message (``N_``), ``params`` its placeholders' values."""
+        self.findings.append(Finding(line, code, severity, message, tuple(params.items())))
 
     def has(self, code: str) -> bool:
         return any(f.code == code for f in self.findings)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from digest.i18n import N_
 from digest.newsletter.blocks import Block, Blocks, read_blocks, resolve_references, without_liquid
 from digest.newsletter.header import HeaderReader
 from digest.newsletter.markup import C0_CONTROLS, hard_wrapped
@@ -96,14 +97,14 @@ def scan_text(data: bytes | str, log: FindingLog, rules: SectionRules | None = N
     lines = _LINE_SPLIT.split(text)
     empty = not text.strip()
     if empty:
-        log.note(0, "empty-file", FATAL, "the file is empty: not an issue yet")
+        log.note(0, "empty-file", FATAL, N_("the file is empty: not an issue yet"))
     front, body_start = read_metadata(lines, log)
     lines = without_liquid(lines, body_start)
     blocks = read_blocks(lines, body_start)
     if blocks.unclosed_comment is not None:
         line = blocks.unclosed_comment + 1
         log.note(
-            line, "unclosed-comment", WARNING, "'<!--' is never closed with '-->': all after it is hidden"
+            line, "unclosed-comment", WARNING, N_("'<!--' is never closed with '-->': all after it is hidden")
         )
     front_title = front["title"].strip() if isinstance(front.get("title"), str) else ""
     scanner = BlockScanner(log, lines, blocks, rules or SectionRules(), front_title)
@@ -155,8 +156,11 @@ def decode(data: bytes, log: FindingLog) -> str:
             line,
             "not-utf8",
             ERROR,
-            f"bytes that are not UTF-8 (shown as \ufffd); save the file as UTF-8 "
-            f"(first bad byte at line {line})",
+            N_(
+                "bytes that are not UTF-8 (shown as \ufffd); save the file as UTF-8 "
+                "(first bad byte at line %(line)s)"
+            ),
+            line=line,
         )
         return data.decode("utf-8", errors="replace")
 
@@ -167,7 +171,13 @@ def without_control_characters(text: str, log: FindingLog) -> str:
     if match is None:
         return text
     line = text.count("\n", 0, match.start()) + 1
-    log.note(line, "control-character", WARNING, f"invisible control character {match.group(0)!r} removed")
+    log.note(
+        line,
+        "control-character",
+        WARNING,
+        N_("invisible control character %(character)s removed"),
+        character=repr(match.group(0)),
+    )
     return _CONTROL.sub("", text)
 
 

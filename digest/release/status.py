@@ -8,6 +8,7 @@ import unicodedata
 
 from digest.bounces.store import bounce_counts
 from digest.config import Config
+from digest.i18n import N_, gettext_for
 from digest.newsletter.catalog import Catalog, load_catalog, now_in
 from digest.newsletter.discover import skipped_lines
 from digest.newsletter.lint import count_by_severity
@@ -64,10 +65,8 @@ def _records(config: Config, now: dt.datetime | None) -> tuple[list[dict[str, ob
 def status_table(config: Config, now: dt.datetime | None = None) -> str:
     """``digest status``: a line per issue, why any unfinished send paused, the files that are no issue."""
     records, catalog = _records(config, now)
-    rows = [
-        ("issue", "date", "headline", "items", "lint F/E/W", "published", "approved", "sent/failed/total")
-    ]
-    rows[0] = (*rows[0], "bounced/complained")
+    _ = gettext_for(config.site.language)
+    rows = [tuple(_(header) for header in _HEADERS)]
     notes = []
     for record in records:
         if record["paused"] is not None:
@@ -93,7 +92,20 @@ def status_table(config: Config, now: dt.datetime | None = None) -> str:
         ).rstrip()
         for row in rows
     ]
-    return "\n".join(lines + notes + skipped_lines(catalog.skipped))
+    return "\n".join(lines + notes + skipped_lines(catalog.skipped, config.site.language))
+
+
+_HEADERS = (
+    N_("issue"),
+    N_("date"),
+    N_("headline"),
+    N_("items"),
+    N_("lint F/E/W"),
+    N_("published"),
+    N_("approved"),
+    N_("sent/failed/total"),
+    N_("bounced/complained"),
+)
 
 
 def _width(text: str) -> int:

@@ -99,7 +99,8 @@ def render_preview(config: Config, issue: Issue, now: dt.datetime) -> Preview:
     eml = factory.build(SAMPLE_ADDRESS, sample_name, digest).data
     directory = config.paths.previews / issue_name(config.paths.issues, issue.path)
     summary = _report(config, issue, digest, html, text, now)
-    report = summary + "".join(f"  {f.format(issue.path)}\n" for f in issue.findings)
+    language = config.site.language
+    report = summary + "".join(f"  {f.format(issue.path, language)}\n" for f in issue.findings)
     decision, blocked = release_decision(config, issue, now)
     inbox = (config.email.sender, digest.subject, renderer.preheader)
     entries = tuple(
@@ -390,7 +391,7 @@ def _page(preview: Preview, chosen: tuple[str, ...], scheme: str, version: str, 
         issue_title=join_title(preview.issue.title, preview.issue.headline, preview.site.language),
         report=preview.summary or preview.report,
         text=preview.text,
-        findings=[(str(f.severity), f.format(preview.issue.path)) for f in findings],
+        findings=[(str(f.severity), f.format(preview.issue.path, preview.site.language)) for f in findings],
         entries=preview.feed_entries,
         sections=sections,
         email_src="/email.html" + (f"?{query}" if query else ""),
