@@ -65,7 +65,12 @@ class Outgoing:
 
     recipient: str
     message_id: str
-    data: bytes  # on the wire's terms: CRLF line endings, no line starting with a dot (SMTP sends it as is)
+    parts: tuple[bytes, ...]  # the message, in pieces sent one after the other (the big ones shared)
+
+    @property
+    def data(self) -> bytes:
+        """On the wire's terms: CRLF line endings, no line starting with a dot (SMTP sends it as is)."""
+        return b"".join(self.parts)
 
 
 def check_header_value(value: str, what: str) -> str:
@@ -210,23 +215,18 @@ class MessageFactory:
         # parts with "--" or base64; so SMTP sends these bytes without stuffing (see transport).
         assert not head.startswith(".") and "\n." not in head, "a header line starts with a dot"
         delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-        data = b"".join(
-            (
-                head.encode("ascii"),
-                b"\r\n",
-                delimiter,
-                _PART_HEADERS[b"plain"],
-                *text,
-                delimiter,
-                _PART_HEADERS[b"html"],
-                *html,
-                delimiter[:-2],
-                b"--\r\n",
-            )
+        # The variant's own bytes (each part's text before its first field, encoded once) are
+        # shared by every message, not copied into one: the transport writes the pieces as they are.
+        parts = (
+            b"".join((head.encode("ascii"), b"\r\n", delimiter, _PART_HEADERS[b"plain"])),
+            text[0],
+            b"".join((text[1], delimiter, _PART_HEADERS[b"html"])),
+            html[0],
+            b"".join((html[1], delimiter[:-2], b"--\r\n")),
         )
         if self.config.email.dkim is not None:
-            data = self._dkim_sign(data)
-        return Outgoing(address, message_id, data)
+            parts = (self._dkim_signature(b"".join(parts)), *parts)
+        return Outgoing(address, message_id, parts)
 
     def _subject(self, subject: str, test: bool) -> str:
         key = (subject, test)
@@ -251,7 +251,7 @@ class MessageFactory:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         return headers
 
-    def _dkim_sign(self, data: bytes) -> bytes:
+    def _dkim_signature(self, data: bytes) -> bytes:
         try:
             import dkim
         except ImportError:
@@ -260,7 +260,7 @@ class MessageFactory:
             ) from None
         cfg = self.config.email.dkim
         assert cfg is not None
-        signature = dkim.sign(
+        return dkim.sign(
             data,
             cfg.selector.encode(),
             cfg.domain.encode(),
@@ -268,7 +268,6 @@ class MessageFactory:
             include_headers=DKIM_HEADERS,
             linesep=b"\r\n",
         )
-        return signature + data
 
 
 def _read_dkim_key(path: Path) -> bytes:

@@ -318,7 +318,7 @@ class Sender:
                 if not connection.connected:
                     await connection.connect()
                 envelope = self.factory.return_path(message.recipient)
-                code, reply = await connection.send(envelope, message.recipient, message.data, prepared=True)
+                code, reply = await connection.send(envelope, message.recipient, message.parts, prepared=True)
             except SendFailure as failure:
                 last = failure
                 if failure.kind == "session_end" and session_ends < SESSION_ENDS_PER_MESSAGE:
