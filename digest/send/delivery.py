@@ -25,6 +25,7 @@ import datetime as dt
 import email.utils
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -201,8 +202,8 @@ def _run_all(job: Job, shared: Shared, context: Any, total: int, progress: bool 
         process.start()
     bar = Progress(job.issue.stem, total, shared, progress, nowhere_note(job.config))
     try:
-        while any(p.is_alive() for p in processes):
-            processes[0].join(0.2)
+        while running := [p.sentinel for p in processes if p.exitcode is None]:
+            multiprocessing.connection.wait(running, 0.2)  # sleeps until one ends, or the bar is due
             bar.refresh()
     finally:
         bar.close()

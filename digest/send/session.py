@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 __all__ = ["Refused", "Session", "SessionLost"]
 
@@ -116,11 +116,19 @@ class Session:
     def connected(self) -> bool:
         return self._replies.lost is None and not self._transport.is_closing()
 
-    async def send(self, sender: bytes, recipient: bytes, parts: Sequence[bytes]) -> str:
+    async def send(
+        self,
+        sender: bytes,
+        recipient: bytes,
+        parts: Sequence[bytes],
+        before_body: Awaitable[bool] | None = None,
+    ) -> str:
         """One transaction for a message already on the wire's terms (CRLF, dot-safe); the 250's text.
 
-        Raises :class:`Refused` (the session is still usable after :meth:`reset`)
-        or :class:`SessionLost`.
+        ``before_body`` is awaited once the server has said 354, before the
+        message goes (the previous outcome made durable meanwhile); False
+        withholds the message and drops the connection. Raises :class:`Refused`
+        (the session is still usable after :meth:`reset`) or :class:`SessionLost`.
         """
         self._replies.ready.clear()  # anything said between transactions answers nothing of this one
         size = b" SIZE=%d" % sum(map(len, parts)) if self.size else b""
@@ -144,6 +152,9 @@ class Session:
             if replies[-1][0] == 354:  # DATA was taken with nobody to mail: an empty message ends it
                 await self._finish(DOT)
             raise refusals[0]
+        if before_body is not None and not await before_body:
+            self.abort()  # the transaction is left open, so the server discards it
+            raise SessionLost("the message was withheld: the send is stopping")
         code, text = await self._finish(*parts, DOT)
         if code != 250:
             raise Refused("data", code, text)

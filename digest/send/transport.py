@@ -20,7 +20,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -82,7 +82,13 @@ class SendFailure(TransportError):
 class Connection(Protocol):
     async def connect(self) -> None: ...
     async def send(
-        self, sender: str, recipient: str, data: bytes | Sequence[bytes], *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]: ...
     async def close(self) -> None: ...
     @property
@@ -239,9 +245,17 @@ class SmtpConnection:
         await smtp.login(spec.username, password)
 
     async def send(
-        self, sender: str, recipient: str, data: bytes | Sequence[bytes], *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
         """One transaction; the server's 250 for the message, or :class:`SendFailure`.
+
+        ``before_body``: see :meth:`Session.send`.
 
         ``prepared``: ``data`` (bytes, or pieces sent one after the other) is
         CRLF and dot-safe already, as :class:`MessageFactory` builds it: a
@@ -259,7 +273,7 @@ class SmtpConnection:
         try:
             # The addresses were checked when the message was built (and the list read): plain
             # mailboxes, no brackets or spaces, so the commands are written as they are.
-            reply = await session.send(sender.encode(), recipient.encode(), data)
+            reply = await session.send(sender.encode(), recipient.encode(), data, before_body)
         except Refused as refused:
             failure = await self._refusal(refused.code, refused.message, sender)
             if refused.stage == "mail" and failure.kind in ("mailbox", "refused"):  # about the sender
@@ -404,8 +418,16 @@ class MaildirConnection:
         self._ready = True
 
     async def send(
-        self, sender: str, recipient: str, data: bytes | Sequence[bytes], *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
+        if before_body is not None and not await before_body:
+            raise SendFailure("temporary", None, "the message was withheld: the send is stopping")
         if not isinstance(data, bytes | bytearray):
             data = b"".join(data)
         if not self._ready:
