@@ -2,8 +2,9 @@
 
 A producer streams the shard's recipients into a bounded queue; ``[email] concurrency``
 workers each own one connection and reuse it; one rate limiter; retries with backoff.
-A worker appends its outcome to the ledger, fsynced, before it takes the next
-recipient. A shard runs in the sending process itself or in a forked child that
+A worker's outcome is appended to the ledger and fsynced while the next message's
+envelope goes out; that message's body waits for it, so a kill re-sends at most one
+message per connection. A shard runs in the sending process itself or in a forked child that
 dies with its parent (:func:`child_process`).
 """
 
