@@ -203,6 +203,7 @@ class Sender:
         async def work() -> None:
             connection = self.spec.connection()
             used = 0
+            loop = asyncio.get_running_loop()  # once: asking for it costs a system call (getpid)
             recording: asyncio.Task[None] | None = None  # the last outcome, being made durable
             try:
                 while (subscriber := await queue.get()) is not None:
@@ -210,7 +211,8 @@ class Sender:
                         continue
                     # The next message's envelope goes out while the last outcome is fsynced; its
                     # body only once that outcome is on disk, so a kill re-sends one message at most.
-                    outcome = await self.deliver(connection, subscriber, recipients, _durable(recording))
+                    durable = _durable(recording, loop)
+                    outcome = await self.deliver(connection, subscriber, recipients, durable)
                     if recording is not None:
                         await recording  # a ledger that cannot be written stops the send here
                         recording = None
@@ -224,7 +226,7 @@ class Sender:
                         continue
                     if not isinstance(outcome, Outcome):
                         continue
-                    recording = asyncio.ensure_future(self.record(outcome))
+                    recording = loop.create_task(self.record(outcome))
                     if outcome.status == "sent":
                         used += 1
                         if used >= self.config.email.max_per_connection:
@@ -382,11 +384,13 @@ class Sender:
         )
 
 
-def _durable(recording: asyncio.Task[None] | None) -> asyncio.Future[bool] | None:
+def _durable(
+    recording: asyncio.Task[None] | None, loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[bool] | None:
     """True once ``recording`` has made its outcome durable; False when it failed (or was cancelled)."""
     if recording is None:
         return None
-    durable: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    durable: asyncio.Future[bool] = loop.create_future()
 
     def settle(task: asyncio.Task[None]) -> None:
         if not durable.done():
