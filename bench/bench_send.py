@@ -5,9 +5,13 @@ Run: python bench/bench_send.py [--subscribers 10000] [--issue PATH] [--concurre
 The sink is postfix's ``smtp-sink`` (a C program, from Debian's postfix package)
 when it is installed, else an aiosmtpd sink in its own process. Into the same
 sink, in one run: ``digest send``; postfix's C client ``smtp-source`` sending
-digest's own rendered message (the loopback limit); and a naive baseline
-(stdlib smtplib, one connection and an ``EmailMessage`` per message). Each runs
-in its own processes; the peak RSS of every one of them is read from /proc.
+digest's own rendered message at its best (``-d``: connections reused, as digest
+reuses them, and as many of them as digest opens); and a naive baseline (stdlib
+smtplib, one connection and an ``EmailMessage`` per message). Each runs in its
+own processes; the peak RSS of every one of them is read from /proc. With
+``--repeat N`` digest and the C client run N times each, in turn, and the ratios
+are of their medians: digest's whole process (start-up included) and digest once
+started (its own rate, from its summary line) over the C client's.
 """
 
 from __future__ import annotations
@@ -217,18 +221,20 @@ def smtp_source(root: Path, port: int, count: int, concurrency: int, env: dict[s
     source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
     if not Path(source).exists():
         return None
-    command = [source, "-s", str(concurrency), "-m", str(count), "-f", "digest@example.org",
+    command = [source, "-d", "-s", str(concurrency), "-m", str(count), "-f", "digest@example.org",
                "-t", "reader0@example.com", "-F", str(root / "message.eml"), f"127.0.0.1:{port}"]  # fmt: skip
     wall, cpu, peaks, _ = measure_process(command, env)
-    return line("smtp-source (C)", count, wall, cpu, peaks, f"(-s {concurrency})")
+    return line("smtp-source (C)", count, wall, cpu, peaks, f"(-d -s {concurrency}: connections reused)")
 
 
-def digest_send(root: Path, send: list[str], env: dict[str, str], count: int, name: str) -> float:
-    """One ``digest send`` of the whole list, from a fresh ledger; its rate."""
+def digest_send(
+    root: Path, send: list[str], env: dict[str, str], count: int, name: str
+) -> tuple[float, float]:
+    """One ``digest send`` of the whole list, from a fresh ledger; its rate whole, and once started."""
     shutil.rmtree(root / "state" / "ledger", ignore_errors=True)
     wall, cpu, peaks, out = measure_process(send, env)
     sending = out.rsplit("(", 1)[-1].split(")")[0]  # the send's own rate, start-up excluded
-    return line(name, count, wall, cpu, peaks, f"({sending} once started)")
+    return line(name, count, wall, cpu, peaks, f"({sending} once started)"), float(sending.split()[0])
 
 
 def naive(root: Path, port: int, issue: Path, count: int, env: dict[str, str]) -> float:
@@ -280,15 +286,23 @@ def main() -> None:
                     "--config", str(root / "digest.toml")]  # fmt: skip
             if args.asyncio:  # the same send on asyncio's own event loop
                 digest_send(root, send, {**env, "DIGEST_UVLOOP": "0"}, args.subscribers, "digest (asyncio)")
-            ours, theirs = [], []
+            whole, started, theirs = [], [], []
             for _ in range(args.repeat):  # in turn, so a change in the machine's load falls on both
-                ours.append(digest_send(root, send, env, args.subscribers, "digest send"))
+                rate, once_started = digest_send(root, send, env, args.subscribers, "digest send")
+                whole.append(rate)
+                started.append(once_started)
                 c_rate = smtp_source(root, port, min(args.source, args.subscribers), args.concurrency, env)
                 theirs += [c_rate] if c_rate else []
             baseline = naive(root, port, issue, args.baseline, env)
-            mine = statistics.median(ours)
-            c_part = f"digest/C {mine / statistics.median(theirs):.2f}, " if theirs else ""
-            runs = f" (medians of {args.repeat} runs each)" if args.repeat > 1 else ""
+            mine = statistics.median(whole)
+            c_part = ""
+            if theirs:
+                c_median = statistics.median(theirs)
+                c_part = (
+                    f"digest/C (-d) {mine / c_median:.2f} whole process, "
+                    f"{statistics.median(started) / c_median:.2f} once started; "
+                )
+            runs = f" (medians of {args.repeat} runs each, in turn)" if args.repeat > 1 else ""
             print(f"{c_part}digest/naive {mine / baseline:.1f}x{runs}; load average {os.getloadavg()[0]:.1f}")
     finally:
         if sink.stdin:

@@ -56,6 +56,8 @@ _PART_HEADERS = {  # each body part's own headers, then the blank line before it
     subtype: b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n' % subtype
     for subtype in (b"plain", b"html")
 }
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")  # CR, LF, NUL and the other controls but tab
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~ -]*")  # text that percent-encoding leaves alone but its spaces
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
 
 
@@ -65,12 +67,17 @@ class Outgoing:
 
     recipient: str
     message_id: str
-    data: bytes  # on the wire's terms: CRLF line endings, no line starting with a dot (SMTP sends it as is)
+    parts: tuple[bytes, ...]  # the message, in pieces sent one after the other (the big ones shared)
+
+    @property
+    def data(self) -> bytes:
+        """On the wire's terms: CRLF line endings, no line starting with a dot (SMTP sends it as is)."""
+        return b"".join(self.parts)
 
 
 def check_header_value(value: str, what: str) -> str:
     """Refuse CR, LF and other control characters in a value bound for a header."""
-    if any(ch in value for ch in "\r\n\x00") or any(ord(ch) < 32 and ch != "\t" for ch in value):
+    if _CONTROL.search(value):
         raise HeaderError(f"{what} contains a line break or control character: {value[:60]!r}")
     return value
 
@@ -179,7 +186,7 @@ class MessageFactory:
         """The subscriber's own unsubscribe and preference links."""
         unsubscribe = subscriber_link(self.config, self.secret, "unsubscribe", address)
         if not unsubscribe and self.config.email.unsubscribe_mailto:
-            unsubscribe = f"mailto:{self.mailto(address)}?subject={quote(self.mailto_subject(address))}"
+            unsubscribe = f"mailto:{self.mailto(address)}?subject={_quote(self.mailto_subject(address))}"
         preferences = subscriber_link(self.config, self.secret, "preferences", address)
         return {"email": address, "unsubscribe_url": unsubscribe, "preferences_url": preferences}
 
@@ -210,23 +217,18 @@ class MessageFactory:
         # parts with "--" or base64; so SMTP sends these bytes without stuffing (see transport).
         assert not head.startswith(".") and "\n." not in head, "a header line starts with a dot"
         delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-        data = b"".join(
-            (
-                head.encode("ascii"),
-                b"\r\n",
-                delimiter,
-                _PART_HEADERS[b"plain"],
-                *text,
-                delimiter,
-                _PART_HEADERS[b"html"],
-                *html,
-                delimiter[:-2],
-                b"--\r\n",
-            )
+        # The variant's own bytes (each part's text before its first field, encoded once) are
+        # shared by every message, not copied into one: the transport writes the pieces as they are.
+        parts = (
+            b"".join((head.encode("ascii"), b"\r\n", delimiter, _PART_HEADERS[b"plain"])),
+            text[0],
+            b"".join((text[1], delimiter, _PART_HEADERS[b"html"])),
+            html[0],
+            b"".join((html[1], delimiter[:-2], b"--\r\n")),
         )
         if self.config.email.dkim is not None:
-            data = self._dkim_sign(data)
-        return Outgoing(address, message_id, data)
+            parts = (self._dkim_signature(b"".join(parts)), *parts)
+        return Outgoing(address, message_id, parts)
 
     def _subject(self, subject: str, test: bool) -> str:
         key = (subject, test)
@@ -243,7 +245,7 @@ class MessageFactory:
         if url.startswith("https://"):
             targets.append(f"<{url}>")
         if self.config.email.unsubscribe_mailto:
-            targets.append(f"<mailto:{self.mailto(address)}?subject={quote(self.mailto_subject(address))}>")
+            targets.append(f"<mailto:{self.mailto(address)}?subject={_quote(self.mailto_subject(address))}>")
         if not targets:
             return []
         headers = ["List-Unsubscribe: " + f",{CRLF} ".join(targets)]
@@ -251,7 +253,7 @@ class MessageFactory:
             headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         return headers
 
-    def _dkim_sign(self, data: bytes) -> bytes:
+    def _dkim_signature(self, data: bytes) -> bytes:
         try:
             import dkim
         except ImportError:
@@ -260,7 +262,7 @@ class MessageFactory:
             ) from None
         cfg = self.config.email.dkim
         assert cfg is not None
-        signature = dkim.sign(
+        return dkim.sign(
             data,
             cfg.selector.encode(),
             cfg.domain.encode(),
@@ -268,7 +270,11 @@ class MessageFactory:
             include_headers=DKIM_HEADERS,
             linesep=b"\r\n",
         )
-        return signature + data
+
+
+def _quote(text: str) -> str:
+    """``urllib.parse.quote``, without its per-character pass over plain text (a token, a word)."""
+    return text.replace(" ", "%20") if _URL_PLAIN.fullmatch(text) else quote(text)
 
 
 def _read_dkim_key(path: Path) -> bytes:

@@ -9,9 +9,9 @@ that recipient only; a reply about the sender (a quota, a rate, a policy: see
 :mod:`digest.send.replies`) pauses the whole send with nobody failed, and so do
 ``max_errors`` unexplained permanent refusals in a row; the next run resumes
 where it paused, and ``digest status`` says why. Progress is checkpointed as
-results come back, not as work is fetched: a worker appends its outcome to the
-ledger, fsynced, before it takes the next recipient, so a crash re-sends at
-most one message per connection, and that message keeps its Message-ID.
+results come back, not as work is fetched: a worker's outcome is appended to the
+ledger and fsynced before the body of its next message goes, so a crash re-sends
+at most one message per connection, and that message keeps its Message-ID.
 
 A large send is split over ``[email] processes`` (one per core by default):
 each process takes the recipients whose address hashes to its shard, keeps its
@@ -25,6 +25,7 @@ import datetime as dt
 import email.utils
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -202,8 +203,8 @@ def _run_all(job: Job, shared: Shared, context: Any, total: int, progress: bool 
         process.start()
     bar = Progress(job.issue.stem, total, shared, progress, nowhere_note(job.config))
     try:
-        while any(p.is_alive() for p in processes):
-            processes[0].join(0.2)
+        while running := [p.sentinel for p in processes if p.exitcode is None]:
+            multiprocessing.connection.wait(running, 0.2)  # sleeps until one ends, or the bar is due
             bar.refresh()
     finally:
         bar.close()

@@ -1,7 +1,7 @@
 """The delivery ledger: append-only files per issue, one line per recipient outcome.
 
 A line is written only after the server has answered for that message, and is
-flushed and fsynced before the worker that sent it takes the next recipient.
+flushed and fsynced before the worker that sent it sends its next message's body.
 So after a crash the ledger knows every message that was accepted, except at
 most the ones in flight (one per connection), and a re-run skips the rest.
 Lines are JSON; a torn last line (the crash came mid-write) is cut off on open.
@@ -525,7 +525,7 @@ class LedgerWriter:
         time runs in a thread of its own, so the loop never waits for the disk.
         The lines of every worker that finished in the same turn, or while the
         previous fsync ran, go out in one write and one fsync. Each worker waits
-        for its own line before it takes the next recipient, so a crash still
+        for its own line before its next message's body goes, so a crash still
         loses at most the messages in flight, one per connection.
         """
         loop = asyncio.get_running_loop()

@@ -2,8 +2,9 @@
 
 A producer streams the shard's recipients into a bounded queue; ``[email] concurrency``
 workers each own one connection and reuse it; one rate limiter; retries with backoff.
-A worker appends its outcome to the ledger, fsynced, before it takes the next
-recipient. A shard runs in the sending process itself or in a forked child that
+A worker's outcome is appended to the ledger and fsynced while the next message's
+envelope goes out; that message's body waits for it, so a kill re-sends at most one
+message per connection. A shard runs in the sending process itself or in a forked child that
 dies with its parent (:func:`child_process`).
 """
 
@@ -202,11 +203,19 @@ class Sender:
         async def work() -> None:
             connection = self.spec.connection()
             used = 0
+            loop = asyncio.get_running_loop()  # once: asking for it costs a system call (getpid)
+            recording: asyncio.Task[None] | None = None  # the last outcome, being made durable
             try:
                 while (subscriber := await queue.get()) is not None:
                     if stop.is_set():
                         continue
-                    outcome = await self.deliver(connection, subscriber, recipients)
+                    # The next message's envelope goes out while the last outcome is fsynced; its
+                    # body only once that outcome is on disk, so a kill re-sends one message at most.
+                    durable = _durable(recording, loop)
+                    outcome = await self.deliver(connection, subscriber, recipients, durable)
+                    if recording is not None:
+                        await recording  # a ledger that cannot be written stops the send here
+                        recording = None
                     if outcome is UNSUBSCRIBED:
                         self.count("unsubscribed_during")
                         continue
@@ -217,12 +226,14 @@ class Sender:
                         continue
                     if not isinstance(outcome, Outcome):
                         continue
-                    await self.record(outcome)
+                    recording = loop.create_task(self.record(outcome))
                     if outcome.status == "sent":
                         used += 1
                         if used >= self.config.email.max_per_connection:
                             await connection.close()
                             used = 0
+                if recording is not None:
+                    await recording
             finally:
                 await connection.close()
 
@@ -294,9 +305,17 @@ class Sender:
             self.count(doubtful.outcome.status)
 
     async def deliver(
-        self, connection: Connection, subscriber: Subscriber, recipients: Recipients
+        self,
+        connection: Connection,
+        subscriber: Subscriber,
+        recipients: Recipients,
+        before_body: asyncio.Future[bool] | None = None,
     ) -> Outcome | Doubtful | object | None:
-        """Send one message with retries: its outcome, ``UNSUBSCRIBED``, or None when the send stopped."""
+        """Send one message with retries: its outcome, ``UNSUBSCRIBED``, or None when the send stopped.
+
+        ``before_body``: whether the worker's last outcome was made durable (the
+        message's body waits for it).
+        """
         digest = self.renderer.variant(subscriber.wants())
         if digest is None:
             return self._outcome(subscriber, "skipped", None, None, "no items in the chosen sections")
@@ -309,7 +328,7 @@ class Sender:
         attempt, session_ends = 0, 0
         while attempt < email_cfg.max_attempts:
             attempt += 1
-            if self.shared.stop.is_set():
+            if self.shared.stop.is_set() or (before_body and before_body.done() and not before_body.result()):
                 return None
             if not recipients.still_active(subscriber):  # checked before every attempt, retries too
                 return UNSUBSCRIBED
@@ -318,7 +337,9 @@ class Sender:
                 if not connection.connected:
                     await connection.connect()
                 envelope = self.factory.return_path(message.recipient)
-                code, reply = await connection.send(envelope, message.recipient, message.data, prepared=True)
+                code, reply = await connection.send(
+                    envelope, message.recipient, message.parts, prepared=True, before_body=before_body
+                )
             except SendFailure as failure:
                 last = failure
                 if failure.kind == "session_end" and session_ends < SESSION_ENDS_PER_MESSAGE:
@@ -361,6 +382,22 @@ class Sender:
             round=self.job.round,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         )
+
+
+def _durable(
+    recording: asyncio.Task[None] | None, loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[bool] | None:
+    """True once ``recording`` has made its outcome durable; False when it failed (or was cancelled)."""
+    if recording is None:
+        return None
+    durable: asyncio.Future[bool] = loop.create_future()
+
+    def settle(task: asyncio.Task[None]) -> None:
+        if not durable.done():
+            durable.set_result(not task.cancelled() and task.exception() is None)
+
+    recording.add_done_callback(settle)
+    return durable
 
 
 def run_shard(job: Job, shared: Shared, progress: Progress | None = None) -> str | None:

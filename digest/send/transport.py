@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -28,6 +29,7 @@ from digest.config import Config, parse_transport
 from digest.errors import TransportError
 from digest.fsutil import fsync_directory
 from digest.send.replies import Decision, classify, reply_text
+from digest.send.session import Refused, Session, SessionLost
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -80,7 +82,13 @@ class SendFailure(TransportError):
 class Connection(Protocol):
     async def connect(self) -> None: ...
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]: ...
     async def close(self) -> None: ...
     @property
@@ -159,16 +167,20 @@ def send_one(config: Config, sender: str, recipient: str, data: bytes) -> str:
 
 
 class SmtpConnection:
-    """One SMTP session, reused for many messages."""
+    """One SMTP session, reused for many messages.
+
+    aiosmtplib opens it (greeting, EHLO, STARTTLS, AUTH); a :class:`Session`
+    then sends the messages on it, pipelined where the server offers it.
+    """
 
     def __init__(self, spec: TransportSpec):
         self.spec = spec
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._session: Session | None = None
         self._delivered = 0  # messages accepted in this session
 
     @property
     def connected(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return self._session is not None and self._session.connected
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.spec.scheme == "smtp" and self.spec.starttls == "off":
@@ -202,7 +214,15 @@ class SmtpConnection:
             raise
         except Exception as exc:
             raise _classify_connect(exc, spec) from None
-        self._smtp = smtp
+        protocol = smtp.protocol
+        if protocol is None or protocol.transport is None:
+            raise SendFailure("connect", None, f"{spec.host}:{spec.port} closed the session at once")
+        self._session = Session(
+            protocol.transport,  # the TLS one after STARTTLS
+            pipelining=smtp.supports_extension("pipelining"),
+            size=smtp.supports_extension("size"),
+            timeout=spec.timeout,
+        )
         self._delivered = 0
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
@@ -225,36 +245,48 @@ class SmtpConnection:
         await smtp.login(spec.username, password)
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
-        """One transaction; ``prepared``: ``data`` is CRLF and dot-safe already (:func:`_send_prepared`)."""
-        import aiosmtplib
+        """One transaction; the server's 250 for the message, or :class:`SendFailure`.
 
-        if self._smtp is None:
+        ``before_body``: see :meth:`Session.send`.
+
+        ``prepared``: ``data`` (bytes, or pieces sent one after the other) is
+        CRLF and dot-safe already, as :class:`MessageFactory` builds it: a
+        header line starts with its name or a space, a part with ``--`` or
+        base64, so no line starts with a dot. Otherwise it is made so here.
+        """
+        if self._session is None:
             await self.connect()
-        smtp = self._smtp
-        assert smtp is not None
+        session = self._session
+        assert session is not None
+        if not prepared:
+            data = (_on_the_wire(data if isinstance(data, bytes) else b"".join(data)),)
+        elif isinstance(data, bytes):
+            data = (data,)
         try:
-            if prepared:
-                message = await _send_prepared(smtp, sender, recipient, data, self.spec.timeout)
-            else:
-                _responses, message = await smtp.sendmail(sender, [recipient], data)
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused) as exc:
-            refusal = exc.recipients[0] if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) else exc
-            raise await self._refusal(refusal.code, refusal.message, sender) from None
-        except aiosmtplib.SMTPSenderRefused as exc:
-            failure = await self._refusal(exc.code, exc.message, sender)
-            if failure.kind in ("mailbox", "refused"):  # refusing MAIL FROM is about the sender
-                reply = reply_text(exc.code, exc.message)
-                failure = SendFailure("pause", exc.code, f"the server refuses the sender {sender} ({reply})")
+            # The addresses were checked when the message was built (and the list read): plain
+            # mailboxes, no brackets or spaces, so the commands are written as they are.
+            reply = await session.send(sender.encode(), recipient.encode(), data, before_body)
+        except Refused as refused:
+            failure = await self._refusal(refused.code, refused.message, sender)
+            if refused.stage == "mail" and failure.kind in ("mailbox", "refused"):  # about the sender
+                reply_ = reply_text(refused.code, refused.message)
+                failure = SendFailure(
+                    "pause", refused.code, f"the server refuses the sender {sender} ({reply_})"
+                )
             raise failure from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise await self._refusal(exc.code, exc.message, sender) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:  # dropped, timed out, garbled
+        except (SessionLost, OSError) as exc:  # dropped, timed out, garbled
             await self._drop()
             raise SendFailure("temporary", None, _describe(exc), reconnect=True) from None
         self._delivered += 1
-        return 250, message
+        return 250, reply
 
     async def _refusal(self, code: int, message: str, sender: str) -> SendFailure:
         """What a refusal means, once the session is reset (or dropped, after a 421).
@@ -279,67 +311,29 @@ class SmtpConnection:
 
     async def _reset(self) -> None:
         """RSET after a refused transaction, so the next message starts clean."""
-        if self._smtp is None:
+        if self._session is None:
             return
         try:
-            await self._smtp.rset()
-        except Exception:
+            await self._session.reset()
+        except (SessionLost, OSError):
             await self._drop()
 
     async def _drop(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            with contextlib.suppress(Exception):
-                smtp.close()
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
 
     async def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        try:
-            await smtp.quit()
-        except Exception:
-            smtp.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.quit()
 
 
-async def _send_prepared(
-    smtp: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, timeout: float
-) -> str:
-    """MAIL, RCPT, DATA for bytes already on the wire's terms; the server's reply to the DATA.
+def _on_the_wire(data: bytes) -> bytes:
+    """CRLF line endings, ending in one, and dots doubled at the start of a line (RFC 5321 4.5.2)."""
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-    ``sendmail`` makes three passes over every message (line endings, dot
-    stuffing, and again for SIZE); a message from :class:`MessageFactory` is
-    CRLF throughout and no line of it starts with a dot (headers it writes,
-    base64 bodies), so its bytes go to the socket as they are, and SIZE is
-    their length. A refusal raises as ``sendmail`` would; 250 comes back only
-    after the server's reply to the final dot.
-    """
-    import aiosmtplib
-
-    # The addresses were checked when the message was built (and the list read): plain ASCII
-    # mailboxes, no brackets or spaces, so the commands are written as they are, without
-    # aiosmtplib parsing each address again.
-    options = [b"SIZE=%d" % len(data)] if smtp.supports_extension("size") else []
-    mail = await smtp.execute_command(
-        b"MAIL", b"FROM:<%s>" % sender.encode("ascii"), *options, timeout=timeout
-    )
-    if mail.code != 250:
-        raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
-    rcpt = await smtp.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("ascii"), timeout=timeout)
-    if rcpt.code not in (250, 251):
-        raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
-    start = await smtp.execute_command(b"DATA", timeout=timeout)
-    if start.code != 354:
-        raise aiosmtplib.SMTPDataError(start.code, start.message)
-    protocol = smtp.protocol
-    if protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    protocol.write(data)
-    protocol.write(b".\r\n")
-    response = await protocol.read_response(timeout=timeout)
-    if response.code != 250:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    return response.message
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data))
 
 
 @functools.cache
@@ -424,8 +418,18 @@ class MaildirConnection:
         self._ready = True
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, prepared: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes | Sequence[bytes],
+        *,
+        prepared: bool = False,
+        before_body: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
+        if before_body is not None and not await before_body:
+            raise SendFailure("temporary", None, "the message was withheld: the send is stopping")
+        if not isinstance(data, bytes | bytearray):
+            data = b"".join(data)
         if not self._ready:
             await self.connect()
         self._counter += 1
