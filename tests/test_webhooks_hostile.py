@@ -114,9 +114,9 @@ def test_every_malformed_post_is_a_one_line_4xx(hooked):
 
 
 def test_a_signed_post_while_the_list_is_locked_is_a_503(hooked, monkeypatch):
-    from digest.subscribers import changes
+    from digest.subscribers import rewrite
 
-    monkeypatch.setattr(changes, "LOCK_WAIT", 0.2)
+    monkeypatch.setattr(rewrite, "LOCK_WAIT", 0.2)
     path = hooked.site.root / "subscribers.csv"
     path.write_text(path.read_text() + "d@example.com,,,active,\n")  # the index is rebuilt under the lock
     with open(path.with_name(f".{path.name}.lock"), "a") as held:
