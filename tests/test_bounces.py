@@ -134,7 +134,7 @@ def test_an_arf_complaint_unsubscribes_its_reader_at_once_and_is_recorded(mailed
     assert {e["issue"] for e in events} == {"2026-11-01"}
     assert [p.name for p in (mailed.root / "bounces" / "new").iterdir()] == ["3"]  # left for a person
     status = run_digest(["status", "--config", str(mailed.config_path)], run_env).stdout
-    assert "bounced/complained" in status.splitlines()[0]
+    assert "退信/投诉" in status.splitlines()[0]  # bounced/complained, in the newsletter's language
     assert status.splitlines()[1].rstrip().endswith("0/2")
 
 
