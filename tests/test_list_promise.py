@@ -293,3 +293,29 @@ def test_a_reader_erased_then_added_back_by_hand_is_mailed_by_the_next_round(sit
     )
     report = send_issue(site.config, load_issue(site.config, "2026-11-01"), NOW, progress=False)
     assert report.sent == 5 and smtp.per_recipient()[READERS[0]] == 1
+
+
+def test_a_fold_leaves_the_journal_empty(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    assert journal_path(path).read_bytes()
+    assert fold_journal(path, KNOWN)
+    assert journal_path(path).read_bytes() == b""  # nothing left to apply twice, nothing to grow
+    assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")
+
+
+def test_a_journal_header_naming_a_path_is_refused_and_nothing_is_removed(tmp_path):
+    """A fold's header names its temporary file; one naming a path elsewhere is never trusted."""
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    precious = tmp_path / "elsewhere" / "precious.txt"
+    precious.parent.mkdir()
+    precious.write_text("keep me", encoding="utf-8")
+    header = {"folded": 1, "from": [1, 2, 3], "keep": [], "tmp": "../elsewhere/precious.txt"}
+    change = {"seq": 1, "key": "a@example.com", "op": "update", "fields": {"status": "bounced"}}
+    journal_path(path).write_text(json.dumps(header) + "\n" + json.dumps(change) + "\n", encoding="utf-8")
+    read = read_subscribers(path, KNOWN)
+    assert any("not a change" in problem.message for problem in read.problems)
+    fold_journal(path, KNOWN)
+    assert precious.read_text(encoding="utf-8") == "keep me"
