@@ -224,6 +224,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "the futures of a failed batch are done: the loop below skips them"
         ),
     },
+    "digest/subscribers/index.py": {
+        ("path.parent.mkdir(parents=True, exist_ok=True)", "True -> False"): (
+            "an index is built beside a list that exists: its folder is there"
+        ),
+        ("self._db.close()", "`self._db.close()` removed"): (
+            "the data is committed before the rename, and the builder closes the connection on exit"
+        ),
+    },
     "digest/release/rules.py": {
         ('if answer[1] == "approved" and record.approval is not None:', "and -> or"): (
             "a released issue with an approval is always released as approved (a stale one is not released)"

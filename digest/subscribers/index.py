@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,6 @@ __all__ = [
     "STALE",
     "IndexBuilder",
     "IndexRow",
-    "build_index",
     "index_path",
     "index_unclosed",
     "lookup_index",
@@ -115,14 +113,6 @@ class IndexBuilder:
             self._db = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
-
-
-def build_index(path: Path, signature: Signature, rows: Iterable[IndexRow]) -> None:
-    """Write the index of the list with ``signature`` (first record of an address wins)."""
-    with IndexBuilder(path) as builder:
-        for row in rows:
-            builder.add(row)
-        builder.finish(signature)
 
 
 def index_unclosed(path: Path, signature: Signature) -> int | None:
