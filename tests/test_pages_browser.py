@@ -342,14 +342,18 @@ def test_the_preview_warns_first_and_follows_edits(site, page):
         light = (
             page.frame_locator("#phone").locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
         )
-        page.click("#scheme")
+        with page.expect_navigation(wait_until="load"):  # the page and its frames, loaded again
+            page.click("#scheme")
         dark = (
             page.frame_locator("#phone").locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
         )
         assert light != dark
         page.check("#picker input[value=papers]")
-        page.click("#picker button")
-        headings = page.frame_locator("#phone").locator("h2").all_inner_texts()
+        with page.expect_navigation(wait_until="load"):
+            page.click("#picker button")
+        phone = page.frame_locator("#phone")
+        phone.locator("h2").first.wait_for()  # all_inner_texts reads at once: wait until the email is there
+        headings = phone.locator("h2").all_inner_texts()
         assert "论文" in headings and "业界新闻" not in headings
     finally:
         server.shutdown()
