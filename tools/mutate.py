@@ -302,6 +302,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("return found[-1]", "1 -> 0"): "one address, one match",
     },
     "digest/send/delivery.py": {
+        ("if exitcode < 0 and -exitcode in signal.valid_signals()", "0 -> 1"): (
+            "only a non-zero exit status gets here: below 0 and below 1 are the same test"
+        ),
         (
             "context.Process(target=child_process, args=(replace(job, shard=k), shared, os.getpid()), "
             "daemon=True)",
