@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import itertools
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ import yaml
 from conftest import CORPUS
 from digest.newsletter.lint import LintReport, lint_file
 from digest.newsletter.model import Severity
-from digest.newsletter.parse import ParseOptions, path_key
+from digest.newsletter.parse import path_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from corpus_coverage import newsletter_files as issue_files
+from corpus_coverage import options_for
 
 pytestmark = pytest.mark.corpus
 
@@ -31,22 +36,6 @@ _ISO_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 # What may keep a file from being an issue: an unfinished draft, nothing in it, or no date
 # that digest reads (file-name spellings beyond ISO are read by the folder layer).
 _UNFINISHED = {"placeholder-title", "empty-file", "no-items", "no-date"}
-
-
-def issue_files(folder: Path) -> list[Path]:
-    issues = folder / "issues" if (folder / "issues").is_dir() else folder
-    return sorted(p for p in issues.rglob("*") if p.suffix in (".md", ".markdown") and p.is_file())
-
-
-def options_for(folder: Path) -> ParseOptions:
-    dates = folder / "dates.tsv"
-    if not dates.is_file():
-        return ParseOptions()
-    commits = {}
-    for line in dates.read_text(encoding="utf-8").splitlines():
-        name, _, when = line.partition("\t")
-        commits[path_key(folder / "issues" / name)] = dt.datetime.fromisoformat(when.strip())
-    return ParseOptions(date_from="git", first_commits=commits)
 
 
 @functools.cache
