@@ -162,3 +162,16 @@ def test_a_status_is_trusted_only_from_lines_written_whole(tmp_path):
     assert read_statuses(path, KNOWN) is None
     path.unlink()
     assert read_statuses(path, KNOWN) is None
+
+
+def test_a_reader_unsubscribed_by_a_hand_edit_saved_in_place_is_not_mailed_later_in_the_send(
+    site, smtp, run_env
+):
+    path = prepare(site, smtp)
+    leaves = [*ROWS[:-1], (*ROWS[-1][:3], "unsubscribed", ROWS[-1][4])]  # the last reader leaves by hand
+    at_messages(smtp, {50: lambda: path.write_text(list_text(leaves), encoding="utf-8")})
+    result = send(site, run_env)
+    assert result.returncode == 0, result.stderr
+    counts = smtp.per_recipient()
+    assert READERS[-1] not in counts and sorted(counts) == sorted(READERS[:-1])
+    assert "1 unsubscribed meanwhile" in result.stdout
