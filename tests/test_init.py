@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from test_examples_run import git as examples_git
 
 from conftest import CORPUS, ROOT, run_digest
 from digest.newsletter.starter import GITIGNORE_LINES, PLACEHOLDER_URL
@@ -130,18 +130,8 @@ def test_a_chinese_newsletter_is_written_in_chinese(tmp_path, run_env):
 
 
 def git(root: Path, *args: str, date: str = "2026-01-01T00:00:00+00:00") -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Editor",
-        "GIT_AUTHOR_EMAIL": "editor@example.org",
-        "GIT_COMMITTER_NAME": "Editor",
-        "GIT_COMMITTER_EMAIL": "editor@example.org",
-        "GIT_AUTHOR_DATE": date,
-        "GIT_COMMITTER_DATE": date,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    """git as a fixed editor at ``date``, reading no one's git config (the examples' helper)."""
+    examples_git(root, *args, date=date)
 
 
 def commit_with_dates(root: Path, dates: dict[str, str]) -> None:

@@ -123,7 +123,11 @@ fold_journal(path, {"news", "papers", "projects", "blogs", "apps"})
 def kill_fold_at(tmp_path, path, where):
     """Run a fold in another process and SIGKILL it at ``where``."""
     marker = tmp_path / "marker"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(marker), where])
+    kill_when_marked(subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(marker), where]), marker)
+
+
+def kill_when_marked(child: subprocess.Popen, marker) -> None:
+    """SIGKILL ``child`` once it has written ``marker`` (it then waits to be killed)."""
     deadline = time.monotonic() + 30
     while not marker.exists():
         assert child.poll() is None and time.monotonic() < deadline

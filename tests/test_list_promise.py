@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
-from test_journal import journaled_list, kill_fold_at, statuses
+from test_journal import journaled_list, kill_fold_at, kill_when_marked, statuses
 from test_list_during_send import at_messages
 from test_webhooks import SECRET, post, signed
 
@@ -200,13 +199,7 @@ def test_an_index_rebuild_killed_leaves_nothing_behind_after_the_next_locked_ope
     path = tmp_path / "subscribers.csv"
     write_subscribers(path, [("a@example.com", "A", "", "active", "")])
     marker = tmp_path / "marker"
-    child = subprocess.Popen([sys.executable, "-c", INDEX_CHILD, str(path), str(marker)])
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert child.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    child.kill()
-    child.wait()
+    kill_when_marked(subprocess.Popen([sys.executable, "-c", INDEX_CHILD, str(path), str(marker)]), marker)
     assert leftovers(path)  # the half-built index
     set_status(path, KNOWN, "a@example.com", "unsubscribed")  # rebuilds the index under the lock
     assert leftovers(path) == []

@@ -375,10 +375,16 @@ def at(hours: float) -> dt.datetime:
     return DAY + dt.timedelta(hours=hours)
 
 
+def changed_at_six(report, approved_at: float | None = None) -> IssueRecord:
+    """First seen and last changed at 06:00; approved ``approved_at`` hours into the day, if given."""
+    approval = Approval(report.sha256, at(approved_at).isoformat()) if approved_at is not None else None
+    return IssueRecord(report.sha256, at(6).isoformat(), at(6).isoformat(), approval=approval)
+
+
 def test_a_settled_issue_waits_for_its_send_hour_and_goes_at_it(site):
     configure_hour(site)
     report = report_of(site, "2026-11-22")
-    record = IssueRecord(report.sha256, at(6).isoformat(), at(6).isoformat())
+    record = changed_at_six(report)
     before = status(site, report, record, now=at(7.5))
     assert (before.released, before.wake_at) == (False, at(8))
     assert before.release.startswith("settled; scheduled for 2026-11-22 08:00")
@@ -395,12 +401,7 @@ def test_an_approval_counts_from_when_it_was_given(site):
     """Approved at 09:00, after today's send hour: it goes at tomorrow's, not at once."""
     configure_hour(site, mode="manual")
     report = report_of(site, "2026-11-22")
-    record = IssueRecord(
-        report.sha256,
-        at(6).isoformat(),
-        at(6).isoformat(),
-        approval=Approval(report.sha256, at(9).isoformat()),
-    )
+    record = changed_at_six(report, approved_at=9)
     result = status(site, report, record, now=at(10))
     assert (result.released, result.wake_at) == (False, at(32))
     assert result.release == "approved; scheduled for 2026-11-23 08:00 +08:00"
@@ -409,14 +410,9 @@ def test_an_approval_counts_from_when_it_was_given(site):
 def test_a_send_begun_never_waits_for_the_send_hour(site):
     configure_hour(site, mode="manual")
     report = report_of(site, "2026-11-22")
-    record = IssueRecord(
-        report.sha256,
-        at(6).isoformat(),
-        at(6).isoformat(),
-        approval=Approval(report.sha256, at(9).isoformat()),
-    )
+    record = changed_at_six(report, approved_at=9)
     assert (status(site, report, record, ledger=INTERRUPTED, now=at(10)).released) is True
-    unapproved = IssueRecord(report.sha256, at(6).isoformat(), at(6).isoformat())
+    unapproved = changed_at_six(report)
     resumed = status(site, report, unapproved, ledger=INTERRUPTED, now=at(7))
     assert (resumed.released, resumed.release) == (True, "interrupted send")
 
