@@ -352,10 +352,42 @@ def test_lines_that_arrive_during_an_fsync_share_the_next_one(tmp_path, monkeypa
         loop.call_soon(release.set)  # once the five have queued their lines
         await asyncio.gather(first, *rest)
 
-    with LedgerWriter(ledger_path(tmp_path, "x")) as writer:
+    with LedgerWriter(ledger_path(tmp_path, "x"), quick_fsync=0) as writer:  # a slow disk: fsyncs in a thread
         asyncio.run(scenario(writer))
         assert (writer.commits, writer.lines) == (2, 6)
     assert len(read_ledger(tmp_path, "x").outcomes) == 6
+
+
+def test_a_slow_fsync_moves_to_a_thread_and_a_quick_one_back_to_the_loop(tmp_path, monkeypatch):
+    """A disk that answers at once is fsynced from the event loop; one that makes it wait is not."""
+    import threading
+    import time
+
+    real_fsync = os.fsync
+    on_loop: list[bool] = []
+    slow = [
+        True,
+        False,
+        False,
+    ]  # the first fsync takes longer than the writer's limit, then the disk is quick
+
+    def timed_fsync(fd: int) -> None:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        if slow[len(on_loop) - 1]:
+            time.sleep(0.02)  # the disk itself, not a wait for another actor
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", timed_fsync)
+
+    async def one_at_a_time(writer: LedgerWriter) -> None:
+        for n in range(3):
+            await writer.record(outcome(f"r{n}@example.com", "sent"))
+
+    with LedgerWriter(ledger_path(tmp_path, "x"), quick_fsync=0.01) as writer:
+        asyncio.run(one_at_a_time(writer))
+        assert (writer.commits, writer.lines) == (3, 3)
+    assert on_loop == [True, False, True]
+    assert len(read_ledger(tmp_path, "x").outcomes) == 3
 
 
 def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):

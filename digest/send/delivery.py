@@ -46,6 +46,7 @@ from digest.send.ledger import (
     RoundScan,
     ledger_path,
     ledger_stems,
+    read_due,
     read_ledger,
     recipients_path,
     scan_round,
@@ -148,10 +149,12 @@ def send_issue(
                 main.start_round(round_, now)
         done = KeySet() if round_ != summary.round else summary.final
         snapshot = recipients_path(state, issue.key, round_)
+        fresh = not snapshot.exists()
         problems = fix_recipients(path, known, snapshot, done)
         recipients = Recipients(path, known, done, snapshot)
         recipients.refresh()  # the statuses, read once here and shared with the forked sending processes
-        total = recipients.survey()
+        written = read_due(snapshot) if fresh else None  # a new snapshot holds only those still to send
+        total = recipients.survey() if written is None else written
         shards = _process_count(config, total)
         report = SendReport(
             issue.stem, round_, already_done=len(done), processes=shards, list_problems=problems
@@ -169,7 +172,8 @@ def send_issue(
         for name, value in shared.totals().items():
             setattr(report, name, value)
         final = scan_round(state, issue.key)
-        if not reasons:  # a stopped send says so; one that ran to the end accounts for everyone due
+        if not reasons and not _all_answered(report, total):
+            # a stopped send says so; one that ran to the end accounts for everyone due
             report.unreached = unreached(recipients, final.reached)
             report.deferred += report.unreached
         if not reasons and not report.deferred:
@@ -185,6 +189,15 @@ def send_issue(
             "(the ledger keeps it)"
         )
     return report
+
+
+def _all_answered(report: SendReport, total: int) -> bool:
+    """Every recipient this run took up has an outcome, and nobody left meanwhile: none is unreached.
+
+    Otherwise the round's recipients are read again to find who has no outcome.
+    """
+    outcomes = report.sent + report.failed + report.deferred + report.skipped
+    return not report.unsubscribed_during and outcomes == total
 
 
 def _run_all(job: Job, shared: Shared, context: Any, total: int, progress: bool | None) -> list[str]:

@@ -37,6 +37,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
     "RoundScan",
     "ledger_path",
     "ledger_stems",
+    "read_due",
     "read_ledger",
     "read_recipients",
     "read_tally",
@@ -355,7 +357,7 @@ def read_tally(state_dir: Path, stem: str) -> LedgerTally:
         except (TypeError, ValueError):
             pass  # a hand-edited marker: count the lines instead
     tally = scan_round(state_dir, stem).tally()
-    return replace(tally, due=_due(recipients_path(state_dir, stem, tally.round)))
+    return replace(tally, due=read_due(recipients_path(state_dir, stem, tally.round)))
 
 
 def recipients_path(state_dir: Path, stem: str, round_: int) -> Path:
@@ -405,7 +407,8 @@ def read_recipients(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def _due(path: Path) -> int | None:
+def read_due(path: Path) -> int | None:
+    """How many recipients a round's snapshot holds, from its last line (None: unknown)."""
     record = _last_record(path)
     due = record.get("due") if record else None
     return due if isinstance(due, int) else None
@@ -439,18 +442,21 @@ def _last_record(path: Path, window: int = 4096) -> dict[str, Any] | None:
 
 
 REPAIR_BLOCK = 1 << 16
+QUICK_FSYNC = 0.002  # seconds: an fsync quicker than this is made on the event loop
 _Batch = list[tuple[bytes, asyncio.Future[None]]]  # ledger lines, and the workers waiting for them
 
 
 class LedgerWriter:
     """One open shard file: group-committed, fsynced appends."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, quick_fsync: float = QUICK_FSYNC):
         self.path = path
+        self.quick_fsync = quick_fsync  # 0: every fsync in the thread
         self._fd = -1
         self._pending: _Batch = []
         self._committing = False  # a batch is written and its fsync not yet back
         self._syncer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._quick = quick_fsync > 0  # the last fsync was quick: the next runs on the event loop
         self.commits = 0  # fsyncs of outcome lines, and the lines they made durable
         self.lines = 0
 
@@ -521,12 +527,15 @@ class LedgerWriter:
     async def record(self, outcome: Outcome) -> None:
         """Append one outcome; returns once it is on disk.
 
-        Group commit: lines are written from the event loop, and one fsync at a
-        time runs in a thread of its own, so the loop never waits for the disk.
-        The lines of every worker that finished in the same turn, or while the
-        previous fsync ran, go out in one write and one fsync. Each worker waits
-        for its own line before its next message's body goes, so a crash still
-        loses at most the messages in flight, one per connection.
+        Group commit: lines are written from the event loop, and the lines of every
+        worker that finished in the same turn, or while the previous fsync ran, go
+        out in one write and one fsync. Each worker waits for its own line before
+        its next message's body goes, so a crash still loses at most the messages
+        in flight, one per connection. Where the disk answers an fsync in under
+        ``QUICK_FSYNC`` the loop makes it itself (handing it to a thread and back
+        costs more than that); on a slower disk one fsync at a time runs in a
+        thread of its own, so the loop never waits for the disk. Every fsync is
+        timed, so a disk that slows down or speeds up moves between the two.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
@@ -548,22 +557,40 @@ class LedgerWriter:
             self._fail(batch, exc)
             self._committing = False
             return
+        if self._quick:
+            try:
+                self._fsync()
+            except OSError as exc:
+                self._fail(batch, exc)
+            else:
+                self._settle(batch)
+            self._committing = False  # nothing was added meanwhile: the loop did not run
+            return
         if self._syncer is None:
             self._syncer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger-fsync")
-        synced = asyncio.get_running_loop().run_in_executor(self._syncer, os.fsync, self._fd)
+        synced = asyncio.get_running_loop().run_in_executor(self._syncer, self._fsync)
         synced.add_done_callback(functools.partial(self._committed, batch))
+
+    def _fsync(self) -> None:
+        started = time.perf_counter()
+        os.fsync(self._fd)
+        self._quick = time.perf_counter() - started < self.quick_fsync
 
     def _committed(self, batch: _Batch, synced: asyncio.Future[None]) -> None:
         error = OSError("the send was cancelled") if synced.cancelled() else synced.exception()
         if error is not None:
             self._fail(batch, error if isinstance(error, OSError) else OSError(str(error)))
         else:
-            self.commits += 1
-            self.lines += len(batch)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            self._settle(batch)
         self._commit()
+
+    def _settle(self, batch: _Batch) -> None:
+        """The batch is on disk: its workers go on."""
+        self.commits += 1
+        self.lines += len(batch)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     def _fail(self, batch: _Batch, exc: OSError) -> None:
         error = StateError(f"cannot write the delivery ledger: {exc.strerror or exc}", path=self.path)
