@@ -31,6 +31,8 @@ class PipeliningServer:
         self.messages: list[bytes] = []
         self.commands: list[str] = []
         self.ended = asyncio.Event()  # a session has ended (its client gone)
+        self.received = bytearray()  # the data of the message being read, as it arrives
+        self.arrived = asyncio.Event()  # set whenever some of it arrives
 
     async def __aenter__(self) -> int:
         self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
@@ -62,8 +64,11 @@ class PipeliningServer:
                     held = []
                     if start.startswith(b"354"):
                         lines = []
+                        self.received.clear()
                         while (data := await reader.readuntil(b"\r\n")) != b".\r\n":
                             lines.append(data)
+                            self.received += data
+                            self.arrived.set()
                         self.messages.append(b"".join(lines))
                         writer.write(self.reply("END", self.messages[-1]))
                 else:
@@ -166,8 +171,43 @@ def test_a_message_refused_after_its_dot_is_not_sent(code: bytes, kind: str) -> 
     assert asyncio.run(scenario()).kind == kind
 
 
+def test_a_message_travels_while_the_last_outcome_is_made_durable_and_ends_once_it_is() -> None:
+    """The whole message reaches the server before ``before_end`` is settled; only its final dot waits."""
+
+    async def scenario() -> tuple[tuple[int, str], PipeliningServer]:
+        server = PipeliningServer()
+        async with server as port:
+            connection = SmtpConnection(_spec(port))
+            durable: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+            async def settle_once_the_body_is_there() -> None:
+                while bytes(server.received) != MESSAGE:
+                    await server.arrived.wait()
+                    server.arrived.clear()
+                assert server.messages == []  # not a message yet: it has no end
+                durable.set_result(True)
+
+            try:
+                reply, _ = await asyncio.wait_for(
+                    asyncio.gather(
+                        connection.send(
+                            "a@example.org", "b@example.org", MESSAGE, prepared=True, before_end=durable
+                        ),
+                        settle_once_the_body_is_there(),
+                    ),
+                    5,
+                )
+            finally:
+                await connection.close()
+        return reply, server
+
+    reply, server = asyncio.run(scenario())
+    assert reply[0] == 250
+    assert server.messages == [MESSAGE]
+
+
 def test_a_message_whose_previous_outcome_was_not_made_durable_is_withheld() -> None:
-    """The body waits for ``before_body``; False: nothing of it reaches the server, the session ends."""
+    """The final dot waits for ``before_end``; False: the message never ends, the server keeps nothing."""
 
     async def scenario() -> tuple[SendFailure, PipeliningServer]:
         server = PipeliningServer()
@@ -178,7 +218,7 @@ def test_a_message_whose_previous_outcome_was_not_made_durable_is_withheld() -> 
             try:
                 with pytest.raises(SendFailure) as withheld:
                     await connection.send(
-                        "a@example.org", "b@example.org", MESSAGE, prepared=True, before_body=durable
+                        "a@example.org", "b@example.org", MESSAGE, prepared=True, before_end=durable
                     )
             finally:
                 await connection.close()

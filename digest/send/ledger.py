@@ -1,7 +1,8 @@
 """The delivery ledger: append-only files per issue, one line per recipient outcome.
 
 A line is written only after the server has answered for that message, and is
-flushed and fsynced before the worker that sent it sends its next message's body.
+flushed and fsynced before the worker that sent it ends its next message (the final
+dot: a server delivers nothing it has not seen the end of).
 So after a crash the ledger knows every message that was accepted, except at
 most the ones in flight (one per connection), and a re-run skips the rest.
 Lines are JSON; a torn last line (the crash came mid-write) is cut off on open.
@@ -530,7 +531,7 @@ class LedgerWriter:
         Group commit: lines are written from the event loop, and the lines of every
         worker that finished in the same turn, or while the previous fsync ran, go
         out in one write and one fsync. Each worker waits for its own line before
-        its next message's body goes, so a crash still loses at most the messages
+        its next message's final dot goes, so a crash still loses at most the messages
         in flight, one per connection. Where the disk answers an fsync in under
         ``QUICK_FSYNC`` the loop makes it itself (handing it to a thread and back
         costs more than that); on a slower disk one fsync at a time runs in a

@@ -121,13 +121,15 @@ class Session:
         sender: bytes,
         recipient: bytes,
         parts: Sequence[bytes],
-        before_body: Awaitable[bool] | None = None,
+        before_end: Awaitable[bool] | None = None,
     ) -> str:
         """One transaction for a message already on the wire's terms (CRLF, dot-safe); the 250's text.
 
-        ``before_body`` is awaited once the server has said 354, before the
-        message goes (the previous outcome made durable meanwhile); False
-        withholds the message and drops the connection. Raises :class:`Refused`
+        ``before_end`` is awaited once the server has said 354 and the message has
+        gone, before its final dot (the previous outcome made durable meanwhile):
+        a server delivers nothing it has not seen the end of, so the body can
+        travel while the disk works. False withholds the end and drops the
+        connection, and the server discards what it got. Raises :class:`Refused`
         (the session is still usable after :meth:`reset`) or :class:`SessionLost`.
         """
         self._replies.ready.clear()  # anything said between transactions answers nothing of this one
@@ -152,10 +154,15 @@ class Session:
             if replies[-1][0] == 354:  # DATA was taken with nobody to mail: an empty message ends it
                 await self._finish(DOT)
             raise refusals[0]
-        if before_body is not None and not await before_body:
-            self.abort()  # the transaction is left open, so the server discards it
-            raise SessionLost("the message was withheld: the send is stopping")
-        code, text = await self._finish(*parts, DOT)
+        if before_end is None:
+            code, text = await self._finish(*parts, DOT)
+        else:
+            self._check()
+            self._transport.writelines(parts)
+            if not await before_end:
+                self.abort()  # the message never ends, so the server discards it
+                raise SessionLost("the message was withheld: the send is stopping")
+            code, text = await self._finish(DOT)
         if code != 250:
             raise Refused("data", code, text)
         return text

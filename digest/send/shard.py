@@ -2,10 +2,11 @@
 
 A producer streams the shard's recipients into a bounded queue; ``[email] concurrency``
 workers each own one connection and reuse it; one rate limiter; retries with backoff.
-A worker's outcome is appended to the ledger and fsynced while the next message's
-envelope goes out; that message's body waits for it, so a kill re-sends at most one
-message per connection. A shard runs in the sending process itself or in a forked child that
-dies with its parent (:func:`child_process`).
+A worker's outcome is appended to the ledger and fsynced while the next message
+goes out; only that message's final dot waits for it (a server delivers nothing it has
+not seen the end of), so a kill re-sends at most one message per connection. A shard
+runs in the sending process itself or in a forked child that dies with its parent
+(:func:`child_process`).
 """
 
 from __future__ import annotations
@@ -209,8 +210,8 @@ class Sender:
                 while (subscriber := await queue.get()) is not None:
                     if stop.is_set():
                         continue
-                    # The next message's envelope goes out while the last outcome is fsynced; its
-                    # body only once that outcome is on disk, so a kill re-sends one message at most.
+                    # The next message goes out while the last outcome is fsynced; its final dot
+                    # only once that outcome is on disk, so a kill re-sends one message at most.
                     durable = _durable(recording, loop)
                     outcome = await self.deliver(connection, subscriber, recipients, durable)
                     if recording is not None:
@@ -309,12 +310,12 @@ class Sender:
         connection: Connection,
         subscriber: Subscriber,
         recipients: Recipients,
-        before_body: asyncio.Future[bool] | None = None,
+        before_end: asyncio.Future[bool] | None = None,
     ) -> Outcome | Doubtful | object | None:
         """Send one message with retries: its outcome, ``UNSUBSCRIBED``, or None when the send stopped.
 
-        ``before_body``: whether the worker's last outcome was made durable (the
-        message's body waits for it).
+        ``before_end``: whether the worker's last outcome was made durable (the
+        message's final dot waits for it).
         """
         digest = self.renderer.variant(subscriber.wants())
         if digest is None:
@@ -328,7 +329,7 @@ class Sender:
         attempt, session_ends = 0, 0
         while attempt < email_cfg.max_attempts:
             attempt += 1
-            if self.shared.stop.is_set() or (before_body and before_body.done() and not before_body.result()):
+            if self.shared.stop.is_set() or (before_end and before_end.done() and not before_end.result()):
                 return None
             if not recipients.still_active(subscriber):  # checked before every attempt, retries too
                 return UNSUBSCRIBED
@@ -338,7 +339,7 @@ class Sender:
                     await connection.connect()
                 envelope = self.factory.return_path(message.recipient)
                 code, reply = await connection.send(
-                    envelope, message.recipient, message.parts, prepared=True, before_body=before_body
+                    envelope, message.recipient, message.parts, prepared=True, before_end=before_end
                 )
             except SendFailure as failure:
                 last = failure

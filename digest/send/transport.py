@@ -88,7 +88,7 @@ class Connection(Protocol):
         data: bytes | Sequence[bytes],
         *,
         prepared: bool = False,
-        before_body: Awaitable[bool] | None = None,
+        before_end: Awaitable[bool] | None = None,
     ) -> tuple[int, str]: ...
     async def close(self) -> None: ...
     @property
@@ -251,11 +251,11 @@ class SmtpConnection:
         data: bytes | Sequence[bytes],
         *,
         prepared: bool = False,
-        before_body: Awaitable[bool] | None = None,
+        before_end: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
         """One transaction; the server's 250 for the message, or :class:`SendFailure`.
 
-        ``before_body``: see :meth:`Session.send`.
+        ``before_end``: see :meth:`Session.send`.
 
         ``prepared``: ``data`` (bytes, or pieces sent one after the other) is
         CRLF and dot-safe already, as :class:`MessageFactory` builds it: a
@@ -273,7 +273,7 @@ class SmtpConnection:
         try:
             # The addresses were checked when the message was built (and the list read): plain
             # mailboxes, no brackets or spaces, so the commands are written as they are.
-            reply = await session.send(sender.encode(), recipient.encode(), data, before_body)
+            reply = await session.send(sender.encode(), recipient.encode(), data, before_end)
         except Refused as refused:
             failure = await self._refusal(refused.code, refused.message, sender)
             if refused.stage == "mail" and failure.kind in ("mailbox", "refused"):  # about the sender
@@ -424,9 +424,9 @@ class MaildirConnection:
         data: bytes | Sequence[bytes],
         *,
         prepared: bool = False,
-        before_body: Awaitable[bool] | None = None,
+        before_end: Awaitable[bool] | None = None,
     ) -> tuple[int, str]:
-        if before_body is not None and not await before_body:
+        if before_end is not None and not await before_end:
             raise SendFailure("temporary", None, "the message was withheld: the send is stopping")
         if not isinstance(data, bytes | bytearray):
             data = b"".join(data)
