@@ -96,6 +96,14 @@ def test_a_new_round_mails_everyone_due_and_follows_the_list_saved_in_place(tmp_
     assert READERS[2] in mailed(recipients)
 
 
+def test_a_reader_deleted_by_hand_once_a_new_round_has_begun_is_still_mailed(tmp_path):
+    path, snapshot = new_round(tmp_path)
+    recipients = Recipients(path, KNOWN, set(), snapshot)
+    assert mailed(recipients) == READERS  # checked against the list the round was fixed from
+    write_subscribers(path, ACTIVE[1:])  # the first change of the list the send sees
+    assert mailed(recipients) == READERS
+
+
 def test_a_list_missing_or_unreadable_mid_send_says_nothing_about_anyone(tmp_path):
     path, snapshot = new_round(tmp_path)
     recipients = Recipients(path, KNOWN, set(), snapshot)
@@ -114,6 +122,8 @@ def test_a_resumed_round_reads_the_list_first_and_skips_who_left_or_was_deleted(
     rows = with_status(ACTIVE[:5], READERS[1], "unsubscribed")  # READERS[5] deleted by hand since
     path, snapshot = earlier_round(tmp_path, READERS, rows)
     recipients = Recipients(path, KNOWN, {READERS[0]}, snapshot)
+    assert mailed(recipients) == READERS[2:5]
+    path.unlink()  # the list gone for a moment: what it said stands
     assert mailed(recipients) == READERS[2:5]
     write_subscribers(path, [*ACTIVE[:5], ACTIVE[5]])  # both back, later in the send
     assert mailed(recipients) == READERS[1:]
@@ -149,6 +159,9 @@ def test_changes_made_by_the_list_commands_during_a_send_are_followed(tmp_path):
     assert mailed(recipients) == [READERS[0], READERS[2], READERS[4], READERS[5]]
     fold_journal(path, KNOWN)  # the list rewritten with the changes, the erased line gone from it
     assert mailed(recipients) == [READERS[0], READERS[2], READERS[4], READERS[5]]
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if READERS[5] not in line), encoding="utf-8")
+    assert mailed(recipients) == [READERS[0], READERS[2], READERS[4], READERS[5]]  # deleted, not erased
 
 
 def test_a_resumed_round_reads_the_journal_from_the_start_and_only_its_whole_lines(tmp_path):

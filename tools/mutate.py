@@ -441,7 +441,96 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "only a parent dead between fork and prctl, a window of microseconds",
         ("os._exit(1)", "1 -> 0"): "the exit status of an orphan nobody waits for",
     },
-    "digest/send/recipients.py": {},
+    "digest/send/recipients.py": {
+        # _JournalStatuses.follow is a cache: answering False only makes the journal be read whole again,
+        # which gives the same statuses (a line appended is always pending).
+        ("return self._identity is None", "return value dropped (None)"): (
+            "a missing journal read again is still missing: no statuses either way"
+        ),
+        ("return self._identity is None", "is -> is not"): (
+            "differs only when the journal alone is deleted by hand: digest replaces it, never deletes it"
+        ),
+        ("return False", "return value dropped (None)"): "None is false too: the journal is read whole",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "!= -> ==",
+        ): "a replaced journal is caught by the inode check after the open, unless of the very same size",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "< -> >=",
+        ): "an appended journal is read whole (the same statuses); digest never shortens it in place",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "0 -> 1",
+        ): "the journal is always read whole: the same statuses, at more cost",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "1 -> 0",
+        ): "the journal is always read whole: the same statuses, at more cost",
+        (
+            "return True",
+            "return value dropped (None) (same line #2)",
+        ): "nothing new: the whole journal, the same",
+        (
+            "return True",
+            "True -> False (same line #2)",
+        ): "nothing new: the whole journal read again, the same",
+        ("if os.fstat(handle.fileno()).st_ino != inode:", "!= -> =="): (
+            "the journal is read whole after every append: the same statuses, at more cost"
+        ),
+        ("return False", "return value dropped (None) (same line #2)"): "None is false too",
+        ("return False", "False -> True (same line #2)"): (
+            "only a journal replaced between a stat and the open just after it"
+        ),
+        ("return True", "return value dropped (None) (same line #3)"): (
+            "only a journal gone between a stat and the open just after it"
+        ),
+        ("return True", "True -> False (same line #3)"): (
+            "only a journal gone between a stat and the open just after it"
+        ),
+        (
+            "return True",
+            "return value dropped (None)",
+        ): "the new lines read, then the whole journal: the same",
+        ("return True", "True -> False"): "the new lines read, then the whole journal: the same",
+        ("shard: int = 0,", "0 -> 1"): "with one shard the shard is never asked for",
+        (
+            "self._seeded = False  # the file is still the one the new round's snapshot was read from",
+            "False -> True",
+        ): ("refresh() sets it before status() reads it"),
+        (
+            "if self.shards == 1 or self.mine(key):",
+            "1 -> 0",
+        ): "with one shard every key is the shard's (crc % 1 == 0)",
+        ('yield Subscriber(record["email"], record.get("name", ""), sections, "active", "", 0)', "0 -> 1"): (
+            "a recipient's line in the list is never read by the send"
+        ),
+        # the statuses read from the list, shared by the shards: without the cache each reads the file again
+        (
+            "elif cached is not None and cached[0] == self._signature and self._signature is not None:",
+            "is not -> is (same line #2)",
+        ): "the cache is never used: the same unchanged file read again, the same statuses",
+        (
+            "elif cached is not None and cached[0] == self._signature and self._signature is not None:",
+            "0 -> 1",
+        ): "the cache is never used: the same unchanged file read again, the same statuses",
+        ("if listed is not None:", "is not -> is (same line #2)"): (
+            "only failed reads are cached, under a signature the file no longer has or that fails again"
+        ),
+        # a new round's first check need not read the list its recipients were just read from
+        ("if signature is not None and list_signature(path) == signature:", "`if` condition negated"): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "and -> or"): (
+            "a list that changed meanwhile has another signature: the first check reads it anyway"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "is not -> is"): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "== -> !="): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+    },
     "digest/send/session.py": {
         ("super().__init__(stage, code, message)", "`super().__init__(stage, code, message)` removed"): (
             "BaseException.__new__ keeps the arguments anyway; stage, code and message are set just after"
