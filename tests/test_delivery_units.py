@@ -1,0 +1,146 @@
+"""The send's orchestration, fast, in one process against aiosmtpd on 127.0.0.1.
+
+What a send does with the list before it reads it, where a one-process send
+keeps its ledger, what happens to refusals held back when the send ends, a
+ledger that cannot be written, bounces counted across issues, and a test copy
+of an issue with nothing to mail.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from conftest import KNOWN, NOW, smtp_config, write_subscribers
+from digest.errors import DeliveryError, ReleaseError
+from digest.newsletter.catalog import load_issue
+from digest.pipeline import mail_issue
+from digest.send.delivery import mark_bounces, send_test_copy
+from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger
+from digest.subscribers.changes import set_status
+from digest.subscribers.journal import journal_path
+from digest.subscribers.reading import read_subscribers
+
+USERS = [f"user{n}@example.com" for n in range(5)]
+
+
+def prepare(site, port, extra="", rows=None):
+    site.write_config(smtp_config(port, extra))
+    site.copy_examples()
+    write_subscribers(
+        site.root / "subscribers.csv", rows or [(a, "", "", "active", "2026-01-01") for a in USERS]
+    )
+    return load_issue(site.config, "2026-11-01")
+
+
+def send(site, issue):
+    return mail_issue(site.config, issue, NOW, progress=False)
+
+
+def statuses(site, stem="2026-11-01"):
+    return {to: o.status for to, o in read_ledger(site.config.paths.state, stem).outcomes.items()}
+
+
+def test_a_send_first_writes_the_lists_pending_changes_into_the_file(site, smtp):
+    issue = prepare(site, smtp.port)
+    path = site.root / "subscribers.csv"
+    set_status(path, KNOWN, USERS[0], "unsubscribed")  # in the journal, not yet in the file
+    assert "unsubscribed" not in path.read_text(encoding="utf-8")
+    report = send(site, issue)
+    assert report.sent == 4 and USERS[0] not in smtp.per_recipient()
+    assert f"{USERS[0]},,,unsubscribed," in path.read_text(encoding="utf-8")
+    journal = journal_path(path)
+    assert not journal.exists() or journal.read_bytes() == b""
+
+
+def test_a_one_process_send_keeps_its_outcomes_in_the_issues_own_ledger_file(site, smtp):
+    issue = prepare(site, smtp.port)
+    assert send(site, issue).sent == 5
+    ledgers = sorted(p.name for p in (site.config.paths.state / "ledger").glob("*.jsonl"))
+    assert ledgers == ["2026-11-01.jsonl"]
+    assert statuses(site) == dict.fromkeys(USERS, "sent")
+
+
+def test_a_send_where_everyone_is_skipped_ends_without_a_pause(site, smtp):
+    rows = [(a, "", "apps", "active", "") for a in USERS[:3]]  # the issue has no apps items
+    issue = prepare(site, smtp.port, rows=rows)
+    report = send(site, issue)
+    assert (report.sent, report.skipped, report.failed) == (0, 3, 0)
+    assert statuses(site) == dict.fromkeys(USERS[:3], "skipped")
+    assert smtp.received == []
+
+
+def test_refusals_held_back_at_the_end_of_a_send_that_delivered_are_recorded_as_failed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\n")
+    original = smtp.handle_RCPT
+
+    async def refuse_the_last_two(server, session, envelope, address, rcpt_options):
+        if address.lower() in USERS[3:]:
+            return "550 Rejected"  # names no cause: held back until the send shows it can deliver
+        return await original(server, session, envelope, address, rcpt_options)
+
+    smtp.handle_RCPT = refuse_the_last_two
+    report = send(site, issue)
+    assert (report.sent, report.failed) == (3, 2)
+    assert statuses(site) == {**dict.fromkeys(USERS[:3], "sent"), **dict.fromkeys(USERS[3:], "failed")}
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_send_before_another_message_goes(site, smtp, monkeypatch):
+    issue = prepare(site, smtp.port, "concurrency = 1\n")
+    ledger = str(ledger_path(site.config.paths.state, issue.key))
+    fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == ledger:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # the disk under the ledger is full
+    with pytest.raises(DeliveryError, match="cannot write the delivery ledger: No space left on device"):
+        send(site, issue)
+    assert len(smtp.received) == 1  # the next message's body waited for its outcome, and never went
+
+
+def _ledger(site, stem: str, outcomes: dict[str, str]) -> None:
+    with LedgerWriter(ledger_path(site.config.paths.state, stem)) as ledger:
+        for to, status in outcomes.items():
+            code = 550 if status == "failed" else 250
+            ledger._write(Outcome(to, status, code, at=f"{stem}T00:00:00+00:00").line())
+
+
+def test_a_delivery_between_two_refusals_starts_the_count_again(site, smtp):
+    prepare(site, smtp.port, "bounce_after = 2\n")
+    _ledger(site, "2026-09-01", {USERS[0]: "failed", USERS[1]: "failed"})
+    _ledger(site, "2026-09-15", {USERS[0]: "sent", USERS[1]: "failed"})
+    _ledger(site, "2026-10-01", {USERS[0]: "failed", USERS[1]: "sent"})
+    _ledger(site, "2026-10-15", {USERS[0]: "sent", USERS[1]: "failed"})
+    assert mark_bounces(site.config, read_ledger(site.config.paths.state, "2026-10-15")) == []
+    _ledger(site, "2026-11-01", {USERS[0]: "failed", USERS[1]: "failed"})
+    assert mark_bounces(site.config, read_ledger(site.config.paths.state, "2026-11-01")) == [USERS[1]]
+    listing = read_subscribers(site.root / "subscribers.csv", KNOWN)
+    assert [listing.find(a).status for a in USERS[:2]] == ["active", "bounced"]
+
+
+def test_a_test_copy_of_an_issue_with_nothing_to_mail_is_refused(site, smtp):
+    site.write_config(smtp_config(smtp.port))
+    site.write_issue("2026-12-01.md", "# 简报 (2026-12-01)\n\n本期暂停一次。\n")
+    issue = load_issue(site.config, "2026-12-01")
+    with pytest.raises(ReleaseError, match="the issue has no items to mail"):
+        send_test_copy(site.config, issue, "editor@example.com", NOW)
+    assert smtp.received == []
+
+
+def test_a_bug_in_a_one_process_send_is_raised_as_itself_not_told_as_a_pause(site, smtp, monkeypatch):
+    from digest.send import shard
+
+    issue = prepare(site, smtp.port)
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug while sending")
+
+    monkeypatch.setattr(shard.Sender, "deliver", broken)
+    with pytest.raises(RuntimeError, match="a bug while sending"):
+        send(site, issue)
+    assert smtp.received == []
