@@ -132,6 +132,16 @@ def test_statuses_are_read_as_written_and_empty_means_active(tmp_path):
     assert listing.problems == ()
 
 
+def test_a_line_that_cannot_be_read_is_not_replaced_by_a_pending_addition_of_its_address(tmp_path):
+    path = write(tmp_path)
+    add_subscriber(path, KNOWN, "new@example.com", today=TODAY)  # pending in the journal
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("new@example.com,,,maybe,\n")  # then a line for it typed by hand, with a bad status
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("new@example.com") is None  # unreadable: fixed first, never mailed meanwhile
+    assert [p.line for p in listing.problems] == [6]
+
+
 def test_each_bad_field_is_named_with_its_line(tmp_path):
     long_name = "名" * 101
     path = write(
