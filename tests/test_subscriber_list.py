@@ -142,6 +142,17 @@ def test_a_line_that_cannot_be_read_is_not_replaced_by_a_pending_addition_of_its
     assert [p.line for p in listing.problems] == [6]
 
 
+def test_the_first_change_after_a_hand_edit_sweeps_what_a_killed_rewrite_left(tmp_path):
+    path = write(tmp_path)
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")  # the index is built
+    leftover = path.with_name(f".{path.name}.k1ll3d00.tmp")  # a rewrite killed before its rename
+    leftover.write_text(MIXED, encoding="utf-8")
+    write(tmp_path, MIXED + "hand@example.com,,,,\n")  # a hand edit: the index must be built again
+    assert set_status(path, KNOWN, "hand@example.com", "unsubscribed") is not None
+    assert not leftover.exists()
+    assert read_subscribers(path, KNOWN).find("hand@example.com").status == "unsubscribed"
+
+
 def test_each_bad_field_is_named_with_its_line(tmp_path):
     long_name = "名" * 101
     path = write(
