@@ -13,6 +13,7 @@ from digest.errors import SubscriberError
 from digest.subscribers import rewrite
 from digest.subscribers.changes import (
     add_subscriber,
+    find_changeable,
     find_subscriber,
     fold_journal,
     import_subscribers,
@@ -151,6 +152,18 @@ def test_the_first_change_after_a_hand_edit_sweeps_what_a_killed_rewrite_left(tm
     assert set_status(path, KNOWN, "hand@example.com", "unsubscribed") is not None
     assert not leftover.exists()
     assert read_subscribers(path, KNOWN).find("hand@example.com").status == "unsubscribed"
+
+
+def test_a_status_change_for_an_address_on_an_unreadable_line_waits_for_the_fix(tmp_path):
+    path = write(tmp_path, MIXED + "odd@example.com,,nosuchsection,active,\n")
+    assert find_changeable(path, KNOWN, "odd@example.com").status == "active"  # a stand-in: line 6
+    changed = set_statuses(path, KNOWN, {"odd@example.com": "bounced"})
+    assert [(s.email, s.status, s.line) for s in changed] == [("odd@example.com", "bounced", 6)]
+    assert find_changeable(path, KNOWN, "odd@example.com").status == "bounced"
+    set_statuses(path, KNOWN, {"odd@example.com": "bounced"})  # the same again: journaled once
+    assert len(read_journal(path).changes) == 1
+    write(tmp_path, MIXED + "odd@example.com,,,active,\n")  # the line fixed by hand
+    assert read_subscribers(path, KNOWN).find("odd@example.com").status == "bounced"
 
 
 def test_each_bad_field_is_named_with_its_line(tmp_path):

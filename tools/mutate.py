@@ -230,6 +230,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/subscribers/index.py": {
+        (
+            'self._db.execute("PRAGMA synchronous=OFF")',
+            "`self._db.execute('PRAGMA synchronous=OFF')` removed",
+        ): ("the index is rebuilt from the list when in doubt: how durably sqlite writes it costs time only"),
         ("path.parent.mkdir(parents=True, exist_ok=True)", "True -> False"): (
             "an index is built beside a list that exists: its folder is there"
         ),
