@@ -22,7 +22,7 @@ from digest.subscribers.changes import (
     set_status,
     set_statuses,
 )
-from digest.subscribers.index import lookup_index
+from digest.subscribers.index import index_path, lookup_index
 from digest.subscribers.journal import SubscriberUnavailable, journal_path, read_journal
 from digest.subscribers.model import Subscriber, address_key, check_email, export_csv, parse_sections
 from digest.subscribers.reading import iter_subscribers, list_signature, read_subscribers, scan_subscribers
@@ -88,6 +88,7 @@ def test_a_list_created_by_digest_is_readable_by_its_owner_and_group_only(tmp_pa
     assert mode(journal_path(path)) == 0o640  # the change waiting to be folded names the address too
     assert folded(path) == HEADER + "first@example.com,,,active,2026-11-22\n"
     assert mode(path) == 0o640
+    assert mode(index_path(path)) == 0o640  # and the index of its addresses
 
 
 def test_a_change_that_changes_nothing_does_not_rewrite_the_file(tmp_path):
