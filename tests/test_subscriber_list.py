@@ -167,6 +167,19 @@ def test_a_status_change_for_an_address_on_an_unreadable_line_waits_for_the_fix(
     assert read_subscribers(path, KNOWN).find("odd@example.com").status == "bounced"
 
 
+def test_an_index_that_cannot_be_put_in_place_is_one_clear_error_and_nothing_changes(tmp_path):
+    path = write(tmp_path)
+    index_path(path).mkdir()  # something else has the index's name
+    with pytest.raises(SubscriberError, match=r"cannot write the list's index: Is a directory$"):
+        set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    assert path.read_text(encoding="utf-8") == MIXED and not journal_path(path).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".subscribers.csv.index",
+        ".subscribers.csv.lock",
+        path.name,
+    ]
+
+
 def test_each_bad_field_is_named_with_its_line(tmp_path):
     long_name = "名" * 101
     path = write(
