@@ -341,3 +341,18 @@ def test_a_journal_line_of_the_wrong_shape_is_named_with_why_and_never_applied(t
         (1, f"not a change ({reason}); this line is never applied")
     ]
     assert listing.find("a@example.com").status == "unsubscribed"  # the good line after it still is
+    fold_journal(path, KNOWN)
+    assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")
+    assert journal_path(path).read_bytes() == raw + b"\n"  # kept for a person to see, still named
+    assert [p.line for p in read_subscribers(path, KNOWN).problems] == [1]
+
+
+def test_blank_lines_and_a_torn_last_line_of_the_journal_are_no_changes(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    good = json.dumps({**A, "fields": {"status": "unsubscribed"}}).encode()
+    torn = json.dumps({**A, "seq": 2, "fields": {"status": "bounced"}}).encode()[:-3]  # a crash mid-append
+    journal_path(path).write_bytes(good + b"\n\n  \n" + torn)
+    assert find_subscriber(path, KNOWN, "a@example.com").status == "unsubscribed"
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("a@example.com").status == "unsubscribed" and listing.problems == ()
