@@ -144,3 +144,12 @@ def test_a_bug_in_a_one_process_send_is_raised_as_itself_not_told_as_a_pause(sit
     with pytest.raises(RuntimeError, match="a bug while sending"):
         send(site, issue)
     assert smtp.received == []
+
+
+def test_fifty_mailbox_refusals_before_anyone_is_reached_pause_the_send(site, smtp):
+    rows = [(f"dead{n:02d}@example.com", "", "", "active", "") for n in range(51)]
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 100\n", rows=rows)
+    smtp.faults.reject = {row[0] for row in rows}  # 550 5.1.1: each names the mailbox
+    with pytest.raises(DeliveryError, match=r"refused every recipient so far \(50, none delivered"):
+        send(site, issue)
+    assert statuses(site) == {}  # nobody failed for it: the next send tries them all again
