@@ -149,7 +149,47 @@ def test_a_bug_in_a_one_process_send_is_raised_as_itself_not_told_as_a_pause(sit
 def test_fifty_mailbox_refusals_before_anyone_is_reached_pause_the_send(site, smtp):
     rows = [(f"dead{n:02d}@example.com", "", "", "active", "") for n in range(51)]
     issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 100\n", rows=rows)
-    smtp.faults.reject = {row[0] for row in rows}  # 550 5.1.1: each names the mailbox
-    with pytest.raises(DeliveryError, match=r"refused every recipient so far \(50, none delivered"):
+
+    async def no_such_mailbox(server, session, envelope, address, rcpt_options):
+        return f"550 5.1.1 <{address}>: no such mailbox"  # each refusal names the mailbox
+
+    smtp.handle_RCPT = no_such_mailbox
+    paused = r"refused every recipient so far \(50, none delivered; last: 550 5\.1\.1 <dead49@example\.com>"
+    with pytest.raises(DeliveryError, match=paused):
         send(site, issue)
     assert statuses(site) == {}  # nobody failed for it: the next send tries them all again
+
+
+def test_mailbox_refusals_before_anyone_is_reached_are_not_counted_as_unexplained(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 3\n")
+    smtp.faults.reject = set(USERS[:3])  # three dead mailboxes first, then deliveries
+    report = send(site, issue)
+    assert (report.sent, report.failed) == (2, 3)
+    assert statuses(site) == {**dict.fromkeys(USERS[:3], "failed"), **dict.fromkeys(USERS[3:], "sent")}
+
+
+def test_a_reader_who_leaves_during_the_send_is_counted_and_not_mailed(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\n")
+
+    async def the_last_reader_leaves(session, envelope):
+        if USERS[1] in envelope.rcpt_tos:
+            set_status(site.root / "subscribers.csv", KNOWN, USERS[4], "unsubscribed")
+
+    smtp.before_data(the_last_reader_leaves)
+    report = send(site, issue)
+    assert (report.sent, report.unsubscribed_during) == (4, 1)
+    assert USERS[4] not in smtp.per_recipient()
+    assert "1 unsubscribed meanwhile" in report.summary()
+
+
+def test_nothing_more_is_recorded_once_a_send_has_stopped(site, smtp):
+    rows = [(USERS[0], "", "", "active", "")] + [(a, "", "apps", "active", "") for a in USERS[1:3]]
+    issue = prepare(site, smtp.port, "concurrency = 1\n", rows=rows)  # the issue has no apps items
+
+    async def deny_the_first(server, session, envelope, address, rcpt_options):
+        return "554 5.7.1 Relay access denied"  # a policy refusal: the send stops
+
+    smtp.handle_RCPT = deny_the_first
+    with pytest.raises(DeliveryError, match="policy"):
+        send(site, issue)
+    assert statuses(site) == {}  # the two queued behind it would have been skipped: not recorded

@@ -329,10 +329,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "True -> False",
         ): "the parent waits for its children anyway",
         (
-            "continue",
-            "`continue` removed (same line #4)",
-        ): "UNSUBSCRIBED is no Outcome: the next check skips it",
-        (
             "wanted = min(os.cpu_count() or 1, 4)",
             "1 -> 0",
         ): "max(1, ...) below makes an unknown core count one",
@@ -360,10 +356,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("sent: int = 0", "0 -> 1"): "send_issue sets every counter from the shared totals",
         ("processes: int = 1", "1 -> 0"): "send_issue always passes it",
         (
-            "continue",
-            "`continue` removed (same line #3)",
-        ): "deliver() sees the stop too and returns None, which is skipped",
-        (
             'context = multiprocessing.get_context("fork" if shards > 1 else None)',
             "> -> <=",
         ): "fork is the default start method on Linux",
@@ -385,6 +377,17 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        (
+            "continue",
+            "`continue` removed (same line #3)",
+        ): "UNSUBSCRIBED is no Outcome: the next check skips it",
+        (
+            "continue",
+            "`continue` removed (same line #4)",
+        ): "a Doubtful is no Outcome: the next check skips it",
+        ("delivered_before: int = 0  # messages of this round delivered by earlier runs", "0 -> 1"): (
+            "send_issue always passes it"
+        ),
         (
             'SESSION_ENDS_PER_MESSAGE = 2  # reconnects after "421 too many messages" '
             "that cost a message no attempt",
