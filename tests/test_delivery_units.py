@@ -193,3 +193,51 @@ def test_nothing_more_is_recorded_once_a_send_has_stopped(site, smtp):
     with pytest.raises(DeliveryError, match="policy"):
         send(site, issue)
     assert statuses(site) == {}  # the two queued behind it would have been skipped: not recorded
+
+
+def test_a_message_waiting_to_be_retried_is_not_sent_once_another_worker_stopped_the_send(site, smtp):
+    import asyncio
+
+    issue = prepare(site, smtp.port, "concurrency = 2\nmax_attempts = 3\n")
+    original = smtp.handle_RCPT
+    quit_said = asyncio.Event()  # used on the server's loop only
+    retried = []
+
+    async def deny_the_second(server, session, envelope, address, rcpt_options):
+        if address.lower() == USERS[1]:
+            return "554 5.7.1 Relay access denied"  # a policy refusal: the send stops
+        return await original(server, session, envelope, address, rcpt_options)
+
+    async def quit_noted(server, session, envelope):
+        quit_said.set()  # the worker that was refused has stopped and closed its connection
+        return "221 Bye"
+
+    async def first_try_fails_after_the_stop(session, envelope):
+        if USERS[0] in envelope.rcpt_tos and not retried:
+            retried.append(True)
+            await quit_said.wait()
+            return "451 4.3.0 try again later"  # retried after a backoff: by then the send has stopped
+        return None
+
+    smtp.handle_RCPT = deny_the_second
+    smtp.handle_QUIT = quit_noted
+    smtp.before_data(first_try_fails_after_the_stop)
+    with pytest.raises(DeliveryError, match="policy"):
+        send(site, issue)
+    assert retried and smtp.received == [] and statuses(site) == {}
+
+
+def test_a_skipped_reader_between_two_unexplained_refusals_does_not_break_their_run(site, smtp):
+    rows = [(a, "", "apps" if a == USERS[2] else "", "active", "") for a in USERS]  # no apps items
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_errors = 2\n", rows=rows)
+    original = smtp.handle_RCPT
+
+    async def refuse_two(server, session, envelope, address, rcpt_options):
+        if address.lower() in (USERS[1], USERS[3]):
+            return "550 Rejected"  # names no cause
+        return await original(server, session, envelope, address, rcpt_options)
+
+    smtp.handle_RCPT = refuse_two
+    with pytest.raises(DeliveryError, match=r"refused 2 recipients in a row permanently"):
+        send(site, issue)
+    assert statuses(site) == {USERS[0]: "sent", USERS[2]: "skipped"}  # the two refused: not failed

@@ -377,6 +377,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        ("attempt, session_ends = 0, 0", "0 -> 1 (same line #2)"): (
+            "a new session has delivered nothing, so one message meets one session end at most"
+        ),
         (
             "continue",
             "`continue` removed (same line #3)",
