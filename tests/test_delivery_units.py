@@ -241,3 +241,25 @@ def test_a_skipped_reader_between_two_unexplained_refusals_does_not_break_their_
     with pytest.raises(DeliveryError, match=r"refused 2 recipients in a row permanently"):
         send(site, issue)
     assert statuses(site) == {USERS[0]: "sent", USERS[2]: "skipped"}  # the two refused: not failed
+
+
+def test_a_session_the_server_ends_after_some_messages_costs_the_next_message_nothing(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\nmax_errors = 1\n")
+    delivered: dict[int, int] = {}
+
+    async def count(session, envelope):
+        delivered[id(session)] = delivered.get(id(session), 0) + 1
+
+    async def two_a_session(server, session, envelope, address, mail_options):
+        if delivered.get(id(session), 0) >= 2:
+            return "421 4.7.0 too many messages in this session, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    smtp.before_data(count)
+    smtp.handle_MAIL = two_a_session
+    report = send(site, issue)  # one attempt each, one connection failure allowed: neither is spent
+    assert (report.sent, report.deferred) == (5, 0)
+    assert sorted(delivered.values()) == [1, 2, 2]
+    assert smtp.per_recipient() == dict.fromkeys(USERS, 1)

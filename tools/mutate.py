@@ -377,6 +377,18 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        (
+            "envelope, message.recipient, message.parts, prepared=True, before_body=before_body",
+            "True -> False",
+        ): ("the message is CRLF and dot-safe as built: making it so again changes no byte"),
+        (
+            "session_ends += 1  # the server closed a session that had delivered: a new one goes on",
+            "`session_ends += 1` removed",
+        ): "a new session has delivered nothing, so one message meets one session end at most",
+        (
+            "session_ends += 1  # the server closed a session that had delivered: a new one goes on",
+            "1 -> 0",
+        ): "a new session has delivered nothing, so one message meets one session end at most",
         ("attempt, session_ends = 0, 0", "0 -> 1 (same line #2)"): (
             "a new session has delivered nothing, so one message meets one session end at most"
         ),
