@@ -17,7 +17,7 @@ from conftest import KNOWN, NOW, smtp_config, write_subscribers
 from digest.errors import DeliveryError, ReleaseError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
-from digest.send.delivery import mark_bounces, send_test_copy
+from digest.send.delivery import SendReport, mark_bounces, send_test_copy
 from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger
 from digest.subscribers.changes import set_status
 from digest.subscribers.journal import journal_path
@@ -263,3 +263,44 @@ def test_a_session_the_server_ends_after_some_messages_costs_the_next_message_no
     assert (report.sent, report.deferred) == (5, 0)
     assert sorted(delivered.values()) == [1, 2, 2]
     assert smtp.per_recipient() == dict.fromkeys(USERS, 1)
+
+
+def test_the_summary_names_who_was_due_but_not_reached():
+    report = SendReport("2026-11-01", 1, sent=4, deferred=1, unreached=1, seconds=1.0)
+    assert report.summary() == (
+        "2026-11-01: sent 4, failed 0, deferred 1, 1 of the deferred due this round but not reached "
+        "in 1.0s (4 msg/s); run `digest send` again to retry the deferred ones"
+    )
+
+
+PARENT = """
+import os, sys, time
+from digest.send.shard import _die_with_parent
+parent = os.getpid()
+if os.fork() == 0:
+    _die_with_parent(parent)
+    os.write(int(sys.argv[1]), b"ready")
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_a_sending_process_dies_with_the_process_that_started_it(tmp_path):
+    import select
+    import subprocess
+    import sys
+
+    read, write = os.pipe()  # the child holds the write end: EOF here once it is gone
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(write)], pass_fds=(write,))
+    os.close(write)
+    try:
+        assert os.read(read, 5) == b"ready"
+        parent.kill()  # SIGKILL: nothing of the parent runs to tell the child
+        parent.wait()
+        assert select.select([read], [], [], 10)[0], "the child outlived its parent by 10 s"
+        assert os.read(read, 1) == b""
+    finally:
+        parent.kill()
+        parent.wait()
+        os.close(read)

@@ -377,6 +377,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        ('if os.environ.get(UVLOOP_ENV, "1") == "0":', "== -> !="): (
+            "which event loop runs the send, uvloop's or asyncio's own: the same messages and records"
+        ),
+        ("raise ImportError", "`raise ImportError` removed"): (
+            "which event loop runs the send, uvloop's or asyncio's own: the same messages and records"
+        ),
         (
             "envelope, message.recipient, message.parts, prepared=True, before_body=before_body",
             "True -> False",
