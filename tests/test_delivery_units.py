@@ -304,3 +304,33 @@ def test_a_sending_process_dies_with_the_process_that_started_it(tmp_path):
         parent.kill()
         parent.wait()
         os.close(read)
+
+
+def test_a_ledger_that_cannot_be_written_in_one_sending_process_stops_the_others(site, smtp, monkeypatch):
+    import asyncio
+
+    from digest.send import shard
+
+    rows = [(f"user{n}@example.com", "", "", "active", "") for n in range(200)]
+    issue = prepare(site, smtp.port, "processes = 2\nconcurrency = 2\n", rows=rows)
+    ledger = str(ledger_path(site.config.paths.state, issue.key, 0))
+    fsync, deliver = os.fsync, shard.Sender.deliver
+
+    def full_disk(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == ledger:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    waited: list[bool] = []
+
+    async def second_waits_to_be_told(self, *args, **kwargs):
+        if self.job.shard == 1 and not waited:  # until the first process fails (10 s at most)
+            waited.append(True)
+            await asyncio.get_running_loop().run_in_executor(None, self.shared.stop.wait, 10)
+        return await deliver(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # the forked processes inherit both
+    monkeypatch.setattr(shard.Sender, "deliver", second_waits_to_be_told)
+    with pytest.raises(DeliveryError, match="cannot write the delivery ledger: No space left on device"):
+        send(site, issue)
+    assert len(smtp.received) == 1  # the first process's first message only; the second sent none
