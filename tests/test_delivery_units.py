@@ -334,3 +334,69 @@ def test_a_ledger_that_cannot_be_written_in_one_sending_process_stops_the_others
     with pytest.raises(DeliveryError, match="cannot write the delivery ledger: No space left on device"):
         send(site, issue)
     assert len(smtp.received) == 1  # the first process's first message only; the second sent none
+
+
+def test_a_resumed_round_that_delivered_before_fails_a_dead_mailbox_at_once(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\n")
+    original = smtp.handle_DATA
+
+    async def defer_the_last_two(server, session, envelope):
+        if envelope.rcpt_tos[0] in USERS[3:]:
+            return "451 4.3.0 try again later"
+        return await original(server, session, envelope)
+
+    smtp.handle_DATA = defer_the_last_two
+    first = send(site, issue)
+    assert (first.sent, first.deferred) == (3, 2)
+    smtp.handle_DATA = original
+    smtp.faults.reject = set(USERS[3:])  # now their mailboxes are gone
+    second = send(site, issue)  # deliveries earlier in the round: these refusals are the mailboxes'
+    assert (second.sent, second.failed) == (0, 2)
+    assert statuses(site) == {**dict.fromkeys(USERS[:3], "sent"), **dict.fromkeys(USERS[3:], "failed")}
+
+
+def test_a_resend_refused_everywhere_pauses_although_the_first_round_was_delivered(site, smtp):
+    issue = prepare(site, smtp.port)
+    assert send(site, issue).sent == 5
+    smtp.faults.reject = set(USERS)
+    with pytest.raises(DeliveryError, match=r"refused every recipient so far \(5, none delivered"):
+        mail_issue(site.config, issue, NOW, progress=False, resend=True)
+    assert read_ledger(site.config.paths.state, issue.key).outcomes == {}  # nobody failed in round 2
+
+
+def test_a_reader_who_left_and_came_back_during_the_send_is_deferred_to_the_next(site, smtp):
+    issue = prepare(site, smtp.port, "concurrency = 1\n")
+    path = site.root / "subscribers.csv"
+
+    async def leave_then_return(session, envelope):
+        if USERS[1] in envelope.rcpt_tos:
+            set_status(path, KNOWN, USERS[2], "unsubscribed")
+        if USERS[4] in envelope.rcpt_tos:
+            set_status(path, KNOWN, USERS[2], "active")
+
+    smtp.before_data(leave_then_return)
+    report = send(site, issue)
+    assert (report.sent, report.unsubscribed_during, report.unreached, report.deferred) == (4, 1, 1, 1)
+    assert not read_ledger(site.config.paths.state, issue.key).finished
+    assert send(site, issue).sent == 1 and smtp.per_recipient()[USERS[2]] == 1
+
+
+def test_why_a_send_paused_is_noted_until_a_send_runs_to_the_end(site, smtp):
+    from digest.send.replies import pause_note
+
+    issue = prepare(site, smtp.port)
+    smtp.faults.reject = set(USERS)
+    with pytest.raises(DeliveryError):
+        send(site, issue)
+    note = pause_note(site.config.paths.state, issue.key)
+    assert note is not None and note.startswith("paused: the server refused every recipient so far (5")
+    smtp.faults.reject = set()
+    assert send(site, issue).sent == 5
+    assert pause_note(site.config.paths.state, issue.key) is None
+
+
+def test_a_send_with_no_refusals_marks_nobody_bounced(site, smtp):
+    prepare(site, smtp.port, "bounce_after = 1\n")
+    _ledger(site, "2026-09-01", {USERS[0]: "failed"})
+    _ledger(site, "2026-11-01", {USERS[0]: "sent", USERS[1]: "sent"})
+    assert mark_bounces(site.config, read_ledger(site.config.paths.state, "2026-11-01")) == []

@@ -320,6 +320,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("return found[-1]", "1 -> 0"): "one address, one match",
     },
     "digest/send/delivery.py": {
+        (
+            "recipients.refresh()  # the statuses, read once here and shared with the forked sending processes",
+            "`recipients.refresh()` removed",
+        ): "the statuses read once for the sending processes to share: each reads them itself otherwise",
+        ("left = max(0, total - sum(shared.totals().values()))", "0 -> 1"): (
+            "a stopped send has one not counted at least: the recipient whose outcome stopped it"
+        ),
+        ("if exitcode < 0 and -exitcode in signal.valid_signals()", "and -> or"): (
+            "a process's exit status is below 0 only when a signal ended it"
+        ),
         ("if exitcode < 0 and -exitcode in signal.valid_signals()", "0 -> 1"): (
             "only a non-zero exit status gets here: below 0 and below 1 are the same test"
         ),
