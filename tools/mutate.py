@@ -321,7 +321,8 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/send/delivery.py": {
         (
-            "recipients.refresh()  # the statuses, read once here and shared with the forked sending processes",
+            "recipients.refresh()  # the statuses, read once here and shared with the forked "
+            "sending processes",
             "`recipients.refresh()` removed",
         ): "the statuses read once for the sending processes to share: each reads them itself otherwise",
         ("left = max(0, total - sum(shared.totals().values()))", "0 -> 1"): (
