@@ -97,6 +97,10 @@ TIMING = "retry timing only: who is mailed and what is recorded stay the same"
 BAR = "the rich bar on a terminal: what it draws, not what is sent (tests run off a terminal)"
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "digest/send/ledger.py": {
+        ("if self._syncer is None:", "is -> is not"): (
+            "the loop's default executor runs the fsync instead of the ledger's own thread: the same fsyncs, "
+            "one batch at a time"
+        ),
         (
             "due: int | None = field(default=None, compare=False)  "
             "# due when the round started (None: unknown)",
