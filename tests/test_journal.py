@@ -356,3 +356,13 @@ def test_blank_lines_and_a_torn_last_line_of_the_journal_are_no_changes(tmp_path
     assert find_subscriber(path, KNOWN, "a@example.com").status == "unsubscribed"
     listing = read_subscribers(path, KNOWN)
     assert listing.find("a@example.com").status == "unsubscribed" and listing.problems == ()
+
+
+def test_an_update_of_an_address_not_on_the_list_adds_nobody(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    fields = {"email": "x@example.com", "status": "active"}
+    update = {"seq": 1, "key": "x@example.com", "op": "update", "fields": fields}  # update: only if listed
+    journal_path(path).write_bytes(json.dumps(update).encode() + b"\n")
+    listing = read_subscribers(path, KNOWN)
+    assert [s.email for s in listing.subscribers] == ["a@example.com"] and listing.problems == ()
