@@ -407,6 +407,22 @@ def test_an_import_adds_the_new_addresses_once_and_keeps_their_since(tmp_path):
     assert again.added == () and len(again.present) == 3
 
 
+def test_an_import_does_not_add_back_an_address_erased_just_before(tmp_path):
+    path = write(tmp_path)
+    remove_subscriber(path, KNOWN, "left@example.com", purge=True)  # pending in the journal
+    source = write(tmp_path, HEADER + "left@example.com,,,,\n", name="import.csv")
+    report = import_subscribers(path, KNOWN, source, today=TODAY)  # the fold erases it in the same rewrite
+    assert (report.added, report.present) == ((), ("left@example.com",))
+    assert "left@example.com" not in path.read_text(encoding="utf-8")
+
+
+def test_a_change_to_an_address_on_a_line_that_cannot_be_read_names_that_line(tmp_path):
+    path = write(tmp_path, HEADER + "a@example.com,,,,\nbad@example.com,,,paused,\n")
+    with pytest.raises(SubscriberUnavailable) as unavailable:
+        set_status(path, KNOWN, "bad@example.com", "unsubscribed")  # the index is built first
+    assert str(unavailable.value).startswith(f"{path}:3: bad@example.com is on a line that cannot be read")
+
+
 # -- export and list -------------------------------------------------------------------------------
 
 

@@ -279,6 +279,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/reading.py": {},
     "digest/subscribers/rewrite.py": {
+        ("result.close()", "`result.close()` removed"): (
+            "an unnamed temporary file, closed when the rewrite's result is dropped a moment later"
+        ),
         ("return []", "return value dropped (None)"): "no caller reads what sweep_leftovers removed",
         (
             "return []",
