@@ -279,6 +279,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/reading.py": {},
     "digest/subscribers/rewrite.py": {
+        ("self.shift = 0  # new line minus old line, for the lines inside the last record", "0 -> 1"): (
+            "the first record with a line of its own sets the shift before any line without one uses it"
+        ),
         ("result.close()", "`result.close()` removed"): (
             "an unnamed temporary file, closed when the rewrite's result is dropped a moment later"
         ),
