@@ -163,6 +163,9 @@ def test_a_status_change_for_an_address_on_an_unreadable_line_waits_for_the_fix(
     assert find_changeable(path, KNOWN, "odd@example.com").status == "bounced"
     set_statuses(path, KNOWN, {"odd@example.com": "bounced"})  # the same again: journaled once
     assert len(read_journal(path).changes) == 1
+    set_statuses(path, KNOWN, {"odd@example.com": "active"})
+    set_statuses(path, KNOWN, {"odd@example.com": "bounced"})  # bounced again after the last change
+    assert [c.fields["status"] for c in read_journal(path).changes] == ["bounced", "active", "bounced"]
     write(tmp_path, MIXED + "odd@example.com,,,active,\n")  # the line fixed by hand
     assert read_subscribers(path, KNOWN).find("odd@example.com").status == "bounced"
 
