@@ -235,6 +235,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/index.py": {
         (
+            "path.parent.mkdir(parents=True, exist_ok=True)",
+            "`path.parent.mkdir(parents=True, exist_ok=True)` removed",
+        ): ("an index is built beside a list or journal that exists: its folder is there"),
+        (
             'self._db.execute("PRAGMA synchronous=OFF")',
             "`self._db.execute('PRAGMA synchronous=OFF')` removed",
         ): ("the index is rebuilt from the list when in doubt: how durably sqlite writes it costs time only"),
