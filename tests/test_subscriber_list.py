@@ -183,6 +183,16 @@ def test_an_index_that_cannot_be_put_in_place_is_one_clear_error_and_nothing_cha
     ]
 
 
+def test_building_the_index_again_leaves_no_file_open(tmp_path):
+    path = write(tmp_path)
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")  # builds the index once
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(3):  # a long-running `digest serve` rebuilds it after every hand edit
+        write(tmp_path, MIXED + f"hand{n}@example.com,,,,\n")
+        set_status(path, KNOWN, f"hand{n}@example.com", "unsubscribed")
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_each_bad_field_is_named_with_its_line(tmp_path):
     long_name = "名" * 101
     path = write(

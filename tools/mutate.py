@@ -235,6 +235,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/index.py": {
         (
+            'self._db.execute("PRAGMA journal_mode=OFF")',
+            "`self._db.execute('PRAGMA journal_mode=OFF')` removed",
+        ): ("sqlite keeps a rollback journal while it writes the index, deleted at the commit: cost only"),
+        ("if len(self._batch) >= 10_000:", "10000 -> 10001"): "rows go in batches one larger: the same index",
+        (
             "path.parent.mkdir(parents=True, exist_ok=True)",
             "`path.parent.mkdir(parents=True, exist_ok=True)` removed",
         ): ("an index is built beside a list or journal that exists: its folder is there"),
