@@ -3,6 +3,7 @@ a record swallowed by a quote left open is reported and never changed in the dar
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -162,7 +163,10 @@ def test_a_fold_killed_after_the_rename_neither_loses_nor_applies_a_change_twice
     }
     path.write_text(text.replace("A,,unsubscribed", "A,,active"), encoding="utf-8")  # a re-subscribed by hand
     assert statuses(path)["a@example.com"] == "active"  # the journal's old unsubscribe is not applied again
-    fold_journal(path, KNOWN)
+    leftover = path.with_name(f".{path.name}.index.k1ll3d00.tmp")  # of an index rebuild killed meanwhile
+    leftover.write_bytes(b"half an index")
+    fold_journal(path, KNOWN)  # sweeps the leftover; the fold that did rename keeps its changes folded
+    assert not leftover.exists()
     assert statuses(path)["a@example.com"] == "active"
     assert path.read_text(encoding="utf-8").count("c@example.com") == 1
     assert b"example.com" not in journal_path(path).read_bytes()
@@ -297,3 +301,68 @@ def test_after_a_fold_an_address_listed_twice_is_its_first_record(tmp_path):
     found = find_subscriber(path, KNOWN, "a@example.com")
     assert (found.name, found.status, found.sections) == ("First", "active", {"papers"})
     assert path.read_text(encoding="utf-8").count("xample.com") == 3  # both records kept as they were
+
+
+A = {"seq": 1, "key": "a@example.com", "op": "update"}
+WRONG_SHAPES = [
+    (b"{not json", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    ({**A, "seq": 0, "fields": {}}, "'seq' must be a positive whole number"),
+    ({**A, "seq": True, "fields": {}}, "'seq' must be a positive whole number"),
+    ({**A, "key": " ", "fields": {}}, "'key' must be an address"),
+    ({**A, "key": "a@example.com\n", "fields": {}}, "'key' must be an address"),
+    ({**A, "op": "drop", "fields": {}}, "'op' must be one of add, update, erase"),
+    ({**A, "fields": []}, "'fields' must be an object"),
+    ({**A, "fields": {"colour": "red"}}, "unknown field 'colour'"),
+    ({**A, "op": "erase", "fields": {"status": "bounced"}}, "an erase carries no fields"),
+    ({**A, "op": "add", "fields": {"name": "A"}}, "an add needs an email"),
+    ({**A, "fields": {"name": 7}}, "'name' must be a string"),
+    ({**A, "fields": {"sections": "papers"}}, "'sections' must be a list of section slugs"),
+    ({**A, "fields": {"sections": ["two words"]}}, "'sections' must be a list of section slugs"),
+    ({**A, "fields": {"status": "paused"}}, "status 'paused' must be one of active, unsubscribed, bounced"),
+    ({**A, "fields": {"since": "2026-13-01"}}, "month must be in 1..12"),
+    ({**A, "fields": {"email": "b@example.com"}}, "'email' is not the address of 'key'"),
+    (
+        {**A, "fields": {"email": "no-at-sign"}},
+        "invalid address 'no-at-sign': An email address must have an @-sign.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), WRONG_SHAPES)
+def test_a_journal_line_of_the_wrong_shape_is_named_with_why_and_never_applied(tmp_path, line, reason):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    raw = line if isinstance(line, bytes) else json.dumps(line).encode()
+    good = json.dumps({**A, "seq": 2, "fields": {"status": "unsubscribed"}}).encode()
+    journal_path(path).write_bytes(raw + b"\n" + good + b"\n")
+    listing = read_subscribers(path, KNOWN)
+    assert [(p.line, p.message) for p in listing.problems] == [
+        (1, f"not a change ({reason}); this line is never applied")
+    ]
+    assert listing.find("a@example.com").status == "unsubscribed"  # the good line after it still is
+    fold_journal(path, KNOWN)
+    assert "a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")
+    assert journal_path(path).read_bytes() == raw + b"\n"  # kept for a person to see, still named
+    assert [p.line for p in read_subscribers(path, KNOWN).problems] == [1]
+
+
+def test_blank_lines_and_a_torn_last_line_of_the_journal_are_no_changes(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    good = json.dumps({**A, "fields": {"status": "unsubscribed"}}).encode()
+    torn = json.dumps({**A, "seq": 2, "fields": {"status": "bounced"}}).encode()[:-3]  # a crash mid-append
+    journal_path(path).write_bytes(good + b"\n\n  \n" + torn)
+    assert find_subscriber(path, KNOWN, "a@example.com").status == "unsubscribed"
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("a@example.com").status == "unsubscribed" and listing.problems == ()
+
+
+def test_an_update_of_an_address_not_on_the_list_adds_nobody(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    fields = {"email": "x@example.com", "status": "active"}
+    update = {"seq": 1, "key": "x@example.com", "op": "update", "fields": fields}  # update: only if listed
+    journal_path(path).write_bytes(json.dumps(update).encode() + b"\n")
+    listing = read_subscribers(path, KNOWN)
+    assert [s.email for s in listing.subscribers] == ["a@example.com"] and listing.problems == ()

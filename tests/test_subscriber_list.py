@@ -13,6 +13,7 @@ from digest.errors import SubscriberError
 from digest.subscribers import rewrite
 from digest.subscribers.changes import (
     add_subscriber,
+    find_changeable,
     find_subscriber,
     fold_journal,
     import_subscribers,
@@ -21,7 +22,7 @@ from digest.subscribers.changes import (
     set_status,
     set_statuses,
 )
-from digest.subscribers.index import lookup_index
+from digest.subscribers.index import index_path, lookup_index
 from digest.subscribers.journal import SubscriberUnavailable, journal_path, read_journal
 from digest.subscribers.model import Subscriber, address_key, check_email, export_csv, parse_sections
 from digest.subscribers.reading import iter_subscribers, list_signature, read_subscribers, scan_subscribers
@@ -87,6 +88,7 @@ def test_a_list_created_by_digest_is_readable_by_its_owner_and_group_only(tmp_pa
     assert mode(journal_path(path)) == 0o640  # the change waiting to be folded names the address too
     assert folded(path) == HEADER + "first@example.com,,,active,2026-11-22\n"
     assert mode(path) == 0o640
+    assert mode(index_path(path)) == 0o640  # and the index of its addresses
 
 
 def test_a_change_that_changes_nothing_does_not_rewrite_the_file(tmp_path):
@@ -130,6 +132,65 @@ def test_statuses_are_read_as_written_and_empty_means_active(tmp_path):
         ("c@example.com", "bounced", False),
     ]
     assert listing.problems == ()
+
+
+def test_a_line_that_cannot_be_read_is_not_replaced_by_a_pending_addition_of_its_address(tmp_path):
+    path = write(tmp_path)
+    add_subscriber(path, KNOWN, "new@example.com", today=TODAY)  # pending in the journal
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("new@example.com,,,maybe,\n")  # then a line for it typed by hand, with a bad status
+    listing = read_subscribers(path, KNOWN)
+    assert listing.find("new@example.com") is None  # unreadable: fixed first, never mailed meanwhile
+    assert [p.line for p in listing.problems] == [6]
+
+
+def test_the_first_change_after_a_hand_edit_sweeps_what_a_killed_rewrite_left(tmp_path):
+    path = write(tmp_path)
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")  # the index is built
+    leftover = path.with_name(f".{path.name}.k1ll3d00.tmp")  # a rewrite killed before its rename
+    leftover.write_text(MIXED, encoding="utf-8")
+    write(tmp_path, MIXED + "hand@example.com,,,,\n")  # a hand edit: the index must be built again
+    assert set_status(path, KNOWN, "hand@example.com", "unsubscribed") is not None
+    assert not leftover.exists()
+    assert read_subscribers(path, KNOWN).find("hand@example.com").status == "unsubscribed"
+
+
+def test_a_status_change_for_an_address_on_an_unreadable_line_waits_for_the_fix(tmp_path):
+    path = write(tmp_path, MIXED + "odd@example.com,,nosuchsection,active,\n")
+    assert find_changeable(path, KNOWN, "odd@example.com").status == "active"  # a stand-in: line 6
+    changed = set_statuses(path, KNOWN, {"odd@example.com": "bounced"})
+    assert [(s.email, s.status, s.line) for s in changed] == [("odd@example.com", "bounced", 6)]
+    assert find_changeable(path, KNOWN, "odd@example.com").status == "bounced"
+    set_statuses(path, KNOWN, {"odd@example.com": "bounced"})  # the same again: journaled once
+    assert len(read_journal(path).changes) == 1
+    set_statuses(path, KNOWN, {"odd@example.com": "active"})
+    set_statuses(path, KNOWN, {"odd@example.com": "bounced"})  # bounced again after the last change
+    assert [c.fields["status"] for c in read_journal(path).changes] == ["bounced", "active", "bounced"]
+    write(tmp_path, MIXED + "odd@example.com,,,active,\n")  # the line fixed by hand
+    assert read_subscribers(path, KNOWN).find("odd@example.com").status == "bounced"
+
+
+def test_an_index_that_cannot_be_put_in_place_is_one_clear_error_and_nothing_changes(tmp_path):
+    path = write(tmp_path)
+    index_path(path).mkdir()  # something else has the index's name
+    with pytest.raises(SubscriberError, match=r"cannot write the list's index: Is a directory$"):
+        set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    assert path.read_text(encoding="utf-8") == MIXED and not journal_path(path).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".subscribers.csv.index",
+        ".subscribers.csv.lock",
+        path.name,
+    ]
+
+
+def test_building_the_index_again_leaves_no_file_open(tmp_path):
+    path = write(tmp_path)
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")  # builds the index once
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(3):  # a long-running `digest serve` rebuilds it after every hand edit
+        write(tmp_path, MIXED + f"hand{n}@example.com,,,,\n")
+        set_status(path, KNOWN, f"hand{n}@example.com", "unsubscribed")
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_each_bad_field_is_named_with_its_line(tmp_path):
@@ -357,6 +418,22 @@ def test_an_import_adds_the_new_addresses_once_and_keeps_their_since(tmp_path):
     assert lines[-2:] == ["new@example.com,新,,active,2020-02-02", "other@example.com,,,active,2026-11-22"]
     again = import_subscribers(path, KNOWN, source, today=TODAY)
     assert again.added == () and len(again.present) == 3
+
+
+def test_an_import_does_not_add_back_an_address_erased_just_before(tmp_path):
+    path = write(tmp_path)
+    remove_subscriber(path, KNOWN, "left@example.com", purge=True)  # pending in the journal
+    source = write(tmp_path, HEADER + "left@example.com,,,,\n", name="import.csv")
+    report = import_subscribers(path, KNOWN, source, today=TODAY)  # the fold erases it in the same rewrite
+    assert (report.added, report.present) == ((), ("left@example.com",))
+    assert "left@example.com" not in path.read_text(encoding="utf-8")
+
+
+def test_a_change_to_an_address_on_a_line_that_cannot_be_read_names_that_line(tmp_path):
+    path = write(tmp_path, HEADER + "a@example.com,,,,\nbad@example.com,,,paused,\n")
+    with pytest.raises(SubscriberUnavailable) as unavailable:
+        set_status(path, KNOWN, "bad@example.com", "unsubscribed")  # the index is built first
+    assert str(unavailable.value).startswith(f"{path}:3: bad@example.com is on a line that cannot be read")
 
 
 # -- export and list -------------------------------------------------------------------------------

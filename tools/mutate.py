@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # at the first failure, so a mutant those kill never waits for the slow end-to-end files).
 LIST_TESTS = (
     "tests/test_subscriber_list.py",
+    "tests/test_recipients_units.py",  # the statuses a send reads from the list and its journal
     "tests/test_subscribers.py",
     "tests/test_journal.py",
     "tests/test_list_promise.py",
@@ -52,6 +53,9 @@ LIST_TESTS = (
     "tests/test_serve.py",
 )
 DELIVERY_TESTS = (
+    "tests/test_session_units.py",
+    "tests/test_recipients_units.py",
+    "tests/test_delivery_units.py",
     "tests/test_delivery_rules.py",
     "tests/test_session.py",
     "tests/test_refusals.py",
@@ -93,6 +97,10 @@ TIMING = "retry timing only: who is mailed and what is recorded stay the same"
 BAR = "the rich bar on a terminal: what it draws, not what is sent (tests run off a terminal)"
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "digest/send/ledger.py": {
+        ("if self._syncer is None:", "is -> is not"): (
+            "the loop's default executor runs the fsync instead of the ledger's own thread: the same fsyncs, "
+            "one batch at a time"
+        ),
         (
             "due: int | None = field(default=None, compare=False)  "
             "# due when the round started (None: unknown)",
@@ -226,6 +234,19 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/subscribers/index.py": {
+        (
+            'self._db.execute("PRAGMA journal_mode=OFF")',
+            "`self._db.execute('PRAGMA journal_mode=OFF')` removed",
+        ): ("sqlite keeps a rollback journal while it writes the index, deleted at the commit: cost only"),
+        ("if len(self._batch) >= 10_000:", "10000 -> 10001"): "rows go in batches one larger: the same index",
+        (
+            "path.parent.mkdir(parents=True, exist_ok=True)",
+            "`path.parent.mkdir(parents=True, exist_ok=True)` removed",
+        ): ("an index is built beside a list or journal that exists: its folder is there"),
+        (
+            'self._db.execute("PRAGMA synchronous=OFF")',
+            "`self._db.execute('PRAGMA synchronous=OFF')` removed",
+        ): ("the index is rebuilt from the list when in doubt: how durably sqlite writes it costs time only"),
         ("path.parent.mkdir(parents=True, exist_ok=True)", "True -> False"): (
             "an index is built beside a list that exists: its folder is there"
         ),
@@ -267,6 +288,21 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/reading.py": {},
     "digest/subscribers/rewrite.py": {
+        ("self.shift = 0  # new line minus old line, for the lines inside the last record", "0 -> 1"): (
+            "the first record with a line of its own sets the shift before any line without one uses it"
+        ),
+        ("result.close()", "`result.close()` removed"): (
+            "an unnamed temporary file, closed when the rewrite's result is dropped a moment later"
+        ),
+        ("return []", "return value dropped (None)"): "no caller reads what sweep_leftovers removed",
+        (
+            "return []",
+            "return value dropped (None) (same line #2)",
+        ): "no caller reads what sweep_leftovers removed",
+        (
+            "if key is None or not self._seen(key, -line if problem is not None else line):",
+            "is not -> is",
+        ): "only the presence of a key in the address map is read (an import skips it), not its line",
         ("LOCK_WAIT = 30.0", "30.0 -> 31.0"): "a busy list is given up on one second later",
         ("REWRITE_ATTEMPTS = 5", "5 -> 6"): "one more try before giving up on a list that keeps changing",
         (
@@ -303,6 +339,17 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("return found[-1]", "1 -> 0"): "one address, one match",
     },
     "digest/send/delivery.py": {
+        (
+            "recipients.refresh()  # the statuses, read once here and shared with the forked "
+            "sending processes",
+            "`recipients.refresh()` removed",
+        ): "the statuses read once for the sending processes to share: each reads them itself otherwise",
+        ("left = max(0, total - sum(shared.totals().values()))", "0 -> 1"): (
+            "a stopped send has one not counted at least: the recipient whose outcome stopped it"
+        ),
+        ("if exitcode < 0 and -exitcode in signal.valid_signals()", "and -> or"): (
+            "a process's exit status is below 0 only when a signal ended it"
+        ),
         ("if exitcode < 0 and -exitcode in signal.valid_signals()", "0 -> 1"): (
             "only a non-zero exit status gets here: below 0 and below 1 are the same test"
         ),
@@ -311,10 +358,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "daemon=True)",
             "True -> False",
         ): "the parent waits for its children anyway",
-        (
-            "continue",
-            "`continue` removed (same line #4)",
-        ): "UNSUBSCRIBED is no Outcome: the next check skips it",
         (
             "wanted = min(os.cpu_count() or 1, 4)",
             "1 -> 0",
@@ -343,10 +386,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("sent: int = 0", "0 -> 1"): "send_issue sets every counter from the shared totals",
         ("processes: int = 1", "1 -> 0"): "send_issue always passes it",
         (
-            "continue",
-            "`continue` removed (same line #3)",
-        ): "deliver() sees the stop too and returns None, which is skipped",
-        (
             'context = multiprocessing.get_context("fork" if shards > 1 else None)',
             "> -> <=",
         ): "fork is the default start method on Linux",
@@ -356,13 +395,55 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "fork is the default start method on Linux",
         ("if job.shards == 1:", "1 -> 0"): "a one-shard send in a forked child sends the same",
         ("bar.close()", "`bar.close()` removed (same line #2)"): BAR,
-        ("processes[0].join(0.2)", "`processes[0].join(0.2)` removed"): "a busier wait for the same children",
-        ("processes[0].join(0.2)", "0.2 -> 1.2"): "a slower poll of the same children",
-        ("processes[0].join(0.2)", "0 -> 1"): "a split send has two processes at least",
+        (
+            "multiprocessing.connection.wait(running, 0.2)  # sleeps until one ends, or the bar is due",
+            "`multiprocessing.connection.wait(running, 0.2)` removed",
+        ): ("a busier wait for the same children"),
+        (
+            "multiprocessing.connection.wait(running, 0.2)  # sleeps until one ends, or the bar is due",
+            "0.2 -> 1.2",
+        ): "the bar is redrawn less often; the wait ends as soon as a process does",
         ("bar.refresh()", "`bar.refresh()` removed"): BAR,
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        ('if os.environ.get(UVLOOP_ENV, "1") == "0":', "== -> !="): (
+            "which event loop runs the send, uvloop's or asyncio's own: the same messages and records"
+        ),
+        ("raise ImportError", "`raise ImportError` removed"): (
+            "which event loop runs the send, uvloop's or asyncio's own: the same messages and records"
+        ),
+        (
+            "envelope, message.recipient, message.parts, prepared=True, before_body=before_body",
+            "True -> False",
+        ): ("the message is CRLF and dot-safe as built: making it so again changes no byte"),
+        (
+            "session_ends += 1  # the server closed a session that had delivered: a new one goes on",
+            "`session_ends += 1` removed",
+        ): "a new session has delivered nothing, so one message meets one session end at most",
+        (
+            "session_ends += 1  # the server closed a session that had delivered: a new one goes on",
+            "1 -> 0",
+        ): "a new session has delivered nothing, so one message meets one session end at most",
+        ("attempt, session_ends = 0, 0", "0 -> 1 (same line #2)"): (
+            "a new session has delivered nothing, so one message meets one session end at most"
+        ),
+        (
+            "continue",
+            "`continue` removed (same line #3)",
+        ): "UNSUBSCRIBED is no Outcome: the next check skips it",
+        (
+            "continue",
+            "`continue` removed (same line #4)",
+        ): "a Doubtful is no Outcome: the next check skips it",
+        ("delivered_before: int = 0  # messages of this round delivered by earlier runs", "0 -> 1"): (
+            "send_issue always passes it"
+        ),
+        (
+            'SESSION_ENDS_PER_MESSAGE = 2  # reconnects after "421 too many messages" '
+            "that cost a message no attempt",
+            "2 -> 3",
+        ): "a new session has delivered nothing, so one message meets one session end at most",
         ("self._bar.stop()", "`self._bar.stop()` removed"): BAR,
         (
             "self.progress.refresh()",
@@ -399,13 +480,16 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "is -> is not",
         ): "differs only on a terminal",
         ("transient=True,", "True -> False"): BAR,
-        ("self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)", "0 -> 1"): BAR,
         (
-            "self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)",
+            "self._task = self._bar.add_task(name + note, total=total, sent=0, failed=0, rate=0)",
+            "0 -> 1",
+        ): BAR,
+        (
+            "self._task = self._bar.add_task(name + note, total=total, sent=0, failed=0, rate=0)",
             "0 -> 1 (same line #2)",
         ): BAR,
         (
-            "self._task = self._bar.add_task(name, total=total, sent=0, failed=0, rate=0)",
+            "self._task = self._bar.add_task(name + note, total=total, sent=0, failed=0, rate=0)",
             "0 -> 1 (same line #3)",
         ): BAR,
         ("self._bar.start()", "`self._bar.start()` removed"): BAR,
@@ -439,7 +523,111 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "only a parent dead between fork and prctl, a window of microseconds",
         ("os._exit(1)", "1 -> 0"): "the exit status of an orphan nobody waits for",
     },
-    "digest/send/recipients.py": {},
+    "digest/send/recipients.py": {
+        # _JournalStatuses.follow is a cache: answering False only makes the journal be read whole again,
+        # which gives the same statuses (a line appended is always pending).
+        ("return self._identity is None", "return value dropped (None)"): (
+            "a missing journal read again is still missing: no statuses either way"
+        ),
+        ("return self._identity is None", "is -> is not"): (
+            "differs only when the journal alone is deleted by hand: digest replaces it, never deletes it"
+        ),
+        ("return False", "return value dropped (None)"): "None is false too: the journal is read whole",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "!= -> ==",
+        ): "a replaced journal is caught by the inode check after the open, unless of the very same size",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "< -> >=",
+        ): "an appended journal is read whole (the same statuses); digest never shortens it in place",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "0 -> 1",
+        ): "the journal is always read whole: the same statuses, at more cost",
+        (
+            "if self._identity is None or st.st_ino != self._identity[0] or st.st_size < self._identity[1]:",
+            "1 -> 0",
+        ): "the journal is always read whole: the same statuses, at more cost",
+        (
+            "return True",
+            "return value dropped (None) (same line #2)",
+        ): "nothing new: the whole journal, the same",
+        (
+            "return True",
+            "True -> False (same line #2)",
+        ): "nothing new: the whole journal read again, the same",
+        ("if os.fstat(handle.fileno()).st_ino != inode:", "!= -> =="): (
+            "the journal is read whole after every append: the same statuses, at more cost"
+        ),
+        ("return False", "return value dropped (None) (same line #2)"): "None is false too",
+        ("return False", "False -> True (same line #2)"): (
+            "only a journal replaced between a stat and the open just after it"
+        ),
+        ("return True", "return value dropped (None) (same line #3)"): (
+            "only a journal gone between a stat and the open just after it"
+        ),
+        ("return True", "True -> False (same line #3)"): (
+            "only a journal gone between a stat and the open just after it"
+        ),
+        (
+            "return True",
+            "return value dropped (None)",
+        ): "the new lines read, then the whole journal: the same",
+        ("return True", "True -> False"): "the new lines read, then the whole journal: the same",
+        ("shard: int = 0,", "0 -> 1"): "with one shard the shard is never asked for",
+        (
+            "self._seeded = False  # the file is still the one the new round's snapshot was read from",
+            "False -> True",
+        ): ("refresh() sets it before status() reads it"),
+        (
+            "if self.shards == 1 or self.mine(key):",
+            "1 -> 0",
+        ): "with one shard every key is the shard's (crc % 1 == 0)",
+        ('yield Subscriber(record["email"], record.get("name", ""), sections, "active", "", 0)', "0 -> 1"): (
+            "a recipient's line in the list is never read by the send"
+        ),
+        # the statuses read from the list, shared by the shards: without the cache each reads the file again
+        (
+            "elif cached is not None and cached[0] == self._signature and self._signature is not None:",
+            "is not -> is (same line #2)",
+        ): "the cache is never used: the same unchanged file read again, the same statuses",
+        (
+            "elif cached is not None and cached[0] == self._signature and self._signature is not None:",
+            "0 -> 1",
+        ): "the cache is never used: the same unchanged file read again, the same statuses",
+        ("if listed is not None:", "is not -> is (same line #2)"): (
+            "only failed reads are cached, under a signature the file no longer has or that fails again"
+        ),
+        # a new round's first check need not read the list its recipients were just read from
+        ("if signature is not None and list_signature(path) == signature:", "`if` condition negated"): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "and -> or"): (
+            "a list that changed meanwhile has another signature: the first check reads it anyway"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "is not -> is"): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+        ("if signature is not None and list_signature(path) == signature:", "== -> !="): (
+            "the first check reads the list the recipients were just read from: everyone due is active there"
+        ),
+    },
+    "digest/send/session.py": {
+        ("super().__init__(stage, code, message)", "`super().__init__(stage, code, message)` removed"): (
+            "BaseException.__new__ keeps the arguments anyway; stage, code and message are set just after"
+        ),
+        ("self._wanted = 0", "0 -> 1"): "take() sets it before anything waits on it",
+        ("self.ready.append((int(line[:3]), text))", "3 -> 4"): (
+            "the fourth character of a final reply line is a space or a line ending, which int() ignores"
+        ),
+        ("if replies[-1][0] not in (250, 251, 354):", "354 -> 355"): (
+            "354 answers DATA, the last command: there is nothing left to break out of"
+        ),
+        ("await self._replies.take(1, min(self.timeout, 5.0))", "5.0 -> 6.0"): (
+            "a silent server is waited for one second longer at QUIT; the connection closes either way"
+        ),
+    },
 }
 
 CACHES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis"}
