@@ -400,3 +400,62 @@ def test_a_send_with_no_refusals_marks_nobody_bounced(site, smtp):
     _ledger(site, "2026-09-01", {USERS[0]: "failed"})
     _ledger(site, "2026-11-01", {USERS[0]: "sent", USERS[1]: "sent"})
     assert mark_bounces(site.config, read_ledger(site.config.paths.state, "2026-11-01")) == []
+
+
+def test_a_reader_taken_up_without_an_outcome_is_counted_unreached_and_the_round_stays_open(
+    site, smtp, monkeypatch
+):
+    """However a recipient came to have no outcome, a send that ran to the end does not finish the round."""
+    from digest.send import shard
+    from digest.send.ledger import read_tally
+
+    issue = prepare(site, smtp.port)
+    deliver = shard.Sender.deliver
+
+    async def loses_one(self, connection, subscriber, recipients, before_end=None):
+        if subscriber.email == USERS[2]:
+            return None  # as if the message were dropped without a word: no outcome, no stop
+        return await deliver(self, connection, subscriber, recipients, before_end)
+
+    monkeypatch.setattr(shard.Sender, "deliver", loses_one)
+    report = send(site, issue)
+    assert (report.sent, report.unreached, report.deferred) == (4, 1, 1)
+    assert not read_tally(site.config.paths.state, "2026-11-01").finished
+
+
+def test_a_resumed_round_that_pauses_counts_only_those_still_to_mail(site, smtp):
+    """The pause message counts who is left of the round, not everyone in its snapshot."""
+    issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\n")
+    original = smtp.handle_DATA
+
+    async def defer_the_last_two(server, session, envelope):
+        if envelope.rcpt_tos[0] in USERS[3:]:
+            return "451 4.3.0 try again later"
+        return await original(server, session, envelope)
+
+    smtp.handle_DATA = defer_the_last_two
+    assert send(site, issue).deferred == 2
+
+    async def over_quota(server, session, envelope):
+        return "554 5.7.1 daily sending quota exceeded"
+
+    smtp.handle_DATA = over_quota
+    with pytest.raises(DeliveryError, match=r"the 2 not yet mailed wait"):
+        send(site, issue)
+
+
+def test_a_send_that_pauses_leaves_the_rest_waiting_not_deferred(site, smtp):
+    """Who a paused send did not reach waits for the next run; it is not counted as deferred or unreached."""
+    issue = prepare(site, smtp.port, "concurrency = 1\n")
+    original = smtp.handle_DATA
+
+    async def quota_after_two(server, session, envelope):
+        if len(smtp.received) >= 2:
+            return "554 5.7.1 daily sending quota exceeded"
+        return await original(server, session, envelope)
+
+    smtp.handle_DATA = quota_after_two
+    with pytest.raises(DeliveryError) as paused:
+        send(site, issue)
+    assert "the 3 not yet mailed wait" in str(paused.value)
+    assert "deferred 0" in str(paused.value) and "not reached" not in str(paused.value)

@@ -98,6 +98,10 @@ TIMING = "retry timing only: who is mailed and what is recorded stay the same"
 BAR = "the rich bar on a terminal: what it draws, not what is sent (tests run off a terminal)"
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "digest/send/ledger.py": {
+        (
+            "QUICK_FSYNC = 0.002  # seconds: an fsync quicker than this is made on the event loop",
+            "0.002 -> 1.002",
+        ): ("where an fsync runs, on the loop or in its thread: every line is still durable before its dot"),
         ("if self._syncer is None:", "is -> is not"): (
             "the loop's default executor runs the fsync instead of the ledger's own thread: the same fsyncs, "
             "one batch at a time"
@@ -320,6 +324,13 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
     },
     "digest/send/delivery.py": {
+        ("return not report.unsubscribed_during and outcomes == total", "return value dropped (None)"): (
+            "the shortcut declines: the round's recipients are read again and give the same count"
+        ),
+        ("return not report.unsubscribed_during and outcomes == total", "`not` dropped"): (
+            "outcomes and leavers add up to those taken up, so with a leaver the outcomes never match: "
+            "the shortcut declines and the full count is the same"
+        ),
         (
             "recipients.refresh()  # the statuses, read once here and shared with the forked "
             "sending processes",
@@ -595,6 +606,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/send/session.py": {
+        ("self._check()", "`self._check()` removed (same line #3)"): (
+            "a lost connection is named by the check before the final dot instead, with the same error"
+        ),
         ("super().__init__(stage, code, message)", "`super().__init__(stage, code, message)` removed"): (
             "BaseException.__new__ keeps the arguments anyway; stage, code and message are set just after"
         ),
