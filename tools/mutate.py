@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> the test files that exercise it, the quickest and most pointed first (pytest -x stops
 # at the first failure, so a mutant those kill never waits for the slow end-to-end files).
 LIST_TESTS = (
+    "tests/test_index_units.py",  # the lookup index alone: its answers, its failures, its memory
     "tests/test_subscriber_list.py",
     "tests/test_recipients_units.py",  # the statuses a send reads from the list and its journal
     "tests/test_subscribers.py",
@@ -318,6 +319,19 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/changes.py": {
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
+    },
+    "digest/subscribers/journal.py": {
+        ('start = data.find(needle, data.find(b"\\n", start) + 1 or len(data))', "1 -> 0"): (
+            "the scan resumes at the line break instead of after it: no address's needle starts with one"
+        ),
+        ("folded = 0", "0 -> 1"): (
+            "a journal without a header or any readable change numbers its first change 2, not 1: "
+            "change numbers only need to rise"
+        ),
+        ("if not current.changes and not current.folding:", "`not` dropped"): (
+            "a settle runs under the list's lock on a journal a fold has marked (its header is there): "
+            "one with changes and no header never reaches it, one with neither is written back the same"
+        ),
     },
     "digest/send/delivery.py": {
         (
