@@ -251,6 +251,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("self._db.close()", "`self._db.close()` removed"): (
             "the data is committed before the rename, and the builder closes the connection on exit"
         ),
+        ("return IndexRow(row[0], row[1], bool(row[2]), *row[3:]) if row else None", "2 -> 3"): (
+            "an unreadable record is indexed without fields and a readable one always with its email: "
+            "the email is as true as the readable flag"
+        ),
     },
     "digest/release/rules.py": {
         ('if answer[1] == "approved" and record.approval is not None:', "and -> or"): (
@@ -323,6 +327,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "digest/subscribers/journal.py": {
         ('start = data.find(needle, data.find(b"\\n", start) + 1 or len(data))', "1 -> 0"): (
             "the scan resumes at the line break instead of after it: no address's needle starts with one"
+        ),
+        ("return made", "return value dropped (None) (same line #2)"): (
+            "no caller reads what appending nothing returns (set_statuses ignores it; append_change adds one)"
         ),
         ("folded = 0", "0 -> 1"): (
             "a journal without a header or any readable change numbers its first change 2, not 1: "
