@@ -255,6 +255,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "an unreadable record is indexed without fields and a readable one always with its email: "
             "the email is as true as the readable flag"
         ),
+        (
+            "return contextlib.closing(sqlite3.connect(index_path(path).resolve().as_uri() "
+            '+ "?mode=ro", uri=True))',
+            "True -> False",
+        ): "an SQLite built with SQLITE_USE_URI (Debian's is) reads the URI, read-only, all the same",
     },
     "digest/release/rules.py": {
         ('if answer[1] == "approved" and record.approval is not None:', "and -> or"): (
@@ -330,6 +335,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
         ("return made", "return value dropped (None) (same line #2)"): (
             "no caller reads what appending nothing returns (set_statuses ignores it; append_change adds one)"
+        ),
+        ("created = not target.exists()", "`not` dropped"): (
+            "the folder's fsync after the journal is first made: durable against a power cut only"
+        ),
+        ("os.fsync(fd)", "`os.fsync(fd)` removed"): (
+            "the erased file's fsync: durable against a power cut only (a SIGKILL keeps the page cache)"
         ),
         ("folded = 0", "0 -> 1"): (
             "a journal without a header or any readable change numbers its first change 2, not 1: "
