@@ -251,6 +251,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("self._db.close()", "`self._db.close()` removed"): (
             "the data is committed before the rename, and the builder closes the connection on exit"
         ),
+        ("self._db.close()", "`self._db.close()` removed (same line #2)"): (
+            "the next line drops the connection's only reference: CPython closes it there and then"
+        ),
         ("return IndexRow(row[0], row[1], bool(row[2]), *row[3:]) if row else None", "2 -> 3"): (
             "an unreadable record is indexed without fields and a readable one always with its email: "
             "the email is as true as the readable flag"
