@@ -3,6 +3,7 @@ a record swallowed by a quote left open is reported and never changed in the dar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,8 +14,15 @@ from test_subscribers import TODAY
 
 from conftest import KNOWN, run_digest, write_subscribers
 from digest.errors import SubscriberError
-from digest.subscribers.changes import add_subscriber, find_subscriber, fold_journal, set_sections, set_status
-from digest.subscribers.journal import SubscriberUnavailable, journal_path
+from digest.subscribers.changes import (
+    add_subscriber,
+    find_subscriber,
+    fold_journal,
+    remove_subscriber,
+    set_sections,
+    set_status,
+)
+from digest.subscribers.journal import SubscriberUnavailable, erased_path, journal_path, read_journal
 from digest.subscribers.reading import iter_subscribers, read_subscribers, scan_subscribers
 
 OPEN_QUOTE = (
@@ -326,6 +334,8 @@ WRONG_SHAPES = [
         {**A, "fields": {"email": "no-at-sign"}},
         "invalid address 'no-at-sign': An email address must have an @-sign.",
     ),
+    ({"folded": 0, "from": [1, "2"]}, "'from' must be a list signature"),  # a fold header, on line 1
+    ({"folded": 0, "tmp": "../subscribers.csv"}, "'tmp' must be a file name"),
 ]
 
 
@@ -366,3 +376,47 @@ def test_an_update_of_an_address_not_on_the_list_adds_nobody(tmp_path):
     journal_path(path).write_bytes(json.dumps(update).encode() + b"\n")
     listing = read_subscribers(path, KNOWN)
     assert [s.email for s in listing.subscribers] == ["a@example.com"] and listing.problems == ()
+
+
+def test_a_journal_change_with_a_since_that_carries_a_time_is_applied(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(path, [("a@example.com", "A", "", "active", "")])
+    since = "2026-01-05T08:30:00+00:00"  # as other tools write it; the list itself accepts it too
+    journal_path(path).write_bytes(json.dumps({**A, "fields": {"since": since}}).encode() + b"\n")
+    listing = read_subscribers(path, KNOWN)
+    assert listing.problems == () and listing.find("a@example.com").since == since
+
+
+def test_changes_after_a_fold_cut_short_are_numbered_above_what_it_folded_and_kept(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(
+        path, [("a@example.com", "A", "", "active", ""), ("b@example.com", "B", "", "active", "")]
+    )
+    # a fold renamed its list into place (its temporary file is gone) and was killed before it
+    # dropped the three changes that list holds: the header says so
+    header = {"folded": 3, "from": None, "keep": [], "tmp": ".subscribers.csv.gone.tmp"}
+    journal_path(path).write_bytes(json.dumps(header, sort_keys=True).encode() + b"\n")
+    set_status(path, KNOWN, "a@example.com", "unsubscribed")
+    set_status(path, KNOWN, "b@example.com", "bounced")
+    assert [c.seq for c in read_journal(path).changes] == [4, 5]
+    assert [(s.email, s.status) for s in read_subscribers(path, KNOWN).subscribers] == [
+        ("a@example.com", "unsubscribed"),
+        ("b@example.com", "bounced"),
+    ]
+    fold_journal(path, KNOWN)
+    assert ("a@example.com,A,,unsubscribed," in path.read_text(encoding="utf-8")) and read_journal(
+        path
+    ).changes == ()
+
+
+def test_the_erased_file_names_an_address_by_its_128_bit_blake2b_digest_only(tmp_path):
+    path = tmp_path / "subscribers.csv"
+    write_subscribers(
+        path, [("a@example.com", "A", "", "active", ""), ("b@example.com", "B", "", "active", "")]
+    )
+    remove_subscriber(path, KNOWN, "a@example.com", purge=True)
+    fold_journal(path, KNOWN)
+    # the file's format: digests written by earlier versions of digest must still match
+    expected = hashlib.blake2b(b"a@example.com", digest_size=16).hexdigest()
+    assert erased_path(path).read_text(encoding="ascii") == expected + "\n"
+    assert "a@example.com" not in path.read_text(encoding="utf-8")

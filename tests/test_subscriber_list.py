@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
+import signal
 import stat
 
 import pytest
 
 from conftest import KNOWN, run_digest
-from digest.errors import SubscriberError
+from digest.errors import DigestError, SubscriberError
 from digest.subscribers import rewrite
 from digest.subscribers.changes import (
     add_subscriber,
@@ -490,3 +492,32 @@ def test_a_fold_with_nothing_to_write_leaves_a_hand_edited_list_alone_and_its_in
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     row = lookup_index(path, list_signature(path), "new@example.com")  # the next change reads no list
     assert (row.line, row.email, row.name, row.status) == (6, "new@example.com", "新", "active")
+
+
+def test_an_import_from_a_file_that_is_not_there_is_refused_and_changes_nothing(tmp_path):
+    path = write(tmp_path)
+    with pytest.raises(SubscriberError, match="no such file to import") as caught:
+        import_subscribers(path, KNOWN, tmp_path / "missing.csv", today=TODAY)
+    assert caught.value.path == tmp_path / "missing.csv"
+    assert path.read_text(encoding="utf-8") == MIXED
+
+
+def test_a_rewrite_that_cannot_write_its_temporary_copy_leaves_the_list_as_it_was(tmp_path):
+    long_list = HEADER + "".join(f"reader{n:05d}@example.com,,,active,2026-01-01\n" for n in range(3000))
+    path = write(tmp_path, long_list)
+    set_status(path, KNOWN, "reader00007@example.com", "unsubscribed")  # journaled, index built
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, limit[1]))  # the list is ~130 KB
+    try:
+        with pytest.raises(DigestError, match=f"^{path}: .*File too large"):
+            fold_journal(path, KNOWN)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert path.read_text(encoding="utf-8") == long_list
+    assert find_subscriber(path, KNOWN, "reader00007@example.com").status == "unsubscribed"  # still pending
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != path.name and ".lock" not in p.name) == [
+        f".{path.name}.index",
+        f".{path.name}.journal",
+    ]

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> the test files that exercise it, the quickest and most pointed first (pytest -x stops
 # at the first failure, so a mutant those kill never waits for the slow end-to-end files).
 LIST_TESTS = (
+    "tests/test_index_units.py",  # the lookup index alone: its answers, its failures, its memory
     "tests/test_subscriber_list.py",
     "tests/test_recipients_units.py",  # the statuses a send reads from the list and its journal
     "tests/test_subscribers.py",
@@ -254,6 +255,18 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("self._db.close()", "`self._db.close()` removed"): (
             "the data is committed before the rename, and the builder closes the connection on exit"
         ),
+        ("self._db.close()", "`self._db.close()` removed (same line #2)"): (
+            "the next line drops the connection's only reference: CPython closes it there and then"
+        ),
+        ("return IndexRow(row[0], row[1], bool(row[2]), *row[3:]) if row else None", "2 -> 3"): (
+            "an unreadable record is indexed without fields and a readable one always with its email: "
+            "the email is as true as the readable flag"
+        ),
+        (
+            "return contextlib.closing(sqlite3.connect(index_path(path).resolve().as_uri() "
+            '+ "?mode=ro", uri=True))',
+            "True -> False",
+        ): "an SQLite built with SQLITE_USE_URI (Debian's is) reads the URI, read-only, all the same",
     },
     "digest/release/rules.py": {
         ('if answer[1] == "approved" and record.approval is not None:', "and -> or"): (
@@ -322,6 +335,28 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/changes.py": {
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
+    },
+    "digest/subscribers/journal.py": {
+        ('start = data.find(needle, data.find(b"\\n", start) + 1 or len(data))', "1 -> 0"): (
+            "the scan resumes at the line break instead of after it: no address's needle starts with one"
+        ),
+        ("return made", "return value dropped (None) (same line #2)"): (
+            "no caller reads what appending nothing returns (set_statuses ignores it; append_change adds one)"
+        ),
+        ("created = not target.exists()", "`not` dropped"): (
+            "the folder's fsync after the journal is first made: durable against a power cut only"
+        ),
+        ("os.fsync(fd)", "`os.fsync(fd)` removed"): (
+            "the erased file's fsync: durable against a power cut only (a SIGKILL keeps the page cache)"
+        ),
+        ("folded = 0", "0 -> 1"): (
+            "a journal without a header or any readable change numbers its first change 2, not 1: "
+            "change numbers only need to rise"
+        ),
+        ("if not current.changes and not current.folding:", "`not` dropped"): (
+            "a settle runs under the list's lock on a journal a fold has marked (its header is there): "
+            "one with changes and no header never reaches it, one with neither is written back the same"
+        ),
     },
     "digest/send/delivery.py": {
         ("return not report.unsubscribed_during and outcomes == total", "return value dropped (None)"): (
