@@ -337,6 +337,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("keys[subscriber.key] = 0", "0 -> 1"): "only the sign of a key's line is read",
     },
     "digest/subscribers/journal.py": {
+        (
+            'lines = [json.dumps(header, sort_keys=True).encode() + b"\\n"] if header else []',
+            "True -> False",
+        ): "the fold header is built with folded first, so its line starts the same sorted or not",
         ('start = data.find(needle, data.find(b"\\n", start) + 1 or len(data))', "1 -> 0"): (
             "the scan resumes at the line break instead of after it: no address's needle starts with one"
         ),
