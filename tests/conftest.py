@@ -221,6 +221,19 @@ def smtp_config(port: int, extra: str = "", transport: str | None = None) -> str
     )
 
 
+def prepare_example(site, port: int, users: list[str], extra: str = "", rows=None):
+    """The bundled example sending through a test server on ``port`` to ``users`` (all active, or
+    ``rows``); its 2026-11-01 issue."""
+    from digest.newsletter.catalog import load_issue
+
+    site.write_config(smtp_config(port, extra))
+    site.copy_examples()
+    write_subscribers(
+        site.root / "subscribers.csv", rows or [(a, "", "", "active", "2026-01-01") for a in users]
+    )
+    return load_issue(site.config, "2026-11-01")
+
+
 SERVE_CONFIG = (
     '[email]\nfrom = "简报 <digest@news.example.org>"\ntransport = "maildir:maildir"\n'
     'base_url = "https://news.example.org/digest/"\n'

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import KNOWN, NOW, smtp_config, write_subscribers
+from conftest import KNOWN, NOW, prepare_example, smtp_config, write_subscribers
 from digest.errors import DeliveryError, SubscriberError
-from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
 from digest.send import delivery, recipients, shard
 from digest.send.delivery import SendReport, send_test_copy
@@ -18,12 +17,7 @@ USERS = [f"user{n}@example.com" for n in range(6)]
 
 
 def prepare(site, port, extra="", rows=None):
-    site.write_config(smtp_config(port, extra))
-    site.copy_examples()
-    write_subscribers(
-        site.root / "subscribers.csv", rows or [(a, "", "", "active", "2026-01-01") for a in USERS]
-    )
-    return load_issue(site.config, "2026-11-01")
+    return prepare_example(site, port, USERS, extra, rows)
 
 
 def send(site, issue, **kwargs):

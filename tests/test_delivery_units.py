@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from conftest import KNOWN, NOW, smtp_config, write_subscribers
+from conftest import KNOWN, NOW, prepare_example, smtp_config
 from digest.errors import DeliveryError, ReleaseError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
@@ -27,12 +27,20 @@ USERS = [f"user{n}@example.com" for n in range(5)]
 
 
 def prepare(site, port, extra="", rows=None):
-    site.write_config(smtp_config(port, extra))
-    site.copy_examples()
-    write_subscribers(
-        site.root / "subscribers.csv", rows or [(a, "", "", "active", "2026-01-01") for a in USERS]
-    )
-    return load_issue(site.config, "2026-11-01")
+    return prepare_example(site, port, USERS, extra, rows)
+
+
+def defer_the_last_two(smtp):
+    """The server defers the last two users' messages from now on; its own handler, to put back."""
+    original = smtp.handle_DATA
+
+    async def defer(server, session, envelope):
+        if envelope.rcpt_tos[0] in USERS[3:]:
+            return "451 4.3.0 try again later"
+        return await original(server, session, envelope)
+
+    smtp.handle_DATA = defer
+    return original
 
 
 def send(site, issue):
@@ -338,14 +346,7 @@ def test_a_ledger_that_cannot_be_written_in_one_sending_process_stops_the_others
 
 def test_a_resumed_round_that_delivered_before_fails_a_dead_mailbox_at_once(site, smtp):
     issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\n")
-    original = smtp.handle_DATA
-
-    async def defer_the_last_two(server, session, envelope):
-        if envelope.rcpt_tos[0] in USERS[3:]:
-            return "451 4.3.0 try again later"
-        return await original(server, session, envelope)
-
-    smtp.handle_DATA = defer_the_last_two
+    original = defer_the_last_two(smtp)
     first = send(site, issue)
     assert (first.sent, first.deferred) == (3, 2)
     smtp.handle_DATA = original
@@ -426,14 +427,7 @@ def test_a_reader_taken_up_without_an_outcome_is_counted_unreached_and_the_round
 def test_a_resumed_round_that_pauses_counts_only_those_still_to_mail(site, smtp):
     """The pause message counts who is left of the round, not everyone in its snapshot."""
     issue = prepare(site, smtp.port, "concurrency = 1\nmax_attempts = 1\n")
-    original = smtp.handle_DATA
-
-    async def defer_the_last_two(server, session, envelope):
-        if envelope.rcpt_tos[0] in USERS[3:]:
-            return "451 4.3.0 try again later"
-        return await original(server, session, envelope)
-
-    smtp.handle_DATA = defer_the_last_two
+    defer_the_last_two(smtp)
     assert send(site, issue).deferred == 2
 
     async def over_quota(server, session, envelope):
