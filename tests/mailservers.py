@@ -1,4 +1,5 @@
-"""A private postfix and a private dovecot for tests, each on 127.0.0.1 with its own config.
+"""A private postfix and a private dovecot for tests, each on 127.0.0.1 with its own config,
+and a base for the small scripted servers some tests talk to.
 
 Debian's packages (``postfix``, ``dovecot-imapd``) are used as installed; the system
 services are never touched: each instance has its own config, queue and state
@@ -9,6 +10,7 @@ Tests skip when a server is absent, unless ``DIGEST_REQUIRE_POSTFIX=1`` /
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -297,3 +299,21 @@ def running_dovecot(cert, user: str = "bounces", password: str = "imap-test-pass
                 timeout=60,
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+class LoopbackServer:
+    """A small asyncio server on 127.0.0.1 and an ephemeral port; ``async with`` gives the port.
+
+    Subclasses answer one client in ``_session``.
+    """
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError

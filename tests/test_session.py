@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from mailservers import LoopbackServer
 
 from digest.send.transport import SendFailure, SmtpConnection, TransportSpec
 
@@ -22,7 +23,7 @@ def _accept(command: str, argument: bytes) -> bytes:
     return b"354 go ahead\r\n" if command == "DATA" else b"250 ok\r\n"
 
 
-class PipeliningServer:
+class PipeliningServer(LoopbackServer):
     """A small SMTP server on 127.0.0.1 that holds its replies until it has read the whole group."""
 
     def __init__(self, reply: Replies | None = None, pipelining: bool = True):
@@ -33,14 +34,6 @@ class PipeliningServer:
         self.ended = asyncio.Event()  # a session has ended (its client gone)
         self.received = bytearray()  # the data of the message being read, as it arrives
         self.arrived = asyncio.Event()  # set whenever some of it arrives
-
-    async def __aenter__(self) -> int:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 test ESMTP\r\n")

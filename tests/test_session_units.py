@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import pytest
+from mailservers import LoopbackServer
 
 from digest.send.session import Refused, Session, SessionLost, _Replies
 
@@ -165,7 +166,7 @@ DEFAULT_REPLIES = {
 }
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """An SMTP peer on 127.0.0.1 answering each command from a table; it records what it read."""
 
     def __init__(self, replies: dict[str, bytes] | None = None, *, close_on_quit: bool = True):
@@ -174,14 +175,6 @@ class ScriptedServer:
         self.lines: list[bytes] = []
         self.messages: list[bytes] = []
         self.ended = asyncio.Event()  # the client's side of the connection is gone
-
-    async def __aenter__(self) -> int:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
