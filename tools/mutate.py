@@ -645,7 +645,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/send/session.py": {
-        ("self._check()", "`self._check()` removed (same line #3)"): (
+        ("self._check()", "`self._check()` removed"): (
             "a lost connection is named by the check before the final dot instead, with the same error"
         ),
         ("super().__init__(stage, code, message)", "`super().__init__(stage, code, message)` removed"): (

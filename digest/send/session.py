@@ -154,15 +154,12 @@ class Session:
             if replies[-1][0] == 354:  # DATA was taken with nobody to mail: an empty message ends it
                 await self._finish(DOT)
             raise refusals[0]
-        if before_end is None:
-            code, text = await self._finish(*parts, DOT)
-        else:
-            self._check()
-            self._transport.writelines(parts)
-            if not await before_end:
-                self.abort()  # the message never ends, so the server discards it
-                raise SessionLost("the message was withheld: the send is stopping")
-            code, text = await self._finish(DOT)
+        self._check()
+        self._transport.writelines(parts)
+        if before_end is not None and not await before_end:
+            self.abort()  # the message never ends, so the server discards it
+            raise SessionLost("the message was withheld: the send is stopping")
+        code, text = await self._finish(DOT)
         if code != 250:
             raise Refused("data", code, text)
         return text
