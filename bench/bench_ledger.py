@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from common import measure, report
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
+from digest.send.ledger import Outcome, ledger_path, read_ledger, read_tally
+from digest.send.ledger_writer import LedgerWriter
 
 NOW = dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.UTC)
 

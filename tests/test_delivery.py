@@ -10,7 +10,8 @@ from conftest import KNOWN, NOW, smtp_config, write_subscribers
 from digest.errors import DeliveryError, LockBusy, ReleaseError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally, send_lock
+from digest.send.ledger import Outcome, ledger_path, read_ledger, read_tally, send_lock
+from digest.send.ledger_writer import LedgerWriter
 from digest.send.shard import RateLimiter
 from digest.subscribers.changes import set_status
 from digest.subscribers.reading import read_subscribers

@@ -9,7 +9,8 @@ from digest.errors import DeliveryError, SubscriberError
 from digest.pipeline import mail_issue
 from digest.send import delivery, recipients, shard
 from digest.send.delivery import SendReport, send_test_copy
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, read_tally
+from digest.send.ledger import Outcome, ledger_path, read_ledger, read_tally
+from digest.send.ledger_writer import LedgerWriter
 from digest.subscribers.changes import set_status
 from digest.subscribers.reading import read_subscribers
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger, scan_round
+from digest.send.ledger import Outcome, ledger_path, read_ledger, scan_round
+from digest.send.ledger_writer import LedgerWriter
 from digest.subscribers.keys import KeySet
 
 

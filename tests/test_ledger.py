@@ -15,7 +15,6 @@ from conftest import NOW, smtp_config, write_subscribers
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
 from digest.send.ledger import (
-    LedgerWriter,
     Outcome,
     ledger_path,
     ledger_stems,
@@ -23,6 +22,7 @@ from digest.send.ledger import (
     read_tally,
     shard_sizes,
 )
+from digest.send.ledger_writer import LedgerWriter
 
 AT = "2026-11-22T04:00:00+00:00"
 EVERYONE = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
@@ -121,7 +121,8 @@ def test_of_two_deferred_outcomes_the_later_is_kept(tmp_path):
 TEAR = """
 import asyncio, os, sys
 from pathlib import Path
-from digest.send.ledger import LedgerWriter, Outcome
+from digest.send.ledger import Outcome
+from digest.send.ledger_writer import LedgerWriter
 
 async def main(writer):
     for to in sys.argv[2:]:
@@ -417,9 +418,9 @@ def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
     ],
 )
 def test_opening_a_ledger_cuts_only_a_torn_last_line(tmp_path, monkeypatch, text, kept):
-    from digest.send import ledger
+    from digest.send import ledger_writer
 
-    monkeypatch.setattr(ledger, "REPAIR_BLOCK", 8)  # so the search back crosses several blocks
+    monkeypatch.setattr(ledger_writer, "REPAIR_BLOCK", 8)  # so the search back crosses several blocks
     path = ledger_path(tmp_path, "x")
     path.parent.mkdir(parents=True)
     path.write_bytes(text)

@@ -20,9 +20,7 @@ from hypothesis import strategies as st
 from digest.errors import StateError
 from digest.send import ledger as ledger_module
 from digest.send.ledger import (
-    REPAIR_BLOCK,
     LedgerTally,
-    LedgerWriter,
     ledger_path,
     read_ledger,
     read_recipients,
@@ -32,6 +30,7 @@ from digest.send.ledger import (
     shard_sizes,
     write_recipients,
 )
+from digest.send.ledger_writer import REPAIR_BLOCK, LedgerWriter
 
 RANK = {"deferred": 0, "skipped": 1, "failed": 2, "sent": 3}
 STEM = "2026-11-01"

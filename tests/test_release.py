@@ -18,7 +18,8 @@ from digest.pipeline import run_once
 from digest.release import idle
 from digest.release.status import status_table
 from digest.release.tracking import approve
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path
+from digest.send.ledger import Outcome, ledger_path
+from digest.send.ledger_writer import LedgerWriter
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=TZ)

@@ -213,7 +213,8 @@ def test_preview_says_when_the_send_hour_mails_it(site):
 
 def test_a_send_begun_before_the_hour_resumes_without_waiting_for_it(site, cache, monkeypatch):
     """Approved for 08:00, then mailed at once by digest send and cut short: the next run finishes it."""
-    from digest.send.ledger import LedgerWriter, Outcome, ledger_path
+    from digest.send.ledger import Outcome, ledger_path
+    from digest.send.ledger_writer import LedgerWriter
 
     zone = ZoneInfo("Asia/Shanghai")
     configure(site, "Asia/Shanghai", send_at="08:00", mode="manual")

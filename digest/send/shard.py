@@ -28,11 +28,11 @@ from digest.mail.message import MessageFactory, Outgoing
 from digest.mail.render import DigestRenderer
 from digest.newsletter.model import Issue
 from digest.send.ledger import (
-    LedgerWriter,
     Outcome,
     ledger_path,
     recipients_path,
 )
+from digest.send.ledger_writer import LedgerWriter
 from digest.send.recipients import Recipients
 from digest.send.transport import Connection, SendFailure, transport_spec
 from digest.subscribers.keys import KeySet
