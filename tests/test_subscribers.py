@@ -334,3 +334,16 @@ def test_an_address_is_found_however_it_is_spelled(tmp_path):
     assert listing.find("Reader@Bücher.example").email == stored
     assert set_status(path, KNOWN, "READER@bücher.EXAMPLE", "unsubscribed").status == "unsubscribed"
     assert remove_subscriber(path, KNOWN, "reader@XN--BCHER-KVA.example").email == stored
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["reader@mail.test", "reader@a.b.invalid", "reader@printer.local", "reader@x.onion", "a@1.in-addr.arpa"],
+)
+def test_an_address_at_a_special_use_domain_is_refused_as_email_validator_refuses_it(address):
+    from digest.errors import SubscriberError
+    from digest.subscribers.model import check_email
+
+    assert _plain_address(address) is None  # not the fast path's to accept
+    with pytest.raises(SubscriberError, match="invalid address"):
+        check_email(address)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import re
 from collections.abc import Collection, Iterable
@@ -84,19 +85,38 @@ _PLAIN_ADDRESS = re.compile(
 )
 
 
+_SEPARATOR = re.compile("[\r\n\x00,;<>]")  # what would split a line of the list or a header
+
+
 def _plain_address(address: str) -> str | None:
     """The normalised form of a plain address, or None when it needs email-validator's full check."""
     match = _PLAIN_ADDRESS.match(address)
-    if not match or len(address) > 254 or len(match["local"]) > 64 or len(match["domain"]) > 253:
+    if not match or len(address) > 254:
         return None
-    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+    local, domain = match.group("local", "domain")
+    if len(local) > 64 or len(domain) > 253:
+        return None
+    domain = domain.lower()
+    if "--" in domain or _special_use(domain):  # IDNA rules apply to "--" labels: the full check
+        return None
+    return f"{local}@{domain}"
 
-    domain = match["domain"].lower()
-    if "--" in domain:  # IDNA rules apply to such labels: leave them to the full check
-        return None
-    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
-        return None
-    return f"{match['local']}@{domain}"
+
+def _special_use(domain: str) -> bool:
+    """Whether the (lower-case) domain is, or is under, a special-use name email-validator refuses."""
+    names = _special_use_names()
+    while domain not in names:
+        _, dot, domain = domain.partition(".")
+        if not dot:
+            return False
+    return True
+
+
+@functools.cache
+def _special_use_names() -> frozenset[str]:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES  # imported when an address is first read
+
+    return frozenset(name.lower() for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
 def check_email(address: str) -> str:
@@ -106,7 +126,7 @@ def check_email(address: str) -> str:
     addresses take a fast path that accepts exactly what it would accept.
     """
     address = address.strip()
-    if any(ch in address for ch in "\r\n\x00,;<>"):
+    if _SEPARATOR.search(address):
         raise SubscriberError(f"invalid address {address!r}: it contains a separator or line break")
     plain = _plain_address(address)
     if plain is not None:
@@ -128,9 +148,12 @@ def address_key(email: str) -> str:
         return email.strip().lower()
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
 def check_name(name: str) -> str:
     name = name.strip()
-    if any(ord(ch) < 32 for ch in name):
+    if _CONTROL.search(name):
         raise SubscriberError("the name contains a line break or control character")
     if len(name) > MAX_NAME:
         raise SubscriberError(f"the name is longer than {MAX_NAME} characters")
@@ -139,7 +162,8 @@ def check_name(name: str) -> str:
 
 def parse_record(email: str, values: dict[str, str], number: int, known: Collection[str]) -> Subscriber:
     """The subscriber on one line, its address already checked; the other fields are checked here."""
-    sections = known_sections(values.get("sections", "").split(";"), known)
+    listed = values.get("sections", "")
+    sections = known_sections(listed.split(";"), known) if listed.strip() else frozenset()
     status = values.get("status", "").lower() or "active"
     if status not in STATUSES:
         raise SubscriberError(f"status '{status}' must be one of {', '.join(STATUSES)}")
