@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import hmac
 import json
 import os
@@ -98,6 +97,9 @@ def _create_secret(state_dir: Path, path: Path) -> None:
             candidate.unlink(missing_ok=True)
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode  # made once
+
+
 def make_token(secret: bytes, payload: TokenPayload) -> str:
     if payload.purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {payload.purpose!r}")
@@ -106,7 +108,7 @@ def make_token(secret: bytes, payload: TokenPayload) -> str:
         body["x"] = payload.expires
     if payload.sections is not None:
         body["s"] = list(payload.sections)
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+    raw = _encode(body).encode()
     return f"{_b64(raw)}.{_b64(_sign(secret, raw))}"
 
 
@@ -138,7 +140,7 @@ def read_token(secret: bytes, token: str, *, purpose: str, now: float) -> TokenP
 
 def stable_hash(secret: bytes, *parts: str) -> str:
     """A keyed, stable hex digest (Message-IDs, rate-limit keys) that reveals nothing of its input."""
-    return hmac.new(secret, "\x00".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, "\x00".join(parts).encode("utf-8"), "sha256").hex()
 
 
 def message_id_digest(secret: bytes, issue_key: str, address: str, round_: int = 1) -> str:
@@ -152,7 +154,7 @@ def message_id_digest(secret: bytes, issue_key: str, address: str, round_: int =
 
 
 def _sign(secret: bytes, raw: bytes) -> bytes:
-    return hmac.new(secret, b"digest-token\x00" + raw, hashlib.sha256).digest()[:20]
+    return hmac.digest(secret, b"digest-token\x00" + raw, "sha256")[:20]
 
 
 def _b64(data: bytes) -> str:

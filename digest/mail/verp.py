@@ -14,7 +14,6 @@ servers fold the case of local parts.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -77,4 +76,4 @@ def token_in_address(template: str, address: str) -> str | None:
 
 def _mac(secret: bytes, purpose: str, issue_key: str, address: str) -> str:
     message = "\x00".join(("digest-verp", purpose, issue_key, address.lower())).encode("utf-8")
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:DIGITS]
+    return hmac.digest(secret, message, "sha256").hex()[:DIGITS]

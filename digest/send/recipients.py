@@ -45,6 +45,7 @@ class _JournalStatuses:
 
     def __init__(self, path: Path):
         self.path = path
+        self._journal = str(journal_path(path))  # a str: stat-ed before every message
         self.statuses: dict[str, str] = {}
         self._identity: tuple[int, int] | None = None  # (inode, bytes read up to the last whole line)
 
@@ -70,7 +71,7 @@ class _JournalStatuses:
     def follow(self) -> bool:
         """Read the lines appended since; False when the journal was rewritten (reload it instead)."""
         try:
-            st = os.stat(journal_path(self.path))
+            st = os.stat(self._journal)
         except FileNotFoundError:
             return self._identity is None
         except OSError:
