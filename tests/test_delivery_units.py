@@ -18,7 +18,8 @@ from digest.errors import DeliveryError, ReleaseError
 from digest.newsletter.catalog import load_issue
 from digest.pipeline import mail_issue
 from digest.send.delivery import SendReport, mark_bounces, send_test_copy
-from digest.send.ledger import LedgerWriter, Outcome, ledger_path, read_ledger
+from digest.send.ledger import Outcome, ledger_path, read_ledger, read_tally, scan_round
+from digest.send.ledger_writer import LedgerWriter
 from digest.subscribers.changes import set_status
 from digest.subscribers.journal import journal_path
 from digest.subscribers.reading import read_subscribers
@@ -453,3 +454,24 @@ def test_a_send_that_pauses_leaves_the_rest_waiting_not_deferred(site, smtp):
         send(site, issue)
     assert "the 3 not yet mailed wait" in str(paused.value)
     assert "deferred 0" in str(paused.value) and "not reached" not in str(paused.value)
+
+
+def test_the_counts_a_finished_round_records_are_what_its_ledger_says(site, smtp):
+    """A first run that refused nobody counts the round from its own counters; one that resumes a
+    round, or refused someone, reads the ledger back: the finish marker agrees with every line."""
+    rows = [(a, "", "apps" if n % 2 else "", "active", "2026-01-01") for n, a in enumerate(USERS)]
+    issue = prepare(site, smtp.port, rows=rows)  # the issue has no apps items: two are skipped
+    state, stem = site.config.paths.state, issue.stem
+    send(site, issue)
+    marker = read_tally(state, stem)
+    assert marker.finished and marker.counts == scan_round(state, stem).tally().counts
+    assert marker.counts == {"sent": 3, "skipped": 2}
+
+    original = defer_the_last_two(smtp)
+    resent = mail_issue(site.config, issue, NOW, resend=True, progress=False)
+    assert (resent.sent, resent.deferred) == (2, 1) and not read_tally(state, stem).finished
+    smtp.handle_DATA = original
+    assert send(site, issue).sent == 1  # the round resumed: its earlier outcomes count too
+    marker = read_tally(state, stem)
+    assert marker.finished and marker.counts == scan_round(state, stem).tally().counts
+    assert marker.counts == {"sent": 3, "skipped": 2}

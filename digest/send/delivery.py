@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from digest.config import Config
@@ -40,8 +41,9 @@ from digest.mail.render import DigestRenderer
 from digest.mail.tokens import load_secret
 from digest.newsletter.model import Issue
 from digest.send.ledger import (
+    FINAL,
     LedgerSummary,
-    LedgerWriter,
+    LedgerTally,
     Outcome,
     RoundScan,
     ledger_path,
@@ -53,6 +55,7 @@ from digest.send.ledger import (
     send_lock,
     shard_sizes,
 )
+from digest.send.ledger_writer import LedgerWriter
 from digest.send.recipients import Recipients, fix_recipients, unreached
 from digest.send.replies import note_pause
 from digest.send.shard import Job, Progress, Shared, child_process, run_shard
@@ -161,7 +164,8 @@ def send_issue(
         )
         report.nowhere = nowhere_note(config)
         secret = load_secret(state)
-        delivered = summary.tally().counts.get("sent", 0) if round_ == summary.round else 0
+        before = summary.tally().counts if round_ == summary.round else {}  # outcomes of earlier runs
+        delivered = before.get("sent", 0)
         date = email.utils.format_datetime(now)
         job = Job(config, issue, round_, date, secret, done, 0, shards, delivered_before=delivered)
         context = multiprocessing.get_context("fork" if shards > 1 else None)
@@ -171,16 +175,10 @@ def send_issue(
         report.seconds = time.monotonic() - started
         for name, value in shared.totals().items():
             setattr(report, name, value)
-        final = scan_round(state, issue.key)
-        if not reasons and not _all_answered(report, total):
-            # a stopped send says so; one that ran to the end accounts for everyone due
-            report.unreached = unreached(recipients, final.reached)
-            report.deferred += report.unreached
-        if not reasons and not report.deferred:
-            with LedgerWriter(ledger_path(state, issue.key)) as main:
-                main.finish_round(round_, now, final.tally(), shard_sizes(state, issue.key))
+        earlier = bool(before)
+        final = _close_round(state, issue.key, recipients, report, total, reasons, earlier=earlier, now=now)
         note_pause(state, issue.key, reasons[0] if reasons else None, now)
-    report.bounced = mark_bounces(config, final)
+    report.bounced = mark_bounces(config, final) if final is not None else []
     if reasons:
         left = max(0, total - sum(shared.totals().values()))
         raise DeliveryError(
@@ -189,6 +187,37 @@ def send_issue(
             "(the ledger keeps it)"
         )
     return report
+
+
+def _close_round(
+    state: Path,
+    key: str,
+    recipients: Recipients,
+    report: SendReport,
+    total: int,
+    reasons: list[str],
+    *,
+    earlier: bool,
+    now: dt.datetime,
+) -> RoundScan | None:
+    """Account for everyone due and mark a round that ran to the end; the ledger as read back, if it was.
+
+    A run that began the round's outcomes, took up everyone due, answered them
+    all and had nobody refused knows the round's counts from its own counters,
+    so the ledger is not read again.
+    """
+    whole = not reasons and _all_answered(report, total)
+    final = None if whole and not report.failed and not earlier else scan_round(state, key)
+    if not reasons and not whole and final is not None:
+        # a stopped send says so; one that ran to the end accounts for everyone due
+        report.unreached = unreached(recipients, final.reached)
+        report.deferred += report.unreached
+    if not reasons and not report.deferred:
+        counted = {status: n for status in FINAL if (n := getattr(report, status))}
+        tally = final.tally() if final is not None else LedgerTally(report.round, counted, exists=True)
+        with LedgerWriter(ledger_path(state, key)) as main:
+            main.finish_round(report.round, now, tally, shard_sizes(state, key))
+    return final
 
 
 def _all_answered(report: SendReport, total: int) -> bool:
