@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, byte_compile
 
 
 def timed(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> float:
@@ -39,6 +39,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
+    byte_compile()
     digest = str(Path(sys.executable).parent / "digest")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

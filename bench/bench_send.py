@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import CORPUS, EXAMPLES, issue_files
+from common import CORPUS, EXAMPLES, byte_compile, issue_files
 
 SINK_SCRIPT = """
 import asyncio, sys
@@ -266,6 +266,7 @@ def prepare(root: Path, issue: Path, args: argparse.Namespace, port: int, env: d
 
 def main() -> None:
     args = parse_args()
+    byte_compile()
     issue = Path(args.issue)
     if not issue.is_file():
         issue = next((p for p in issue_files() + sorted(EXAMPLES.glob("*.md")) if p.stem == issue.stem), None)

@@ -12,6 +12,17 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "embedded-ai-report"
 EXAMPLES = ROOT / "examples" / "issues"
 
 
+def byte_compile() -> None:
+    """Compile digest's modules once, as ``pip install`` does.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile
+    every module on every start, a cost no installed copy pays.
+    """
+    import compileall
+
+    compileall.compile_dir(ROOT / "digest", quiet=1)
+
+
 def issue_files() -> list[Path]:
     """The real issues when ../shared is present, else the bundled examples."""
     files = sorted(CORPUS.glob("*.md"))
