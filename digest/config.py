@@ -148,7 +148,7 @@ class EmailConfig:
     templates: Path | None = field(default=None, metadata={"convert": "path"})
     reply_to: str = ""
     concurrency: int = 8
-    processes: int = 0  # 0: one per core (up to 4) for large sends, else one
+    processes: int = 0  # 0: one per core (up to 4; less one for a local relay) for large sends, else one
     rate: float = 0.0
     max_per_connection: int = 100
     max_attempts: int = 5

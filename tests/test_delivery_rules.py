@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import KNOWN, NOW, prepare_example, smtp_config, write_subscribers
@@ -269,26 +271,36 @@ def test_a_connection_that_keeps_failing_pauses_the_send_and_says_so(site, smtp)
 
 
 @pytest.mark.parametrize(
-    ("processes", "concurrency", "recipients", "cores", "expected"),
+    ("processes", "concurrency", "recipients", "cores", "relay", "expected"),
     [
-        (0, 8, 999, 8, 1),  # small sends stay in one process
-        (0, 8, 1000, 2, 2),  # large ones: one per core
-        (0, 8, 1000, 8, 4),  # up to 4
-        (0, 8, 1000, None, 1),  # the core count unknown
-        (3, 8, 1000, 2, 3),
-        (3, 2, 1000, 2, 2),  # never more processes than connections
-        (3, 8, 150, 2, 2),  # at least 100 recipients each
-        (3, 8, 201, 2, 3),
-        (3, 8, 0, 2, 1),
-        (1, 8, 5000, 2, 1),
+        (0, 8, 999, 8, "mail.example.org", 1),  # small sends stay in one process
+        (0, 8, 1000, 2, "mail.example.org", 2),  # large ones: one per core
+        (0, 8, 1000, 8, "mail.example.org", 4),  # up to 4
+        (0, 8, 1000, 2, "127.0.0.1", 1),  # a relay on this machine keeps a core for itself
+        (0, 8, 1000, 4, "localhost", 3),
+        (0, 8, 1000, 4, "[::1]", 3),
+        (0, 8, 1000, 8, "127.0.0.2", 4),
+        (0, 8, 1000, 1, "127.0.0.1", 1),
+        (0, 8, 1000, 1, "mail.example.org", 1),
+        (3, 8, 1000, 2, "127.0.0.1", 3),  # what the config says wins
+        (3, 2, 1000, 2, "mail.example.org", 2),  # never more processes than connections
+        (3, 8, 150, 2, "mail.example.org", 2),  # at least 100 recipients each
+        (3, 8, 201, 2, "mail.example.org", 3),
+        (3, 8, 0, 2, "mail.example.org", 1),
+        (1, 8, 5000, 2, "mail.example.org", 1),
     ],
 )
 def test_how_many_processes_a_send_uses(
-    site, monkeypatch, processes, concurrency, recipients, cores, expected
+    site, monkeypatch, processes, concurrency, recipients, cores, relay, expected
 ):
-    site.write_config(smtp_config(25, f"processes = {processes}\nconcurrency = {concurrency}\n"))
-    monkeypatch.setattr(delivery.os, "cpu_count", lambda: cores)
+    transport = f"smtp://{relay}:25"
+    site.write_config(smtp_config(25, f"processes = {processes}\nconcurrency = {concurrency}\n", transport))
+    monkeypatch.setattr(delivery, "_cores", lambda: cores)
     assert delivery._process_count(site.config, recipients) == expected
+
+
+def test_the_cores_a_send_counts_are_those_it_may_run_on():
+    assert delivery._cores() == len(os.sched_getaffinity(0))
 
 
 def test_a_split_send_that_is_refused_everywhere_stops_and_says_why(site, smtp):

@@ -66,7 +66,10 @@ KEY_NOTES: dict[str, str] = {
     "email.templates": "a folder whose templates override the built-in ones",
     "email.reply_to": "the Reply-To header",
     "email.concurrency": "SMTP connections in all",
-    "email.processes": "sending processes (0: one per core, up to 4, for sends of 1,000 or more)",
+    "email.processes": (
+        "sending processes (0: for sends of 1,000 or more, one per core up to 4, less one when the relay "
+        "is on this machine)"
+    ),
     "email.rate": "messages a second at most (0: no limit)",
     "email.max_per_connection": "messages on one connection before it is renewed",
     "email.max_attempts": "tries per recipient, with backoff",

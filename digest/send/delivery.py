@@ -13,7 +13,8 @@ results come back, not as work is fetched: a worker's outcome is appended to the
 ledger and fsynced before the body of its next message goes, so a crash re-sends
 at most one message per connection, and that message keeps its Message-ID.
 
-A large send is split over ``[email] processes`` (one per core by default):
+A large send is split over ``[email] processes`` (by default one per core, less one
+for a relay on this machine):
 each process takes the recipients whose address hashes to its shard, keeps its
 own ledger file, and dies with the parent, so a SIGKILL of ``digest send``
 stops all of it at once.
@@ -59,7 +60,7 @@ from digest.send.ledger_writer import LedgerWriter
 from digest.send.recipients import Recipients, fix_recipients, unreached
 from digest.send.replies import note_pause
 from digest.send.shard import Job, Progress, Shared, child_process, run_shard
-from digest.send.transport import SendFailure, nowhere_note, send_one
+from digest.send.transport import SendFailure, nowhere_note, send_one, transport_spec
 from digest.subscribers.changes import fold_journal, set_statuses
 from digest.subscribers.keys import KeySet
 from digest.subscribers.model import check_email
@@ -114,12 +115,26 @@ class SendReport:
 
 
 def _process_count(config: Config, recipients: int) -> int:
+    """``[email] processes``, or by default one per core (at most 4) for a large send.
+
+    A relay on this machine (``smtp://127.0.0.1``, a local postfix) takes every
+    message digest sends and needs a core of its own to keep up, so it is left one.
+    """
     wanted = config.email.processes
     if not wanted:
         if recipients < AUTO_PROCESSES_FROM or not sys.platform.startswith("linux"):
             return 1
-        wanted = min(os.cpu_count() or 1, 4)
+        cores = _cores()
+        wanted = min(cores - 1 if transport_spec(config).on_this_machine else cores, 4)
     return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def send_issue(

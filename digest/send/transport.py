@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import os
 import socket
 import ssl
@@ -113,6 +114,19 @@ class TransportSpec:
             assert self.maildir is not None
             return MaildirConnection(self.maildir)
         return SmtpConnection(self)
+
+    @property
+    def on_this_machine(self) -> bool:
+        """A relay at a loopback address (``localhost``, ``127.0.0.1``, ``::1``): it shares the cores."""
+        if self.scheme == "maildir":
+            return False
+        host = self.host.strip("[]").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def describe(self) -> str:
         return (
