@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hmac
 import json
 import os
@@ -100,6 +101,7 @@ def _create_secret(state_dir: Path, path: Path) -> None:
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode  # made once
 
 
+@functools.lru_cache(maxsize=16)  # a message signs its reader's unsubscribe token twice (link and mailto)
 def make_token(secret: bytes, payload: TokenPayload) -> str:
     if payload.purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {payload.purpose!r}")

@@ -110,7 +110,11 @@ class LedgerWriter:
             view = view[written:]
 
     async def record(self, outcome: Outcome) -> None:
-        """Append one outcome; returns once it is on disk.
+        """Append one outcome; returns once it is on disk."""
+        await self.append(outcome)
+
+    def append(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue one outcome; the future is done once its line is on disk (or fails with StateError).
 
         Group commit: lines are written from the event loop, and the lines of every
         worker that finished in the same turn, or while the previous fsync ran, go
@@ -128,7 +132,7 @@ class LedgerWriter:
         if not self._committing:
             self._committing = True
             loop.call_soon(self._commit)  # after the other workers of this turn have added theirs
-        await future
+        return future
 
     def _commit(self) -> None:
         """Write the waiting lines and start their fsync; the next batch starts when it is back."""

@@ -101,6 +101,11 @@ class _Replies(asyncio.Protocol):
         return [self.ready.popleft() for _ in range(count)]
 
 
+def _already(before_end: Awaitable[bool]) -> bool:
+    """``before_end`` is a future already settled True: nothing to wait for before the dot."""
+    return isinstance(before_end, asyncio.Future) and before_end.done() and before_end.result()
+
+
 class Session:
     """Message transactions on an open, greeted session's transport (taken over from aiosmtplib)."""
 
@@ -129,7 +134,8 @@ class Session:
         gone, before its final dot (the previous outcome made durable meanwhile):
         a server delivers nothing it has not seen the end of, so the body can
         travel while the disk works. False withholds the end and drops the
-        connection, and the server discards what it got. Raises :class:`Refused`
+        connection, and the server discards what it got. A future already True
+        by the 354 lets the body and its dot go in one write. Raises :class:`Refused`
         (the session is still usable after :meth:`reset`) or :class:`SessionLost`.
         """
         self._replies.ready.clear()  # anything said between transactions answers nothing of this one
@@ -154,12 +160,15 @@ class Session:
             if replies[-1][0] == 354:  # DATA was taken with nobody to mail: an empty message ends it
                 await self._finish(DOT)
             raise refusals[0]
-        self._check()
-        self._transport.writelines(parts)
-        if before_end is not None and not await before_end:
-            self.abort()  # the message never ends, so the server discards it
-            raise SessionLost("the message was withheld: the send is stopping")
-        code, text = await self._finish(DOT)
+        if before_end is None or _already(before_end):  # the body and its dot in one write
+            code, text = await self._finish(*parts, DOT)
+        else:
+            self._check()
+            self._transport.writelines(parts)
+            if not await before_end:
+                self.abort()  # the message never ends, so the server discards it
+                raise SessionLost("the message was withheld: the send is stopping")
+            code, text = await self._finish(DOT)
         if code != 250:
             raise Refused("data", code, text)
         return text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import random
 import signal
@@ -205,7 +206,7 @@ class Sender:
             connection = self.spec.connection()
             used = 0
             loop = asyncio.get_running_loop()  # once: asking for it costs a system call (getpid)
-            recording: asyncio.Task[None] | None = None  # the last outcome, being made durable
+            recording: asyncio.Future[None] | None = None  # the last outcome, being made durable
             try:
                 while (subscriber := await queue.get()) is not None:
                     if stop.is_set():
@@ -227,7 +228,7 @@ class Sender:
                         continue
                     if not isinstance(outcome, Outcome):
                         continue
-                    recording = loop.create_task(self.record(outcome))
+                    recording = self.record(outcome)
                     if outcome.status == "sent":
                         used += 1
                         if used >= self.config.email.max_per_connection:
@@ -292,12 +293,25 @@ class Sender:
             "the relay's settings and whether it has verified the sender"
         )
 
-    async def record(self, outcome: Outcome) -> None:
-        """Write an outcome to the ledger; a delivery shows the refusals held back were the recipients'."""
+    def record(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue an outcome for the ledger; the future is done once it is on disk, and counted then.
+
+        A delivery shows the refusals held back were the recipients': they go first.
+        """
+        outcomes = [outcome]
         if outcome.status == "sent" and not self.shared.stop.is_set():
-            await self._record_held_back()
-        await self.ledger.record(outcome)
-        self.count(outcome.status)
+            held, self.held_back = self.held_back, []
+            outcomes = [doubtful.outcome for doubtful in held] + outcomes
+        queued = []
+        for each in outcomes:
+            durable = self.ledger.append(each)
+            durable.add_done_callback(functools.partial(self._counted, each.status))
+            queued.append(durable)
+        return queued[0] if len(queued) == 1 else asyncio.gather(*queued)
+
+    def _counted(self, status: str, durable: asyncio.Future[None]) -> None:
+        if not durable.cancelled() and durable.exception() is None:
+            self.count(status)
 
     async def _record_held_back(self) -> None:
         held, self.held_back = self.held_back, []
@@ -386,16 +400,16 @@ class Sender:
 
 
 def _durable(
-    recording: asyncio.Task[None] | None, loop: asyncio.AbstractEventLoop
+    recording: asyncio.Future[None] | None, loop: asyncio.AbstractEventLoop
 ) -> asyncio.Future[bool] | None:
     """True once ``recording`` has made its outcome durable; False when it failed (or was cancelled)."""
     if recording is None:
         return None
     durable: asyncio.Future[bool] = loop.create_future()
 
-    def settle(task: asyncio.Task[None]) -> None:
+    def settle(recorded: asyncio.Future[None]) -> None:
         if not durable.done():
-            durable.set_result(not task.cancelled() and task.exception() is None)
+            durable.set_result(not recorded.cancelled() and recorded.exception() is None)
 
     recording.add_done_callback(settle)
     return durable
