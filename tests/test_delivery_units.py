@@ -107,9 +107,12 @@ def test_a_ledger_that_cannot_be_written_stops_the_send_before_another_message_g
         fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full_disk)  # the disk under the ledger is full
-    with pytest.raises(DeliveryError, match="cannot write the delivery ledger: No space left on device"):
+    with pytest.raises(
+        DeliveryError, match="cannot write the delivery ledger: No space left on device"
+    ) as raised:
         send(site, issue)
     assert len(smtp.received) == 1  # the next message's body waited for its outcome, and never went
+    assert "So far: 2026-11-01: sent 0," in str(raised.value)  # an outcome not on disk is not counted
 
 
 def _ledger(site, stem: str, outcomes: dict[str, str]) -> None:

@@ -392,9 +392,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "True -> False",
         ): "the parent waits for its children anyway",
         (
-            "wanted = min(os.cpu_count() or 1, 4)",
+            "return os.cpu_count() or 1",
             "1 -> 0",
-        ): "max(1, ...) below makes an unknown core count one",
+        ): "max(1, ...) in _process_count makes an unknown core count one",
         (
             "return max(1, min(wanted, config.email.concurrency, math.ceil(recipients / 100) or 1))",
             "1 -> 0",
@@ -440,6 +440,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("bar.close()", "`bar.close()` removed"): BAR,
     },
     "digest/send/shard.py": {
+        ("return queued[0] if len(queued) == 1 else asyncio.gather(*queued)", "== -> !="): (
+            "one outcome gathered: its worker waits for the same line"
+        ),
+        ("return queued[0] if len(queued) == 1 else asyncio.gather(*queued)", "1 -> 0"): (
+            "one outcome gathered: its worker waits for the same line"
+        ),
         ('if os.environ.get(UVLOOP_ENV, "1") == "0":', "== -> !="): (
             "which event loop runs the send, uvloop's or asyncio's own: the same messages and records"
         ),
@@ -482,10 +488,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "self.progress.refresh()",
             "`self.progress.refresh()` removed",
         ): "progress output only (the 10 s log line is tested on _Progress itself)",
-        (
-            "await self._record_held_back()",
-            "`await self._record_held_back()` removed (same line #2)",
-        ): "the refusals held back are recorded when the round ends instead",
         (
             'return self._outcome(subscriber, "failed", None, None, exc.message)',
             "return value dropped (None)",
@@ -650,6 +652,13 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("self._check()", "`self._check()` removed"): (
             "a lost connection is named by the check before the final dot instead, with the same error"
         ),
+        ("self._check()", "`self._check()` removed (same line #3)"): (
+            "a lost connection is named by the check before the final dot instead, with the same error"
+        ),
+        (
+            "return isinstance(before_end, asyncio.Future) and before_end.done() and before_end.result()",
+            "return value dropped (None)",
+        ): "the body and its dot in two writes instead of one: the same bytes, in the same order",
         ("super().__init__(stage, code, message)", "`super().__init__(stage, code, message)` removed"): (
             "BaseException.__new__ keeps the arguments anyway; stage, code and message are set just after"
         ),
