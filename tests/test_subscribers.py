@@ -347,3 +347,11 @@ def test_an_address_at_a_special_use_domain_is_refused_as_email_validator_refuse
     assert _plain_address(address) is None  # not the fast path's to accept
     with pytest.raises(SubscriberError, match="invalid address"):
         check_email(address)
+
+
+def test_the_special_use_names_the_fast_path_declines_are_email_validators_own():
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+    from digest.subscribers.model import SPECIAL_USE_DOMAINS
+
+    assert {name.lower() for name in SPECIAL_USE_DOMAIN_NAMES} == SPECIAL_USE_DOMAINS

@@ -297,7 +297,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "if len(local) > 64 or len(domain) > 253:",
             "253 -> 254",
         ): "an address of at most 254 characters cannot have a longer domain",
-        ("while domain not in names:", "not in -> in"): DECLINES,
+        ("while domain not in SPECIAL_USE_DOMAINS:", "not in -> in"): DECLINES,
         ("return False", "False -> True"): DECLINES,
         ("return False", "return value dropped (None)"): "None is as false as False",
         ('return f"{local}@{domain}"', "return value dropped (None)"): DECLINES,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import functools
 import io
 import re
 from collections.abc import Collection, Iterable
@@ -85,6 +84,9 @@ _PLAIN_ADDRESS = re.compile(
 )
 
 
+# email-validator's SPECIAL_USE_DOMAIN_NAMES (a test keeps the two the same): importing it to read
+# them would cost every send the library's start-up, though the fast path decides most addresses.
+SPECIAL_USE_DOMAINS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 _SEPARATOR = re.compile("[\r\n\x00,;<>]")  # what would split a line of the list or a header
 
 
@@ -104,19 +106,11 @@ def _plain_address(address: str) -> str | None:
 
 def _special_use(domain: str) -> bool:
     """Whether the (lower-case) domain is, or is under, a special-use name email-validator refuses."""
-    names = _special_use_names()
-    while domain not in names:
+    while domain not in SPECIAL_USE_DOMAINS:
         _, dot, domain = domain.partition(".")
         if not dot:
             return False
     return True
-
-
-@functools.cache
-def _special_use_names() -> frozenset[str]:
-    from email_validator import SPECIAL_USE_DOMAIN_NAMES  # imported when an address is first read
-
-    return frozenset(name.lower() for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
 def check_email(address: str) -> str:
