@@ -16,6 +16,16 @@ def test_keyset_holds_every_address_it_was_given_and_no_other() -> None:
     assert not any(f"other{n}@example.com" in keys for n in range(20_000))
 
 
+def test_adding_a_new_key_says_whether_it_was_new_as_a_set_would() -> None:
+    keys, model = KeySet(), set()
+    for n in [*range(3000), *range(0, 3000, 7), *range(2990, 6000)]:  # repeats, and growth between them
+        address = f"reader{n}@example.com"
+        assert keys.add_new(address) == (address not in model)
+        model.add(address)
+    assert len(keys) == len(model) == 6000
+    assert all(address in keys for address in model) and "other@example.com" not in keys
+
+
 def test_streaming_count_agrees_with_reading_every_outcome(tmp_path: Path) -> None:
     """Most final outcome wins across shard files; refused addresses are the ones bounce marking sees."""
     lines = [

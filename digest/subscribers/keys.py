@@ -57,6 +57,19 @@ class DigestMap:
             self._used += 1
         self._values[slot] = value
 
+    def put_new(self, digest: int, value: int = 1) -> bool:
+        """Put ``digest`` if it is not there; whether it was put."""
+        slot = self._slot(digest)
+        if self._keys[slot]:
+            return False
+        if 2 * (self._used + 1) > len(self._keys):
+            self._grow()
+            slot = self._slot(digest)
+        self._keys[slot] = digest
+        self._values[slot] = value
+        self._used += 1
+        return True
+
     def _grow(self) -> None:
         keys, values = self._keys, self._values
         self._keys = array("Q", bytes(16 * len(keys)))
@@ -90,6 +103,11 @@ class KeySet:
     def add(self, key: str) -> None:
         assert self._own, "a view of a map is read-only"
         self._map.put(key_digest(key), 1)
+
+    def add_new(self, key: str) -> bool:
+        """Add ``key``; False if it was there already (one digest and one probe, not two of each)."""
+        assert self._own, "a view of a map is read-only"
+        return self._map.put_new(key_digest(key))
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._map.get(key_digest(key)) in self._values

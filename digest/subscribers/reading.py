@@ -306,9 +306,10 @@ class ListScan:
     def _row(
         self, text: str, fields: list[str], number: int, last: int, seen: KeySet
     ) -> tuple[Row, Problem | None]:
-        if not any(field.strip() for field in fields):
+        stripped = [field.strip() for field in fields]
+        if not any(stripped):
             return Row(text, None), None
-        values = dict(zip(self.header, (f.strip() for f in fields), strict=False))
+        values = dict(zip(self.header, stripped, strict=False))
         email: str | SubscriberError
         try:
             email = check_email(values.get("email", ""))  # once per line: the slow part of reading
@@ -327,12 +328,12 @@ class ListScan:
             subscriber = parse_record(email, values, number, self.known)
         except SubscriberError as exc:
             return Row(text, None, key), Problem(number, exc.message)
-        if subscriber.key in seen:
+        listed = subscriber.key
+        if not seen.add_new(listed):
             return Row(text, None), Problem(
                 number, f"{subscriber.email} is listed twice; this line is skipped"
             )
-        seen.add(subscriber.key)
-        return Row(text, subscriber, subscriber.key), None
+        return Row(text, subscriber, listed), None
 
 
 def _header(text: str, path: Path) -> tuple[str, ...]:
