@@ -407,6 +407,35 @@ def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("broken", "quick"),
+    [("fsync", 0.002), ("fsync", 0), ("write", 0.002)],
+    ids=["an fsync on the loop", "an fsync in its thread", "a write"],
+)
+def test_a_disk_that_fails_fails_every_line_after_and_keeps_none_waiting(
+    tmp_path, monkeypatch, broken, quick
+):
+    import errno
+
+    from digest.errors import StateError
+
+    def failing(*args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    async def two_turns(writer: LedgerWriter) -> None:
+        for to in ("a@example.com", "b@example.com"):  # the second after the first failed: it fails too
+            with pytest.raises(StateError, match="cannot write the delivery ledger: Input/output error"):
+                await asyncio.wait_for(writer.record(outcome(to, "sent")), 10)
+
+    with LedgerWriter(ledger_path(tmp_path, "x"), quick_fsync=quick) as writer:
+        if broken == "fsync":
+            monkeypatch.setattr(os, "fsync", failing)
+        else:
+            monkeypatch.setattr(writer, "_write", failing)
+        asyncio.run(two_turns(writer))
+        assert (writer.commits, writer.lines) == (0, 0)
+
+
+@pytest.mark.parametrize(
     ("text", "kept"),
     [
         (b'{"a": 1}\n{"b": 2}\n', b'{"a": 1}\n{"b": 2}\n'),  # whole: left alone

@@ -183,12 +183,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("handle.seek(max(0, size - window))", "0 -> 1"): (
             "only a ledger that is one marker line reads differently, and counting lines gives the same"
         ),
-        ("handle.flush()", "`handle.flush()` removed"): "nothing is buffered: truncate() flushes first",
+        ("handle.flush()", "`handle.flush()` removed"): (
+            "the snapshot's last block made durable against a power cut only: closing the file writes it "
+            "before the rename"
+        ),
         ("os.fsync(handle.fileno())", "`os.fsync(handle.fileno())` removed"): (
             "durability against a power cut; a SIGKILL keeps the page cache"
-        ),
-        ("continue", "`continue` removed (same line #3)"): (
-            "the futures of a failed batch are done: the loop below skips them"
         ),
         (
             ENCODER,
@@ -200,6 +200,13 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ): "key order: an outcome or a round's recipient reads back the same",
     },
     "digest/send/ledger_writer.py": {
+        ("self._committing = True", "True -> False"): (
+            "a commit is scheduled for every line of a turn: the first takes them all, the rest find none"
+        ),
+        ("handle.flush()", "`handle.flush()` removed"): "nothing is buffered: truncate() flushes first",
+        ("os.fsync(handle.fileno())", "`os.fsync(handle.fileno())` removed"): (
+            "the cut made durable against a power cut only; a SIGKILL keeps the page cache"
+        ),
         ("if self._fd >= 0:", "0 -> 1"): "the descriptor of a ledger is never 0 (stdin is open)",
         ("self._fd = -1", "1 -> 0"): "__exit__ never runs without __enter__",
         ("self._fd = -1", "1 -> 0 (same line #2)"): "a writer is not closed twice",
