@@ -299,8 +299,18 @@ def test_how_many_processes_a_send_uses(
     assert delivery._process_count(site.config, recipients) == expected
 
 
-def test_the_cores_a_send_counts_are_those_it_may_run_on():
-    assert delivery._cores() == len(os.sched_getaffinity(0))
+def test_the_cores_a_send_counts_are_those_it_may_run_on(monkeypatch):
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # as taskset or a container's cpuset would pin it
+    try:
+        assert delivery._cores() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert delivery._cores() == len(allowed)
+    monkeypatch.delattr(os, "sched_getaffinity")  # a system that cannot tell: the machine's count
+    assert delivery._cores() == (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert delivery._cores() == 1
 
 
 def test_a_split_send_that_is_refused_everywhere_stops_and_says_why(site, smtp):

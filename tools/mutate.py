@@ -372,6 +372,14 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ),
     },
     "digest/send/delivery.py": {
+        ("whole = not reasons and _all_answered(report, total)", "`not` dropped"): (
+            "the ledger read back where the run's own counters would do: the same counts (a test holds the "
+            "finish marker to a full read)"
+        ),
+        (
+            "tally = final.tally() if final is not None else LedgerTally(report.round, counted, exists=True)",
+            "True -> False",
+        ): "the finish marker records only the counts",
         ("return not report.unsubscribed_during and outcomes == total", "return value dropped (None)"): (
             "the shortcut declines: the round's recipients are read again and give the same count"
         ),
