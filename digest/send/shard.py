@@ -298,10 +298,19 @@ class Sender:
 
         A delivery shows the refusals held back were the recipients': they go first.
         """
-        outcomes = [outcome]
-        if outcome.status == "sent" and not self.shared.stop.is_set():
-            held, self.held_back = self.held_back, []
-            outcomes = [doubtful.outcome for doubtful in held] + outcomes
+        held = self._take_held_back() if outcome.status == "sent" and not self.shared.stop.is_set() else []
+        return self._queue([*held, outcome])
+
+    async def _record_held_back(self) -> None:
+        if held := self._take_held_back():
+            await self._queue(held)
+
+    def _take_held_back(self) -> list[Outcome]:
+        held, self.held_back = self.held_back, []
+        return [doubtful.outcome for doubtful in held]
+
+    def _queue(self, outcomes: list[Outcome]) -> asyncio.Future[None]:
+        """Append outcomes to the ledger; the future is done once all are on disk, each counted as it is."""
         queued = []
         for each in outcomes:
             durable = self.ledger.append(each)
@@ -312,12 +321,6 @@ class Sender:
     def _counted(self, status: str, durable: asyncio.Future[None]) -> None:
         if not durable.cancelled() and durable.exception() is None:
             self.count(status)
-
-    async def _record_held_back(self) -> None:
-        held, self.held_back = self.held_back, []
-        for doubtful in held:
-            await self.ledger.record(doubtful.outcome)
-            self.count(doubtful.outcome.status)
 
     async def deliver(
         self,
