@@ -47,28 +47,18 @@ class DigestMap:
         """The value of ``digest`` (0: not there)."""
         return self._values[self._slot(digest)]
 
-    def put(self, digest: int, value: int) -> None:
+    def put(self, digest: int, value: int) -> bool:
+        """Set the value of ``digest``; whether it was not there before."""
         slot = self._slot(digest)
-        if not self._keys[slot]:
+        new = not self._keys[slot]
+        if new:
             if 2 * (self._used + 1) > len(self._keys):
                 self._grow()
                 slot = self._slot(digest)
             self._keys[slot] = digest
             self._used += 1
         self._values[slot] = value
-
-    def put_new(self, digest: int, value: int = 1) -> bool:
-        """Put ``digest`` if it is not there; whether it was put."""
-        slot = self._slot(digest)
-        if self._keys[slot]:
-            return False
-        if 2 * (self._used + 1) > len(self._keys):
-            self._grow()
-            slot = self._slot(digest)
-        self._keys[slot] = digest
-        self._values[slot] = value
-        self._used += 1
-        return True
+        return new
 
     def _grow(self) -> None:
         keys, values = self._keys, self._values
@@ -107,7 +97,7 @@ class KeySet:
     def add_new(self, key: str) -> bool:
         """Add ``key``; False if it was there already (one digest and one probe, not two of each)."""
         assert self._own, "a view of a map is read-only"
-        return self._map.put_new(key_digest(key))
+        return self._map.put(key_digest(key), 1)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._map.get(key_digest(key)) in self._values
