@@ -391,21 +391,6 @@ def test_a_slow_fsync_moves_to_a_thread_and_a_quick_one_back_to_the_loop(tmp_pat
     assert len(read_ledger(tmp_path, "x").outcomes) == 3
 
 
-def test_an_fsync_that_fails_fails_the_lines_it_was_for(tmp_path, monkeypatch):
-    import errno
-
-    from digest.errors import StateError
-
-    def broken_fsync(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    with LedgerWriter(ledger_path(tmp_path, "x")) as writer:
-        monkeypatch.setattr(os, "fsync", broken_fsync)
-        with pytest.raises(StateError, match="cannot write the delivery ledger: Input/output error"):
-            asyncio.run(writer.record(outcome("a@example.com", "sent")))
-        assert (writer.commits, writer.lines) == (0, 0)
-
-
 @pytest.mark.parametrize(
     ("broken", "quick"),
     [("fsync", 0.002), ("fsync", 0), ("write", 0.002)],
