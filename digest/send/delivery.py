@@ -222,11 +222,13 @@ def _close_round(
     so the ledger is not read again.
     """
     whole = not reasons and _all_answered(report, total)
-    final = None if whole and not report.failed and not earlier else scan_round(state, key)
-    if not reasons and not whole and final is not None:
-        # a stopped send says so; one that ran to the end accounts for everyone due
-        report.unreached = unreached(recipients, final.reached)
-        report.deferred += report.unreached
+    final = None
+    if not whole or report.failed or earlier:
+        final = scan_round(state, key)
+        if not reasons and not whole:
+            # a stopped send says so; one that ran to the end accounts for everyone due
+            report.unreached = unreached(recipients, final.reached)
+            report.deferred += report.unreached
     if not reasons and not report.deferred:
         counted = {status: n for status in FINAL if (n := getattr(report, status))}
         tally = final.tally() if final is not None else LedgerTally(report.round, counted, exists=True)
