@@ -288,8 +288,9 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
     "digest/subscribers/model.py": {
         ("if len(local) > 64 or len(domain) > 253:", "`if` condition negated"): (
-            "plain addresses go to email-validator, which decides them the same; long local parts stay on the "
-            "fast path, and email-validator 2 accepts them too (a domain over 253 makes an address over 254)"
+            "plain addresses go to email-validator, which decides them the same; long local parts stay on "
+            "the fast path, and email-validator 2 accepts them too (a domain over 253 makes an address "
+            "over 254)"
         ),
         ("if len(local) > 64 or len(domain) > 253:", "or -> and"): (
             "long local parts stay on the fast path, and email-validator 2 accepts them too"
